@@ -1,0 +1,86 @@
+package apikey
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// Digest vectors computed independently with Python's hmac and hashlib
+// over "v1|AbCdEf123456|" + 43 × "x", pinning DESIGN.md's storage scheme.
+func TestDigestKnownAnswers(t *testing.T) {
+	secret := "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	var got [digestSize]byte
+	newHMACDigester("v1", []byte("pepper-0123456789abcdef")).sum(&got, "AbCdEf123456", secret)
+	assert.Equal(t, "46c938cff5c573abeec04bf7caf77c812cad0231ccab90b6c77a1380ebd8f7c4", hex.EncodeToString(got[:]))
+	newUnkeyedDigester().sum(&got, "AbCdEf123456", secret)
+	assert.Equal(t, "4854f998c00d69c67e0d61652f7c3e1fa86d5cc8fc19bf1bdcba53dfbe36612f", hex.EncodeToString(got[:]))
+	assert.Equal(t, "hmac-sha256/v1", newHMACDigester("v1", []byte("pepper-0123456789abcdef")).version)
+}
+
+func TestDigesterKeepsItsOwnPepperCopy(t *testing.T) {
+	pepper := []byte("pepper-0123456789abcdef")
+	d := newHMACDigester("v1", pepper)
+	clear(pepper) // a caller wiping its copy must not change digests
+	var got [digestSize]byte
+	d.sum(&got, "AbCdEf123456", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx")
+	assert.Equal(t, "46c938cff5c573abeec04bf7caf77c812cad0231ccab90b6c77a1380ebd8f7c4", hex.EncodeToString(got[:]))
+}
+
+func TestCacheIsBounded(t *testing.T) {
+	c := newKeyCache(640, time.Hour, time.Hour)
+	store := &fixedStore{}
+	now := time.Now()
+	for i := 0; i < 10_000; i++ {
+		tok, err := Generate("k")
+		require.NoError(t, err)
+		_, err = c.get(context.Background(), tok.ID, now, store)
+		require.NoError(t, err)
+	}
+	assert.LessOrEqual(t, c.len(), 640+640/8)
+	assert.Greater(t, c.len(), 500, "a full cache stays nearly full")
+}
+
+func TestCacheSpreadsOverShards(t *testing.T) {
+	c := newKeyCache(DefaultCacheSize, time.Hour, time.Hour)
+	counts := make(map[*cacheShard]int)
+	for i := 0; i < 64_000; i++ {
+		tok, err := Generate("k")
+		require.NoError(t, err)
+		counts[c.shard(tok.ID)]++
+	}
+	require.Len(t, counts, cacheShards)
+	for _, n := range counts {
+		assert.InDelta(t, 1000, n, 200)
+	}
+}
+
+func TestCacheLoadRacingInvalidateIsNotCached(t *testing.T) {
+	// A load that read the store before an invalidation must not cache
+	// what it read: it may be the record from before a revocation.
+	c := newKeyCache(100, time.Hour, time.Hour)
+	id := "AbCdEf123456"
+	store := &fixedStore{during: func() { c.invalidate(id) }}
+	_, err := c.get(context.Background(), id, time.Now(), store)
+	require.NoError(t, err)
+	assert.Zero(t, c.len())
+}
+
+// fixedStore answers every Get with a key of that ID, running during
+// (if set) while the call is in progress.
+type fixedStore struct {
+	Store
+	during func()
+}
+
+func (s *fixedStore) Get(_ context.Context, id string) (*Key, error) {
+	if s.during != nil {
+		s.during()
+	}
+	return &Key{ID: id, Owner: fmt.Sprint("o-", id)}, nil
+}

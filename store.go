@@ -1,0 +1,95 @@
+package apikey
+
+import (
+	"context"
+	"time"
+)
+
+// Store persists Key records. Implementations live in subpackages
+// (memstore, sqlstore) or in your own code; storetest.Run checks that one
+// behaves as this contract says. A Store must be safe for concurrent use.
+//
+// A Store never sees a key, only its digest. Records passed in and out are
+// owned by the caller: a Store copies what it keeps and returns fresh
+// copies, so neither side can change the other's data.
+type Store interface {
+	// Create inserts k, setting k.Revision to 1. It fails with ErrConflict
+	// if a key with k.ID exists.
+	Create(ctx context.Context, k *Key) error
+
+	// Get returns the key with the given ID, or ErrNotFound.
+	Get(ctx context.Context, id string) (*Key, error)
+
+	// Update replaces the stored key with ID k.ID by k if the stored
+	// Revision equals k.Revision, and then increments k.Revision. It fails
+	// with ErrNotFound if there is no such key and with ErrConflict if the
+	// revision differs (someone else wrote first: Get and try again).
+	Update(ctx context.Context, k *Key) error
+
+	// List returns keys in ascending order of ID, at most opts.Limit of
+	// them, starting after opts.Cursor, restricted to opts.Owner when it is
+	// set. next is the cursor for the following page, "" after the last.
+	List(ctx context.Context, opts ListOptions) (keys []*Key, next string, err error)
+}
+
+// ListOptions selects a page of keys for Store.List and Manager.List.
+type ListOptions struct {
+	// Owner restricts the list to one owner; "" lists every owner.
+	Owner string
+	// Cursor is the next value of the previous page; "" starts at the beginning.
+	Cursor string
+	// Limit is the page size: 0 means DefaultListLimit, and values above
+	// MaxListLimit are treated as MaxListLimit.
+	Limit int
+}
+
+// Page sizes for List.
+const (
+	DefaultListLimit = 100
+	MaxListLimit     = 1000
+)
+
+// PageLimit returns opts.Limit clamped to [1, MaxListLimit], with 0
+// meaning DefaultListLimit. Store implementations use it so every backend
+// pages alike.
+func (opts ListOptions) PageLimit() int {
+	switch {
+	case opts.Limit <= 0:
+		return DefaultListLimit
+	case opts.Limit > MaxListLimit:
+		return MaxListLimit
+	}
+	return opts.Limit
+}
+
+// Rotator is implemented by stores that can replace a key atomically:
+// update old (with the same revision check as Update) and create replacement
+// in one transaction, so that a failure leaves neither change. Without it,
+// Manager.Rotate creates the replacement, then updates old, and revokes the
+// replacement again if that update fails.
+type Rotator interface {
+	Rotate(ctx context.Context, old, replacement *Key) error
+}
+
+// LastUsedRecorder is implemented by stores that can record when many keys
+// were last used in one call. The Manager collects uses in memory and
+// flushes them in batches, so verification never waits on a write. A store
+// must only move LastUsedAt forward and must ignore IDs it does not hold;
+// it must not change Revision, so a batch never conflicts with an Update.
+type LastUsedRecorder interface {
+	RecordLastUsed(ctx context.Context, used map[string]time.Time) error
+}
+
+// Watcher is implemented by stores that can report changes to keys made by
+// any process, so that every Manager drops cached records at once instead of
+// at the end of their TTL (revocation everywhere within a second).
+type Watcher interface {
+	// Watch calls changed with the ID of each key created, updated or
+	// deleted, until ctx is done, and then returns ctx.Err(). A call with
+	// id "" means any key may have changed: Watch makes it once it is
+	// watching (changes made before then were not reported) and again
+	// whenever notifications may have been missed, as after a lost
+	// connection. Watch returns early with an error only if it cannot
+	// watch at all.
+	Watch(ctx context.Context, changed func(id string)) error
+}

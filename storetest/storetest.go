@@ -1,0 +1,616 @@
+// Package storetest is a conformance suite for apikey.Store
+// implementations, in the spirit of testing/fstest: a backend's own test
+// calls Run, and passes only if it behaves as the Store contract says.
+//
+//	func TestConformance(t *testing.T) {
+//		storetest.Run(t, func() apikey.Store { return memstore.New() })
+//	}
+//
+// Each subtest calls newStore once. The suite works whether newStore
+// returns a fresh store or the same shared one (a database that outlives
+// the test): every subtest uses its own random owners and IDs, and never
+// asserts that a store holds only what it wrote.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/apikeykit/apikey"
+)
+
+// Run runs the conformance suite against the stores newStore returns.
+// Optional interfaces (apikey.Rotator, apikey.LastUsedRecorder,
+// apikey.Watcher) are tested when the store implements them.
+func Run(t *testing.T, newStore func() apikey.Store) {
+	t.Helper()
+	tests := []struct {
+		name string
+		fn   func(*testing.T, apikey.Store)
+	}{
+		{"RoundTrip", testRoundTrip},
+		{"EmptyAndNil", testEmptyAndNil},
+		{"CallerOwnsRecords", testCallerOwnsRecords},
+		{"CreateConflict", testCreateConflict},
+		{"GetNotFound", testGetNotFound},
+		{"UpdateRevision", testUpdateRevision},
+		{"List", testList},
+		{"ConcurrentCreate", testConcurrentCreate},
+		{"ConcurrentUpdate", testConcurrentUpdate},
+		{"Rotator", testRotator},
+		{"LastUsedRecorder", testLastUsedRecorder},
+		{"Watcher", testWatcher},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newStore()) })
+	}
+}
+
+// newID returns a fresh random key ID.
+func newID(t *testing.T) string {
+	t.Helper()
+	tok, err := apikey.Generate("storetest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok.ID
+}
+
+// newOwner returns an owner name no other subtest or run uses.
+func newOwner(t *testing.T) string { return "owner-" + newID(t) }
+
+// minimalKey returns a key with only the fields every key has.
+func minimalKey(t *testing.T, owner string) *apikey.Key {
+	return &apikey.Key{
+		ID:            newID(t),
+		Prefix:        "acme_test",
+		Owner:         owner,
+		Digest:        []byte("0123456789abcdef0123456789abcdef"),
+		DigestVersion: "hmac-sha256/v1",
+		CreatedAt:     time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC),
+	}
+}
+
+// fullKey returns a key with every field set, to values that trip up
+// careless encodings: zones other than UTC, IPv4 and IPv6 prefixes,
+// quotes, NUL bytes, emoji and long metadata values.
+func fullKey(t *testing.T, owner string) *apikey.Key {
+	tokyo := time.FixedZone("JST", 9*3600)
+	newYork := time.FixedZone("EST", -5*3600)
+	return &apikey.Key{
+		ID:            newID(t),
+		Prefix:        "acme_live_eu",
+		Owner:         owner,
+		Name:          `Robert'); DROP TABLE keys;-- "quoted" 🔑`,
+		Scopes:        []string{"orders:read", "billing:*", "*"},
+		Digest:        []byte{0, 1, 2, 0xfe, 0xff, 0, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 0},
+		DigestVersion: "hmac-sha256/2026-01",
+		CreatedAt:     time.Date(2026, 1, 2, 3, 4, 5, 123456000, tokyo),
+		ExpiresAt:     time.Date(2027, 1, 2, 3, 4, 5, 999999000, newYork),
+		NotBefore:     time.Date(2026, 1, 3, 0, 0, 0, 1000, time.UTC),
+		RevokedAt:     time.Date(2026, 6, 30, 23, 59, 59, 0, tokyo),
+		LastUsedAt:    time.Date(2026, 5, 1, 12, 0, 0, 500000000, time.UTC),
+		RateLimit:     apikey.Limit{Rate: 100, Period: time.Minute, Burst: 20},
+		Quota:         apikey.Quota{Limit: 10_000_000_000, Period: 30 * 24 * time.Hour},
+		AllowedIPs: []netip.Prefix{
+			netip.MustParsePrefix("10.0.0.0/8"),
+			netip.MustParsePrefix("192.0.2.7/32"),
+			netip.MustParsePrefix("2001:db8::/32"),
+			netip.MustParsePrefix("::ffff:198.51.100.0/120"),
+		},
+		Metadata: map[string]string{
+			"plan":          "enterprise",
+			"quote\"d'key":  "it's \"quoted\"",
+			"nul":           "a\x00b",
+			"emoji 🚀":       "🔑✨",
+			"empty":         "",
+			"big":           string(slices.Repeat([]byte("x"), 10<<10)),
+			"percent %s %d": "$1 \\ ?",
+		},
+		RotatedFrom: newID(t),
+		ReplacedBy:  newID(t),
+	}
+}
+
+// equalKeys reports the first difference between want and got, or "".
+// Times compare as instants (time.Equal): a store may return them in
+// another zone, but must keep microsecond precision.
+func equalKeys(want, got *apikey.Key) string {
+	type field struct {
+		name      string
+		want, got any
+		equal     bool
+	}
+	times := func(name string, w, g time.Time) field {
+		return field{name, w, g, w.Equal(g) && w.IsZero() == g.IsZero()}
+	}
+	fields := []field{
+		{"ID", want.ID, got.ID, want.ID == got.ID},
+		{"Prefix", want.Prefix, got.Prefix, want.Prefix == got.Prefix},
+		{"Owner", want.Owner, got.Owner, want.Owner == got.Owner},
+		{"Name", want.Name, got.Name, want.Name == got.Name},
+		{"Scopes", want.Scopes, got.Scopes, slices.Equal(want.Scopes, got.Scopes) && (want.Scopes == nil) == (got.Scopes == nil)},
+		{"Digest", want.Digest, got.Digest, slices.Equal(want.Digest, got.Digest)},
+		{"DigestVersion", want.DigestVersion, got.DigestVersion, want.DigestVersion == got.DigestVersion},
+		times("CreatedAt", want.CreatedAt, got.CreatedAt),
+		times("ExpiresAt", want.ExpiresAt, got.ExpiresAt),
+		times("NotBefore", want.NotBefore, got.NotBefore),
+		times("RevokedAt", want.RevokedAt, got.RevokedAt),
+		times("LastUsedAt", want.LastUsedAt, got.LastUsedAt),
+		{"RateLimit", want.RateLimit, got.RateLimit, want.RateLimit == got.RateLimit},
+		{"Quota", want.Quota, got.Quota, want.Quota == got.Quota},
+		{"AllowedIPs", want.AllowedIPs, got.AllowedIPs, slices.Equal(want.AllowedIPs, got.AllowedIPs) && (want.AllowedIPs == nil) == (got.AllowedIPs == nil)},
+		{"Metadata", want.Metadata, got.Metadata, equalMaps(want.Metadata, got.Metadata)},
+		{"RotatedFrom", want.RotatedFrom, got.RotatedFrom, want.RotatedFrom == got.RotatedFrom},
+		{"ReplacedBy", want.ReplacedBy, got.ReplacedBy, want.ReplacedBy == got.ReplacedBy},
+		{"Revision", want.Revision, got.Revision, want.Revision == got.Revision},
+	}
+	for _, f := range fields {
+		if !f.equal {
+			return fmt.Sprintf("%s: got %s, want %s", f.name, show(f.got), show(f.want))
+		}
+	}
+	return ""
+}
+
+func show(v any) string {
+	s := fmt.Sprintf("%#v", v)
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}
+
+func equalMaps(a, b map[string]string) bool {
+	if (a == nil) != (b == nil) || len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+func mustEqual(t *testing.T, want, got *apikey.Key) {
+	t.Helper()
+	if got == nil {
+		t.Fatalf("got nil key, want %s", want.ID)
+	}
+	if diff := equalKeys(want, got); diff != "" {
+		t.Fatalf("key %s: %s", want.ID, diff)
+	}
+}
+
+func mustCreate(t *testing.T, s apikey.Store, k *apikey.Key) {
+	t.Helper()
+	if err := s.Create(context.Background(), k); err != nil {
+		t.Fatalf("Create(%s): %v", k.ID, err)
+	}
+	if k.Revision != 1 {
+		t.Fatalf("Create set Revision to %d, want 1", k.Revision)
+	}
+}
+
+func mustGet(t *testing.T, s apikey.Store, id string) *apikey.Key {
+	t.Helper()
+	k, err := s.Get(context.Background(), id)
+	if err != nil {
+		t.Fatalf("Get(%s): %v", id, err)
+	}
+	return k
+}
+
+func testRoundTrip(t *testing.T, s apikey.Store) {
+	for _, k := range []*apikey.Key{minimalKey(t, newOwner(t)), fullKey(t, newOwner(t))} {
+		want := k.Clone()
+		mustCreate(t, s, k)
+		want.Revision = 1
+		mustEqual(t, want, mustGet(t, s, k.ID))
+
+		// Every field survives an Update too.
+		k.Name = "renamed"
+		k.Scopes = append(k.Scopes, "extra:scope")
+		k.RevokedAt = time.Date(2026, 7, 1, 0, 0, 0, 1000, time.UTC)
+		want = k.Clone()
+		if err := s.Update(context.Background(), k); err != nil {
+			t.Fatalf("Update: %v", err)
+		}
+		want.Revision = 2
+		mustEqual(t, want, k)
+		mustEqual(t, want, mustGet(t, s, k.ID))
+	}
+}
+
+func testEmptyAndNil(t *testing.T, s apikey.Store) {
+	k := minimalKey(t, newOwner(t))
+	k.Scopes = []string{}
+	k.AllowedIPs = []netip.Prefix{}
+	k.Metadata = map[string]string{}
+	want := k.Clone()
+	mustCreate(t, s, k)
+	want.Revision = 1
+	mustEqual(t, want, mustGet(t, s, k.ID))
+}
+
+func testCallerOwnsRecords(t *testing.T, s apikey.Store) {
+	k := fullKey(t, newOwner(t))
+	want := k.Clone()
+	want.Revision = 1
+	mustCreate(t, s, k)
+	// Changing what was passed to Create, or what Get returned, must not
+	// change the stored record.
+	k.Scopes[0] = "changed"
+	k.Metadata["plan"] = "changed"
+	k.AllowedIPs[0] = netip.MustParsePrefix("0.0.0.0/0")
+	k.Digest[0] = 99
+	got := mustGet(t, s, k.ID)
+	got.Scopes[0] = "changed"
+	got.Metadata["plan"] = "changed"
+	got.Digest[0] = 99
+	mustEqual(t, want, mustGet(t, s, k.ID))
+}
+
+func testCreateConflict(t *testing.T, s apikey.Store) {
+	k := minimalKey(t, newOwner(t))
+	mustCreate(t, s, k)
+	dup := minimalKey(t, newOwner(t))
+	dup.ID = k.ID
+	dup.Name = "impostor"
+	if err := s.Create(context.Background(), dup); !errors.Is(err, apikey.ErrConflict) {
+		t.Fatalf("Create with a taken ID: got %v, want ErrConflict", err)
+	}
+	mustEqual(t, k, mustGet(t, s, k.ID))
+}
+
+func testGetNotFound(t *testing.T, s apikey.Store) {
+	for _, id := range []string{newID(t), "", "'; SELECT 1; --", "\x00"} {
+		k, err := s.Get(context.Background(), id)
+		if !errors.Is(err, apikey.ErrNotFound) || k != nil {
+			t.Fatalf("Get(%q) = %v, %v; want nil, ErrNotFound", id, k, err)
+		}
+	}
+}
+
+func testUpdateRevision(t *testing.T, s apikey.Store) {
+	ctx := context.Background()
+	k := minimalKey(t, newOwner(t))
+	mustCreate(t, s, k)
+
+	stale := k.Clone()
+	k.Name = "first"
+	if err := s.Update(ctx, k); err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	if k.Revision != 2 {
+		t.Fatalf("Update set Revision to %d, want 2", k.Revision)
+	}
+	stale.Name = "lost update"
+	if err := s.Update(ctx, stale); !errors.Is(err, apikey.ErrConflict) {
+		t.Fatalf("Update with a stale revision: got %v, want ErrConflict", err)
+	}
+	if stale.Revision != 1 {
+		t.Fatalf("a failed Update changed Revision to %d", stale.Revision)
+	}
+	mustEqual(t, k, mustGet(t, s, k.ID))
+
+	missing := minimalKey(t, newOwner(t))
+	if err := s.Update(ctx, missing); !errors.Is(err, apikey.ErrNotFound) {
+		t.Fatalf("Update of an unknown key: got %v, want ErrNotFound", err)
+	}
+	if _, err := s.Get(ctx, missing.ID); !errors.Is(err, apikey.ErrNotFound) {
+		t.Fatalf("Update of an unknown key created it: %v", err)
+	}
+
+	// Moving a key to another owner moves it between owner listings.
+	newOwner := newOwner(t)
+	oldOwner := k.Owner
+	k.Owner = newOwner
+	if err := s.Update(ctx, k); err != nil {
+		t.Fatalf("Update owner: %v", err)
+	}
+	if ids := listIDs(t, s, oldOwner, 10); len(ids) != 0 {
+		t.Fatalf("old owner still lists %v", ids)
+	}
+	if ids := listIDs(t, s, newOwner, 10); !slices.Equal(ids, []string{k.ID}) {
+		t.Fatalf("new owner lists %v, want [%s]", ids, k.ID)
+	}
+}
+
+// listIDs pages through an owner's keys with the given page size and
+// checks the paging contract on the way.
+func listIDs(t *testing.T, s apikey.Store, owner string, limit int) []string {
+	t.Helper()
+	var ids []string
+	cursor := ""
+	for pages := 0; ; pages++ {
+		if pages > 100_000 {
+			t.Fatal("List never returned an empty next cursor")
+		}
+		keys, next, err := s.List(context.Background(), apikey.ListOptions{Owner: owner, Cursor: cursor, Limit: limit})
+		if err != nil {
+			t.Fatalf("List(owner %q, cursor %q): %v", owner, cursor, err)
+		}
+		if len(keys) > limit {
+			t.Fatalf("List returned %d keys, limit %d", len(keys), limit)
+		}
+		for _, k := range keys {
+			if owner != "" && k.Owner != owner {
+				t.Fatalf("List(owner %q) returned a key of owner %q", owner, k.Owner)
+			}
+			ids = append(ids, k.ID)
+		}
+		if next == "" {
+			break
+		}
+		if len(keys) == 0 {
+			t.Fatal("List returned no keys but a next cursor")
+		}
+		cursor = next
+	}
+	if !slices.IsSorted(ids) {
+		t.Fatalf("List is not in ascending ID order: %v", ids)
+	}
+	if len(slices.Compact(slices.Clone(ids))) != len(ids) {
+		t.Fatalf("List returned an ID twice: %v", ids)
+	}
+	return ids
+}
+
+func testList(t *testing.T, s apikey.Store) {
+	ctx := context.Background()
+	ownerA, ownerB := newOwner(t), newOwner(t)
+	var wantA, wantB []string
+	for i := 0; i < 25; i++ {
+		k := minimalKey(t, ownerA)
+		mustCreate(t, s, k)
+		wantA = append(wantA, k.ID)
+	}
+	for i := 0; i < 5; i++ {
+		k := minimalKey(t, ownerB)
+		mustCreate(t, s, k)
+		wantB = append(wantB, k.ID)
+	}
+	slices.Sort(wantA)
+	slices.Sort(wantB)
+
+	for _, limit := range []int{1, 7, 10, 25, 1000} {
+		if got := listIDs(t, s, ownerA, limit); !slices.Equal(got, wantA) {
+			t.Fatalf("List(owner A, limit %d) = %v, want %v", limit, got, wantA)
+		}
+	}
+	if got := listIDs(t, s, ownerB, 2); !slices.Equal(got, wantB) {
+		t.Fatalf("List(owner B) = %v, want %v", got, wantB)
+	}
+	if got := listIDs(t, s, newOwner(t), 10); len(got) != 0 {
+		t.Fatalf("List(unknown owner) = %v, want none", got)
+	}
+
+	// A full page says there may be more; the page after the last is
+	// empty with no next cursor.
+	keys, next, err := s.List(ctx, apikey.ListOptions{Owner: ownerB, Limit: 5})
+	if err != nil || len(keys) != 5 {
+		t.Fatalf("List(owner B, limit 5) = %d keys, %v", len(keys), err)
+	}
+	if next != "" {
+		keys, next, err = s.List(ctx, apikey.ListOptions{Owner: ownerB, Cursor: next, Limit: 5})
+		if err != nil || len(keys) != 0 || next != "" {
+			t.Fatalf("page after the last = %d keys, next %q, %v", len(keys), next, err)
+		}
+	}
+
+	// Limit 0 means the default page size.
+	keys, _, err = s.List(ctx, apikey.ListOptions{Owner: ownerA})
+	if err != nil || len(keys) != len(wantA) {
+		t.Fatalf("List(owner A, limit 0) = %d keys, %v; want %d", len(keys), err, len(wantA))
+	}
+	mustEqual(t, mustGet(t, s, wantA[0]), keys[0])
+
+	// Without an owner, every owner's keys are listed, in ID order.
+	all := listIDs(t, s, "", 1000)
+	for _, id := range append(wantA, wantB...) {
+		if _, found := slices.BinarySearch(all, id); !found {
+			t.Fatalf("List(all owners) misses %s", id)
+		}
+	}
+}
+
+func testConcurrentCreate(t *testing.T, s apikey.Store) {
+	owner := newOwner(t)
+	const workers, each = 8, 25
+	var wg sync.WaitGroup
+	errs := make(chan error, workers*each)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				if err := s.Create(context.Background(), minimalKey(t, owner)); err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("concurrent Create: %v", err)
+	}
+	if got := listIDs(t, s, owner, 1000); len(got) != workers*each {
+		t.Fatalf("after %d concurrent creates, owner has %d keys", workers*each, len(got))
+	}
+}
+
+// testConcurrentUpdate runs read-modify-write loops on one key from many
+// goroutines; with revisions, no increment may be lost.
+func testConcurrentUpdate(t *testing.T, s apikey.Store) {
+	k := minimalKey(t, newOwner(t))
+	k.Metadata = map[string]string{}
+	mustCreate(t, s, k)
+	const workers, each = 8, 10
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; {
+				cur, err := s.Get(context.Background(), k.ID)
+				if err != nil {
+					errs <- err
+					return
+				}
+				cur.Metadata[fmt.Sprintf("w%d-%d", w, i)] = "x"
+				err = s.Update(context.Background(), cur)
+				switch {
+				case err == nil:
+					i++
+				case !errors.Is(err, apikey.ErrConflict):
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("concurrent Update: %v", err)
+	}
+	got := mustGet(t, s, k.ID)
+	if len(got.Metadata) != workers*each || got.Revision != 1+workers*each {
+		t.Fatalf("after %d updates: %d metadata entries, revision %d (lost updates)", workers*each, len(got.Metadata), got.Revision)
+	}
+}
+
+func testRotator(t *testing.T, s apikey.Store) {
+	r, ok := s.(apikey.Rotator)
+	if !ok {
+		t.Skip("store does not implement apikey.Rotator")
+	}
+	ctx := context.Background()
+	owner := newOwner(t)
+	old := minimalKey(t, owner)
+	mustCreate(t, s, old)
+
+	// Stale revision on the old key: neither write happens.
+	stale := old.Clone()
+	stale.Revision = 7
+	stale.ExpiresAt = time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
+	repl := minimalKey(t, owner)
+	stale.ReplacedBy = repl.ID
+	if err := r.Rotate(ctx, stale, repl); !errors.Is(err, apikey.ErrConflict) {
+		t.Fatalf("Rotate with a stale revision: got %v, want ErrConflict", err)
+	}
+	if _, err := s.Get(ctx, repl.ID); !errors.Is(err, apikey.ErrNotFound) {
+		t.Fatalf("failed Rotate created the replacement: %v", err)
+	}
+	mustEqual(t, old, mustGet(t, s, old.ID))
+
+	// Taken replacement ID: neither write happens.
+	taken := minimalKey(t, owner)
+	mustCreate(t, s, taken)
+	next := old.Clone()
+	next.ExpiresAt = time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
+	dup := minimalKey(t, owner)
+	dup.ID = taken.ID
+	next.ReplacedBy = dup.ID
+	if err := r.Rotate(ctx, next, dup); !errors.Is(err, apikey.ErrConflict) {
+		t.Fatalf("Rotate onto a taken ID: got %v, want ErrConflict", err)
+	}
+	mustEqual(t, old, mustGet(t, s, old.ID))
+	mustEqual(t, taken, mustGet(t, s, taken.ID))
+
+	// Success: both written.
+	next = old.Clone()
+	next.ExpiresAt = time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
+	repl = minimalKey(t, owner)
+	repl.RotatedFrom = old.ID
+	next.ReplacedBy = repl.ID
+	if err := r.Rotate(ctx, next, repl); err != nil {
+		t.Fatalf("Rotate: %v", err)
+	}
+	if next.Revision != 2 || repl.Revision != 1 {
+		t.Fatalf("Rotate set revisions old %d, new %d; want 2, 1", next.Revision, repl.Revision)
+	}
+	mustEqual(t, next, mustGet(t, s, old.ID))
+	mustEqual(t, repl, mustGet(t, s, repl.ID))
+}
+
+func testLastUsedRecorder(t *testing.T, s apikey.Store) {
+	r, ok := s.(apikey.LastUsedRecorder)
+	if !ok {
+		t.Skip("store does not implement apikey.LastUsedRecorder")
+	}
+	ctx := context.Background()
+	a, b := minimalKey(t, newOwner(t)), minimalKey(t, newOwner(t))
+	mustCreate(t, s, a)
+	mustCreate(t, s, b)
+	t1 := time.Date(2026, 3, 1, 10, 0, 0, 123000, time.UTC)
+	t0 := t1.Add(-time.Hour)
+	if err := r.RecordLastUsed(ctx, map[string]time.Time{a.ID: t1, b.ID: t0, newID(t): t1}); err != nil {
+		t.Fatalf("RecordLastUsed: %v", err)
+	}
+	// Never backwards.
+	if err := r.RecordLastUsed(ctx, map[string]time.Time{a.ID: t0}); err != nil {
+		t.Fatalf("RecordLastUsed: %v", err)
+	}
+	gotA, gotB := mustGet(t, s, a.ID), mustGet(t, s, b.ID)
+	if !gotA.LastUsedAt.Equal(t1) || !gotB.LastUsedAt.Equal(t0) {
+		t.Fatalf("LastUsedAt = %v, %v; want %v, %v", gotA.LastUsedAt, gotB.LastUsedAt, t1, t0)
+	}
+	if gotA.Revision != 1 {
+		t.Fatalf("RecordLastUsed changed Revision to %d; it must not conflict with Update", gotA.Revision)
+	}
+	if err := r.RecordLastUsed(ctx, map[string]time.Time{}); err != nil {
+		t.Fatalf("RecordLastUsed(empty): %v", err)
+	}
+}
+
+func testWatcher(t *testing.T, s apikey.Store) {
+	w, ok := s.(apikey.Watcher)
+	if !ok {
+		t.Skip("store does not implement apikey.Watcher")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	seen := make(chan string, 100)
+	watchErr := make(chan error, 1)
+	go func() { watchErr <- w.Watch(ctx, func(id string) { seen <- id }) }()
+
+	k := minimalKey(t, newOwner(t))
+	mustCreate(t, s, k)
+	// Watching may take a moment to start; keep changing the key until
+	// a notification for it (or a "everything changed") arrives.
+	deadline := time.After(5 * time.Second)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for done := false; !done; {
+		select {
+		case id := <-seen:
+			done = id == k.ID || id == ""
+		case <-tick.C:
+			k.Name = time.Now().String()
+			if err := s.Update(context.Background(), k); err != nil {
+				t.Fatalf("Update: %v", err)
+			}
+		case <-deadline:
+			t.Fatal("no change notification within 5s")
+		}
+	}
+	cancel()
+	select {
+	case err := <-watchErr:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Watch returned %v after cancel, want context.Canceled", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Watch did not return within 5s of cancel")
+	}
+}
