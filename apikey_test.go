@@ -226,7 +226,7 @@ func TestErrorsMatch(t *testing.T) {
 	assert.False(t, errors.Is(apikey.ErrChecksum, apikey.ErrMalformedKey))
 	for _, err := range []error{apikey.ErrInvalidKey, apikey.ErrMalformedKey, apikey.ErrChecksum, apikey.ErrRevoked,
 		apikey.ErrExpired, apikey.ErrNotYetValid, apikey.ErrNotFound, apikey.ErrConflict, apikey.ErrUnavailable,
-		apikey.ErrInvalidRequest, apikey.ErrInvalidPrefix, apikey.ErrInvalidScope, apikey.ErrInvalidQuery, apikey.ErrClosed} {
+		apikey.ErrInvalidRequest, apikey.ErrInvalidPrefix, apikey.ErrInvalidScope, apikey.ErrInvalidQuery} {
 		assert.True(t, strings.HasPrefix(err.Error(), "apikey: "), err.Error())
 	}
 }

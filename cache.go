@@ -20,6 +20,9 @@ type keyCache struct {
 	shards      [cacheShards]cacheShard
 	perShard    int           // most entries per shard; 0 disables caching
 	ttl, negTTL time.Duration // lifetimes of positive and negative entries
+	// staleIfError is how long past its TTL a positive entry may still
+	// answer when the store fails; 0 never.
+	staleIfError time.Duration
 }
 
 type cacheShard struct {
@@ -86,7 +89,11 @@ func (c *keyCache) get(ctx context.Context, id string, now time.Time, store Stor
 	if ok && nowNano < e.expires {
 		return e, nil
 	}
-	return c.miss(ctx, s, id, now, store)
+	fresh, err := c.miss(ctx, s, id, now, store)
+	if err != nil && ok && e.key != nil && nowNano < e.expires+int64(c.staleIfError) && !isContextError(err) {
+		return e, nil // stale-if-error, when enabled
+	}
+	return fresh, err
 }
 
 func (c *keyCache) miss(ctx context.Context, s *cacheShard, id string, now time.Time, store Store) (*cacheEntry, error) {

@@ -57,9 +57,6 @@ var (
 	// ErrInvalidQuery reports a scope query that does not parse; the
 	// returned *QueryError gives the position.
 	ErrInvalidQuery = errors.New("apikey: invalid scope query")
-
-	// ErrClosed reports use of a Manager after Close.
-	ErrClosed = errors.New("apikey: manager closed")
 )
 
 // invalidKeyError is a distinct, more precise error that still matches

@@ -61,6 +61,7 @@ type settings struct {
 	cacheTTL         time.Duration
 	negativeTTL      time.Duration
 	lastUsedInterval time.Duration
+	staleIfError     time.Duration
 }
 
 // WithPrefix sets the prefix of issued keys, for example "acme_live". It is
@@ -172,6 +173,23 @@ func WithNegativeCacheTTL(ttl time.Duration) Option {
 	}
 }
 
+// WithStaleIfError lets a cached key that has passed its TTL keep
+// verifying for up to maxStale more while the Store is failing, so a
+// database outage does not lock out callers who were just verified. It is
+// off by default: without it a Store failure on a cache miss is always
+// ErrUnavailable. Revocation through this Manager, or reported by a
+// Watcher, still drops the entry at once; changes the Manager cannot see
+// may take up to TTL + maxStale to take effect.
+func WithStaleIfError(maxStale time.Duration) Option {
+	return func(s *settings) error {
+		if maxStale < 0 {
+			return fmt.Errorf("%w: WithStaleIfError(%v): negative", ErrInvalidRequest, maxStale)
+		}
+		s.staleIfError = maxStale
+		return nil
+	}
+}
+
 // WithLastUsedInterval sets how often recorded uses are flushed to a Store
 // that implements LastUsedRecorder (default DefaultLastUsedInterval). A
 // key's LastUsedAt is therefore accurate to about this interval.
@@ -231,6 +249,7 @@ func NewManager(store Store, opts ...Option) (*Manager, error) {
 		now:     s.now,
 		cache:   newKeyCache(s.cacheSize, s.cacheTTL, s.negativeTTL),
 	}
+	m.cache.staleIfError = s.staleIfError
 	fillRandom(m.dummy[:])
 	ctx, cancel := context.WithCancel(context.Background())
 	m.stop = cancel

@@ -674,3 +674,51 @@ func TestVerifyCacheHitDoesNotAllocate(t *testing.T) {
 	})
 	assert.Zero(t, allocs)
 }
+
+func TestStaleIfError(t *testing.T) {
+	ctx := context.Background()
+	for _, tt := range []struct {
+		name      string
+		opts      []apikey.Option
+		wantStale bool
+	}{
+		{"off by default", nil, false},
+		{"enabled", []apikey.Option{apikey.WithStaleIfError(time.Minute)}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			store := &countingStore{Store: memstore.New(), failErr: errors.New("connection refused")}
+			clock := newFakeClock()
+			m, err := apikey.NewManager(store, append([]apikey.Option{apikey.WithPrefix("acme_test"),
+				apikey.WithPepper("v1", testPepper), apikey.WithClock(clock.Now), apikey.WithCache(100, time.Minute)}, tt.opts...)...)
+			require.NoError(t, err)
+			defer m.Close()
+			secret, k, err := m.Issue(ctx, apikey.IssueRequest{Owner: "o"})
+			require.NoError(t, err)
+			_, err = m.Verify(ctx, secret.Reveal())
+			require.NoError(t, err)
+
+			store.failing.Store(true)
+			clock.Advance(90 * time.Second) // past the TTL, within TTL + stale window
+			_, err = m.Verify(ctx, secret.Reveal())
+			if tt.wantStale {
+				require.NoError(t, err)
+			} else {
+				require.ErrorIs(t, err, apikey.ErrUnavailable)
+			}
+			clock.Advance(31 * time.Second) // past TTL + stale window
+			_, err = m.Verify(ctx, secret.Reveal())
+			require.ErrorIs(t, err, apikey.ErrUnavailable)
+
+			// A revocation seen by this Manager is never served stale.
+			store.failing.Store(false)
+			_, err = m.Verify(ctx, secret.Reveal())
+			require.NoError(t, err)
+			store.failing.Store(false)
+			require.NoError(t, m.Revoke(ctx, k.ID))
+			store.failing.Store(true)
+			clock.Advance(90 * time.Second)
+			_, err = m.Verify(ctx, secret.Reveal())
+			require.Error(t, err)
+		})
+	}
+}
