@@ -22,7 +22,7 @@ const benchKeys = 100_000
 type benchFixture struct {
 	m      *apikey.Manager
 	tokens []string
-	// The floor's data: the same keys' IDs, digests and token bytes.
+	// The floor's data: the same keys' digests by ID, and token bytes.
 	digests map[string][]byte
 	raw     [][]byte
 }
@@ -102,11 +102,11 @@ func BenchmarkVerify(b *testing.B) {
 func BenchmarkVerifyFloor(b *testing.B) {
 	f := loadFixture(b)
 	floor := func(mac hashWriter, sum []byte, i int) bool {
-		tok := f.tokens[i%benchKeys]
+		raw := f.raw[i%benchKeys]
 		mac.Reset()
-		mac.Write(f.raw[i%benchKeys])
+		mac.Write(raw)
 		sum = mac.Sum(sum[:0])
-		want, ok := f.digests[tok[10:22]]
+		want, ok := f.digests[string(raw[10:22])] // the kid; no allocation
 		return ok && hmac.Equal(sum, want)
 	}
 	b.Run("serial", func(b *testing.B) {

@@ -3,19 +3,23 @@ package apikey
 import (
 	"context"
 	"errors"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
-// cacheShards is the number of independently locked parts of the cache;
-// key IDs are uniformly random, so their first characters spread load.
+// cacheShards is the number of independently locked parts of the cache.
 const cacheShards = 64
 
+// cacheID is a key ID as a map key. An array, unlike a string, is stored
+// inside the map itself, so a lookup does not chase a pointer to compare.
+type cacheID [IDLen]byte
+
 // keyCache is the Manager's verification cache: key ID → stored record
-// (positive entry) or "no such key" (negative entry, record nil), each
-// with its own expiry. It is bounded, and concurrent misses for one ID
-// share one store call. It is safe for concurrent use.
+// (positive entry) or "no such key" (negative entry), each with its own
+// expiry. It is bounded, and concurrent misses for one ID share one store
+// call. It is safe for concurrent use.
 type keyCache struct {
 	shards      [cacheShards]cacheShard
 	perShard    int           // most entries per shard; 0 disables caching
@@ -23,26 +27,64 @@ type keyCache struct {
 	// staleIfError is how long past its TTL a positive entry may still
 	// answer when the store fails; 0 never.
 	staleIfError time.Duration
+	digests      *digesters // to resolve each record's DigestVersion once
 }
 
 type cacheShard struct {
 	mu       sync.RWMutex
-	entries  map[string]*cacheEntry
-	inflight map[string]*cacheLoad
+	entries  map[cacheID]*cacheEntry
+	inflight map[cacheID]*cacheLoad
 	// gen changes on every invalidation in the shard. A load that started
 	// before an invalidation must not cache what it read: it may be the
 	// record as it was before a revocation.
 	gen uint64
 }
 
-// cacheEntry is immutable apart from its atomic fields; key is shared by
-// every caller of Verify and must not be modified.
+// cacheEntry holds what Verify needs of a record in one small block of
+// memory, resolved once when the record is loaded: the digest inline, its
+// digester, and the validity window as integers. It is immutable apart
+// from its atomic fields; key is shared by every caller of Verify and
+// must not be modified.
 type cacheEntry struct {
-	key     *Key  // nil: no key with this ID
-	expires int64 // unix nanoseconds
+	key      *Key      // nil: no key with this ID
+	digester *digester // nil: the record's DigestVersion is not configured
+	digest   [digestSize]byte
+	prefix   string
+	expires  int64 // of the entry, unix nanoseconds
+
+	// The key's validity, unix nanoseconds, math.MaxInt64 or MinInt64
+	// when unset, so checking it needs no time.Time arithmetic.
+	revokedAt, expiresAt, notBefore int64
 
 	lastTouched atomic.Int64 // last use handed to the last-used batch
 	redigested  atomic.Bool  // a re-digest under the current pepper was tried
+}
+
+// status is Key.Status on the precomputed window.
+func (e *cacheEntry) status(now int64) error {
+	switch {
+	case now >= e.revokedAt:
+		return ErrRevoked
+	case now >= e.expiresAt:
+		return ErrExpired
+	case now < e.notBefore:
+		return ErrNotYetValid
+	}
+	return nil
+}
+
+// unixNanos is t in unix nanoseconds, unset if t is zero, clamped to the
+// int64 range (a key may well expire in the year 9999).
+func unixNanos(t time.Time, unset int64) int64 {
+	switch {
+	case t.IsZero():
+		return unset
+	case t.Year() >= 2262:
+		return math.MaxInt64
+	case t.Year() <= 1677:
+		return math.MinInt64
+	}
+	return t.UnixNano()
 }
 
 // cacheLoad is one store call that concurrent misses for an ID wait on.
@@ -52,8 +94,8 @@ type cacheLoad struct {
 	err   error
 }
 
-func newKeyCache(size int, ttl, negTTL time.Duration) *keyCache {
-	c := &keyCache{ttl: ttl, negTTL: negTTL}
+func newKeyCache(size int, ttl, negTTL time.Duration, digests *digesters) *keyCache {
+	c := &keyCache{ttl: ttl, negTTL: negTTL, digests: digests}
 	if size > 0 && ttl > 0 {
 		// IDs never spread perfectly evenly, so each shard gets an eighth
 		// more than its share: a cache sized for n active keys holds them.
@@ -61,26 +103,26 @@ func newKeyCache(size int, ttl, negTTL time.Duration) *keyCache {
 		c.perShard = perShard + perShard/8
 	}
 	for i := range c.shards {
-		c.shards[i].entries = make(map[string]*cacheEntry)
-		c.shards[i].inflight = make(map[string]*cacheLoad)
+		c.shards[i].entries = make(map[cacheID]*cacheEntry)
+		c.shards[i].inflight = make(map[cacheID]*cacheLoad)
 	}
 	return c
 }
 
-func (c *keyCache) shard(id string) *cacheShard {
-	var h uint32
-	if len(id) >= 4 {
-		// Fibonacci hashing of the first four characters: their top bits
-		// spread random base62 IDs evenly over the shards.
-		h = (uint32(id[0]) | uint32(id[1])<<8 | uint32(id[2])<<16 | uint32(id[3])<<24) * 0x9E3779B1 >> 26
-	}
+func (c *keyCache) shard(id cacheID) *cacheShard {
+	// Fibonacci hashing of the first four characters: the top bits spread
+	// random base62 IDs evenly over the shards.
+	h := (uint32(id[0]) | uint32(id[1])<<8 | uint32(id[2])<<16 | uint32(id[3])<<24) * 0x9E3779B1 >> 26
 	return &c.shards[h%cacheShards]
 }
 
-// get returns the entry for id, loading it from store on a miss. It returns
-// an entry with a nil key when the store reports ErrNotFound; any other
-// error is returned as is and nothing is cached.
-func (c *keyCache) get(ctx context.Context, id string, now time.Time, store Store) (*cacheEntry, error) {
+// get returns the entry for id, which must be IDLen bytes (Parse ensures
+// it), loading it from store on a miss. It returns a negative entry when
+// the store reports ErrNotFound; any other error is returned as is and
+// nothing is cached.
+func (c *keyCache) get(ctx context.Context, idString string, now time.Time, store Store) (*cacheEntry, error) {
+	var id cacheID
+	copy(id[:], idString)
 	s := c.shard(id)
 	nowNano := now.UnixNano()
 	s.mu.RLock()
@@ -89,14 +131,14 @@ func (c *keyCache) get(ctx context.Context, id string, now time.Time, store Stor
 	if ok && nowNano < e.expires {
 		return e, nil
 	}
-	fresh, err := c.miss(ctx, s, id, now, store)
+	fresh, err := c.miss(ctx, s, id, idString, now, store)
 	if err != nil && ok && e.key != nil && nowNano < e.expires+int64(c.staleIfError) && !isContextError(err) {
 		return e, nil // stale-if-error, when enabled
 	}
 	return fresh, err
 }
 
-func (c *keyCache) miss(ctx context.Context, s *cacheShard, id string, now time.Time, store Store) (*cacheEntry, error) {
+func (c *keyCache) miss(ctx context.Context, s *cacheShard, id cacheID, idString string, now time.Time, store Store) (*cacheEntry, error) {
 	s.mu.Lock()
 	if l, ok := s.inflight[id]; ok {
 		s.mu.Unlock()
@@ -107,7 +149,7 @@ func (c *keyCache) miss(ctx context.Context, s *cacheShard, id string, now time.
 		}
 		if l.err != nil && ctx.Err() == nil && isContextError(l.err) {
 			// The caller that led the load gave up; that is not our answer.
-			return c.load(ctx, id, now, store)
+			return c.load(ctx, idString, now, store)
 		}
 		return l.entry, l.err
 	}
@@ -116,7 +158,7 @@ func (c *keyCache) miss(ctx context.Context, s *cacheShard, id string, now time.
 	gen := s.gen
 	s.mu.Unlock()
 
-	l.entry, l.err = c.load(ctx, id, now, store)
+	l.entry, l.err = c.load(ctx, idString, now, store)
 
 	s.mu.Lock()
 	if s.inflight[id] == l {
@@ -134,17 +176,33 @@ func (c *keyCache) load(ctx context.Context, id string, now time.Time, store Sto
 	k, err := store.Get(ctx, id)
 	switch {
 	case err == nil:
-		return &cacheEntry{key: k, expires: now.Add(c.ttl).UnixNano()}, nil
+		return c.newEntry(k, now.Add(c.ttl)), nil
 	case errors.Is(err, ErrNotFound):
 		return &cacheEntry{expires: now.Add(c.negTTL).UnixNano()}, nil
 	}
 	return nil, err
 }
 
+func (c *keyCache) newEntry(k *Key, expires time.Time) *cacheEntry {
+	e := &cacheEntry{
+		key:       k,
+		digester:  c.digests.lookup(k.DigestVersion),
+		prefix:    k.Prefix,
+		expires:   expires.UnixNano(),
+		revokedAt: unixNanos(k.RevokedAt, math.MaxInt64),
+		expiresAt: unixNanos(k.ExpiresAt, math.MaxInt64),
+		notBefore: unixNanos(k.NotBefore, math.MinInt64),
+	}
+	if copy(e.digest[:], k.Digest) != digestSize {
+		e.digester = nil // a digest of the wrong size never matches
+	}
+	return e
+}
+
 // putLocked stores e. When the shard is full it first evicts one
 // arbitrary entry: map iteration starts at a random place, so this is
 // random eviction, O(1), and needs no background sweep.
-func (c *keyCache) putLocked(s *cacheShard, id string, e *cacheEntry) {
+func (c *keyCache) putLocked(s *cacheShard, id cacheID, e *cacheEntry) {
 	if _, ok := s.entries[id]; !ok && len(s.entries) >= c.perShard {
 		for victim := range s.entries {
 			delete(s.entries, victim)
@@ -156,8 +214,8 @@ func (c *keyCache) putLocked(s *cacheShard, id string, e *cacheEntry) {
 
 // invalidate drops id, or every entry when id is "", and makes loads that
 // are in flight for it uncacheable.
-func (c *keyCache) invalidate(id string) {
-	if id == "" {
+func (c *keyCache) invalidate(idString string) {
+	if idString == "" {
 		for i := range c.shards {
 			s := &c.shards[i]
 			s.mu.Lock()
@@ -168,6 +226,11 @@ func (c *keyCache) invalidate(id string) {
 		}
 		return
 	}
+	if len(idString) != IDLen {
+		return // no such ID can be cached
+	}
+	var id cacheID
+	copy(id[:], idString)
 	s := c.shard(id)
 	s.mu.Lock()
 	delete(s.entries, id)

@@ -33,7 +33,7 @@ func TestDigesterKeepsItsOwnPepperCopy(t *testing.T) {
 }
 
 func TestCacheIsBounded(t *testing.T) {
-	c := newKeyCache(640, time.Hour, time.Hour)
+	c := newKeyCache(640, time.Hour, time.Hour, new(digesters))
 	store := &fixedStore{}
 	now := time.Now()
 	for i := 0; i < 10_000; i++ {
@@ -47,12 +47,14 @@ func TestCacheIsBounded(t *testing.T) {
 }
 
 func TestCacheSpreadsOverShards(t *testing.T) {
-	c := newKeyCache(DefaultCacheSize, time.Hour, time.Hour)
+	c := newKeyCache(DefaultCacheSize, time.Hour, time.Hour, new(digesters))
 	counts := make(map[*cacheShard]int)
 	for i := 0; i < 64_000; i++ {
 		tok, err := Generate("k")
 		require.NoError(t, err)
-		counts[c.shard(tok.ID)]++
+		var id cacheID
+		copy(id[:], tok.ID)
+		counts[c.shard(id)]++
 	}
 	require.Len(t, counts, cacheShards)
 	for _, n := range counts {
@@ -63,7 +65,7 @@ func TestCacheSpreadsOverShards(t *testing.T) {
 func TestCacheLoadRacingInvalidateIsNotCached(t *testing.T) {
 	// A load that read the store before an invalidation must not cache
 	// what it read: it may be the record from before a revocation.
-	c := newKeyCache(100, time.Hour, time.Hour)
+	c := newKeyCache(100, time.Hour, time.Hour, new(digesters))
 	id := "AbCdEf123456"
 	store := &fixedStore{during: func() { c.invalidate(id) }}
 	_, err := c.get(context.Background(), id, time.Now(), store)

@@ -247,8 +247,8 @@ func NewManager(store Store, opts ...Option) (*Manager, error) {
 		prefix:  s.prefix,
 		digests: s.digests,
 		now:     s.now,
-		cache:   newKeyCache(s.cacheSize, s.cacheTTL, s.negativeTTL),
 	}
+	m.cache = newKeyCache(s.cacheSize, s.cacheTTL, s.negativeTTL, &m.digests)
 	m.cache.staleIfError = s.staleIfError
 	fillRandom(m.dummy[:])
 	ctx, cancel := context.WithCancel(context.Background())
@@ -461,30 +461,28 @@ func (m *Manager) Verify(ctx context.Context, token string) (*Key, error) {
 	if err != nil {
 		return nil, storeError("look up key", err)
 	}
-	k := e.key
-	d, want := m.digests.current, m.dummy[:]
-	if k != nil {
-		if kd := m.digests.lookup(k.DigestVersion); kd != nil {
-			d, want = kd, k.Digest
-		} else {
-			k = nil // digested under a pepper no longer configured
-		}
+	// Unknown IDs, and records whose pepper is gone, are compared against
+	// a dummy digest, so that they cost the same as a wrong secret.
+	known := e.key != nil && e.digester != nil
+	d, want := m.digests.current, &m.dummy
+	if known {
+		d, want = e.digester, &e.digest
 	}
 	var got [digestSize]byte
 	d.sum(&got, t.ID, t.secretPart())
-	if !hmac.Equal(got[:], want) || k == nil || k.Prefix != t.Prefix {
+	if !hmac.Equal(got[:], want[:]) || !known || e.prefix != t.Prefix {
 		return nil, ErrInvalidKey
 	}
-	if err := k.Status(now); err != nil {
+	if err := e.status(now.UnixNano()); err != nil {
 		return nil, err
 	}
 	if d != m.digests.current && e.redigested.CompareAndSwap(false, true) {
 		m.redigest(ctx, t)
 	}
 	if m.lastUsed != nil {
-		m.lastUsed.touch(e, k.ID, now)
+		m.lastUsed.touch(e, t.ID, now)
 	}
-	return k, nil
+	return e.key, nil
 }
 
 // redigest moves a key verified under a previous pepper to the current
