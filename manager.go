@@ -119,11 +119,15 @@ func checkPepper(version string, pepper []byte) error {
 	return nil
 }
 
-// WithUnkeyedDigest digests new keys with plain SHA-256 instead of a
-// peppered HMAC. It is an explicit opt-in for deployments that have no
-// secret manager: anyone who reads the store can then test a candidate key
-// offline (but still cannot recover keys, which carry 256 random bits).
-// Keys digested this way keep verifying after a pepper is configured.
+// WithUnkeyedDigest accepts keys digested with plain SHA-256 instead of a
+// peppered HMAC. Alone, it is an explicit opt-in for deployments that have
+// no secret manager: new keys are digested that way, and anyone who reads
+// the store can then test a candidate key offline (but still cannot
+// recover keys, which carry 256 random bits). Given with WithPepper, new
+// keys use the pepper and unkeyed keys keep verifying (and are re-digested
+// under the pepper on use), which is how a deployment moves to a pepper.
+// Without this option unkeyed digests are refused, so that someone able to
+// write to the store cannot plant a digest they can compute.
 func WithUnkeyedDigest() Option {
 	return func(s *settings) error {
 		s.unkeyed = true
@@ -226,20 +230,17 @@ func NewManager(store Store, opts ...Option) (*Manager, error) {
 	if s.prefix == "" {
 		return nil, fmt.Errorf("%w: WithPrefix is required (for example WithPrefix(\"acme_live\"))", ErrInvalidPrefix)
 	}
-	// Unkeyed digests are always accepted when verifying: they need no
-	// secret, and refusing them would lock out keys issued before a pepper
-	// was configured.
-	unkeyed := newUnkeyedDigester()
-	if err := s.digests.add(unkeyed); err != nil {
-		return nil, err
+	if s.unkeyed {
+		unkeyed := newUnkeyedDigester()
+		if err := s.digests.add(unkeyed); err != nil {
+			return nil, err
+		}
+		if s.digests.current == nil {
+			s.digests.current = unkeyed
+		}
 	}
-	switch {
-	case s.digests.current == nil && !s.unkeyed:
+	if s.digests.current == nil {
 		return nil, fmt.Errorf("%w: no pepper: give WithPepper(version, secret), or opt in to WithUnkeyedDigest()", ErrInvalidRequest)
-	case s.digests.current != nil && s.unkeyed:
-		return nil, fmt.Errorf("%w: WithPepper and WithUnkeyedDigest both given", ErrInvalidRequest)
-	case s.unkeyed:
-		s.digests.current = unkeyed
 	}
 
 	m := &Manager{

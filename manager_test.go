@@ -36,7 +36,6 @@ func TestNewManagerRejects(t *testing.T) {
 		{"empty pepper version", store, []apikey.Option{prefix, apikey.WithPepper("", testPepper)}, apikey.ErrInvalidRequest},
 		{"pepper twice", store, []apikey.Option{prefix, pepper, apikey.WithPepper("v2", testPepper)}, apikey.ErrInvalidRequest},
 		{"version reused", store, []apikey.Option{prefix, pepper, apikey.WithPreviousPepper("v1", testPepper)}, apikey.ErrInvalidRequest},
-		{"pepper and unkeyed", store, []apikey.Option{prefix, pepper, apikey.WithUnkeyedDigest()}, apikey.ErrInvalidRequest},
 		{"nil clock", store, []apikey.Option{prefix, pepper, apikey.WithClock(nil)}, apikey.ErrInvalidRequest},
 		{"negative cache", store, []apikey.Option{prefix, pepper, apikey.WithCache(-1, time.Second)}, apikey.ErrInvalidRequest},
 		{"zero last-used interval", store, []apikey.Option{prefix, pepper, apikey.WithLastUsedInterval(0)}, apikey.ErrInvalidRequest},
@@ -540,12 +539,34 @@ func TestUnkeyedDigest(t *testing.T) {
 	_, err = unkeyed.Verify(ctx, secret.Reveal())
 	require.NoError(t, err)
 
-	// Adding a pepper later does not lock out keys issued before it.
+	// A peppered Manager refuses unkeyed digests unless told otherwise:
+	// whoever can write to the store could compute one for a key of
+	// their choosing.
 	peppered, err := apikey.NewManager(store, apikey.WithPrefix("acme_test"), apikey.WithPepper("v1", testPepper))
 	require.NoError(t, err)
 	defer peppered.Close()
 	_, err = peppered.Verify(ctx, secret.Reveal())
+	require.ErrorIs(t, err, apikey.ErrInvalidKey)
+
+	// Moving to a pepper: both options, and unkeyed keys are re-digested.
+	moving, err := apikey.NewManager(store, apikey.WithPrefix("acme_test"), apikey.WithPepper("v1", testPepper),
+		apikey.WithUnkeyedDigest())
 	require.NoError(t, err)
+	defer moving.Close()
+	_, err = moving.Verify(ctx, secret.Reveal())
+	require.NoError(t, err)
+	got, err := moving.Get(ctx, k.ID)
+	require.NoError(t, err)
+	assert.Equal(t, "hmac-sha256/v1", got.DigestVersion)
+	_, fresh, err := moving.Issue(ctx, apikey.IssueRequest{Owner: "o"})
+	require.NoError(t, err)
+	assert.Equal(t, "hmac-sha256/v1", fresh.DigestVersion, "new keys use the pepper")
+
+	peppered2, err := apikey.NewManager(store, apikey.WithPrefix("acme_test"), apikey.WithPepper("v1", testPepper))
+	require.NoError(t, err)
+	defer peppered2.Close()
+	_, err = peppered2.Verify(ctx, secret.Reveal())
+	require.NoError(t, err, "after re-digesting, the pepper alone verifies it")
 }
 
 func TestLastUsedFlushedOnClose(t *testing.T) {
