@@ -50,20 +50,29 @@ func clientIP(r *http.Request, trusted []netip.Prefix) netip.Addr {
 	return addr // every hop was a trusted proxy: the furthest one is the client
 }
 
-// parseHostAddr parses "ip", "ip:port" or "[ipv6]:port", dropping any IPv6
-// zone and unmapping IPv4-mapped IPv6, so the same client always gives the
-// same Addr. It does not allocate.
+// parseHostAddr parses "ip", "ip:port", "[ipv6]" or "[ipv6]:port",
+// dropping any IPv6 zone and unmapping IPv4-mapped IPv6, so the same client
+// always gives the same Addr. It picks the parser by shape, because a
+// failed parse allocates its error: valid input does not allocate.
 func parseHostAddr(s string) netip.Addr {
-	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return normalAddr(ap.Addr())
+	switch {
+	case strings.HasPrefix(s, "["):
+		if strings.HasSuffix(s, "]") {
+			s = s[1 : len(s)-1]
+			break
+		}
+		if ap, err := netip.ParseAddrPort(s); err == nil {
+			return normalAddr(ap.Addr())
+		}
+		return netip.Addr{}
+	case strings.Count(s, ":") == 1: // IPv4 with a port
+		if ap, err := netip.ParseAddrPort(s); err == nil {
+			return normalAddr(ap.Addr())
+		}
+		return netip.Addr{}
 	}
 	if a, err := netip.ParseAddr(s); err == nil {
 		return normalAddr(a)
-	}
-	if len(s) > 2 && s[0] == '[' && s[len(s)-1] == ']' { // "[::1]" with no port
-		if a, err := netip.ParseAddr(s[1 : len(s)-1]); err == nil {
-			return normalAddr(a)
-		}
 	}
 	return netip.Addr{}
 }
