@@ -16,25 +16,41 @@ import (
 // in-memory limiter lives in the package; this one only exercises the
 // middleware's hook.
 type testLimiter struct {
-	mu      sync.Mutex
-	buckets map[string]*rate.Limiter
-	now     func() time.Time
-	err     error // returned by every call when set
-	calls   map[string]int
+	now    func() time.Time
+	err    error // returned by every call when set
+	shards [16]struct {
+		mu      sync.Mutex
+		buckets map[string]*rate.Limiter
+		calls   map[string]int // nil: not counted (benchmarks)
+	}
 }
 
 func newTestLimiter(now func() time.Time) *testLimiter {
 	if now == nil {
 		now = time.Now
 	}
-	return &testLimiter{buckets: make(map[string]*rate.Limiter), now: now, calls: make(map[string]int)}
+	l := &testLimiter{now: now}
+	for i := range l.shards {
+		l.shards[i].buckets = make(map[string]*rate.Limiter)
+		l.shards[i].calls = make(map[string]int)
+	}
+	return l
+}
+
+func (l *testLimiter) shard(key string) int {
+	h := uint32(2166136261) // FNV-1a
+	for i := 0; i < len(key); i++ {
+		h = (h ^ uint32(key[i])) * 16777619
+	}
+	return int(h % uint32(len(l.shards)))
 }
 
 func (l *testLimiter) Allow(ctx context.Context, key string, lim apikey.Limit) (apikey.Decision, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.calls != nil {
-		l.calls[key]++
+	s := &l.shards[l.shard(key)]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.calls != nil {
+		s.calls[key]++
 	}
 	if l.err != nil {
 		return apikey.Decision{}, l.err
@@ -44,10 +60,10 @@ func (l *testLimiter) Allow(ctx context.Context, key string, lim apikey.Limit) (
 		burst = lim.Rate
 	}
 	perSec := float64(lim.Rate) / lim.Period.Seconds()
-	b, ok := l.buckets[key]
+	b, ok := s.buckets[key]
 	if !ok {
 		b = rate.NewLimiter(rate.Limit(perSec), burst)
-		l.buckets[key] = b
+		s.buckets[key] = b
 	}
 	now := l.now()
 	allowed := b.AllowN(now, 1)
@@ -65,9 +81,18 @@ func (l *testLimiter) Allow(ctx context.Context, key string, lim apikey.Limit) (
 }
 
 func (l *testLimiter) callCount(key string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.calls[key]
+	s := &l.shards[l.shard(key)]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls[key]
+}
+
+// countless stops counting calls, so benchmarks measure the limiter only.
+func (l *testLimiter) countless() *testLimiter {
+	for i := range l.shards {
+		l.shards[i].calls = nil
+	}
+	return l
 }
 
 // testCounter is a test-only apikey.Counter: usage per key, one period
