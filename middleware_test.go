@@ -42,7 +42,7 @@ type mwFixture struct {
 	secrets                                       []string // secret parts of every key issued
 }
 
-func newMWFixture(t *testing.T, opts ...apikey.Option) *mwFixture {
+func newMWFixture(t testing.TB, opts ...apikey.Option) *mwFixture {
 	t.Helper()
 	f := &mwFixture{store: &countingStore{Store: memstore.New(), failErr: errBackend}, clock: newFakeClock(), events: &eventLog{}}
 	m, err := apikey.NewManager(f.store, append([]apikey.Option{
@@ -104,7 +104,7 @@ func (l *eventLog) add(e apikey.Event) {
 	l.mu.Unlock()
 }
 
-func (l *eventLog) last(t *testing.T) apikey.Event {
+func (l *eventLog) last(t testing.TB) apikey.Event {
 	t.Helper()
 	l.mu.Lock()
 	defer l.mu.Unlock()
