@@ -36,8 +36,8 @@ type Event struct {
 	Status  int    // HTTP status written, or 0 when the next handler is called
 	KeyID   string // kid of the key presented, when it parsed
 	Owner   string // owner of the key, once it verified
-	// ClientIP is the client address as the middleware determined it
-	// (see WithTrustedProxies); the zero Addr when it was not needed.
+	// ClientIP is the client address as the middleware determines it (see
+	// WithTrustedProxies); the zero Addr if RemoteAddr holds none.
 	ClientIP netip.Addr
 	Method   string
 	Path     string // r.URL.Path: never the query, where a key may travel

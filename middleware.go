@@ -714,7 +714,7 @@ func (mw *middleware) reject(q *request, outcome Outcome, reason, challenge stri
 }
 
 func (mw *middleware) emit(q *request, ev Event) {
-	ev.ClientIP = q.ip
+	ev.ClientIP = q.clientIP(mw)
 	ev.Method = q.r.Method
 	ev.Path = q.r.URL.Path
 	if !q.start.IsZero() {
