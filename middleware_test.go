@@ -598,3 +598,42 @@ func TestFromContext(t *testing.T) {
 		t.Fatal("cancellation did not propagate through NewContext")
 	}
 }
+
+func TestMiddlewareEvents(t *testing.T) {
+	f := newMWFixture(t)
+	h, _ := f.handler(apikey.WithTrustedProxies(netip.MustParsePrefix("10.0.0.0/8")))
+	r := newRequest(withKey(f.valid))
+	r.Method = http.MethodPost
+	r.URL.RawQuery = "api_key=" + f.valid // never reported: Path only
+	r.RemoteAddr = "10.1.2.3:999"
+	r.Header.Set("X-Forwarded-For", "203.0.113.9")
+	serve(h, r)
+	ev := f.events.last(t)
+	assert.Equal(t, apikey.Event{
+		Outcome:  apikey.OutcomeAuthenticated,
+		KeyID:    f.validKey.ID,
+		Owner:    "team-42",
+		ClientIP: netip.MustParseAddr("203.0.113.9"),
+		Method:   http.MethodPost,
+		Path:     "/orders",
+		Duration: ev.Duration,
+	}, ev)
+	assert.Positive(t, ev.Duration)
+
+	serve(h, newRequest(withKey(flipChecksum(f.valid))))
+	ev = f.events.last(t)
+	assert.Equal(t, apikey.OutcomeInvalidKey, ev.Outcome)
+	assert.Equal(t, "checksum", ev.Reason)
+	assert.Equal(t, 401, ev.Status)
+	assert.Empty(t, ev.KeyID, "a key that fails its checksum may have a mistyped kid")
+	assert.ErrorIs(t, ev.Err, apikey.ErrChecksum)
+	assert.Equal(t, netip.MustParseAddr("198.51.100.7"), ev.ClientIP)
+
+	serve(h, newRequest(withKey(forge("acme_test", f.validKey.ID, strings.Repeat("z", 43)))))
+	ev = f.events.last(t)
+	assert.Equal(t, "invalid", ev.Reason)
+	assert.Equal(t, f.validKey.ID, ev.KeyID, "the kid of a key that parsed is reported")
+	assert.Empty(t, ev.Owner, "an unverified key has no owner")
+	assert.ErrorIs(t, ev.Err, apikey.ErrInvalidKey)
+	f.assertNoSecret(t, httptest.NewRecorder())
+}
