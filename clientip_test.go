@@ -83,5 +83,8 @@ func TestBlockListIsBounded(t *testing.T) {
 	}
 	assert.LessOrEqual(t, len(b.until), 4)
 	assert.Positive(t, b.wait(netip.AddrFrom4([4]byte{192, 0, 2, 9}), now))
+	n := len(b.until)
 	assert.Zero(t, b.wait(netip.AddrFrom4([4]byte{192, 0, 2, 9}), now.Add(2e9)))
+	assert.Equal(t, n-1, len(b.until), "an expired block is forgotten")
+	assert.Equal(t, int64(n-1), b.size.Load())
 }

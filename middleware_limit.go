@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -187,6 +188,9 @@ type blockList struct {
 	mu    sync.RWMutex
 	until map[netip.Addr]int64 // unix nanoseconds
 	max   int
+	// size mirrors len(until), so the common case, nobody blocked, costs
+	// an atomic load instead of a shared lock.
+	size atomic.Int64
 }
 
 func newBlockList(max int) *blockList {
@@ -195,13 +199,27 @@ func newBlockList(max int) *blockList {
 
 // wait returns how long addr remains blocked at now, or 0.
 func (b *blockList) wait(addr netip.Addr, now time.Time) time.Duration {
+	if b.size.Load() == 0 {
+		return 0
+	}
 	b.mu.RLock()
 	until, ok := b.until[addr]
 	b.mu.RUnlock()
 	if !ok {
 		return 0
 	}
-	return max(time.Duration(until-now.UnixNano()), 0)
+	if wait := time.Duration(until - now.UnixNano()); wait > 0 {
+		return wait
+	}
+	// Expired: forget it, so that once attacks stop the list empties and
+	// wait is back to one atomic load.
+	b.mu.Lock()
+	if u, ok := b.until[addr]; ok && u <= now.UnixNano() {
+		delete(b.until, addr)
+		b.size.Store(int64(len(b.until)))
+	}
+	b.mu.Unlock()
+	return 0
 }
 
 // add blocks addr until the given time; now is the Manager's clock. When the list is full it first
@@ -224,4 +242,5 @@ func (b *blockList) add(addr netip.Addr, now, until time.Time) {
 		}
 	}
 	b.until[addr] = until.UnixNano()
+	b.size.Store(int64(len(b.until)))
 }

@@ -56,6 +56,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return base.RoundTrip(req)
 	}
 	r := req.Clone(req.Context())
+	if r.Header == nil {
+		r.Header = make(http.Header)
+	}
 	if t.Header == "" {
 		r.Header.Set("Authorization", "Bearer "+t.Secret.Reveal())
 	} else {

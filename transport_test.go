@@ -130,3 +130,17 @@ func TestTransportEndToEnd(t *testing.T) {
 	assert.True(t, errors.Is(err, apikey.ErrInsecureTransport))
 	assert.NotContains(t, err.Error(), f.valid)
 }
+
+func TestTransportRequestWithoutHeader(t *testing.T) {
+	var got string
+	tr := &apikey.Transport{Secret: apikey.NewSecret("k"), Base: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		got = r.Header.Get("Authorization")
+		return &http.Response{StatusCode: 200, Body: http.NoBody}, nil
+	})}
+	req, _ := http.NewRequest(http.MethodGet, "https://api.example.com", nil)
+	req.Header = nil
+	_, err := tr.RoundTrip(req)
+	require.NoError(t, err)
+	assert.Equal(t, "Bearer k", got)
+	assert.Nil(t, req.Header)
+}
