@@ -141,8 +141,10 @@ func WithTrustedProxies(prefixes ...netip.Prefix) MiddlewareOption {
 }
 
 // WithLimiter rate-limits each key with l: under the key's own RateLimit,
-// or the limit of WithDefaultLimit for keys that have none, with the key ID
-// as the limiter key. Requests over the limit get 429 with Retry-After;
+// or the limit of WithDefaultLimit for keys that have none. The limiter key
+// is the kid itself: a kid is base62 and never contains ':', so it cannot
+// collide with the "owner:" and "authfail:" keys the middleware also uses,
+// and it costs no allocation. Requests over the limit get 429 with Retry-After;
 // every limited response carries the RateLimit-Policy and RateLimit fields
 // (draft-ietf-httpapi-ratelimit-headers), under the policy name "key".
 func WithLimiter(l Limiter) MiddlewareOption {
