@@ -44,8 +44,9 @@ type Event struct {
 	// Duration is the time the middleware spent deciding, not including
 	// the next handler.
 	Duration time.Duration
-	// Err is the underlying error for "store", "limiter" and "canceled",
-	// and when a limiter failed but WithLimiterFailOpen let the request
-	// through.
+	// Err is the underlying error, if any: Verify's error for a refused
+	// key (ErrChecksum, ErrRevoked, ...), the store or limiter error for
+	// "store", "limiter" and "canceled", or, on success, the limiter error
+	// that WithLimiterFailOpen let pass. It never holds a key.
 	Err error
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -186,7 +187,11 @@ func TestMiddlewareFailedAuthLimit(t *testing.T) {
 	attacker := "192.0.2.66:5555"
 	for i := 0; i < 3; i++ {
 		bad := forge("acme_test", "AAAAAAAAAAA"+string(rune('A'+i)), strings.Repeat("x", 43))
-		assertRejected(t, serve(h, newRequest(from(attacker, bad))), 401, chInvalid)
+		r := newRequest(from(attacker, bad))
+		// A new X-Forwarded-For each time does not make a new client:
+		// no proxy is trusted.
+		r.Header.Set("X-Forwarded-For", "203.0.113."+string(rune('1'+i)))
+		assertRejected(t, serve(h, r), 401, chInvalid)
 	}
 	// The fourth failure exceeds the limit.
 	w := serve(h, newRequest(from(attacker, flipChecksum(f.valid))))
@@ -228,4 +233,38 @@ func TestMiddlewareFailedAuthLimiterErrorKeeps401(t *testing.T) {
 		assertRejected(t, serve(h, newRequest(withKey("acme_test_garbage"))), 401, chInvalid)
 	}
 	assert.Equal(t, 200, serve(h, newRequest(withKey(f.valid))).Code)
+}
+
+// TestMiddlewareConcurrent drives every feature at once from many
+// goroutines, for the race detector.
+func TestMiddlewareConcurrent(t *testing.T) {
+	f := newMWFixture(t)
+	lim := newTestLimiter(f.clock.Now)
+	h, _ := f.handler(
+		apikey.WithLimiter(lim),
+		apikey.WithDefaultLimit(apikey.Limit{Rate: 1000, Period: time.Second, Burst: 1000}),
+		apikey.WithOwnerLimit(apikey.Limit{Rate: 1000, Period: time.Second, Burst: 1000}),
+		apikey.WithQuotaCounter(newTestCounter()),
+		apikey.WithFailedAuthLimit(lim, apikey.Limit{Rate: 5, Period: time.Minute, Burst: 5}),
+	)
+	quota, _ := issueKey(t, f, apikey.IssueRequest{Quota: apikey.Quota{Limit: 1 << 40, Period: time.Hour}})
+	keys := []string{f.valid, quota, f.revoked, flipChecksum(f.valid), "garbage"}
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 200; i++ {
+				key := keys[(g+i)%len(keys)]
+				w := serve(h, newRequest(func(r *http.Request) {
+					r.RemoteAddr = "192.0.2." + string(rune('0'+g)) + ":1"
+					r.Header.Set("X-API-Key", key)
+				}))
+				if w.Code == 200 && key != f.valid && key != quota {
+					t.Errorf("200 for %q", key)
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
