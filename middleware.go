@@ -321,7 +321,7 @@ func checkLimit(opt string, l Limit) error {
 func (m *Manager) Middleware(opts ...MiddlewareOption) func(http.Handler) http.Handler {
 	mw, err := newMiddleware(m, opts)
 	if err != nil {
-		panic("apikey: Middleware: " + err.Error())
+		panic("apikey: Middleware: " + strings.TrimPrefix(err.Error(), "apikey: "))
 	}
 	return func(next http.Handler) http.Handler {
 		if next == nil {

@@ -540,6 +540,13 @@ func TestMiddlewareRejectsBadOptions(t *testing.T) {
 	}
 }
 
+func TestMiddlewarePanicMessage(t *testing.T) {
+	f := newMWFixture(t)
+	assert.PanicsWithValue(t, `apikey: Middleware: invalid request: WithHeader("X API Key"): not a usable header name`,
+		func() { f.m.Middleware(apikey.WithHeader("X API Key")) })
+	assert.PanicsWithValue(t, "apikey: Middleware: nil next handler", func() { f.m.Middleware()(nil) })
+}
+
 func TestMiddlewareErrorHandler(t *testing.T) {
 	f := newMWFixture(t)
 	var got *apikey.AuthError
