@@ -1,6 +1,7 @@
 package apikey_test
 
 import (
+	"context"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -72,6 +73,11 @@ func BenchmarkMiddleware(b *testing.B) {
 		{"auth+scope", f.m.Middleware()(apikey.RequireScopes("orders:read")(noop))},
 		{"auth+ratelimit", f.m.Middleware(apikey.WithLimiter(newTestLimiter(nil).countless()),
 			apikey.WithDefaultLimit(huge))(noop)},
+		// The middleware's own share of auth+ratelimit: a Limiter that
+		// answers at once, so what remains is the call and the RateLimit
+		// fields.
+		{"auth+ratelimit-fixed", f.m.Middleware(apikey.WithLimiter(fixedLimiter{}),
+			apikey.WithDefaultLimit(huge))(noop)},
 	}
 	for _, c := range cases {
 		// Every key has its bucket before timing starts, as a warm
@@ -121,4 +127,11 @@ func BenchmarkMiddleware(b *testing.B) {
 			}
 		})
 	}
+}
+
+// fixedLimiter allows everything at once with a plausible Decision.
+type fixedLimiter struct{}
+
+func (fixedLimiter) Allow(context.Context, string, apikey.Limit) (apikey.Decision, error) {
+	return apikey.Decision{Allowed: true, Limit: 100, Remaining: 42, Reset: 17 * time.Second}, nil
 }
