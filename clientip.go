@@ -1,0 +1,102 @@
+package apikey
+
+import (
+	"net/http"
+	"net/netip"
+	"strings"
+)
+
+// clientIP returns the address of the client that sent r. Without trusted
+// proxies it is the host part of r.RemoteAddr, whatever headers say. With
+// them, and only if the connection itself comes from a trusted proxy,
+// X-Forwarded-For is read from the right (the hop the nearest proxy
+// appended) to the left, and the first address that is not a trusted proxy
+// is the client. Entries left of it were written by the client and are never
+// read. A malformed entry stops the walk: the last trusted hop, the proxy
+// that passed the bad entry on, is then the client, which is safe for the
+// allowlist (no key allows a proxy by accident unless its owner says so).
+//
+// It returns the zero Addr if RemoteAddr does not hold an address (a Unix
+// socket, a test that leaves it empty); callers fail closed on that.
+func clientIP(r *http.Request, trusted []netip.Prefix) netip.Addr {
+	addr := parseHostAddr(r.RemoteAddr)
+	if len(trusted) == 0 || !addr.IsValid() || !containsAddr(trusted, addr) {
+		return addr
+	}
+	values := r.Header["X-Forwarded-For"]
+	for i := len(values) - 1; i >= 0; i-- {
+		v := values[i]
+		for v != "" {
+			hop := v
+			if j := strings.LastIndexByte(v, ','); j >= 0 {
+				hop, v = v[j+1:], v[:j]
+			} else {
+				v = ""
+			}
+			hop = strings.Trim(hop, " \t")
+			if hop == "" {
+				continue // "a,,b" and a trailing comma carry no hop
+			}
+			a := parseHostAddr(hop)
+			if !a.IsValid() {
+				return addr
+			}
+			addr = a
+			if !containsAddr(trusted, a) {
+				return a
+			}
+		}
+	}
+	return addr // every hop was a trusted proxy: the furthest one is the client
+}
+
+// parseHostAddr parses "ip", "ip:port", "[ipv6]" or "[ipv6]:port",
+// dropping any IPv6 zone and unmapping IPv4-mapped IPv6, so the same client
+// always gives the same Addr. It picks the parser by shape, because a
+// failed parse allocates its error: valid input does not allocate.
+func parseHostAddr(s string) netip.Addr {
+	switch {
+	case strings.HasPrefix(s, "["):
+		if strings.HasSuffix(s, "]") {
+			s = s[1 : len(s)-1]
+			break
+		}
+		if ap, err := netip.ParseAddrPort(s); err == nil {
+			return normalAddr(ap.Addr())
+		}
+		return netip.Addr{}
+	case strings.Count(s, ":") == 1: // IPv4 with a port
+		if ap, err := netip.ParseAddrPort(s); err == nil {
+			return normalAddr(ap.Addr())
+		}
+		return netip.Addr{}
+	}
+	if a, err := netip.ParseAddr(s); err == nil {
+		return normalAddr(a)
+	}
+	return netip.Addr{}
+}
+
+func normalAddr(a netip.Addr) netip.Addr { return a.Unmap().WithZone("") }
+
+func containsAddr(prefixes []netip.Prefix, a netip.Addr) bool {
+	for _, p := range prefixes {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// limiterAddr is the address failed authentications are counted under: the
+// IPv4 address itself, or the /64 an IPv6 address belongs to, since one
+// subscriber usually holds a whole /64 and could otherwise rotate through
+// 2^64 addresses.
+func limiterAddr(a netip.Addr) netip.Addr {
+	if a.Is6() {
+		if p, err := a.Prefix(64); err == nil {
+			return p.Addr()
+		}
+	}
+	return a
+}

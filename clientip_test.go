@@ -1,0 +1,90 @@
+package apikey
+
+import (
+	"net/http"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+)
+
+func TestClientIP(t *testing.T) {
+	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8:ffff::/48")}
+	tests := []struct {
+		name    string
+		remote  string
+		xff     []string
+		trusted []netip.Prefix
+		want    string // "" for the zero Addr
+	}{
+		{"RemoteAddr", "198.51.100.7:1234", nil, nil, "198.51.100.7"},
+		{"RemoteAddr IPv6", "[2001:db8::1]:443", nil, nil, "2001:db8::1"},
+		{"RemoteAddr IPv6 with zone", "[fe80::1%eth0]:443", nil, nil, "fe80::1"},
+		{"RemoteAddr IPv4-mapped", "[::ffff:198.51.100.7]:1", nil, nil, "198.51.100.7"},
+		{"RemoteAddr without port", "198.51.100.7", nil, nil, "198.51.100.7"},
+		{"RemoteAddr garbage", "@", nil, nil, ""},
+		{"RemoteAddr empty", "", nil, nil, ""},
+		{"XFF ignored without trusted proxies", "198.51.100.7:1", []string{"203.0.113.1"}, nil, "198.51.100.7"},
+		{"XFF ignored from untrusted peer", "198.51.100.7:1", []string{"203.0.113.1"}, trusted, "198.51.100.7"},
+		{"one trusted hop", "10.0.0.1:1", []string{"203.0.113.1"}, trusted, "203.0.113.1"},
+		{"right to left over trusted hops", "10.0.0.1:1", []string{"203.0.113.1, 10.1.1.1, 10.2.2.2"}, trusted, "203.0.113.1"},
+		{"stops at first untrusted hop", "10.0.0.1:1", []string{"6.6.6.6, 203.0.113.1, 10.1.1.1"}, trusted, "203.0.113.1"},
+		{"spoofed entries left of the client", "10.0.0.1:1", []string{"10.9.9.9, 203.0.113.1"}, trusted, "203.0.113.1"},
+		{"several headers, last is nearest", "10.0.0.1:1", []string{"6.6.6.6", "203.0.113.1, 10.3.3.3"}, trusted, "203.0.113.1"},
+		{"several headers, walk continues", "10.0.0.1:1", []string{"203.0.113.1", "10.3.3.3"}, trusted, "203.0.113.1"},
+		{"all hops trusted", "10.0.0.1:1", []string{"10.5.5.5, 10.6.6.6"}, trusted, "10.5.5.5"},
+		{"no XFF from proxy", "10.0.0.1:1", nil, trusted, "10.0.0.1"},
+		{"malformed nearest entry", "10.0.0.1:1", []string{"203.0.113.1, bogus"}, trusted, "10.0.0.1"},
+		{"malformed entry after trusted hops", "10.0.0.1:1", []string{"bogus, 10.7.7.7"}, trusted, "10.7.7.7"},
+		{"empty entries skipped", "10.0.0.1:1", []string{"203.0.113.1,, ,"}, trusted, "203.0.113.1"},
+		{"entry with port", "10.0.0.1:1", []string{"203.0.113.1:8080"}, trusted, "203.0.113.1"},
+		{"bracketed IPv6 entry", "10.0.0.1:1", []string{"[2001:db8::5]"}, trusted, "2001:db8::5"},
+		{"IPv6 entry with port", "10.0.0.1:1", []string{"[2001:db8::5]:99"}, trusted, "2001:db8::5"},
+		{"trusted IPv6 proxy", "[2001:db8:ffff::1]:1", []string{"2001:db8::5, 2001:db8:ffff::2"}, trusted, "2001:db8::5"},
+		{"tabs and spaces", "10.0.0.1:1", []string{" \t203.0.113.1\t "}, trusted, "203.0.113.1"},
+		{"obfuscated IPv4 rejected", "10.0.0.1:1", []string{"0x7f.1"}, trusted, "10.0.0.1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &http.Request{RemoteAddr: tt.remote, Header: http.Header{}}
+			if tt.xff != nil {
+				r.Header["X-Forwarded-For"] = tt.xff
+			}
+			got := clientIP(r, tt.trusted)
+			if tt.want == "" {
+				assert.False(t, got.IsValid(), got.String())
+				return
+			}
+			assert.Equal(t, netip.MustParseAddr(tt.want), got)
+		})
+	}
+}
+
+func TestLimiterAddr(t *testing.T) {
+	assert.Equal(t, "192.0.2.1", limiterAddr(netip.MustParseAddr("192.0.2.1")).String())
+	assert.Equal(t, "2001:db8:1:2::", limiterAddr(netip.MustParseAddr("2001:db8:1:2:3:4:5:6")).String())
+}
+
+func TestClientIPAllocs(t *testing.T) {
+	if testing.Short() {
+		t.Skip()
+	}
+	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	r := &http.Request{RemoteAddr: "10.0.0.1:1", Header: http.Header{"X-Forwarded-For": {"6.6.6.6, 203.0.113.1, 10.1.1.1"}}}
+	assert.Zero(t, testing.AllocsPerRun(100, func() { clientIP(r, trusted) }))
+}
+
+func TestBlockListIsBounded(t *testing.T) {
+	b := newBlockList(4)
+	now := time.Unix(1_800_000_000, 0)
+	for i := 0; i < 10; i++ {
+		b.add(netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}), now, now.Add(1e9))
+	}
+	assert.LessOrEqual(t, len(b.until), 4)
+	assert.Positive(t, b.wait(netip.AddrFrom4([4]byte{192, 0, 2, 9}), now))
+	n := len(b.until)
+	assert.Zero(t, b.wait(netip.AddrFrom4([4]byte{192, 0, 2, 9}), now.Add(2e9)))
+	assert.Equal(t, n-1, len(b.until), "an expired block is forgotten")
+	assert.Equal(t, int64(n-1), b.size.Load())
+}

@@ -1,0 +1,47 @@
+package apikey_test
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/apikeykit/apikey"
+	"github.com/stretchr/testify/assert"
+)
+
+// TestMiddlewareAllocs pins the allocation budget of the hot path (a valid
+// key on a cache hit): two for authentication (the request's context and
+// its shallow copy), two more for the RateLimit fields. CI runs it without
+// -race, where allocation counts mean something.
+func TestMiddlewareAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are meaningless under -race")
+	}
+	f := newMWFixture(t)
+	noop := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
+	huge := apikey.Limit{Rate: 1_000_000_000, Period: time.Second, Burst: 1_000_000_000}
+	tests := []struct {
+		name string
+		h    http.Handler
+		max  float64
+	}{
+		{"auth", f.m.Middleware()(noop), 2},
+		{"auth+scope", f.m.Middleware()(apikey.RequireScopes("orders:read", "billing:read")(noop)), 2},
+		{"auth+events", f.m.Middleware(apikey.WithOnEvent(func(apikey.Event) {}))(noop), 2},
+		{"auth+ratelimit", f.m.Middleware(apikey.WithLimiter(newTestLimiter(nil).countless()), apikey.WithDefaultLimit(huge))(noop), 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRequest(withKey(f.valid))
+			w := newDiscardWriter()
+			tt.h.ServeHTTP(w, r)
+			assert.Zero(t, w.code)
+			allocs := testing.AllocsPerRun(1000, func() {
+				w.reset()
+				tt.h.ServeHTTP(w, r)
+			})
+			assert.LessOrEqual(t, allocs, tt.max)
+			t.Logf("%s: %v allocs", tt.name, allocs)
+		})
+	}
+}

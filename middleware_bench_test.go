@@ -1,0 +1,137 @@
+package apikey_test
+
+import (
+	"context"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/apikeykit/apikey"
+)
+
+// discardWriter is a resettable http.ResponseWriter that keeps nothing,
+// so benchmarks measure the middleware rather than a recorder.
+type discardWriter struct {
+	h    http.Header
+	code int
+}
+
+func newDiscardWriter() *discardWriter { return &discardWriter{h: make(http.Header)} }
+
+func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (w *discardWriter) WriteHeader(code int)        { w.code = code }
+func (w *discardWriter) reset()                      { clear(w.h); w.code = 0 }
+
+var (
+	benchRequestsOnce sync.Once
+	benchRequests     []*http.Request // one per fixture key, Authorization: Bearer
+)
+
+// loadBenchRequests builds one request per key of the Verify benchmarks'
+// fixture (100k keys, issued once per binary, cache warm).
+func loadBenchRequests(b *testing.B) (*benchFixture, []*http.Request) {
+	f := loadFixture(b)
+	benchRequestsOnce.Do(func() {
+		base := httptest.NewRequest(http.MethodGet, "/orders", nil)
+		base.RemoteAddr = "198.51.100.7:40000"
+		benchRequests = make([]*http.Request, len(f.tokens))
+		for i, tok := range f.tokens {
+			r := base.WithContext(base.Context())
+			r.Header = http.Header{"Authorization": {"Bearer " + tok}}
+			benchRequests[i] = r
+		}
+	})
+	return f, benchRequests
+}
+
+// BenchmarkMiddleware measures a request through the middleware to a
+// no-op handler, against the same handler with no middleware ("bare"), over
+// 100k distinct keys on a warm cache. Subtract bare from the others for
+// the cost the middleware adds, and verify (Manager.Verify alone) for the
+// cost it adds over verification itself.
+func BenchmarkMiddleware(b *testing.B) {
+	f, reqs := loadBenchRequests(b)
+	noop := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
+	huge := apikey.Limit{Rate: 1_000_000_000, Period: time.Second, Burst: 1_000_000_000}
+	cases := []struct {
+		name string
+		h    http.Handler
+	}{
+		{"bare", noop},
+		// The floor for "auth": Manager.Verify of the same Bearer token,
+		// called by hand, with no context, challenge or event machinery.
+		{"verify", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if _, err := f.m.Verify(r.Context(), r.Header["Authorization"][0][len("Bearer "):]); err != nil {
+				w.WriteHeader(http.StatusUnauthorized)
+			}
+		})},
+		{"auth", f.m.Middleware()(noop)},
+		{"auth+scope", f.m.Middleware()(apikey.RequireScopes("orders:read")(noop))},
+		{"auth+ratelimit", f.m.Middleware(apikey.WithLimiter(newTestLimiter(nil).countless()),
+			apikey.WithDefaultLimit(huge))(noop)},
+		// The middleware's own share of auth+ratelimit: a Limiter that
+		// answers at once, so what remains is the call and the RateLimit
+		// fields.
+		{"auth+ratelimit-fixed", f.m.Middleware(apikey.WithLimiter(fixedLimiter{}),
+			apikey.WithDefaultLimit(huge))(noop)},
+	}
+	for _, c := range cases {
+		// Every key has its bucket before timing starts, as a warm
+		// limiter would.
+		w := newDiscardWriter()
+		for _, r := range reqs {
+			w.reset()
+			c.h.ServeHTTP(w, r)
+			if w.code != 0 {
+				b.Fatalf("%s: status %d", c.name, w.code)
+			}
+		}
+		b.Run(c.name+"/serial", func(b *testing.B) {
+			b.ReportAllocs()
+			w := newDiscardWriter()
+			i := 0
+			for b.Loop() {
+				w.reset()
+				c.h.ServeHTTP(w, reqs[i%len(reqs)])
+				i++
+			}
+			if w.code != 0 {
+				b.Fatalf("status %d", w.code)
+			}
+		})
+		b.Run(c.name+"/parallel", func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				w := newDiscardWriter()
+				i := rand.IntN(len(reqs))
+				for pb.Next() {
+					w.reset()
+					c.h.ServeHTTP(w, reqs[i%len(reqs)])
+					i++
+				}
+				if w.code != 0 {
+					b.Errorf("status %d", w.code)
+				}
+			})
+		})
+		b.Run(c.name+"/recorder", func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				c.h.ServeHTTP(httptest.NewRecorder(), reqs[i%len(reqs)])
+				i++
+			}
+		})
+	}
+}
+
+// fixedLimiter allows everything at once with a plausible Decision.
+type fixedLimiter struct{}
+
+func (fixedLimiter) Allow(context.Context, string, apikey.Limit) (apikey.Decision, error) {
+	return apikey.Decision{Allowed: true, Limit: 100, Remaining: 42, Reset: 17 * time.Second}, nil
+}

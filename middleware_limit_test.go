@@ -1,0 +1,270 @@
+package apikey_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/apikeykit/apikey"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func issueKey(t *testing.T, f *mwFixture, req apikey.IssueRequest) (string, *apikey.Key) {
+	t.Helper()
+	if req.Owner == "" {
+		req.Owner = "team-42"
+	}
+	s, k, err := f.m.Issue(context.Background(), req)
+	require.NoError(t, err)
+	_, _, secret := parts(t, s.Reveal())
+	f.secrets = append(f.secrets, secret)
+	return s.Reveal(), k
+}
+
+func withKey(key string) func(*http.Request) {
+	return func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+key) }
+}
+
+func TestMiddlewareRateLimit(t *testing.T) {
+	f := newMWFixture(t)
+	lim := newTestLimiter(f.clock.Now)
+	h, calls := f.handler(apikey.WithLimiter(lim), apikey.WithDefaultLimit(apikey.Limit{Rate: 100, Period: time.Minute, Burst: 100}))
+
+	// The key's own limit: 2 per minute, burst 2.
+	key, k := issueKey(t, f, apikey.IssueRequest{RateLimit: apikey.Limit{Rate: 2, Period: time.Minute, Burst: 2}})
+	w := serve(h, newRequest(withKey(key)))
+	assert.Equal(t, 200, w.Code)
+	assert.Equal(t, `"key";q=2;w=60`, w.Header().Get("RateLimit-Policy"))
+	assert.Equal(t, `"key";r=1;t=30`, w.Header().Get("RateLimit"))
+	w = serve(h, newRequest(withKey(key)))
+	assert.Equal(t, 200, w.Code)
+	assert.Equal(t, `"key";r=0;t=60`, w.Header().Get("RateLimit"))
+	w = serve(h, newRequest(withKey(key)))
+	p := assertRejected(t, w, 429, "")
+	assert.Equal(t, "rate limit exceeded", p.Detail)
+	assert.Equal(t, "30", w.Header().Get("Retry-After"))
+	assert.Equal(t, `"key";q=2;w=60`, w.Header().Get("RateLimit-Policy"))
+	assert.Equal(t, `"key";r=0;t=60`, w.Header().Get("RateLimit"))
+	assert.Equal(t, int64(2), calls.Load())
+	ev := f.events.last(t)
+	assert.Equal(t, apikey.OutcomeLimited, ev.Outcome)
+	assert.Equal(t, "rate_limit", ev.Reason)
+	assert.Equal(t, k.ID, ev.KeyID)
+	assert.Equal(t, 3, lim.callCount(k.ID))
+
+	// Half a minute later one request fits again.
+	f.clock.Advance(30 * time.Second)
+	assert.Equal(t, 200, serve(h, newRequest(withKey(key))).Code)
+
+	// A key with no limit of its own gets the default.
+	w = serve(h, newRequest(withKey(f.valid)))
+	assert.Equal(t, 200, w.Code)
+	assert.Equal(t, `"key";q=100;w=60`, w.Header().Get("RateLimit-Policy"))
+	assert.Equal(t, `"key";r=99;t=1`, w.Header().Get("RateLimit"))
+	f.assertNoSecret(t, w)
+}
+
+func TestMiddlewareOwnerLimit(t *testing.T) {
+	f := newMWFixture(t)
+	lim := newTestLimiter(f.clock.Now)
+	h, _ := f.handler(apikey.WithLimiter(lim),
+		apikey.WithDefaultLimit(apikey.Limit{Rate: 100, Period: time.Minute, Burst: 100}),
+		apikey.WithOwnerLimit(apikey.Limit{Rate: 3, Period: time.Hour, Burst: 3}))
+	a, _ := issueKey(t, f, apikey.IssueRequest{Owner: "acme"})
+	b, _ := issueKey(t, f, apikey.IssueRequest{Owner: "acme"})
+	for i, key := range []string{a, b, a} {
+		w := serve(h, newRequest(withKey(key)))
+		require.Equal(t, 200, w.Code, i)
+		assert.Equal(t, `"key";q=100;w=60, "owner";q=3;w=3600`, w.Header().Get("RateLimit-Policy"))
+	}
+	w := serve(h, newRequest(withKey(b)))
+	assertRejected(t, w, 429, "")
+	assert.Equal(t, `"key";r=98;t=2, "owner";r=0;t=3600`, w.Header().Get("RateLimit"))
+	assert.Equal(t, "1200", w.Header().Get("Retry-After"))
+	assert.Equal(t, "owner_rate_limit", f.events.last(t).Reason)
+	assert.Equal(t, 4, lim.callCount("owner:acme"))
+	// Another owner is not affected.
+	assert.Equal(t, 200, serve(h, newRequest(withKey(f.valid))).Code)
+}
+
+func TestMiddlewareQuota(t *testing.T) {
+	f := newMWFixture(t)
+	counter := newTestCounter()
+	h, calls := f.handler(apikey.WithQuotaCounter(counter), apikey.WithCost(func(r *http.Request) int64 {
+		if strings.HasPrefix(r.URL.Path, "/bulk") {
+			return 2
+		}
+		if r.URL.Path == "/free" {
+			return 0
+		}
+		return 1
+	}))
+	key, k := issueKey(t, f, apikey.IssueRequest{Quota: apikey.Quota{Limit: 3, Period: 24 * time.Hour}})
+	bulk := func(r *http.Request) {
+		withKey(key)(r)
+		r.URL.Path = "/bulk"
+	}
+	w := serve(h, newRequest(bulk))
+	assert.Equal(t, 200, w.Code)
+	assert.Equal(t, `"quota";q=3;w=86400`, w.Header().Get("RateLimit-Policy"))
+	assert.Equal(t, `"quota";r=1;t=86400`, w.Header().Get("RateLimit"))
+	w = serve(h, newRequest(bulk)) // 2 more would make 4 > 3
+	p := assertRejected(t, w, 429, "")
+	assert.Equal(t, "quota exhausted", p.Detail)
+	assert.Equal(t, "86400", w.Header().Get("Retry-After"))
+	assert.Equal(t, "quota", f.events.last(t).Reason)
+	assert.Equal(t, 200, serve(h, newRequest(withKey(key))).Code) // 1 still fits
+	free := func(r *http.Request) {
+		withKey(key)(r)
+		r.URL.Path = "/free"
+	}
+	w = serve(h, newRequest(free))
+	assert.Equal(t, 200, w.Code)
+	assert.Empty(t, w.Header().Get("RateLimit"), "a free request is not counted")
+	assert.Equal(t, int64(3), calls.Load())
+	assert.Equal(t, int64(3), counter.used["quota:"+k.ID])
+
+	// Keys without a quota are not counted.
+	w = serve(h, newRequest(withKey(f.valid)))
+	assert.Equal(t, 200, w.Code)
+	assert.Empty(t, w.Header().Get("RateLimit-Policy"))
+}
+
+func TestMiddlewareLimiterFailure(t *testing.T) {
+	f := newMWFixture(t)
+	limit := apikey.WithDefaultLimit(apikey.Limit{Rate: 10, Period: time.Second, Burst: 10})
+	quotaKey, _ := issueKey(t, f, apikey.IssueRequest{Quota: apikey.Quota{Limit: 10, Period: time.Hour}})
+	t.Run("fails closed by default", func(t *testing.T) {
+		lim := newTestLimiter(f.clock.Now)
+		lim.err = errBackend
+		h, calls := f.handler(apikey.WithLimiter(lim), limit)
+		w := serve(h, newRequest(withKey(f.valid)))
+		assertRejected(t, w, 503, "")
+		assert.Equal(t, "5", w.Header().Get("Retry-After"))
+		assert.Zero(t, calls.Load())
+		ev := f.events.last(t)
+		assert.Equal(t, "limiter", ev.Reason)
+		assert.ErrorIs(t, ev.Err, errBackend)
+		f.assertNoSecret(t, w)
+	})
+	t.Run("counter fails closed", func(t *testing.T) {
+		c := newTestCounter()
+		c.err = errBackend
+		h, calls := f.handler(apikey.WithQuotaCounter(c))
+		assertRejected(t, serve(h, newRequest(withKey(quotaKey))), 503, "")
+		assert.Zero(t, calls.Load())
+	})
+	t.Run("fail open", func(t *testing.T) {
+		lim := newTestLimiter(f.clock.Now)
+		lim.err = errBackend
+		c := newTestCounter()
+		c.err = errBackend
+		h, calls := f.handler(apikey.WithLimiter(lim), limit, apikey.WithQuotaCounter(c), apikey.WithLimiterFailOpen())
+		w := serve(h, newRequest(withKey(quotaKey)))
+		assert.Equal(t, 200, w.Code)
+		assert.Empty(t, w.Header().Get("RateLimit"))
+		assert.Equal(t, int64(1), calls.Load())
+		ev := f.events.last(t)
+		assert.Equal(t, apikey.OutcomeAuthenticated, ev.Outcome)
+		assert.ErrorIs(t, ev.Err, errBackend)
+	})
+}
+
+func TestMiddlewareFailedAuthLimit(t *testing.T) {
+	f := newMWFixture(t)
+	lim := newTestLimiter(f.clock.Now)
+	h, calls := f.handler(apikey.WithFailedAuthLimit(lim, apikey.Limit{Rate: 3, Period: time.Hour, Burst: 3}))
+	from := func(addr, key string) func(*http.Request) {
+		return func(r *http.Request) {
+			r.RemoteAddr = addr
+			r.Header.Set("X-API-Key", key)
+		}
+	}
+	attacker := "192.0.2.66:5555"
+	for i := 0; i < 3; i++ {
+		bad := forge("acme_test", "AAAAAAAAAAA"+string(rune('A'+i)), strings.Repeat("x", 43))
+		r := newRequest(from(attacker, bad))
+		// A new X-Forwarded-For each time does not make a new client:
+		// no proxy is trusted.
+		r.Header.Set("X-Forwarded-For", "203.0.113."+string(rune('1'+i)))
+		assertRejected(t, serve(h, r), 401, chInvalid)
+	}
+	// The fourth failure exceeds the limit.
+	w := serve(h, newRequest(from(attacker, flipChecksum(f.valid))))
+	assertRejected(t, w, 429, "")
+	assert.Equal(t, "1200", w.Header().Get("Retry-After"))
+	assert.Equal(t, "failed_auth_limit", f.events.last(t).Reason)
+
+	// Now even a valid key from there is refused before it is parsed.
+	gets := f.store.gets.Load()
+	w = serve(h, newRequest(from(attacker, f.valid)))
+	p := assertRejected(t, w, 429, "")
+	assert.Equal(t, "too many failed authentication attempts", p.Detail)
+	assert.Equal(t, gets, f.store.gets.Load())
+	assert.Zero(t, calls.Load())
+	assert.Equal(t, 4, lim.callCount("authfail:192.0.2.66"))
+
+	// Other clients are not affected; successes are not counted.
+	assert.Equal(t, 200, serve(h, newRequest(from("192.0.2.67:1", f.valid))).Code)
+	assert.Zero(t, lim.callCount("authfail:192.0.2.67"))
+
+	// IPv6 clients are counted by /64.
+	for i := 0; i < 4; i++ {
+		serve(h, newRequest(from("[2001:db8:1:2::"+string(rune('1'+i))+"]:443", "acme_test_nope")))
+	}
+	assert.Equal(t, 4, lim.callCount("authfail:2001:db8:1:2::"))
+	assertRejected(t, serve(h, newRequest(from("[2001:db8:1:2:ffff::9]:443", f.valid))), 429, "")
+
+	// The block ends when the limiter would allow a failure again.
+	f.clock.Advance(1201 * time.Second)
+	assert.Equal(t, 200, serve(h, newRequest(from(attacker, f.valid))).Code)
+}
+
+func TestMiddlewareFailedAuthLimiterErrorKeeps401(t *testing.T) {
+	f := newMWFixture(t)
+	lim := newTestLimiter(f.clock.Now)
+	lim.err = errBackend
+	h, _ := f.handler(apikey.WithFailedAuthLimit(lim, apikey.Limit{Rate: 1, Period: time.Hour, Burst: 1}))
+	for i := 0; i < 3; i++ {
+		assertRejected(t, serve(h, newRequest(withKey("acme_test_garbage"))), 401, chInvalid)
+	}
+	assert.Equal(t, 200, serve(h, newRequest(withKey(f.valid))).Code)
+}
+
+// TestMiddlewareConcurrent drives every feature at once from many
+// goroutines, for the race detector.
+func TestMiddlewareConcurrent(t *testing.T) {
+	f := newMWFixture(t)
+	lim := newTestLimiter(f.clock.Now)
+	h, _ := f.handler(
+		apikey.WithLimiter(lim),
+		apikey.WithDefaultLimit(apikey.Limit{Rate: 1000, Period: time.Second, Burst: 1000}),
+		apikey.WithOwnerLimit(apikey.Limit{Rate: 1000, Period: time.Second, Burst: 1000}),
+		apikey.WithQuotaCounter(newTestCounter()),
+		apikey.WithFailedAuthLimit(lim, apikey.Limit{Rate: 5, Period: time.Minute, Burst: 5}),
+	)
+	quota, _ := issueKey(t, f, apikey.IssueRequest{Quota: apikey.Quota{Limit: 1 << 40, Period: time.Hour}})
+	keys := []string{f.valid, quota, f.revoked, flipChecksum(f.valid), "garbage"}
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 200; i++ {
+				key := keys[(g+i)%len(keys)]
+				w := serve(h, newRequest(func(r *http.Request) {
+					r.RemoteAddr = "192.0.2." + string(rune('0'+g)) + ":1"
+					r.Header.Set("X-API-Key", key)
+				}))
+				if w.Code == 200 && key != f.valid && key != quota {
+					t.Errorf("200 for %q", key)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
