@@ -259,7 +259,7 @@ func buildQueries(d Dialect, p string) queries {
 			SELECT $1, $2, $3, $4 WHERE $4 <= $5
 			ON CONFLICT (counter_key, window_start) DO UPDATE SET used = u.used + excluded.used
 			WHERE u.used + excluded.used <= $5
-			RETURNING u.used`,
+			RETURNING used`,
 		insertVersion: `INSERT INTO ` + p + `schema_version (version) VALUES ($1)`,
 		schemaVersion: `SELECT COALESCE(MAX(version), 0) FROM ` + p + `schema_version`,
 	}
