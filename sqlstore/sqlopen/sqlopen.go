@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -24,17 +25,18 @@ import (
 // the DSN, which may hold a password.
 var ErrBadDSN = errors.New("sqlopen: bad DSN")
 
-// sqlitePragmas are set on every SQLite connection: WAL lets readers run
-// beside the writer, the busy timeout makes writers queue instead of
-// failing with SQLITE_BUSY, and synchronous=NORMAL is durable in WAL mode
-// except for the last transactions before a power loss.
-const sqlitePragmas = "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
+// sqlitePragmas are set on every SQLite connection unless the DSN sets
+// them itself: WAL lets readers run beside the writer, the busy timeout
+// makes writers queue instead of failing with SQLITE_BUSY, and
+// synchronous=NORMAL is durable in WAL mode except for the last
+// transactions before a power loss.
+var sqlitePragmas = []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(NORMAL)"}
 
 // Open opens the database named by dsn, checks that it answers, and
 // returns a Store on it whose Close closes the database. It does not
 // migrate: call Migrate. The forms of dsn are
 //
-//	sqlite:PATH          a SQLite file, created if missing (WAL mode, 10 s busy timeout)
+//	sqlite:PATH          a SQLite file, created if missing (WAL mode, 10 s busy timeout, synchronous=NORMAL)
 //	file:PATH[?query]    the same, with modernc.org/sqlite's query parameters
 //	postgres://… or postgresql://…   a PostgreSQL URL, as pgx reads it
 //
@@ -100,12 +102,21 @@ func parse(dsn string) (driver, source string, dialect sqlstore.Dialect, err err
 	return "", "", 0, fmt.Errorf("%w: unknown scheme %.20q: want sqlite:PATH, file:PATH or a postgres:// URL", ErrBadDSN, scheme)
 }
 
-// withPragmas adds the default pragmas before the DSN's own query, so that
-// pragmas given in the DSN win.
+// withPragmas adds the default pragmas that the DSN does not set itself.
 func withPragmas(source string) string {
 	path, query, _ := strings.Cut(source, "?")
-	if query == "" {
-		return path + "?" + sqlitePragmas
+	given, _ := url.ParseQuery(query)
+	var add []string
+	for _, p := range sqlitePragmas {
+		name, _, _ := strings.Cut(p, "(")
+		if !slices.ContainsFunc(given["_pragma"], func(v string) bool {
+			return strings.HasPrefix(strings.ToLower(strings.TrimSpace(v)), name)
+		}) {
+			add = append(add, "_pragma="+p)
+		}
 	}
-	return path + "?" + sqlitePragmas + "&" + query
+	if query != "" {
+		add = append(add, query)
+	}
+	return path + "?" + strings.Join(add, "&")
 }
