@@ -32,6 +32,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -176,6 +177,12 @@ type Store struct {
 	// ready is set once the schema was found current, so that only calls
 	// before that pay for the check.
 	ready atomic.Bool
+
+	// getStmt is Get's query, prepared on first use (it cannot be before
+	// the table exists). Preparing it once matters on SQLite, where
+	// compiling the statement costs more than running it.
+	getMu   sync.Mutex
+	getStmt atomic.Pointer[sql.Stmt]
 }
 
 // New returns a Store over db in the given dialect. It does no I/O (like
@@ -203,9 +210,15 @@ func (s *Store) DB() *sql.DB { return s.db }
 // Dialect returns the Store's dialect.
 func (s *Store) Dialect() Dialect { return s.dialect }
 
-// Close closes the database if the Store was made with CloseDB, and does
-// nothing otherwise. Stop Watch (cancel its context) first.
+// Close releases the Store's prepared statements, and closes the
+// database if the Store was made with CloseDB. Stop Watch (cancel its
+// context) first. The Store must not be used after Close.
 func (s *Store) Close() error {
+	s.getMu.Lock()
+	if stmt := s.getStmt.Swap(nil); stmt != nil {
+		stmt.Close()
+	}
+	s.getMu.Unlock()
 	if s.cfg.ownDB {
 		return s.db.Close()
 	}
@@ -355,7 +368,11 @@ func (s *Store) Get(ctx context.Context, id string) (*apikey.Key, error) {
 		// the parameter rather than find nothing.
 		return nil, apikey.ErrNotFound
 	}
-	k, err := scanKey(s.db.QueryRowContext(ctx, s.q.get, id))
+	stmt, err := s.prepareGet(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: get key %s: %w", id, err)
+	}
+	k, err := scanKey(stmt.QueryRowContext(ctx, id))
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return nil, apikey.ErrNotFound
@@ -363,6 +380,23 @@ func (s *Store) Get(ctx context.Context, id string) (*apikey.Key, error) {
 		return nil, fmt.Errorf("sqlstore: get key %s: %w", id, err)
 	}
 	return k, nil
+}
+
+func (s *Store) prepareGet(ctx context.Context) (*sql.Stmt, error) {
+	if stmt := s.getStmt.Load(); stmt != nil {
+		return stmt, nil
+	}
+	s.getMu.Lock()
+	defer s.getMu.Unlock()
+	if stmt := s.getStmt.Load(); stmt != nil {
+		return stmt, nil
+	}
+	stmt, err := s.db.PrepareContext(ctx, s.q.get)
+	if err != nil {
+		return nil, err
+	}
+	s.getStmt.Store(stmt)
+	return stmt, nil
 }
 
 // Update implements apikey.Store.
@@ -624,24 +658,6 @@ func (c timeCol) Scan(v any) error {
 		return fmt.Errorf("sqlstore: cannot scan %T into a time", v)
 	}
 	return nil
-}
-
-// jsonCol scans a nullable JSON text column; NULL leaves the target nil.
-type jsonCol struct{ dst any }
-
-func (c jsonCol) Scan(v any) error {
-	var b []byte
-	switch v := v.(type) {
-	case nil:
-		return nil
-	case string:
-		b = []byte(v)
-	case []byte:
-		b = v
-	default:
-		return fmt.Errorf("sqlstore: cannot scan %T as JSON", v)
-	}
-	return json.Unmarshal(b, c.dst)
 }
 
 // scanKey reads one row of columns.
