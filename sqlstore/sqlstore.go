@@ -644,6 +644,9 @@ func (s *Store) timeArg(t time.Time) any {
 }
 
 // timeCol scans a time column of either dialect; NULL is the zero time.
+// On SQLite the Store writes Unix microseconds, but it also reads the
+// text an operator's hand-written UPDATE may leave there
+// (CURRENT_TIMESTAMP, datetime('now'), RFC 3339), as UTC.
 type timeCol struct{ t *time.Time }
 
 func (c timeCol) Scan(v any) error {
@@ -654,10 +657,24 @@ func (c timeCol) Scan(v any) error {
 		*c.t = time.UnixMicro(v).UTC()
 	case time.Time:
 		*c.t = v.UTC()
+	case string:
+		return c.parse(v)
+	case []byte:
+		return c.parse(string(v))
 	default:
 		return fmt.Errorf("sqlstore: cannot scan %T into a time", v)
 	}
 	return nil
+}
+
+func (c timeCol) parse(s string) error {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02 15:04:05.999999999", "2006-01-02T15:04:05.999999999"} {
+		if t, err := time.ParseInLocation(layout, s, time.UTC); err == nil {
+			*c.t = t.UTC().Truncate(time.Microsecond)
+			return nil
+		}
+	}
+	return fmt.Errorf("sqlstore: cannot read %.40q as a time (want Unix microseconds)", s)
 }
 
 // scanKey reads one row of columns.

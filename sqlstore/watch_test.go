@@ -58,6 +58,16 @@ func TestRevokeReachesOtherManager(t *testing.T) {
 				d := eventually(t, time.Second, "the other Manager refuses a revoked key", revoked(secret))
 				t.Logf("refused after %v", d)
 			})
+			t.Run("plain SQL, text time", func(t *testing.T) {
+				if b.dialect != sqlstore.SQLite {
+					t.Skip("SQLite only: a text timestamp in an integer column")
+				}
+				secret, k := issueAndCache()
+				if _, err := operator.Exec(`UPDATE apikey_keys SET revoked_at = CURRENT_TIMESTAMP WHERE id = ?`, k.ID); err != nil {
+					t.Fatal(err)
+				}
+				eventually(t, time.Second, "the other Manager refuses a key revoked with CURRENT_TIMESTAMP", revoked(secret))
+			})
 			t.Run("plain SQL", func(t *testing.T) {
 				secret, k := issueAndCache()
 				q := `UPDATE apikey_keys SET revoked_at = now() WHERE id = $1`
