@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -10,7 +11,9 @@ import (
 // notification arrives on driverConn and returns its payload. driverConn
 // is the driver's connection as (*sql.Conn).Raw hands it over, already
 // listening. A NotifyWaiter must return when ctx is done and must return
-// an error when the connection is lost. pglisten.Wait is one for
+// an error when the connection is lost; an error wrapping
+// ErrNoNotifications (a connection of a driver it does not know) makes
+// Watch give up instead of retrying. pglisten.Wait is one for
 // github.com/jackc/pgx/v5/stdlib.
 type NotifyWaiter func(ctx context.Context, driverConn any) (payload string, err error)
 
@@ -50,12 +53,19 @@ func (s *Store) Watch(ctx context.Context, changed func(id string)) error {
 func (s *Store) watchPostgres(ctx context.Context, changed func(string)) error {
 	backoff := minBackoff
 	for {
-		listened, _ := s.listen(ctx, changed)
+		start := time.Now()
+		listened, err := s.listen(ctx, changed)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if listened {
-			backoff = minBackoff // it worked for a while: retry at once-ish
+		if errors.Is(err, ErrNoNotifications) {
+			return err // the waiter cannot work with this driver: retrying will not help
+		}
+		if listened && time.Since(start) > maxBackoff {
+			// It worked for a while: a fresh failure, retry soon. A
+			// connection that fails as soon as it listens keeps backing
+			// off, so that its changed("") does not empty caches in a loop.
+			backoff = minBackoff
 		}
 		if !sleep(ctx, backoff) {
 			return ctx.Err()

@@ -9,6 +9,7 @@ import (
 
 	"github.com/apikeykit/apikey"
 	"github.com/apikeykit/apikey/sqlstore"
+	"github.com/apikeykit/apikey/sqlstore/pglisten"
 )
 
 // TestRevokeReachesOtherManager runs two Managers, as two instances of a
@@ -242,5 +243,31 @@ func TestLastUsedLargeBatch(t *testing.T) {
 				t.Fatalf("%d keys have a last use (%v), want %d", set, err, n)
 			}
 		})
+	}
+}
+
+// TestWatchWrongDriver: a waiter that cannot handle the driver's
+// connections makes Watch give up, instead of emptying caches in a loop.
+func TestWatchWrongDriver(t *testing.T) {
+	b := backends()[1]
+	need(t, b)
+	db, _ := b.open(t)
+	wrong := func(ctx context.Context, driverConn any) (string, error) {
+		return pglisten.Wait(ctx, struct{}{}) // not a pgx connection
+	}
+	newStore(t, db, b.dialect) // migrated
+	st, err := sqlstore.New(db, b.dialect, sqlstore.Notifications(wrong))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	calls := 0
+	err = st.Watch(ctx, func(string) { calls++ })
+	if !errors.Is(err, sqlstore.ErrNoNotifications) {
+		t.Fatalf("Watch = %v, want ErrNoNotifications", err)
+	}
+	if calls != 1 {
+		t.Fatalf("changed called %d times, want once", calls)
 	}
 }

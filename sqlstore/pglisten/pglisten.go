@@ -13,6 +13,8 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/apikeykit/apikey/sqlstore"
 )
 
 // Wait implements sqlstore.NotifyWaiter for connections opened through
@@ -24,7 +26,7 @@ import (
 func Wait(ctx context.Context, driverConn any) (string, error) {
 	c, ok := driverConn.(interface{ Conn() *pgx.Conn })
 	if !ok {
-		return "", fmt.Errorf("pglisten: driver connection is a %T, not a github.com/jackc/pgx/v5/stdlib connection", driverConn)
+		return "", fmt.Errorf("%w: pglisten: driver connection is a %T, not a github.com/jackc/pgx/v5/stdlib connection", sqlstore.ErrNoNotifications, driverConn)
 	}
 	n, err := c.Conn().WaitForNotification(ctx)
 	if err != nil {
