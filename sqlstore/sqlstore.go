@@ -76,7 +76,7 @@ var (
 
 	// ErrNoNotifications is returned by Watch on PostgreSQL when the Store
 	// was made without the Notifications option.
-	ErrNoNotifications = errors.New("sqlstore: PostgreSQL change notifications not configured (use the Notifications option, e.g. with pglisten.Wait)")
+	ErrNoNotifications = errors.New("sqlstore: no PostgreSQL change notifications (Watch needs the Notifications option with a waiter for the driver, such as pglisten.Wait)")
 )
 
 // DefaultTablePrefix is the prefix of every table, trigger and
