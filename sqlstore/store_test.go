@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -355,6 +356,97 @@ func TestRotateAtomic(t *testing.T) {
 				if _, err := m.Verify(ctx, s.Reveal()); err != nil {
 					t.Fatalf("Verify during the grace period: %v", err)
 				}
+			}
+		})
+	}
+}
+
+// TestPostgresCollation: IDs sort bytewise, as List's cursor needs, even
+// in a database whose default collation is a natural-language one (where
+// "a" < "B" < "c").
+func TestPostgresCollation(t *testing.T) {
+	b := backends()[1]
+	need(t, b)
+	dsn := os.Getenv("APIKEY_TEST_POSTGRES")
+	admin, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	name := "apikey_icu_" + randomHex(4)
+	if _, err := admin.Exec(`CREATE DATABASE ` + name + ` TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'`); err != nil {
+		t.Skipf("cannot create a database with an ICU collation here: %v", err)
+	}
+	t.Cleanup(func() { admin.Exec(`DROP DATABASE ` + name + ` WITH (FORCE)`) })
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + name
+	db, err := sql.Open("pgx", u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var before bool
+	if err := db.QueryRow(`SELECT 'a' < 'B'`).Scan(&before); err != nil || !before {
+		t.Fatalf("the database does not sort naturally ('a' < 'B' is %v, %v): the test proves nothing", before, err)
+	}
+	st := newStore(t, db, sqlstore.Postgres)
+	ctx := context.Background()
+	for _, id := range []string{"c", "a", "D", "B"} {
+		if err := st.Create(ctx, &apikey.Key{ID: id, Owner: "o", Digest: []byte{1}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, owner := range []string{"", "o"} {
+		var got []string
+		cursor := ""
+		for {
+			keys, next, err := st.List(ctx, apikey.ListOptions{Owner: owner, Cursor: cursor, Limit: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range keys {
+				got = append(got, k.ID)
+			}
+			if next == "" {
+				break
+			}
+			cursor = next
+		}
+		if strings.Join(got, ",") != "B,D,a,c" {
+			t.Fatalf("List(owner %q) = %v, want bytewise order B,D,a,c", owner, got)
+		}
+	}
+}
+
+// TestManagerFlushesLastUsed: uses recorded by a Manager reach the
+// database in a batch, at the latest when it closes.
+func TestManagerFlushesLastUsed(t *testing.T) {
+	ctx := context.Background()
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			need(t, b)
+			db, _ := b.open(t)
+			st := newStore(t, db, b.dialect)
+			m := newManager(t, st, apikey.WithLastUsedInterval(time.Hour))
+			secret, k, err := m.Issue(ctx, apikey.IssueRequest{Owner: "o"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := m.Verify(ctx, secret.Reveal()); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := st.Get(ctx, k.ID); !got.LastUsedAt.IsZero() {
+				t.Fatal("a use was written at once, not batched")
+			}
+			if err := m.Close(); err != nil {
+				t.Fatal(err)
+			}
+			got, err := st.Get(ctx, k.ID)
+			if err != nil || got.LastUsedAt.IsZero() || got.Revision != 1 {
+				t.Fatalf("after Close: LastUsedAt %v, revision %d, %v", got.LastUsedAt, got.Revision, err)
 			}
 		})
 	}
