@@ -138,8 +138,13 @@ func openBenchDB(b *testing.B, be backend, n int) *benchDB {
 		b.Fatal(err)
 	}
 	if be.dialect == sqlstore.Postgres {
-		if _, err := db.Exec(`ANALYZE apikey_keys`); err != nil {
-			b.Fatal(err)
+		// Settle the table as it would be in production: hint bits set,
+		// statistics current, the bulk load checkpointed. Otherwise the
+		// first sub-benchmark pays for writes that the load left behind.
+		for _, q := range []string{`VACUUM ANALYZE apikey_keys`, `CHECKPOINT`} {
+			if _, err := db.Exec(q); err != nil {
+				b.Fatal(err)
+			}
 		}
 	}
 	d := &benchDB{db: db, st: st}
