@@ -1,0 +1,149 @@
+package sqlstore_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/apikeykit/apikey"
+)
+
+func TestCounter(t *testing.T) {
+	ctx := context.Background()
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			need(t, b)
+			db, _ := b.open(t)
+			c := newStore(t, db, b.dialect).Counter()
+			q := apikey.Quota{Limit: 10, Period: time.Hour}
+			// 12:30 is in the window [12:00, 13:00).
+			now := time.Date(2026, 11, 26, 12, 30, 0, 0, time.UTC)
+
+			steps := []struct {
+				key       string
+				n         int64
+				at        time.Time
+				allowed   bool
+				remaining int64
+				reset     time.Duration
+				name      string
+			}{
+				{"a", 3, now, true, 7, 30 * time.Minute, "first add"},
+				{"a", 3, now, true, 4, 30 * time.Minute, "second add"},
+				{"a", 3, now.Add(15 * time.Minute), true, 1, 15 * time.Minute, "third add, later in the window"},
+				{"a", 2, now, false, 1, 30 * time.Minute, "over the limit: refused, not counted"},
+				{"a", 1, now, true, 0, 30 * time.Minute, "exactly to the limit"},
+				{"a", 1, now, false, 0, 30 * time.Minute, "exhausted"},
+				{"a", 0, now, true, 0, 30 * time.Minute, "n = 0 reads the usage"},
+				{"a", 1, now.Add(30 * time.Minute), true, 9, time.Hour, "next window starts at zero"},
+				{"b", 11, now, false, 10, 30 * time.Minute, "first add above the limit: refused, not counted"},
+				{"b", 10, now, true, 0, 30 * time.Minute, "then the whole quota at once"},
+				{`c'; DELETE FROM apikey_quota_usage; --`, 1, now, true, 9, 30 * time.Minute, "SQL in the key is data"},
+				{"a", 0, now.Add(30 * time.Minute), true, 9, time.Hour, "other keys untouched"},
+			}
+			for _, s := range steps {
+				d, err := c.AddAt(ctx, s.key, q, s.n, s.at)
+				if err != nil {
+					t.Fatalf("%s: %v", s.name, err)
+				}
+				want := apikey.Decision{Allowed: s.allowed, Limit: 10, Remaining: s.remaining, Reset: s.reset}
+				if !s.allowed {
+					want.RetryAfter = s.reset
+				}
+				if d != want {
+					t.Fatalf("%s: got %+v, want %+v", s.name, d, want)
+				}
+			}
+		})
+	}
+}
+
+// TestCounterConcurrent: with many concurrent adds, exactly Limit succeed.
+func TestCounterConcurrent(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			need(t, b)
+			db, _ := b.open(t)
+			c := newStore(t, db, b.dialect).Counter()
+			q := apikey.Quota{Limit: 25, Period: time.Hour}
+			var allowed atomic.Int64
+			var wg sync.WaitGroup
+			for w := 0; w < 8; w++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := 0; i < 5; i++ {
+						d, err := c.Add(context.Background(), "shared", q, 1)
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						if d.Allowed {
+							allowed.Add(1)
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			if allowed.Load() != 25 {
+				t.Fatalf("%d of 40 adds allowed, want exactly 25", allowed.Load())
+			}
+		})
+	}
+}
+
+// TestCounterCleanup: windows that ended are deleted now and then.
+func TestCounterCleanup(t *testing.T) {
+	ctx := context.Background()
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			need(t, b)
+			db, _ := b.open(t)
+			c := newStore(t, db, b.dialect).Counter()
+			q := apikey.Quota{Limit: 5, Period: time.Minute}
+			t0 := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+			for i := 0; i < 10; i++ {
+				if _, err := c.AddAt(ctx, "k", q, 1, t0.Add(time.Duration(i)*time.Minute)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var rows int
+			if err := db.QueryRow(`SELECT COUNT(*) FROM apikey_quota_usage`).Scan(&rows); err != nil {
+				t.Fatal(err)
+			}
+			// The add at 12:09 cleaned up windows that ended before 12:08.
+			if rows > 3 {
+				t.Fatalf("%d windows kept, want at most 3", rows)
+			}
+		})
+	}
+}
+
+func TestCounterRejects(t *testing.T) {
+	db, _ := openSQLite(t)
+	c := newStore(t, db, 1).Counter()
+	tests := []struct {
+		name string
+		key  string
+		q    apikey.Quota
+		n    int64
+	}{
+		{"zero quota", "k", apikey.Quota{}, 1},
+		{"zero period", "k", apikey.Quota{Limit: 1}, 1},
+		{"negative limit", "k", apikey.Quota{Limit: -1, Period: time.Hour}, 1},
+		{"huge period", "k", apikey.Quota{Limit: 1, Period: 200 * 365 * 24 * time.Hour}, 1},
+		{"negative n", "k", apikey.Quota{Limit: 1, Period: time.Hour}, -1},
+		{"NUL in key", "a\x00b", apikey.Quota{Limit: 1, Period: time.Hour}, 1},
+		{"bad UTF-8 key", "\xff", apikey.Quota{Limit: 1, Period: time.Hour}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := c.Add(context.Background(), tt.key, tt.q, tt.n); !errors.Is(err, apikey.ErrInvalidRequest) {
+				t.Fatalf("Add = %v, want ErrInvalidRequest", err)
+			}
+		})
+	}
+}

@@ -1,0 +1,200 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql/driver"
+	"embed"
+	"fmt"
+	"hash/fnv"
+	"io/fs"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// migrationFiles holds the schema, one directory per dialect, one file per
+// version named NNNN_description.sql. {{prefix}} in a file stands for the
+// table prefix. A released file is never edited: changes go in a new one.
+//
+//go:embed migrations
+var migrationFiles embed.FS
+
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+// migrations returns the dialect's migrations in version order.
+func migrations(d Dialect) ([]migration, error) {
+	dir := "migrations/" + d.String()
+	entries, err := fs.ReadDir(migrationFiles, dir)
+	if err != nil {
+		return nil, err
+	}
+	var ms []migration
+	for _, e := range entries {
+		num, _, ok := strings.Cut(e.Name(), "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil || v <= 0 || !strings.HasSuffix(e.Name(), ".sql") {
+			return nil, fmt.Errorf("sqlstore: bad migration file name %s", e.Name())
+		}
+		b, err := fs.ReadFile(migrationFiles, path.Join(dir, e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, migration{version: v, name: e.Name(), sql: string(b)})
+	}
+	slices.SortFunc(ms, func(a, b migration) int { return a.version - b.version })
+	for i, m := range ms {
+		if m.version != i+1 {
+			return nil, fmt.Errorf("sqlstore: migrations for %v are not numbered 1, 2, 3, …: %s", d, m.name)
+		}
+	}
+	return ms, nil
+}
+
+// SchemaVersion is the schema version this code needs, the same for
+// every dialect.
+const SchemaVersion = 1
+
+// Migrate brings the database's schema up to SchemaVersion, applying the
+// missing migrations in one transaction. It is safe to call from several
+// processes at once: on PostgreSQL they queue on an advisory lock, on
+// SQLite on the write lock (BEGIN IMMEDIATE, waiting up to the busy
+// timeout). A database already current is left as it is. A database
+// migrated by newer code fails with ErrSchemaTooNew and is not written to.
+func (s *Store) Migrate(ctx context.Context) error {
+	ms, err := migrations(s.dialect)
+	if err != nil {
+		return err
+	}
+	if len(ms) != SchemaVersion {
+		return fmt.Errorf("sqlstore: %d migrations for %v, want %d", len(ms), s.dialect, SchemaVersion)
+	}
+	if err := s.inTx(ctx, func(tx execer) error { return s.migrate(ctx, tx, ms) }); err != nil {
+		return err
+	}
+	s.ready.Store(true)
+	return nil
+}
+
+func (s *Store) migrate(ctx context.Context, tx execer, ms []migration) error {
+	if s.dialect == Postgres {
+		// Held until the transaction ends; other migrators wait here and
+		// then find the work done.
+		h := fnv.New64a()
+		h.Write([]byte("apikey/sqlstore migrate " + s.cfg.prefix))
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(h.Sum64())); err != nil {
+			return fmt.Errorf("sqlstore: migrate: lock: %w", err)
+		}
+	}
+	// Read the version before writing anything, so that a database from
+	// newer code is not touched at all.
+	current, err := s.version(ctx, tx)
+	if err != nil {
+		return fmt.Errorf("sqlstore: migrate: %w", err)
+	}
+	if current > SchemaVersion {
+		return fmt.Errorf("%w: database is at version %d, this code knows up to %d", ErrSchemaTooNew, current, SchemaVersion)
+	}
+	if current == SchemaVersion {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, s.q.createVersionTable); err != nil {
+		return fmt.Errorf("sqlstore: migrate: create version table: %w", err)
+	}
+	for _, m := range ms[current:] {
+		body := strings.ReplaceAll(m.sql, "{{prefix}}", s.cfg.prefix)
+		if _, err := tx.ExecContext(ctx, body); err != nil {
+			return fmt.Errorf("sqlstore: migrate: %s/%s: %w", s.dialect, m.name, err)
+		}
+		if _, err := tx.ExecContext(ctx, s.q.insertVersion, m.version); err != nil {
+			return fmt.Errorf("sqlstore: migrate: record version %d: %w", m.version, err)
+		}
+	}
+	return nil
+}
+
+// version returns the schema version recorded in the database, 0 if none.
+func (s *Store) version(ctx context.Context, db execer) (int, error) {
+	var n int
+	if err := db.QueryRowContext(ctx, s.q.tableExists, s.cfg.prefix+"schema_version").Scan(&n); err != nil {
+		return 0, err
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	var v int
+	if err := db.QueryRowContext(ctx, s.q.schemaVersion).Scan(&v); err != nil {
+		return 0, err
+	}
+	return v, nil
+}
+
+// inTx runs fn in a write transaction. On SQLite it is BEGIN IMMEDIATE on
+// a dedicated connection: database/sql cannot ask for it portably, and a
+// deferred transaction that reads and then writes can fail with
+// SQLITE_BUSY when another process writes in between.
+func (s *Store) inTx(ctx context.Context, fn func(execer) error) error {
+	if s.dialect == Postgres {
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("sqlstore: begin: %w", err)
+		}
+		defer tx.Rollback()
+		if err := fn(tx); err != nil {
+			return err
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("sqlstore: commit: %w", err)
+		}
+		return nil
+	}
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("sqlstore: begin: %w", err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return fmt.Errorf("sqlstore: begin: %w", err)
+	}
+	if err := fn(conn); err != nil {
+		// A background context: the rollback must happen even if ctx is
+		// what failed, or the connection goes back to the pool mid-transaction.
+		if _, rbErr := conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK"); rbErr != nil {
+			conn.Raw(func(any) error { return errBadConn }) // discard it instead
+		}
+		return err
+	}
+	if _, err := conn.ExecContext(context.WithoutCancel(ctx), "COMMIT"); err != nil {
+		conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+		return fmt.Errorf("sqlstore: commit: %w", err)
+	}
+	return nil
+}
+
+// check fails with ErrNotMigrated or ErrSchemaTooNew until the database's
+// schema is the one this code needs. Once it is, the answer is kept and
+// check costs one atomic load.
+func (s *Store) check(ctx context.Context) error {
+	if s.ready.Load() {
+		return nil
+	}
+	v, err := s.version(ctx, s.db)
+	if err != nil {
+		return fmt.Errorf("sqlstore: read schema version: %w", err)
+	}
+	switch {
+	case v < SchemaVersion:
+		return fmt.Errorf("%w: database is at version %d, this code needs %d", ErrNotMigrated, v, SchemaVersion)
+	case v > SchemaVersion:
+		return fmt.Errorf("%w: database is at version %d, this code knows up to %d", ErrSchemaTooNew, v, SchemaVersion)
+	}
+	s.ready.Store(true)
+	return nil
+}
+
+// errBadConn makes database/sql discard a connection handed out by Raw.
+var errBadConn = driver.ErrBadConn

@@ -1,0 +1,156 @@
+package sqlopen_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apikeykit/apikey"
+	"github.com/apikeykit/apikey/sqlstore"
+	"github.com/apikeykit/apikey/sqlstore/sqlopen"
+)
+
+func TestOpenRejects(t *testing.T) {
+	tests := []struct{ name, dsn string }{
+		{"empty", ""},
+		{"no scheme", "keys.db"},
+		{"unknown scheme", "mysql://user:hunter2@host/db"},
+		{"sqlite without path", "sqlite:"},
+		{"file without path", "file:"},
+		{"bad port", "postgres://user:hunter2@localhost:notaport/db"},
+		{"bad escape", "postgres://user:hunter2@localhost/db%zz"},
+		{"bad option", "postgres://user:hunter2@localhost/db?sslmode=sometimes"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st, err := sqlopen.Open(context.Background(), tt.dsn)
+			if !errors.Is(err, sqlopen.ErrBadDSN) || st != nil {
+				t.Fatalf("Open(%q) = %v, %v; want ErrBadDSN", tt.dsn, st, err)
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Fatalf("error %q repeats the password", err)
+			}
+		})
+	}
+}
+
+func TestOpenSQLite(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "keys.db")
+	st, err := sqlopen.Open(ctx, "sqlite:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Dialect() != sqlstore.SQLite {
+		t.Fatalf("dialect %v", st.Dialect())
+	}
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var mode string
+	var timeout int
+	if err := st.DB().QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
+		t.Fatalf("journal_mode %q (%v), want wal", mode, err)
+	}
+	if err := st.DB().QueryRow("PRAGMA busy_timeout").Scan(&timeout); err != nil || timeout != 10000 {
+		t.Fatalf("busy_timeout %d (%v), want 10000", timeout, err)
+	}
+	roundTrip(t, st)
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.DB().Ping(); err == nil {
+		t.Fatal("Close did not close the database")
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Fatal(err)
+	}
+
+	// file: DSNs keep their own parameters, which win over the defaults.
+	st, err = sqlopen.Open(ctx, "file:"+path+"?_pragma=busy_timeout(1234)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.DB().QueryRow("PRAGMA busy_timeout").Scan(&timeout); err != nil || timeout != 1234 {
+		t.Fatalf("busy_timeout %d (%v), want 1234", timeout, err)
+	}
+}
+
+func TestOpenPostgres(t *testing.T) {
+	dsn := os.Getenv("APIKEY_TEST_POSTGRES")
+	if dsn == "" {
+		t.Skip("APIKEY_TEST_POSTGRES is not set: no PostgreSQL to test against (source .ci/services.sh; start_postgres)")
+	}
+	ctx := context.Background()
+	prefix := sqlstore.TablePrefix("sqlopen_test_")
+	st, err := sqlopen.Open(ctx, dsn, prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	t.Cleanup(func() {
+		for _, tbl := range []string{"keys", "quota_usage", "schema_version"} {
+			st.DB().Exec("DROP TABLE IF EXISTS sqlopen_test_" + tbl)
+		}
+		st.DB().Exec("DROP FUNCTION IF EXISTS sqlopen_test_notify_change()")
+	})
+	if st.Dialect() != sqlstore.Postgres {
+		t.Fatalf("dialect %v", st.Dialect())
+	}
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	roundTrip(t, st)
+	// Notifications are wired: Watch starts instead of failing.
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	started := make(chan struct{}, 1)
+	go st.Watch(wctx, func(id string) {
+		if id == "" {
+			select {
+			case started <- struct{}{}:
+			default:
+			}
+		}
+	})
+	select {
+	case <-started:
+	case <-wctx.Done():
+		t.Fatal("Watch did not start")
+	}
+}
+
+func TestOpenUnreachable(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := sqlopen.Open(ctx, "postgres://postgres:hunter2@127.0.0.1:1/postgres?sslmode=disable")
+	if err == nil || errors.Is(err, sqlopen.ErrBadDSN) {
+		t.Fatalf("Open of an unreachable server: %v; want a connection error", err)
+	}
+	_, err = sqlopen.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "no", "such", "dir", "keys.db"))
+	if err == nil {
+		t.Fatal("Open in a missing directory succeeded")
+	}
+}
+
+func roundTrip(t *testing.T, st *sqlstore.Store) {
+	t.Helper()
+	ctx := context.Background()
+	m, err := apikey.NewManager(st, apikey.WithPrefix("acme_test"), apikey.WithPepper("v1", []byte("sqlopen-test-pepper-0123456789abcdef")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	secret, _, err := m.Issue(ctx, apikey.IssueRequest{Owner: "o"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Verify(ctx, secret.Reveal()); err != nil {
+		t.Fatal(err)
+	}
+}
