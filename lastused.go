@@ -12,13 +12,14 @@ import (
 type lastUsedBatch struct {
 	rec      LastUsedRecorder
 	interval time.Duration
+	onError  func(error)
 
 	mu      sync.Mutex
 	pending map[string]time.Time
 }
 
-func newLastUsedBatch(rec LastUsedRecorder, interval time.Duration) *lastUsedBatch {
-	return &lastUsedBatch{rec: rec, interval: interval, pending: make(map[string]time.Time)}
+func newLastUsedBatch(rec LastUsedRecorder, interval time.Duration, onError func(error)) *lastUsedBatch {
+	return &lastUsedBatch{rec: rec, interval: interval, onError: onError, pending: make(map[string]time.Time)}
 }
 
 // touch records a use of key id. A cache entry remembers when it was last
@@ -44,7 +45,9 @@ func (b *lastUsedBatch) run(ctx context.Context) {
 			return
 		case <-t.C:
 			fctx, cancel := context.WithTimeout(ctx, b.interval)
-			_ = b.flush(fctx) // kept pending on failure; retried next tick
+			if err := b.flush(fctx); err != nil {
+				b.onError(err) // the batch is kept and retried next tick
+			}
 			cancel()
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"sync"
 	"time"
@@ -44,6 +45,7 @@ type Manager struct {
 	cache     *keyCache
 	dummy     [digestSize]byte // compared against when the key ID is unknown
 	lastUsed  *lastUsedBatch   // nil if the store cannot record last use
+	onError   func(error)      // background failures
 	stop      context.CancelFunc
 	done      sync.WaitGroup
 	closeOnce sync.Once
@@ -62,6 +64,7 @@ type settings struct {
 	negativeTTL      time.Duration
 	lastUsedInterval time.Duration
 	staleIfError     time.Duration
+	onError          func(error)
 }
 
 // WithPrefix sets the prefix of issued keys, for example "acme_live". It is
@@ -194,6 +197,47 @@ func WithStaleIfError(maxStale time.Duration) Option {
 	}
 }
 
+// WithBackgroundErrors sets the function that receives failures of the
+// Manager's background work: a Watcher that stops watching (revocations by
+// other processes then take effect only as cache entries expire, until it
+// recovers) and last-used batches that could not be written (they are
+// retried). By default they are logged with slog.Default at level Error.
+// fn is called from background goroutines and must be safe for concurrent
+// use.
+func WithBackgroundErrors(fn func(error)) Option {
+	return func(s *settings) error {
+		if fn == nil {
+			return fmt.Errorf("%w: WithBackgroundErrors(nil)", ErrInvalidRequest)
+		}
+		s.onError = fn
+		return nil
+	}
+}
+
+func logBackgroundError(err error) {
+	slog.Default().Error("apikey: background work failed", "err", err)
+}
+
+// watch runs the Store's Watch until ctx ends, restarting it (with
+// backoff, and reporting each failure) if it returns early.
+func (m *Manager) watch(ctx context.Context, w Watcher) {
+	const maxBackoff = 30 * time.Second
+	backoff := time.Second
+	for {
+		err := w.Watch(ctx, m.cache.invalidate)
+		if ctx.Err() != nil {
+			return
+		}
+		m.onError(fmt.Errorf("apikey: watching the store for changes stopped (retrying in %v; until then other processes' revocations take effect within the cache TTL): %w", backoff, err))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
 // WithLastUsedInterval sets how often recorded uses are flushed to a Store
 // that implements LastUsedRecorder (default DefaultLastUsedInterval). A
 // key's LastUsedAt is therefore accurate to about this interval.
@@ -217,6 +261,7 @@ func NewManager(store Store, opts ...Option) (*Manager, error) {
 	}
 	s := settings{
 		now:              time.Now,
+		onError:          logBackgroundError,
 		cacheSize:        DefaultCacheSize,
 		cacheTTL:         DefaultCacheTTL,
 		negativeTTL:      DefaultNegativeCacheTTL,
@@ -248,6 +293,7 @@ func NewManager(store Store, opts ...Option) (*Manager, error) {
 		prefix:  s.prefix,
 		digests: s.digests,
 		now:     s.now,
+		onError: s.onError,
 	}
 	m.cache = newKeyCache(s.cacheSize, s.cacheTTL, s.negativeTTL, &m.digests)
 	m.cache.staleIfError = s.staleIfError
@@ -258,11 +304,11 @@ func NewManager(store Store, opts ...Option) (*Manager, error) {
 		m.done.Add(1)
 		go func() {
 			defer m.done.Done()
-			_ = w.Watch(ctx, m.cache.invalidate)
+			m.watch(ctx, w)
 		}()
 	}
 	if r, ok := store.(LastUsedRecorder); ok {
-		m.lastUsed = newLastUsedBatch(r, s.lastUsedInterval)
+		m.lastUsed = newLastUsedBatch(r, s.lastUsedInterval, m.onError)
 		m.done.Add(1)
 		go func() {
 			defer m.done.Done()

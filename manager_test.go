@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -742,4 +743,47 @@ func TestStaleIfError(t *testing.T) {
 			require.Error(t, err)
 		})
 	}
+}
+
+// failingWatcher is a Store whose Watch fails at once, the first times.
+type failingWatcher struct {
+	*memstore.Store
+	calls atomic.Int64
+}
+
+func (s *failingWatcher) Watch(ctx context.Context, changed func(string)) error {
+	if s.calls.Add(1) <= 1 {
+		return errors.New("notifications not configured")
+	}
+	return s.Store.Watch(ctx, changed)
+}
+
+func TestWatchFailureIsReportedAndRetried(t *testing.T) {
+	ctx := context.Background()
+	store := &failingWatcher{Store: memstore.New()}
+	reported := make(chan error, 10)
+	m, err := apikey.NewManager(store, apikey.WithPrefix("acme_test"), apikey.WithPepper("v1", testPepper),
+		apikey.WithCache(100, 10*time.Minute), apikey.WithBackgroundErrors(func(err error) { reported <- err }))
+	require.NoError(t, err)
+	defer m.Close()
+	select {
+	case err := <-reported:
+		assert.ErrorContains(t, err, "notifications not configured")
+	case <-time.After(5 * time.Second):
+		t.Fatal("a failed Watch was not reported")
+	}
+	// After the retry, a change by another Manager reaches this one.
+	other, err := apikey.NewManager(store.Store, apikey.WithPrefix("acme_test"), apikey.WithPepper("v1", testPepper))
+	require.NoError(t, err)
+	defer other.Close()
+	secret, k, err := other.Issue(ctx, apikey.IssueRequest{Owner: "o"})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return store.calls.Load() >= 2 }, 5*time.Second, 10*time.Millisecond)
+	_, err = m.Verify(ctx, secret.Reveal())
+	require.NoError(t, err)
+	require.NoError(t, other.Revoke(ctx, k.ID))
+	require.Eventually(t, func() bool {
+		_, err := m.Verify(ctx, secret.Reveal())
+		return errors.Is(err, apikey.ErrRevoked)
+	}, time.Second, 5*time.Millisecond)
 }
