@@ -1,0 +1,287 @@
+package apikey
+
+import (
+	"context"
+	"fmt"
+	"hash/maphash"
+	"strings"
+	"sync"
+	"time"
+)
+
+// memShards is the number of independently locked shards of a
+// MemoryLimiter or MemoryCounter. A power of two, so a hash picks a shard
+// with a mask; 256 keeps lock contention negligible on large machines
+// while each shard's map stays big enough to be worth a lock.
+const memShards = 256
+
+// MemoryLimiter is a Limiter that keeps one token bucket per key in this
+// process's memory. Use it when one process serves all requests; with
+// many processes, each would apply the limit on its own (see redislimit).
+//
+// Each key costs one int64 of state, its theoretical arrival time (GCRA),
+// and decisions are those of golang.org/x/time/rate (see Limit). Keys are
+// spread over 256 shards, each with its own lock. A key whose bucket is
+// full again is indistinguishable from a key never seen, so a background
+// goroutine forgets such keys, one shard at a time, without touching the
+// request path; Close stops it. An optional bound on the number of keys
+// (WithMaxKeys) caps memory even under a flood of distinct keys.
+//
+// A MemoryLimiter is safe for concurrent use. Allow and AllowAt do not
+// allocate for a key already tracked.
+type MemoryLimiter struct {
+	seed      maphash.Seed
+	now       func() time.Time
+	sweep     time.Duration
+	maxPerMap int // 0: unbounded
+	shards    [memShards]limiterShard
+
+	closeOnce sync.Once
+	stop      chan struct{}
+	done      chan struct{}
+}
+
+type limiterShard struct {
+	mu sync.Mutex
+	// tat maps a key to its theoretical arrival time in Unix nanoseconds:
+	// the time at which its bucket is full again. The bucket holds
+	// (tolerance - (tat - now)) / interval tokens at time now.
+	tat map[string]int64
+	// peak is the most keys the map has held since it was last rebuilt.
+	// Go maps never shrink, so the sweeper rebuilds a map that has
+	// emptied out to give the memory back.
+	peak int
+	_    [32]byte // keep shards on separate cache lines
+}
+
+// MemoryLimiterOption configures NewMemoryLimiter.
+type MemoryLimiterOption func(*memConfig)
+
+// memConfig is shared by MemoryLimiter and MemoryCounter options.
+type memConfig struct {
+	now     func() time.Time
+	sweep   time.Duration
+	maxKeys int
+}
+
+// WithLimiterClock sets the clock that Allow reads (default time.Now).
+// Tests pass a fake clock so that they need not sleep.
+func WithLimiterClock(now func() time.Time) MemoryLimiterOption {
+	return func(c *memConfig) { c.now = now }
+}
+
+// WithSweepInterval sets how long the background sweeper takes to visit
+// every shard once, forgetting keys whose bucket is full again (default
+// one minute). A key is forgotten at most this long after it went idle.
+// It must be positive.
+func WithSweepInterval(d time.Duration) MemoryLimiterOption {
+	return func(c *memConfig) { c.sweep = d }
+}
+
+// WithMaxKeys bounds the number of keys tracked at once to about n
+// (default 0: no bound beyond the sweeper's). When a shard is full, a new
+// key displaces the sampled key whose bucket is closest to full; that key
+// then starts over with a full bucket, so it may get a few more requests
+// than its limit allows. Set n well above the number of keys active
+// within a bucket's refill time. It must not be negative.
+func WithMaxKeys(n int) MemoryLimiterOption {
+	return func(c *memConfig) { c.maxKeys = n }
+}
+
+func newMemConfig(opts []MemoryLimiterOption) memConfig {
+	c := memConfig{now: time.Now, sweep: time.Minute}
+	for _, o := range opts {
+		o(&c)
+	}
+	if c.now == nil {
+		panic("apikey: nil clock")
+	}
+	if c.sweep <= 0 {
+		panic(fmt.Sprintf("apikey: sweep interval %v is not positive", c.sweep))
+	}
+	if c.maxKeys < 0 {
+		panic(fmt.Sprintf("apikey: max keys %d is negative", c.maxKeys))
+	}
+	return c
+}
+
+// perShard returns the per-shard key bound for a total of maxKeys.
+func perShard(maxKeys int) int {
+	if maxKeys == 0 {
+		return 0
+	}
+	return max(1, (maxKeys+memShards-1)/memShards)
+}
+
+// NewMemoryLimiter returns a MemoryLimiter and starts its sweeper, which
+// runs until Close. It panics if an option is invalid (a nil clock, a
+// sweep interval that is not positive, a negative key bound): that is a
+// programming error, caught at construction rather than per request.
+func NewMemoryLimiter(opts ...MemoryLimiterOption) *MemoryLimiter {
+	c := newMemConfig(opts)
+	l := &MemoryLimiter{
+		seed:      maphash.MakeSeed(),
+		now:       c.now,
+		sweep:     c.sweep,
+		maxPerMap: perShard(c.maxKeys),
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
+	}
+	for i := range l.shards {
+		l.shards[i].tat = make(map[string]int64)
+	}
+	go runSweeper(l.sweep, l.now, l.stop, l.done, l.sweepShard)
+	return l
+}
+
+// Allow takes one request from key's bucket under limit at the limiter's
+// clock's current time. It returns an error wrapping ErrInvalidRequest if
+// limit is not usable (see Limit), and no other error. ctx is not used.
+func (l *MemoryLimiter) Allow(_ context.Context, key string, limit Limit) (Decision, error) {
+	return l.AllowAt(l.now(), key, limit)
+}
+
+// AllowAt is Allow at time now, like rate.Limiter's AllowN(now, 1). Times
+// need not increase from call to call, but the sweeper uses the
+// limiter's clock, so keep them close to it.
+func (l *MemoryLimiter) AllowAt(now time.Time, key string, limit Limit) (Decision, error) {
+	interval, tolerance, err := limit.check()
+	if err != nil {
+		return Decision{}, err
+	}
+	t := now.UnixNano()
+	s := &l.shards[maphash.String(l.seed, key)&(memShards-1)]
+	s.mu.Lock()
+	tat, ok := s.tat[key]
+	d, newTat := gcraDecide(t, tat, interval, tolerance)
+	if d.Allowed {
+		if !ok {
+			// Copy the key: the caller's string may point into a larger
+			// buffer (a request header) that the map would keep alive.
+			key = strings.Clone(key)
+			if l.maxPerMap > 0 && len(s.tat) >= l.maxPerMap {
+				s.displace(t)
+			}
+		}
+		s.tat[key] = newTat
+		if len(s.tat) > s.peak {
+			s.peak = len(s.tat)
+		}
+	}
+	s.mu.Unlock()
+	return d, nil
+}
+
+// gcraDecide is the whole algorithm, shared with the Redis script (which
+// must stay in step with it): tat is the key's theoretical arrival time
+// (0 or any time ≤ now for a full bucket), now the current time, both in
+// nanoseconds. A request is allowed when, after taking its token, the
+// bucket would not need more than tolerance to refill.
+func gcraDecide(now, tat, interval, tolerance int64) (Decision, int64) {
+	ahead := tat - now // time until full; ≤ 0 when full
+	if ahead < 0 {
+		ahead = 0
+	}
+	next := ahead + interval
+	if next > tolerance {
+		return Decision{
+			Allowed:    false,
+			Limit:      tolerance / interval,
+			Remaining:  0,
+			Reset:      time.Duration(ahead),
+			RetryAfter: time.Duration(next - tolerance),
+		}, tat
+	}
+	return Decision{
+		Allowed:   true,
+		Limit:     tolerance / interval,
+		Remaining: (tolerance - next) / interval,
+		Reset:     time.Duration(next),
+	}, now + next
+}
+
+// displace makes room for one key: it samples a few keys (map iteration
+// starts at a random place) and deletes the one whose bucket is closest
+// to full, preferring one that is full already. s.mu is held.
+func (s *limiterShard) displace(now int64) {
+	const samples = 8
+	var victim string
+	var victimTat int64
+	n := 0
+	for k, tat := range s.tat {
+		if n == 0 || tat < victimTat {
+			victim, victimTat = k, tat
+		}
+		n++
+		if n == samples || tat <= now {
+			break
+		}
+	}
+	delete(s.tat, victim)
+}
+
+// sweepShard forgets the keys of shard i whose bucket is full at now.
+func (l *MemoryLimiter) sweepShard(i int, now time.Time) {
+	t := now.UnixNano()
+	s := &l.shards[i]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, tat := range s.tat {
+		if tat <= t {
+			delete(s.tat, k)
+		}
+	}
+	if shouldRebuild(len(s.tat), s.peak) {
+		m := make(map[string]int64, len(s.tat))
+		for k, v := range s.tat {
+			m[k] = v
+		}
+		s.tat = m
+		s.peak = len(m)
+	}
+}
+
+// shouldRebuild reports whether a map that once held peak entries and now
+// holds n should be copied into a new one to give memory back.
+func shouldRebuild(n, peak int) bool {
+	return peak >= 1024 && n < peak/4
+}
+
+// Len returns the number of keys tracked (for tests and metrics).
+func (l *MemoryLimiter) Len() int {
+	n := 0
+	for i := range l.shards {
+		s := &l.shards[i]
+		s.mu.Lock()
+		n += len(s.tat)
+		s.mu.Unlock()
+	}
+	return n
+}
+
+// Close stops the sweeper and waits for it to exit. The limiter still
+// answers afterwards, but no longer forgets idle keys. Close is
+// idempotent and always returns nil.
+func (l *MemoryLimiter) Close() error {
+	l.closeOnce.Do(func() { close(l.stop) })
+	<-l.done
+	return nil
+}
+
+// runSweeper calls sweep for each shard in turn, spreading one round over
+// interval, until stop is closed; then it closes done.
+func runSweeper(interval time.Duration, now func() time.Time, stop <-chan struct{}, done chan<- struct{}, sweep func(int, time.Time)) {
+	defer close(done)
+	tick := time.NewTicker(max(interval/memShards, time.Millisecond))
+	defer tick.Stop()
+	for i := 0; ; i = (i + 1) & (memShards - 1) {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+			sweep(i, now())
+		}
+	}
+}
+
+var _ Limiter = (*MemoryLimiter)(nil)
