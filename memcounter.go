@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"hash/maphash"
 	"math"
-	"strings"
 	"sync"
 	"time"
 )
 
 // MemoryCounter is a Counter that keeps usage in this process's memory:
-// for each key, the end of its current window and the units used in it.
+// for each key (by a 64-bit seeded hash, as in MemoryLimiter), the end of
+// its current window and the units used in it.
 // Counts are lost when the process exits; with many processes, or to
 // keep counts across restarts, use a shared Counter (redislimit, SQL).
 //
@@ -33,7 +33,7 @@ type MemoryCounter struct {
 
 type counterShard struct {
 	mu    sync.Mutex
-	usage map[string]usage
+	usage map[uint64]usage // by key hash, as in MemoryLimiter
 	peak  int
 	_     [32]byte
 }
@@ -67,7 +67,7 @@ func NewMemoryCounter(opts ...MemoryCounterOption) *MemoryCounter {
 		done: make(chan struct{}),
 	}
 	for i := range c.shards {
-		c.shards[i].usage = make(map[string]usage)
+		c.shards[i].usage = make(map[uint64]usage)
 	}
 	go runSweeper(cfg.sweep, c.now, c.stop, c.done, c.sweepShard)
 	return c
@@ -95,9 +95,10 @@ func (c *MemoryCounter) AddAt(now time.Time, key string, q Quota, n int64) (Deci
 	}
 	t := now.UnixNano()
 	end, left := windowEnd(t, int64(q.Period))
-	s := &c.shards[maphash.String(c.seed, key)&(memShards-1)]
+	h := maphash.String(c.seed, key)
+	s := &c.shards[h>>(64-memShardBits)]
 	s.mu.Lock()
-	u, ok := s.usage[key]
+	u := s.usage[h]
 	var used int64
 	if u.end == end {
 		used = u.used
@@ -110,10 +111,7 @@ func (c *MemoryCounter) AddAt(now time.Time, key string, q Quota, n int64) (Deci
 		d.Allowed = true
 		used += n
 		d.Remaining = q.Limit - used
-		if !ok {
-			key = strings.Clone(key) // see MemoryLimiter.AllowAt
-		}
-		s.usage[key] = usage{end: end, used: used}
+		s.usage[h] = usage{end: end, used: used}
 		if len(s.usage) > s.peak {
 			s.peak = len(s.usage)
 		}
@@ -149,7 +147,7 @@ func (c *MemoryCounter) sweepShard(i int, now time.Time) {
 		}
 	}
 	if shouldRebuild(len(s.usage), s.peak) {
-		m := make(map[string]usage, len(s.usage))
+		m := make(map[uint64]usage, len(s.usage))
 		for k, v := range s.usage {
 			m[k] = v
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"hash/maphash"
-	"strings"
 	"sync"
 	"time"
 )
@@ -13,22 +12,30 @@ import (
 // MemoryLimiter or MemoryCounter. A power of two, so a hash picks a shard
 // with a mask; 256 keeps lock contention negligible on large machines
 // while each shard's map stays big enough to be worth a lock.
-const memShards = 256
+const (
+	memShardBits = 8
+	memShards    = 1 << memShardBits
+)
 
 // MemoryLimiter is a Limiter that keeps one token bucket per key in this
 // process's memory. Use it when one process serves all requests; with
 // many processes, each would apply the limit on its own (see redislimit).
 //
-// Each key costs one int64 of state, its theoretical arrival time (GCRA),
-// and decisions are those of golang.org/x/time/rate (see Limit). Keys are
-// spread over 256 shards, each with its own lock. A key whose bucket is
+// Decisions are those of golang.org/x/time/rate (see Limit). Keys are
+// spread over 256 shards, each with its own lock. A key is tracked by a
+// 64-bit hash (seeded at random per limiter, so collisions cannot be
+// crafted) and one int64 of state, its theoretical arrival time (GCRA):
+// about 40 bytes per key in all, whatever the key's length. Two keys
+// whose hashes collide (odds about 1 in 10^7 with a million keys tracked,
+// 1 in 10^19 for a given pair) share a bucket: stricter, never looser. A key whose bucket is
 // full again is indistinguishable from a key never seen, so a background
 // goroutine forgets such keys, one shard at a time, without touching the
 // request path; Close stops it. An optional bound on the number of keys
 // (WithMaxKeys) caps memory even under a flood of distinct keys.
 //
 // A MemoryLimiter is safe for concurrent use. Allow and AllowAt do not
-// allocate for a key already tracked.
+// allocate for a key already tracked, nor for a new key unless its
+// shard's map grows.
 type MemoryLimiter struct {
 	seed      maphash.Seed
 	now       func() time.Time
@@ -43,10 +50,12 @@ type MemoryLimiter struct {
 
 type limiterShard struct {
 	mu sync.Mutex
-	// tat maps a key to its theoretical arrival time in Unix nanoseconds:
-	// the time at which its bucket is full again. The bucket holds
-	// (tolerance - (tat - now)) / interval tokens at time now.
-	tat map[string]int64
+	// tat maps a key's hash to its theoretical arrival time in Unix
+	// nanoseconds: the time at which its bucket is full again. The bucket
+	// holds (tolerance - (tat - now)) / interval tokens at time now.
+	// Keying by hash rather than by string saves the string's memory and
+	// a cache miss per lookup, and a new key costs no allocation.
+	tat map[uint64]int64
 	// peak is the most keys the map has held since it was last rebuilt.
 	// Go maps never shrink, so the sweeper rebuilds a map that has
 	// emptied out to give the memory back.
@@ -128,7 +137,7 @@ func NewMemoryLimiter(opts ...MemoryLimiterOption) *MemoryLimiter {
 		done:      make(chan struct{}),
 	}
 	for i := range l.shards {
-		l.shards[i].tat = make(map[string]int64)
+		l.shards[i].tat = make(map[uint64]int64)
 	}
 	go runSweeper(l.sweep, l.now, l.stop, l.done, l.sweepShard)
 	return l
@@ -150,20 +159,16 @@ func (l *MemoryLimiter) AllowAt(now time.Time, key string, limit Limit) (Decisio
 		return Decision{}, err
 	}
 	t := now.UnixNano()
-	s := &l.shards[maphash.String(l.seed, key)&(memShards-1)]
+	h := maphash.String(l.seed, key)
+	s := &l.shards[h>>(64-memShardBits)]
 	s.mu.Lock()
-	tat, ok := s.tat[key]
+	tat, ok := s.tat[h]
 	d, newTat := gcraDecide(t, tat, interval, tolerance)
 	if d.Allowed {
-		if !ok {
-			// Copy the key: the caller's string may point into a larger
-			// buffer (a request header) that the map would keep alive.
-			key = strings.Clone(key)
-			if l.maxPerMap > 0 && len(s.tat) >= l.maxPerMap {
-				s.displace(t)
-			}
+		if !ok && l.maxPerMap > 0 && len(s.tat) >= l.maxPerMap {
+			s.displace(t)
 		}
-		s.tat[key] = newTat
+		s.tat[h] = newTat
 		if len(s.tat) > s.peak {
 			s.peak = len(s.tat)
 		}
@@ -205,7 +210,7 @@ func gcraDecide(now, tat, interval, tolerance int64) (Decision, int64) {
 // to full, preferring one that is full already. s.mu is held.
 func (s *limiterShard) displace(now int64) {
 	const samples = 8
-	var victim string
+	var victim uint64
 	var victimTat int64
 	n := 0
 	for k, tat := range s.tat {
@@ -232,7 +237,7 @@ func (l *MemoryLimiter) sweepShard(i int, now time.Time) {
 		}
 	}
 	if shouldRebuild(len(s.tat), s.peak) {
-		m := make(map[string]int64, len(s.tat))
+		m := make(map[uint64]int64, len(s.tat))
 		for k, v := range s.tat {
 			m[k] = v
 		}

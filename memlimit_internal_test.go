@@ -100,10 +100,10 @@ func TestMaxKeysDisplacesFullestBucket(t *testing.T) {
 	l := NewMemoryLimiter(WithLimiterClock(at0), WithMaxKeys(1)) // one key per shard
 	defer l.Close()
 	s := &l.shards[0]
-	s.tat["a"] = it0.Add(time.Second).UnixNano()
-	s.tat["b"] = it0.Add(-time.Second).UnixNano() // already full
+	s.tat[1] = it0.Add(time.Second).UnixNano()
+	s.tat[2] = it0.Add(-time.Second).UnixNano() // already full
 	s.displace(it0.UnixNano())
-	if _, ok := s.tat["b"]; ok || len(s.tat) != 1 {
+	if _, ok := s.tat[2]; ok || len(s.tat) != 1 {
 		t.Fatalf("displace kept %v", s.tat)
 	}
 }
