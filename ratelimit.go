@@ -148,6 +148,17 @@ func (l Limit) check() (interval, tolerance int64, err error) {
 	return 0, 0, l.validate()
 }
 
+// GCRA returns the emission interval (Period/Rate, truncated to the
+// nanosecond: the time one token takes to come back) and the tolerance
+// (BurstSize × interval: the time an empty bucket takes to refill) with
+// which MemoryLimiter applies l, for Limiters on other backends that must
+// decide the same way. It returns an error wrapping ErrInvalidRequest if
+// l is zero or not usable (see Limit).
+func (l Limit) GCRA() (interval, tolerance time.Duration, err error) {
+	i, t, err := l.check()
+	return time.Duration(i), time.Duration(t), err
+}
+
 // BurstSize returns the bucket size: Burst, or Rate when Burst is 0.
 func (l Limit) BurstSize() int {
 	if l.Burst == 0 {
