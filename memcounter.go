@@ -33,9 +33,8 @@ type MemoryCounter struct {
 
 type counterShard struct {
 	mu    sync.Mutex
-	usage map[uint64]usage // by key hash, as in MemoryLimiter
-	peak  int
-	_     [32]byte
+	usage table[usage] // by key hash, as in MemoryLimiter
+	_     [24]byte
 }
 
 // usage is a key's count in the window that ends at end (Unix ns).
@@ -66,9 +65,6 @@ func NewMemoryCounter(opts ...MemoryCounterOption) *MemoryCounter {
 		stop: make(chan struct{}),
 		done: make(chan struct{}),
 	}
-	for i := range c.shards {
-		c.shards[i].usage = make(map[uint64]usage)
-	}
 	go runSweeper(cfg.sweep, c.now, c.stop, c.done, c.sweepShard)
 	return c
 }
@@ -95,13 +91,13 @@ func (c *MemoryCounter) AddAt(now time.Time, key string, q Quota, n int64) (Deci
 	}
 	t := now.UnixNano()
 	end, left := windowEnd(t, int64(q.Period))
-	h := maphash.String(c.seed, key)
+	h := hashKey(maphash.String(c.seed, key))
 	s := &c.shards[h>>(64-memShardBits)]
 	s.mu.Lock()
-	u := s.usage[h]
+	i, ok := s.usage.find(h)
 	var used int64
-	if u.end == end {
-		used = u.used
+	if ok && s.usage.e[i].v.end == end {
+		used = s.usage.e[i].v.used
 	}
 	d := Decision{Limit: q.Limit, Reset: time.Duration(left)}
 	if n > q.Limit-used {
@@ -111,9 +107,10 @@ func (c *MemoryCounter) AddAt(now time.Time, key string, q Quota, n int64) (Deci
 		d.Allowed = true
 		used += n
 		d.Remaining = q.Limit - used
-		s.usage[h] = usage{end: end, used: used}
-		if len(s.usage) > s.peak {
-			s.peak = len(s.usage)
+		if ok {
+			s.usage.e[i].v = usage{end: end, used: used}
+		} else {
+			s.usage.insert(i, h, usage{end: end, used: used})
 		}
 	}
 	s.mu.Unlock()
@@ -140,20 +137,8 @@ func (c *MemoryCounter) sweepShard(i int, now time.Time) {
 	t := now.UnixNano()
 	s := &c.shards[i]
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	for k, u := range s.usage {
-		if u.end <= t {
-			delete(s.usage, k)
-		}
-	}
-	if shouldRebuild(len(s.usage), s.peak) {
-		m := make(map[uint64]usage, len(s.usage))
-		for k, v := range s.usage {
-			m[k] = v
-		}
-		s.usage = m
-		s.peak = len(m)
-	}
+	s.usage.removeIf(func(u usage) bool { return u.end <= t })
+	s.mu.Unlock()
 }
 
 // Len returns the number of keys tracked (for tests and metrics).
@@ -162,7 +147,7 @@ func (c *MemoryCounter) Len() int {
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.Lock()
-		n += len(s.usage)
+		n += s.usage.n
 		s.mu.Unlock()
 	}
 	return n

@@ -26,8 +26,8 @@ const (
 // 64-bit hash (seeded at random per limiter, so collisions cannot be
 // crafted) and one int64 of state, its theoretical arrival time (GCRA):
 // about 40 bytes per key in all, whatever the key's length. Two keys
-// whose hashes collide (odds about 1 in 10^7 with a million keys tracked,
-// 1 in 10^19 for a given pair) share a bucket: stricter, never looser. A key whose bucket is
+// whose hashes collide (odds about 1 in 4×10^7 that any two of a million
+// tracked keys do) share a bucket: stricter, never looser. A key whose bucket is
 // full again is indistinguishable from a key never seen, so a background
 // goroutine forgets such keys, one shard at a time, without touching the
 // request path; Close stops it. An optional bound on the number of keys
@@ -55,12 +55,8 @@ type limiterShard struct {
 	// holds (tolerance - (tat - now)) / interval tokens at time now.
 	// Keying by hash rather than by string saves the string's memory and
 	// a cache miss per lookup, and a new key costs no allocation.
-	tat map[uint64]int64
-	// peak is the most keys the map has held since it was last rebuilt.
-	// Go maps never shrink, so the sweeper rebuilds a map that has
-	// emptied out to give the memory back.
-	peak int
-	_    [32]byte // keep shards on separate cache lines
+	tat table[int64]
+	_   [24]byte // keep shards on separate cache lines
 }
 
 // MemoryLimiterOption configures NewMemoryLimiter.
@@ -136,9 +132,6 @@ func NewMemoryLimiter(opts ...MemoryLimiterOption) *MemoryLimiter {
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
 	}
-	for i := range l.shards {
-		l.shards[i].tat = make(map[uint64]int64)
-	}
 	go runSweeper(l.sweep, l.now, l.stop, l.done, l.sweepShard)
 	return l
 }
@@ -159,19 +152,25 @@ func (l *MemoryLimiter) AllowAt(now time.Time, key string, limit Limit) (Decisio
 		return Decision{}, err
 	}
 	t := now.UnixNano()
-	h := maphash.String(l.seed, key)
+	h := hashKey(maphash.String(l.seed, key))
 	s := &l.shards[h>>(64-memShardBits)]
 	s.mu.Lock()
-	tat, ok := s.tat[h]
+	i, ok := s.tat.find(h)
+	var tat int64 // a key not tracked has a full bucket
+	if ok {
+		tat = s.tat.e[i].v
+	}
 	d, newTat := gcraDecide(t, tat, interval, tolerance)
-	if d.Allowed {
-		if !ok && l.maxPerMap > 0 && len(s.tat) >= l.maxPerMap {
-			s.displace(t)
-		}
-		s.tat[h] = newTat
-		if len(s.tat) > s.peak {
-			s.peak = len(s.tat)
-		}
+	switch {
+	case !d.Allowed:
+	case ok:
+		s.tat.e[i].v = newTat
+	case l.maxPerMap > 0 && s.tat.n >= l.maxPerMap:
+		s.displace(t)
+		i, _ = s.tat.find(h) // displace moved entries
+		fallthrough
+	default:
+		s.tat.insert(i, h, newTat)
 	}
 	s.mu.Unlock()
 	return d, nil
@@ -205,24 +204,27 @@ func gcraDecide(now, tat, interval, tolerance int64) (Decision, int64) {
 	}, now + next
 }
 
-// displace makes room for one key: it samples a few keys (map iteration
-// starts at a random place) and deletes the one whose bucket is closest
-// to full, preferring one that is full already. s.mu is held.
+// displace makes room for one key: it samples a few keys from a place
+// that moves on each call and deletes the one whose bucket is closest to
+// full, stopping early at one that is full already. s.mu is held.
 func (s *limiterShard) displace(now int64) {
 	const samples = 8
-	var victim uint64
-	var victimTat int64
-	n := 0
-	for k, tat := range s.tat {
-		if n == 0 || tat < victimTat {
-			victim, victimTat = k, tat
+	e := s.tat.e
+	victim, n := -1, 0
+	for i := int(now) & (len(e) - 1); n < samples; i = (i + 1) & (len(e) - 1) {
+		if e[i].h == 0 {
+			continue
 		}
-		n++
-		if n == samples || tat <= now {
+		if victim < 0 || e[i].v < e[victim].v {
+			victim = i
+		}
+		if n++; e[i].v <= now {
 			break
 		}
 	}
-	delete(s.tat, victim)
+	if victim >= 0 {
+		s.tat.remove(victim)
+	}
 }
 
 // sweepShard forgets the keys of shard i whose bucket is full at now.
@@ -230,26 +232,8 @@ func (l *MemoryLimiter) sweepShard(i int, now time.Time) {
 	t := now.UnixNano()
 	s := &l.shards[i]
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	for k, tat := range s.tat {
-		if tat <= t {
-			delete(s.tat, k)
-		}
-	}
-	if shouldRebuild(len(s.tat), s.peak) {
-		m := make(map[uint64]int64, len(s.tat))
-		for k, v := range s.tat {
-			m[k] = v
-		}
-		s.tat = m
-		s.peak = len(m)
-	}
-}
-
-// shouldRebuild reports whether a map that once held peak entries and now
-// holds n should be copied into a new one to give memory back.
-func shouldRebuild(n, peak int) bool {
-	return peak >= 1024 && n < peak/4
+	s.tat.removeIf(func(tat int64) bool { return tat <= t })
+	s.mu.Unlock()
 }
 
 // Len returns the number of keys tracked (for tests and metrics).
@@ -258,7 +242,7 @@ func (l *MemoryLimiter) Len() int {
 	for i := range l.shards {
 		s := &l.shards[i]
 		s.mu.Lock()
-		n += len(s.tat)
+		n += s.tat.n
 		s.mu.Unlock()
 	}
 	return n

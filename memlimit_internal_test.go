@@ -58,11 +58,11 @@ func TestSweepDoesNotResetActiveKey(t *testing.T) {
 	}
 }
 
-func TestSweepRebuildsShrunkMaps(t *testing.T) {
+func TestSweepShrinksTables(t *testing.T) {
 	l := NewMemoryLimiter(WithLimiterClock(at0))
 	defer l.Close()
 	limit := Limit{Rate: 1, Period: time.Second}
-	for i := range 1500 * memShards { // ≥ 1024 in every shard
+	for i := range 1500 * memShards {
 		l.AllowAt(it0, fmt.Sprint(i), limit)
 	}
 	l.AllowAt(it0.Add(time.Hour), "late", limit)
@@ -70,14 +70,13 @@ func TestSweepRebuildsShrunkMaps(t *testing.T) {
 	if n := l.Len(); n != 1 {
 		t.Fatalf("%d keys left, want 1", n)
 	}
-	rebuilt := 0
 	for i := range l.shards {
-		if l.shards[i].peak <= 1 {
-			rebuilt++
+		if size := len(l.shards[i].tat.e); size > minTableSize {
+			t.Fatalf("shard %d: %d slots for %d keys", i, size, l.shards[i].tat.n)
 		}
 	}
-	if rebuilt != memShards {
-		t.Fatalf("only %d of %d shards rebuilt", rebuilt, memShards)
+	if d, _ := l.AllowAt(it0.Add(time.Hour), "late", limit); d.Allowed {
+		t.Fatal("the key left after the sweep lost its state")
 	}
 }
 
@@ -100,11 +99,17 @@ func TestMaxKeysDisplacesFullestBucket(t *testing.T) {
 	l := NewMemoryLimiter(WithLimiterClock(at0), WithMaxKeys(1)) // one key per shard
 	defer l.Close()
 	s := &l.shards[0]
-	s.tat[1] = it0.Add(time.Second).UnixNano()
-	s.tat[2] = it0.Add(-time.Second).UnixNano() // already full
+	for h, tat := range map[uint64]int64{1: it0.Add(time.Second).UnixNano(), 2: it0.Add(-time.Second).UnixNano(), 3: it0.Add(time.Minute).UnixNano()} {
+		i, _ := s.tat.find(h)
+		s.tat.insert(i, h, tat)
+	}
 	s.displace(it0.UnixNano())
-	if _, ok := s.tat[2]; ok || len(s.tat) != 1 {
-		t.Fatalf("displace kept %v", s.tat)
+	if _, ok := s.tat.find(2); ok || s.tat.n != 2 {
+		t.Fatalf("displace kept %v", s.tat.e)
+	}
+	s.displace(it0.UnixNano())
+	if _, ok := s.tat.find(1); ok || s.tat.n != 1 {
+		t.Fatalf("displace kept %v", s.tat.e)
 	}
 }
 

@@ -2,7 +2,6 @@ package apikey
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -39,11 +38,6 @@ type Limit struct {
 // exactly the decisions the in-memory one makes.
 const MaxLimitHorizon = time.Duration(1 << 53)
 
-// ErrLimitExceeded is not returned by Limiter or Counter, whose refusals
-// are Decisions with Allowed false, not errors. It is for code that turns
-// a refused Decision into an error, so callers can match it with errors.Is.
-var ErrLimitExceeded = errors.New("apikey: rate limit or quota exceeded")
-
 // IsZero reports whether l is the zero Limit (no limit set).
 func (l Limit) IsZero() bool { return l == Limit{} }
 
@@ -65,13 +59,15 @@ type Quota struct {
 // IsZero reports whether q is the zero Quota (no quota set).
 func (q Quota) IsZero() bool { return q == Quota{} }
 
-// Decision is a Limiter's or Counter's answer for one request.
+// Decision is a Limiter's or Counter's answer for one request. A refusal
+// is a Decision with Allowed false, not an error.
 type Decision struct {
 	// Allowed reports whether the request may proceed.
 	Allowed bool
 	// Limit is the policy's size: the bucket's burst, or the quota.
 	Limit int64
-	// Remaining is what is left after this request.
+	// Remaining is what is left after this request: whole tokens in the
+	// bucket, or units of the quota.
 	Remaining int64
 	// Reset is how long until the full Limit is available again (the
 	// bucket refilled, or the quota period over).
