@@ -57,6 +57,8 @@ func BenchmarkMiddleware(b *testing.B) {
 	f, reqs := loadBenchRequests(b)
 	noop := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
 	huge := apikey.Limit{Rate: 1_000_000_000, Period: time.Second, Burst: 1_000_000_000}
+	limiter := apikey.NewMemoryLimiter()
+	defer limiter.Close()
 	cases := []struct {
 		name string
 		h    http.Handler
@@ -71,7 +73,7 @@ func BenchmarkMiddleware(b *testing.B) {
 		})},
 		{"auth", f.m.Middleware()(noop)},
 		{"auth+scope", f.m.Middleware()(apikey.RequireScopes("orders:read")(noop))},
-		{"auth+ratelimit", f.m.Middleware(apikey.WithLimiter(newTestLimiter(nil).countless()),
+		{"auth+ratelimit", f.m.Middleware(apikey.WithLimiter(limiter),
 			apikey.WithDefaultLimit(huge))(noop)},
 		// The middleware's own share of auth+ratelimit: a Limiter that
 		// answers at once, so what remains is the call and the RateLimit

@@ -11,11 +11,11 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// testLimiter is a test-only apikey.Limiter on golang.org/x/time/rate: one
+// recordingLimiter is a test-only apikey.Limiter on golang.org/x/time/rate: one
 // token bucket per key in a locked map, on an injectable clock. The real
 // in-memory limiter lives in the package; this one only exercises the
 // middleware's hook.
-type testLimiter struct {
+type recordingLimiter struct {
 	now    func() time.Time
 	err    error // returned by every call when set
 	shards [16]struct {
@@ -25,11 +25,11 @@ type testLimiter struct {
 	}
 }
 
-func newTestLimiter(now func() time.Time) *testLimiter {
+func newRecordingLimiter(now func() time.Time) *recordingLimiter {
 	if now == nil {
 		now = time.Now
 	}
-	l := &testLimiter{now: now}
+	l := &recordingLimiter{now: now}
 	for i := range l.shards {
 		l.shards[i].buckets = make(map[string]*rate.Limiter)
 		l.shards[i].calls = make(map[string]int)
@@ -37,7 +37,7 @@ func newTestLimiter(now func() time.Time) *testLimiter {
 	return l
 }
 
-func (l *testLimiter) shard(key string) int {
+func (l *recordingLimiter) shard(key string) int {
 	h := uint32(2166136261) // FNV-1a
 	for i := 0; i < len(key); i++ {
 		h = (h ^ uint32(key[i])) * 16777619
@@ -45,7 +45,7 @@ func (l *testLimiter) shard(key string) int {
 	return int(h % uint32(len(l.shards)))
 }
 
-func (l *testLimiter) Allow(ctx context.Context, key string, lim apikey.Limit) (apikey.Decision, error) {
+func (l *recordingLimiter) Allow(ctx context.Context, key string, lim apikey.Limit) (apikey.Decision, error) {
 	s := &l.shards[l.shard(key)]
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -80,32 +80,24 @@ func (l *testLimiter) Allow(ctx context.Context, key string, lim apikey.Limit) (
 	return d, nil
 }
 
-func (l *testLimiter) callCount(key string) int {
+func (l *recordingLimiter) callCount(key string) int {
 	s := &l.shards[l.shard(key)]
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.calls[key]
 }
 
-// countless stops counting calls, so benchmarks measure the limiter only.
-func (l *testLimiter) countless() *testLimiter {
-	for i := range l.shards {
-		l.shards[i].calls = nil
-	}
-	return l
-}
-
-// testCounter is a test-only apikey.Counter: usage per key, one period
+// recordingCounter is a test-only apikey.Counter: usage per key, one period
 // that never ends.
-type testCounter struct {
+type recordingCounter struct {
 	mu   sync.Mutex
 	used map[string]int64
 	err  error
 }
 
-func newTestCounter() *testCounter { return &testCounter{used: make(map[string]int64)} }
+func newRecordingCounter() *recordingCounter { return &recordingCounter{used: make(map[string]int64)} }
 
-func (c *testCounter) Add(ctx context.Context, key string, q apikey.Quota, n int64) (apikey.Decision, error) {
+func (c *recordingCounter) Add(ctx context.Context, key string, q apikey.Quota, n int64) (apikey.Decision, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.err != nil {

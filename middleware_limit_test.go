@@ -31,7 +31,7 @@ func withKey(key string) func(*http.Request) {
 
 func TestMiddlewareRateLimit(t *testing.T) {
 	f := newMWFixture(t)
-	lim := newTestLimiter(f.clock.Now)
+	lim := newRecordingLimiter(f.clock.Now)
 	h, calls := f.handler(apikey.WithLimiter(lim), apikey.WithDefaultLimit(apikey.Limit{Rate: 100, Period: time.Minute, Burst: 100}))
 
 	// The key's own limit: 2 per minute, burst 2.
@@ -70,7 +70,7 @@ func TestMiddlewareRateLimit(t *testing.T) {
 
 func TestMiddlewareOwnerLimit(t *testing.T) {
 	f := newMWFixture(t)
-	lim := newTestLimiter(f.clock.Now)
+	lim := newRecordingLimiter(f.clock.Now)
 	h, _ := f.handler(apikey.WithLimiter(lim),
 		apikey.WithDefaultLimit(apikey.Limit{Rate: 100, Period: time.Minute, Burst: 100}),
 		apikey.WithOwnerLimit(apikey.Limit{Rate: 3, Period: time.Hour, Burst: 3}))
@@ -93,7 +93,7 @@ func TestMiddlewareOwnerLimit(t *testing.T) {
 
 func TestMiddlewareQuota(t *testing.T) {
 	f := newMWFixture(t)
-	counter := newTestCounter()
+	counter := newRecordingCounter()
 	h, calls := f.handler(apikey.WithQuotaCounter(counter), apikey.WithCost(func(r *http.Request) int64 {
 		if strings.HasPrefix(r.URL.Path, "/bulk") {
 			return 2
@@ -139,7 +139,7 @@ func TestMiddlewareLimiterFailure(t *testing.T) {
 	limit := apikey.WithDefaultLimit(apikey.Limit{Rate: 10, Period: time.Second, Burst: 10})
 	quotaKey, _ := issueKey(t, f, apikey.IssueRequest{Quota: apikey.Quota{Limit: 10, Period: time.Hour}})
 	t.Run("fails closed by default", func(t *testing.T) {
-		lim := newTestLimiter(f.clock.Now)
+		lim := newRecordingLimiter(f.clock.Now)
 		lim.err = errBackend
 		h, calls := f.handler(apikey.WithLimiter(lim), limit)
 		w := serve(h, newRequest(withKey(f.valid)))
@@ -152,16 +152,16 @@ func TestMiddlewareLimiterFailure(t *testing.T) {
 		f.assertNoSecret(t, w)
 	})
 	t.Run("counter fails closed", func(t *testing.T) {
-		c := newTestCounter()
+		c := newRecordingCounter()
 		c.err = errBackend
 		h, calls := f.handler(apikey.WithQuotaCounter(c))
 		assertRejected(t, serve(h, newRequest(withKey(quotaKey))), 503, "")
 		assert.Zero(t, calls.Load())
 	})
 	t.Run("fail open", func(t *testing.T) {
-		lim := newTestLimiter(f.clock.Now)
+		lim := newRecordingLimiter(f.clock.Now)
 		lim.err = errBackend
-		c := newTestCounter()
+		c := newRecordingCounter()
 		c.err = errBackend
 		h, calls := f.handler(apikey.WithLimiter(lim), limit, apikey.WithQuotaCounter(c), apikey.WithLimiterFailOpen())
 		w := serve(h, newRequest(withKey(quotaKey)))
@@ -176,7 +176,7 @@ func TestMiddlewareLimiterFailure(t *testing.T) {
 
 func TestMiddlewareFailedAuthLimit(t *testing.T) {
 	f := newMWFixture(t)
-	lim := newTestLimiter(f.clock.Now)
+	lim := newRecordingLimiter(f.clock.Now)
 	h, calls := f.handler(apikey.WithFailedAuthLimit(lim, apikey.Limit{Rate: 3, Period: time.Hour, Burst: 3}))
 	from := func(addr, key string) func(*http.Request) {
 		return func(r *http.Request) {
@@ -226,7 +226,7 @@ func TestMiddlewareFailedAuthLimit(t *testing.T) {
 
 func TestMiddlewareFailedAuthLimiterErrorKeeps401(t *testing.T) {
 	f := newMWFixture(t)
-	lim := newTestLimiter(f.clock.Now)
+	lim := newRecordingLimiter(f.clock.Now)
 	lim.err = errBackend
 	h, _ := f.handler(apikey.WithFailedAuthLimit(lim, apikey.Limit{Rate: 1, Period: time.Hour, Burst: 1}))
 	for i := 0; i < 3; i++ {
@@ -239,12 +239,12 @@ func TestMiddlewareFailedAuthLimiterErrorKeeps401(t *testing.T) {
 // goroutines, for the race detector.
 func TestMiddlewareConcurrent(t *testing.T) {
 	f := newMWFixture(t)
-	lim := newTestLimiter(f.clock.Now)
+	lim := newRecordingLimiter(f.clock.Now)
 	h, _ := f.handler(
 		apikey.WithLimiter(lim),
 		apikey.WithDefaultLimit(apikey.Limit{Rate: 1000, Period: time.Second, Burst: 1000}),
 		apikey.WithOwnerLimit(apikey.Limit{Rate: 1000, Period: time.Second, Burst: 1000}),
-		apikey.WithQuotaCounter(newTestCounter()),
+		apikey.WithQuotaCounter(newRecordingCounter()),
 		apikey.WithFailedAuthLimit(lim, apikey.Limit{Rate: 5, Period: time.Minute, Burst: 5}),
 	)
 	quota, _ := issueKey(t, f, apikey.IssueRequest{Quota: apikey.Quota{Limit: 1 << 40, Period: time.Hour}})
@@ -267,4 +267,59 @@ func TestMiddlewareConcurrent(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// TestMiddlewareWithMemoryLimits runs the middleware on the package's own
+// MemoryLimiter and MemoryCounter, on the same fake clock: per-key limits,
+// an owner limit that caps the sum over an owner's keys, and a quota.
+func TestMiddlewareWithMemoryLimits(t *testing.T) {
+	f := newMWFixture(t)
+	lim := apikey.NewMemoryLimiter(apikey.WithLimiterClock(f.clock.Now))
+	defer lim.Close()
+	ctr := apikey.NewMemoryCounter(apikey.WithCounterClock(f.clock.Now))
+	defer ctr.Close()
+	h, _ := f.handler(apikey.WithLimiter(lim), apikey.WithQuotaCounter(ctr),
+		apikey.WithOwnerLimit(apikey.Limit{Rate: 5, Period: time.Minute, Burst: 5}))
+
+	// Three keys of one owner, each allowed 4 a minute: together they get
+	// the owner's 5, not 12.
+	perKey := apikey.Limit{Rate: 4, Period: time.Minute, Burst: 4}
+	var keys []string
+	for i := 0; i < 3; i++ {
+		key, _ := issueKey(t, f, apikey.IssueRequest{Owner: "minter", RateLimit: perKey})
+		keys = append(keys, key)
+	}
+	allowed := 0
+	for i := 0; i < 12; i++ {
+		w := serve(h, newRequest(withKey(keys[i%3])))
+		switch w.Code {
+		case 200:
+			allowed++
+		case 429:
+			assert.NotEmpty(t, w.Header().Get("Retry-After"))
+		default:
+			t.Fatalf("status %d", w.Code)
+		}
+	}
+	assert.Equal(t, 5, allowed, "the owner limit caps the sum across the owner's keys")
+
+	// One key alone hits its own limit first.
+	solo, _ := issueKey(t, f, apikey.IssueRequest{Owner: "solo", RateLimit: apikey.Limit{Rate: 2, Period: time.Minute, Burst: 2}})
+	codes := []int{}
+	for i := 0; i < 3; i++ {
+		codes = append(codes, serve(h, newRequest(withKey(solo))).Code)
+	}
+	assert.Equal(t, []int{200, 200, 429}, codes)
+
+	// A quota of 3 a day: the fourth request is refused until the day ends.
+	quota, _ := issueKey(t, f, apikey.IssueRequest{Owner: "metered", Quota: apikey.Quota{Limit: 3, Period: 24 * time.Hour}})
+	for i := 0; i < 3; i++ {
+		require.Equal(t, 200, serve(h, newRequest(withKey(quota))).Code)
+	}
+	w := serve(h, newRequest(withKey(quota)))
+	p := assertRejected(t, w, 429, "")
+	assert.Equal(t, "quota exhausted", p.Detail)
+	f.clock.Advance(24 * time.Hour)
+	assert.Equal(t, 200, serve(h, newRequest(withKey(quota))).Code)
+	f.assertNoSecret(t, w)
 }

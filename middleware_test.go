@@ -501,7 +501,7 @@ func TestRequirePanicsOnBadArguments(t *testing.T) {
 
 func TestMiddlewareRejectsBadOptions(t *testing.T) {
 	f := newMWFixture(t)
-	lim := newTestLimiter(nil)
+	lim := newRecordingLimiter(nil)
 	good := apikey.Limit{Rate: 10, Period: time.Second, Burst: 10}
 	tests := []struct {
 		name string

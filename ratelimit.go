@@ -3,37 +3,71 @@ package apikey
 import (
 	"context"
 	"fmt"
+	"math"
+	"strconv"
 	"time"
 )
 
 // Limit is a token-bucket rate limit: Rate requests per Period on average,
 // with bursts of up to Burst requests. The zero Limit means "not set".
+//
+// The bucket holds Burst tokens and starts full; a request takes one
+// token, and one token comes back every Period/Rate (truncated to the
+// nanosecond), the semantics of golang.org/x/time/rate with
+// rate.Every(Period/Rate) and burst Burst. Burst 0 means Burst = Rate:
+// "100/s" allows 100 requests at once, then one every 10ms.
+//
+// A usable Limit has Rate ≥ 1, Period ≥ Rate nanoseconds (at most one
+// request per nanosecond), Burst ≥ 0, and a bucket that refills from
+// empty within MaxLimitHorizon; limiters refuse other Limits with an error
+// wrapping ErrInvalidRequest. Longer horizons are quotas (see Quota).
+//
+// Its text form, read by ParseLimit and written by String, is
+// "RATE/PERIOD" or "RATE/PERIOD,burst=BURST", e.g. "100/s", "10/30s",
+// "1000/m,burst=50".
 type Limit struct {
-	Rate   int
-	Period time.Duration
-	Burst  int
+	Rate   int           // requests per Period, ≥ 1
+	Period time.Duration // ≥ 1ns
+	Burst  int           // bucket size; 0 means Rate
 }
+
+// MaxLimitHorizon is the longest time a Limit's bucket may take to refill
+// from empty (Burst × Period/Rate). It is 2^53 nanoseconds, about 104
+// days: every duration a limiter computes then stays exact in a float64,
+// which lets the Redis limiter (whose Lua numbers are doubles) make
+// exactly the decisions the in-memory one makes.
+const MaxLimitHorizon = time.Duration(1 << 53)
 
 // IsZero reports whether l is the zero Limit (no limit set).
 func (l Limit) IsZero() bool { return l == Limit{} }
 
 // Quota is a usage cap: at most Limit units (requests, or credits when a
 // request has a cost) per Period. The zero Quota means "not set".
+//
+// Periods are fixed windows aligned to the Unix epoch in UTC: a window
+// starts at a multiple of Period since 1970-01-01T00:00:00Z, so a 24h
+// quota resets at midnight UTC and a 1h quota on the hour. There are no
+// calendar months: "720h" is 30-day windows counted from the epoch.
+//
+// Its text form, read by ParseQuota and written by String, is
+// "LIMIT/PERIOD", e.g. "10000/d", "1000000/720h".
 type Quota struct {
-	Limit  int64
-	Period time.Duration
+	Limit  int64         // units per Period, ≥ 1
+	Period time.Duration // ≥ 1ns
 }
 
 // IsZero reports whether q is the zero Quota (no quota set).
 func (q Quota) IsZero() bool { return q == Quota{} }
 
-// Decision is a Limiter's or Counter's answer for one request.
+// Decision is a Limiter's or Counter's answer for one request. A refusal
+// is a Decision with Allowed false, not an error.
 type Decision struct {
 	// Allowed reports whether the request may proceed.
 	Allowed bool
 	// Limit is the policy's size: the bucket's burst, or the quota.
 	Limit int64
-	// Remaining is what is left after this request.
+	// Remaining is what is left after this request: whole tokens in the
+	// bucket, or units of the quota.
 	Remaining int64
 	// Reset is how long until the full Limit is available again (the
 	// bucket refilled, or the quota period over).
@@ -68,7 +102,65 @@ func (l Limit) validate() error {
 	if l.Rate <= 0 || l.Period <= 0 || l.Burst < 0 {
 		return fmt.Errorf("%w: rate limit %d per %v, burst %d: rate and period must be positive, burst not negative", ErrInvalidRequest, l.Rate, l.Period, l.Burst)
 	}
+	if int64(l.Rate) > int64(l.Period) {
+		return fmt.Errorf("%w: rate limit %d per %v: more than one request per nanosecond", ErrInvalidRequest, l.Rate, l.Period)
+	}
+	if _, _, ok := l.gcra(); !ok {
+		return fmt.Errorf("%w: rate limit %d per %v, burst %d: the bucket would take longer than %v to refill", ErrInvalidRequest, l.Rate, l.Period, l.Burst, MaxLimitHorizon)
+	}
 	return nil
+}
+
+// gcra returns l's emission interval (nanoseconds per token) and its
+// tolerance (Burst × interval: how far the theoretical arrival time may
+// run ahead of now), and false when l is not usable. It assumes Rate and
+// Period are positive; callers go through check.
+func (l Limit) gcra() (interval, tolerance int64, ok bool) {
+	interval = int64(l.Period) / int64(l.Rate)
+	if interval < 1 {
+		return 0, 0, false
+	}
+	burst := int64(l.Burst)
+	if burst == 0 {
+		burst = int64(l.Rate)
+	}
+	if burst > int64(MaxLimitHorizon)/interval {
+		return 0, 0, false
+	}
+	return interval, burst * interval, true
+}
+
+// check validates l for a limiter: unlike validate, the zero Limit is an
+// error here, since a limiter cannot apply "no limit".
+func (l Limit) check() (interval, tolerance int64, err error) {
+	if l.Rate > 0 && l.Period > 0 && l.Burst >= 0 {
+		if interval, tolerance, ok := l.gcra(); ok {
+			return interval, tolerance, nil
+		}
+	}
+	if l.IsZero() {
+		return 0, 0, fmt.Errorf("%w: zero rate limit", ErrInvalidRequest)
+	}
+	return 0, 0, l.validate()
+}
+
+// GCRA returns the emission interval (Period/Rate, truncated to the
+// nanosecond: the time one token takes to come back) and the tolerance
+// (BurstSize × interval: the time an empty bucket takes to refill) with
+// which MemoryLimiter applies l, for Limiters on other backends that must
+// decide the same way. It returns an error wrapping ErrInvalidRequest if
+// l is zero or not usable (see Limit).
+func (l Limit) GCRA() (interval, tolerance time.Duration, err error) {
+	i, t, err := l.check()
+	return time.Duration(i), time.Duration(t), err
+}
+
+// BurstSize returns the bucket size: Burst, or Rate when Burst is 0.
+func (l Limit) BurstSize() int {
+	if l.Burst == 0 {
+		return l.Rate
+	}
+	return l.Burst
 }
 
 func (q Quota) validate() error {
@@ -79,4 +171,213 @@ func (q Quota) validate() error {
 		return fmt.Errorf("%w: quota %d per %v: limit and period must be positive", ErrInvalidRequest, q.Limit, q.Period)
 	}
 	return nil
+}
+
+func (q Quota) check() error {
+	if q.IsZero() {
+		return fmt.Errorf("%w: zero quota", ErrInvalidRequest)
+	}
+	return q.validate()
+}
+
+// ParseLimit parses a rate limit written "RATE/PERIOD" with an optional
+// ",burst=BURST": "100/s", "1000/m", "10000/h", "5/1s", "10/30s",
+// "100/s,burst=200". RATE and BURST are decimal integers; PERIOD is an
+// optional decimal count followed by a unit, one of ns, us (or µs), ms, s,
+// m, h and d (24h): "s" is "1s", "30s" is 30 seconds. Compound durations
+// such as "1m30s" and spaces are not accepted. An omitted burst is 0,
+// which means Burst = Rate. The result is a usable Limit (see Limit);
+// errors wrap ErrInvalidRequest and say where the text went wrong.
+func ParseLimit(s string) (Limit, error) {
+	text, burstText, hasBurst := cut(s, ',')
+	rate, period, err := parseRatio(s, text, "limit")
+	if err != nil {
+		return Limit{}, err
+	}
+	if rate > math.MaxInt {
+		return Limit{}, parseError("limit", s, 0, "rate out of range")
+	}
+	l := Limit{Rate: int(rate), Period: period}
+	if hasBurst {
+		const label = "burst="
+		off := len(text) + 1
+		if len(burstText) < len(label) || burstText[:len(label)] != label {
+			return Limit{}, parseError("limit", s, off, `want "burst=N" after the comma`)
+		}
+		off += len(label)
+		b, err := parseCount(burstText[len(label):])
+		if err != "" {
+			return Limit{}, parseError("limit", s, off, "burst "+err)
+		}
+		if b > math.MaxInt {
+			return Limit{}, parseError("limit", s, off, "burst out of range")
+		}
+		l.Burst = int(b)
+	}
+	if _, _, err := l.check(); err != nil {
+		return Limit{}, err
+	}
+	return l, nil
+}
+
+// ParseQuota parses a usage quota written "LIMIT/PERIOD": "10000/d",
+// "10000/24h", "1000000/720h", "100/h". LIMIT is a decimal integer and
+// PERIOD is as for ParseLimit. Errors wrap ErrInvalidRequest and say
+// where the text went wrong.
+func ParseQuota(s string) (Quota, error) {
+	n, period, err := parseRatio(s, s, "quota")
+	if err != nil {
+		return Quota{}, err
+	}
+	return Quota{Limit: int64(n), Period: period}, nil
+}
+
+// String returns l in the form ParseLimit reads, with the period in the
+// largest unit that divides it exactly: Limit{100, time.Second, 0} is
+// "100/s", Limit{10, 30 * time.Second, 20} is "10/30s,burst=20". The zero
+// Limit is "0/0s", which does not parse.
+func (l Limit) String() string {
+	b := make([]byte, 0, 32)
+	b = strconv.AppendInt(b, int64(l.Rate), 10)
+	b = append(b, '/')
+	b = appendPeriod(b, l.Period)
+	if l.Burst != 0 {
+		b = append(b, ",burst="...)
+		b = strconv.AppendInt(b, int64(l.Burst), 10)
+	}
+	return string(b)
+}
+
+// String returns q in the form ParseQuota reads, with the period in the
+// largest unit that divides it exactly: Quota{10000, 24 * time.Hour} is
+// "10000/d". The zero Quota is "0/0s", which does not parse.
+func (q Quota) String() string {
+	b := make([]byte, 0, 32)
+	b = strconv.AppendInt(b, q.Limit, 10)
+	b = append(b, '/')
+	b = appendPeriod(b, q.Period)
+	return string(b)
+}
+
+// periodUnits are the period units, largest first, so appendPeriod
+// picks the largest that divides a period exactly.
+var periodUnits = [...]struct {
+	name string
+	d    time.Duration
+}{
+	{"d", 24 * time.Hour},
+	{"h", time.Hour},
+	{"m", time.Minute},
+	{"s", time.Second},
+	{"ms", time.Millisecond},
+	{"us", time.Microsecond},
+	{"ns", time.Nanosecond},
+}
+
+func appendPeriod(b []byte, d time.Duration) []byte {
+	if d <= 0 {
+		// Not a valid period; written so that it does not parse.
+		b = strconv.AppendInt(b, int64(d), 10)
+		return append(b, 's')
+	}
+	for _, u := range periodUnits {
+		if d%u.d == 0 {
+			if n := d / u.d; n != 1 {
+				b = strconv.AppendInt(b, int64(n), 10)
+			}
+			return append(b, u.name...)
+		}
+	}
+	panic("unreachable: every duration is a whole number of nanoseconds")
+}
+
+// parseRatio parses "N/PERIOD" in text, which starts s (for error
+// offsets), and returns N ≥ 1 and PERIOD ≥ 1ns.
+func parseRatio(s, text, what string) (uint64, time.Duration, error) {
+	num, per, ok := cut(text, '/')
+	if !ok {
+		return 0, 0, parseError(what, s, len(text), `want "/" and a period, as in "100/s"`)
+	}
+	n, msg := parseCount(num)
+	if msg != "" {
+		return 0, 0, parseError(what, s, 0, msg)
+	}
+	if n > math.MaxInt64 {
+		return 0, 0, parseError(what, s, 0, "number out of range")
+	}
+	off := len(num) + 1
+	// PERIOD is [COUNT]UNIT.
+	i := 0
+	for i < len(per) && '0' <= per[i] && per[i] <= '9' {
+		i++
+	}
+	count := uint64(1)
+	if i > 0 {
+		count, msg = parseCount(per[:i])
+		if msg != "" {
+			return 0, 0, parseError(what, s, off, "period "+msg)
+		}
+	}
+	unit := per[i:]
+	var d time.Duration
+	switch unit {
+	case "ns":
+		d = time.Nanosecond
+	case "us", "µs":
+		d = time.Microsecond
+	case "ms":
+		d = time.Millisecond
+	case "s":
+		d = time.Second
+	case "m":
+		d = time.Minute
+	case "h":
+		d = time.Hour
+	case "d":
+		d = 24 * time.Hour
+	case "":
+		return 0, 0, parseError(what, s, off+i, "missing period unit (ns, us, ms, s, m, h or d)")
+	default:
+		return 0, 0, parseError(what, s, off+i, fmt.Sprintf("unknown period unit %q (want ns, us, ms, s, m, h or d)", unit))
+	}
+	if count > uint64(math.MaxInt64/int64(d)) {
+		return 0, 0, parseError(what, s, off, "period out of range")
+	}
+	return n, time.Duration(count) * d, nil
+}
+
+// parseCount parses a positive decimal integer, returning a reason
+// when s is not one.
+func parseCount(s string) (uint64, string) {
+	if s == "" {
+		return 0, "missing number"
+	}
+	var n uint64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, fmt.Sprintf("unexpected %q in number", c)
+		}
+		if n > (math.MaxUint64-9)/10 {
+			return 0, "number out of range"
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	if n == 0 {
+		return 0, "must be at least 1"
+	}
+	return n, ""
+}
+
+func cut(s string, sep byte) (before, after string, found bool) {
+	for i := 0; i < len(s); i++ {
+		if s[i] == sep {
+			return s[:i], s[i+1:], true
+		}
+	}
+	return s, "", false
+}
+
+func parseError(what, s string, off int, reason string) error {
+	return fmt.Errorf("%w: %s %q: at byte %d: %s", ErrInvalidRequest, what, s, off, reason)
 }

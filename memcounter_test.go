@@ -1,0 +1,121 @@
+package apikey_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/apikeykit/apikey"
+)
+
+func newTestCounter(t testing.TB) *apikey.MemoryCounter {
+	c := apikey.NewMemoryCounter(apikey.WithCounterClock(func() time.Time { return t0 }))
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func TestMemoryCounterWindows(t *testing.T) {
+	c := newTestCounter(t)
+	q := apikey.Quota{Limit: 10, Period: time.Hour}
+	start := t0.Truncate(time.Hour) // t0 is 12:00 UTC: a window start
+	steps := []struct {
+		at   time.Duration
+		n    int64
+		want apikey.Decision
+	}{
+		{0, 3, apikey.Decision{Allowed: true, Limit: 10, Remaining: 7, Reset: time.Hour}},
+		{30 * time.Minute, 7, apikey.Decision{Allowed: true, Limit: 10, Remaining: 0, Reset: 30 * time.Minute}},
+		// Refused: does not count.
+		{40 * time.Minute, 1, apikey.Decision{Limit: 10, Remaining: 0, Reset: 20 * time.Minute, RetryAfter: 20 * time.Minute}},
+		{40 * time.Minute, 0, apikey.Decision{Allowed: true, Limit: 10, Remaining: 0, Reset: 20 * time.Minute}},
+		// The next window starts from zero.
+		{time.Hour, 4, apikey.Decision{Allowed: true, Limit: 10, Remaining: 6, Reset: time.Hour}},
+		{time.Hour + time.Second, 7, apikey.Decision{Limit: 10, Remaining: 6, Reset: time.Hour - time.Second, RetryAfter: time.Hour - time.Second}},
+		{time.Hour + time.Second, 6, apikey.Decision{Allowed: true, Limit: 10, Remaining: 0, Reset: time.Hour - time.Second}},
+		// A cost above the whole quota is refused, not an error.
+		{3 * time.Hour, 11, apikey.Decision{Limit: 10, Remaining: 10, Reset: time.Hour, RetryAfter: time.Hour}},
+	}
+	for i, s := range steps {
+		d, err := c.AddAt(start.Add(s.at), "k", q, s.n)
+		if err != nil || d != s.want {
+			t.Fatalf("step %d (+%v, n=%d): %+v, %v; want %+v", i, s.at, s.n, d, err, s.want)
+		}
+	}
+}
+
+// Windows are aligned to the Unix epoch in UTC, whatever the time zone
+// of the time passed in.
+func TestMemoryCounterWindowsAlignedToUTC(t *testing.T) {
+	c := newTestCounter(t)
+	tz := time.FixedZone("UTC+5:30", 5*3600+1800)
+	now := time.Date(2026, 11, 26, 23, 0, 0, 0, tz) // 17:30 UTC
+	d, _ := c.AddAt(now, "k", apikey.Quota{Limit: 5, Period: 24 * time.Hour}, 1)
+	if want := 6*time.Hour + 30*time.Minute; d.Reset != want {
+		t.Fatalf("Reset %v, want %v (to midnight UTC)", d.Reset, want)
+	}
+}
+
+func TestMemoryCounterConcurrent(t *testing.T) {
+	c := newTestCounter(t)
+	q := apikey.Quota{Limit: 1000, Period: 24 * time.Hour}
+	var allowed atomic.Int64
+	var wg sync.WaitGroup
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 50 {
+				if d, _ := c.Add(context.Background(), "shared", q, 1); d.Allowed {
+					allowed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if got := allowed.Load(); got != 1000 {
+		t.Fatalf("%d allowed, want exactly 1000", got)
+	}
+}
+
+func TestMemoryCounterInvalid(t *testing.T) {
+	c := newTestCounter(t)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		q apikey.Quota
+		n int64
+	}{
+		{apikey.Quota{}, 1},
+		{apikey.Quota{Limit: 10}, 1},
+		{apikey.Quota{Period: time.Hour}, 1},
+		{apikey.Quota{Limit: 10, Period: time.Hour}, -1},
+	} {
+		if d, err := c.Add(ctx, "k", tc.q, tc.n); !errors.Is(err, apikey.ErrInvalidRequest) {
+			t.Errorf("Add(%+v, %d) = %+v, %v; want ErrInvalidRequest", tc.q, tc.n, d, err)
+		}
+	}
+}
+
+func TestMemoryCounterAddDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are meaningless under -race")
+	}
+	c := newTestCounter(t)
+	q := apikey.Quota{Limit: 1 << 40, Period: 24 * time.Hour}
+	keys := make([]string, 1000)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("key%09d", i)
+		c.AddAt(t0, keys[i], q, 1)
+	}
+	i := 0
+	allocs := testing.AllocsPerRun(10000, func() {
+		c.AddAt(t0, keys[i%len(keys)], q, 1)
+		i++
+	})
+	if allocs != 0 {
+		t.Fatalf("Add on a known key: %v allocs, want 0", allocs)
+	}
+}

@@ -1,0 +1,155 @@
+package apikey
+
+import (
+	"fmt"
+	"runtime"
+	"testing"
+	"time"
+)
+
+var it0 = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+
+// at0 is a clock stopped at it0, so that the background sweeper does not
+// forget keys that the tests create at explicit times.
+func at0() time.Time { return it0 }
+
+func (l *MemoryLimiter) sweepAll(now time.Time) {
+	for i := range l.shards {
+		l.sweepShard(i, now)
+	}
+}
+
+func (c *MemoryCounter) sweepAll(now time.Time) {
+	for i := range c.shards {
+		c.sweepShard(i, now)
+	}
+}
+
+// Eviction forgets only keys whose bucket is full, which are the same as
+// keys never seen: it never gives an active key a fresh bucket.
+func TestSweepDoesNotResetActiveKey(t *testing.T) {
+	l := NewMemoryLimiter(WithLimiterClock(at0))
+	defer l.Close()
+	limit := Limit{Rate: 1, Period: time.Second, Burst: 3}
+	for range 3 {
+		l.AllowAt(it0, "active", limit)
+	}
+	l.AllowAt(it0, "idle", limit) // full again at +1s
+
+	for _, at := range []time.Duration{time.Second, 2 * time.Second} {
+		l.sweepAll(it0.Add(at))
+	}
+	if n := l.Len(); n != 1 {
+		t.Fatalf("after sweeping at +2s: %d keys, want 1 (active is full only at +3s)", n)
+	}
+	// At +2s the active key has 2 tokens, not a fresh 3.
+	allowed := 0
+	for range 5 {
+		if d, _ := l.AllowAt(it0.Add(2*time.Second), "active", limit); d.Allowed {
+			allowed++
+		}
+	}
+	if allowed != 2 {
+		t.Fatalf("active key after sweep: %d allowed, want 2", allowed)
+	}
+	l.sweepAll(it0.Add(time.Hour))
+	if n := l.Len(); n != 0 {
+		t.Fatalf("after an hour: %d keys, want 0", n)
+	}
+}
+
+func TestSweepShrinksTables(t *testing.T) {
+	l := NewMemoryLimiter(WithLimiterClock(at0))
+	defer l.Close()
+	limit := Limit{Rate: 1, Period: time.Second}
+	for i := range 1500 * memShards {
+		l.AllowAt(it0, fmt.Sprint(i), limit)
+	}
+	l.AllowAt(it0.Add(time.Hour), "late", limit)
+	l.sweepAll(it0.Add(time.Minute))
+	if n := l.Len(); n != 1 {
+		t.Fatalf("%d keys left, want 1", n)
+	}
+	for i := range l.shards {
+		if size := len(l.shards[i].tat.e); size > minTableSize {
+			t.Fatalf("shard %d: %d slots for %d keys", i, size, l.shards[i].tat.n)
+		}
+	}
+	if d, _ := l.AllowAt(it0.Add(time.Hour), "late", limit); d.Allowed {
+		t.Fatal("the key left after the sweep lost its state")
+	}
+}
+
+func TestMaxKeysBound(t *testing.T) {
+	l := NewMemoryLimiter(WithLimiterClock(at0), WithMaxKeys(1000))
+	defer l.Close()
+	limit := Limit{Rate: 1, Period: time.Hour}
+	for i := range 100_000 {
+		if d, _ := l.AllowAt(it0, fmt.Sprint(i), limit); !d.Allowed {
+			t.Fatalf("new key %d refused", i)
+		}
+	}
+	if n, bound := l.Len(), perShard(1000)*memShards; n > bound {
+		t.Fatalf("%d keys tracked, bound %d", n, bound)
+	}
+}
+
+// The displaced key is the one closest to full among those sampled.
+func TestMaxKeysDisplacesFullestBucket(t *testing.T) {
+	l := NewMemoryLimiter(WithLimiterClock(at0), WithMaxKeys(1)) // one key per shard
+	defer l.Close()
+	s := &l.shards[0]
+	for h, tat := range map[uint64]int64{1: it0.Add(time.Second).UnixNano(), 2: it0.Add(-time.Second).UnixNano(), 3: it0.Add(time.Minute).UnixNano()} {
+		i, _ := s.tat.find(h)
+		s.tat.insert(i, h, tat)
+	}
+	s.displace(it0.UnixNano())
+	if _, ok := s.tat.find(2); ok || s.tat.n != 2 {
+		t.Fatalf("displace kept %v", s.tat.e)
+	}
+	s.displace(it0.UnixNano())
+	if _, ok := s.tat.find(1); ok || s.tat.n != 1 {
+		t.Fatalf("displace kept %v", s.tat.e)
+	}
+}
+
+func TestCloseStopsSweepers(t *testing.T) {
+	before := runtime.NumGoroutine()
+	l := NewMemoryLimiter(WithSweepInterval(time.Millisecond))
+	c := NewMemoryCounter()
+	time.Sleep(5 * time.Millisecond) // let the sweeper run a few shards
+	l.Close()
+	c.Close()
+	select {
+	case <-l.done:
+	default:
+		t.Fatal("limiter sweeper still running after Close")
+	}
+	select {
+	case <-c.done:
+	default:
+		t.Fatal("counter sweeper still running after Close")
+	}
+	for range 100 {
+		if runtime.NumGoroutine() <= before {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatalf("%d goroutines after Close, %d before", runtime.NumGoroutine(), before)
+}
+
+func TestCounterSweepForgetsEndedWindows(t *testing.T) {
+	c := NewMemoryCounter(WithCounterClock(at0))
+	defer c.Close()
+	c.AddAt(it0, "hourly", Quota{Limit: 10, Period: time.Hour}, 1)
+	c.AddAt(it0, "daily", Quota{Limit: 10, Period: 24 * time.Hour}, 1)
+	c.sweepAll(it0.Add(time.Hour))
+	if n := c.Len(); n != 1 {
+		t.Fatalf("%d keys after the hour, want 1", n)
+	}
+	c.sweepAll(it0.Add(24 * time.Hour))
+	if n := c.Len(); n != 0 {
+		t.Fatalf("%d keys after the day, want 0", n)
+	}
+}

@@ -1,0 +1,38 @@
+package redislimit_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"time"
+
+	"github.com/apikeykit/apikey"
+	"github.com/apikeykit/apikey/redislimit"
+	"github.com/redis/go-redis/v9"
+)
+
+// Every instance of a service that shares the Redis shares the limits.
+func Example() {
+	client := redis.NewClient(&redis.Options{
+		Addr: "127.0.0.1:6379",
+		// Bound how long a decision waits when Redis is down.
+		DialTimeout: 200 * time.Millisecond,
+		ReadTimeout: 200 * time.Millisecond,
+	})
+	defer client.Close()
+
+	limiter, err := redislimit.New(client)
+	if err != nil {
+		log.Fatal(err)
+	}
+	limit, _ := apikey.ParseLimit("100/s")
+	d, err := limiter.Allow(context.Background(), "kid_0123456789", limit)
+	if err != nil {
+		// errors.Is(err, apikey.ErrUnavailable): answer 503, not 429.
+		log.Print(err)
+		return
+	}
+	if !d.Allowed {
+		fmt.Println("429, retry after", d.RetryAfter)
+	}
+}

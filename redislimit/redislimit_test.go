@@ -1,0 +1,521 @@
+package redislimit
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/apikeykit/apikey"
+	"github.com/redis/go-redis/v9"
+)
+
+// testClient returns a client for the Redis named by APIKEY_TEST_REDIS
+// (a redis:// URL; .ci/services.sh's start_redis sets it), skipping the
+// test when it is unset.
+func testClient(t testing.TB) *redis.Client {
+	t.Helper()
+	url := os.Getenv("APIKEY_TEST_REDIS")
+	if url == "" {
+		t.Skip("APIKEY_TEST_REDIS is not set: no Redis to test against (run: source .ci/services.sh; start_redis)")
+	}
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatalf("APIKEY_TEST_REDIS=%q: %v", url, err)
+	}
+	c := redis.NewClient(opt)
+	t.Cleanup(func() { c.Close() })
+	if err := c.Ping(context.Background()).Err(); err != nil {
+		t.Fatalf("Redis at %s: %v", url, err)
+	}
+	return c
+}
+
+// testPrefix returns a random key prefix, so that tests sharing a Redis
+// never see each other's keys.
+func testPrefix() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return "apikeytest:" + hex.EncodeToString(b) + ":"
+}
+
+func newTestLimiter(t testing.TB, c redis.UniversalClient, prefix string) *Limiter {
+	t.Helper()
+	l, err := New(c, WithPrefix(prefix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// frozen is a clock for a MemoryLimiter's sweeper that never moves, so
+// that it forgets nothing while a test feeds it Redis's times.
+func frozen() time.Time { return time.Unix(0, 0) }
+
+// TestLimiterMatchesMemoryLimiter sends the same requests to the Redis
+// limiter and to a MemoryLimiter at the times Redis read from its clock,
+// and requires identical Decisions, field for field.
+func TestLimiterMatchesMemoryLimiter(t *testing.T) {
+	c := testClient(t)
+	ctx := context.Background()
+	for _, limit := range []apikey.Limit{
+		{Rate: 1000, Period: time.Second, Burst: 10},       // refills between requests
+		{Rate: 3, Period: 10 * time.Millisecond, Burst: 2}, // interval 3333333ns
+		{Rate: 10, Period: time.Hour, Burst: 7},            // no refill to speak of
+		{Rate: 100, Period: 100 * time.Millisecond},        // burst 100
+	} {
+		t.Run(limit.String(), func(t *testing.T) {
+			l := newTestLimiter(t, c, testPrefix())
+			mem := apikey.NewMemoryLimiter(apikey.WithLimiterClock(frozen))
+			defer mem.Close()
+			allowed := 0
+			const n = 1500
+			for i := range n {
+				key := fmt.Sprint("k", i%3)
+				got, now, err := l.allow(ctx, key, limit)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want, err := mem.AllowAt(now, key, limit)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got != want {
+					t.Fatalf("request %d at %v: Redis %+v, memory %+v", i, now.Format(time.StampMicro), got, want)
+				}
+				if got.Allowed {
+					allowed++
+				}
+			}
+			t.Logf("%d of %d allowed", allowed, n)
+		})
+	}
+}
+
+func TestLimiterBurst(t *testing.T) {
+	c := testClient(t)
+	l := newTestLimiter(t, c, testPrefix())
+	limit := apikey.Limit{Rate: 10, Period: time.Hour, Burst: 5} // a token every 6 minutes
+	allowed := 0
+	for i := range 20 {
+		d, err := l.Allow(context.Background(), "k", limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Allowed {
+			allowed++
+		}
+		if i == 19 && (d.Allowed || d.Remaining != 0 || d.RetryAfter <= 5*time.Minute || d.RetryAfter > 6*time.Minute || d.Limit != 5) {
+			t.Errorf("last decision %+v", d)
+		}
+	}
+	if allowed != 5 {
+		t.Fatalf("%d of 20 allowed, want the burst, 5", allowed)
+	}
+}
+
+// Two limiters (two processes' worth: two clients) on one Redis share
+// each bucket: 64 goroutines on each get the burst in total, not twice.
+func TestTwoLimitersShareBuckets(t *testing.T) {
+	prefix := testPrefix()
+	limiters := []*Limiter{
+		newTestLimiter(t, testClient(t), prefix),
+		newTestLimiter(t, testClient(t), prefix),
+	}
+	limit := apikey.Limit{Rate: 1, Period: time.Hour, Burst: 50}
+	var allowed atomic.Int64
+	var wg sync.WaitGroup
+	for _, l := range limiters {
+		for range 64 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range 5 {
+					d, err := l.Allow(context.Background(), "shared", limit)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if d.Allowed {
+						allowed.Add(1)
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	if got := allowed.Load(); got != 50 {
+		t.Fatalf("2 limiters × 64 goroutines × 5 requests: %d allowed, want the burst, 50", got)
+	}
+}
+
+// Buckets expire when they are full again, and not before.
+func TestLimiterKeysExpire(t *testing.T) {
+	c := testClient(t)
+	prefix := testPrefix()
+	l := newTestLimiter(t, c, prefix)
+	ctx := context.Background()
+	limit := apikey.Limit{Rate: 10, Period: time.Second, Burst: 4} // 100ms a token
+	for range 3 {
+		if _, err := l.Allow(ctx, "k", limit); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ttl, err := c.PTTL(ctx, prefix+"k").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Full again 300ms after the first request, less the time since.
+	if ttl <= 200*time.Millisecond || ttl > 301*time.Millisecond {
+		t.Fatalf("PTTL %v, want about 300ms", ttl)
+	}
+	// A refused request writes nothing.
+	limit1 := apikey.Limit{Rate: 1, Period: time.Hour, Burst: 1}
+	l.Allow(ctx, "one", limit1)
+	before, _ := c.Get(ctx, prefix+"one").Result()
+	if d, _ := l.Allow(ctx, "one", limit1); d.Allowed {
+		t.Fatal("second request allowed")
+	}
+	if after, _ := c.Get(ctx, prefix+"one").Result(); after != before {
+		t.Fatalf("refused request changed the bucket: %q → %q", before, after)
+	}
+}
+
+// commandStats returns Redis's per-command call counts.
+func commandStats(t testing.TB, c *redis.Client) map[string]int64 {
+	t.Helper()
+	info, err := c.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stats := map[string]int64{}
+	sc := bufio.NewScanner(strings.NewReader(info))
+	for sc.Scan() {
+		// cmdstat_evalsha:calls=3,usec=...
+		name, rest, ok := strings.Cut(sc.Text(), ":")
+		if !ok || !strings.HasPrefix(name, "cmdstat_") {
+			continue
+		}
+		calls, _, _ := strings.Cut(strings.TrimPrefix(rest, "calls="), ",")
+		n, err := strconv.ParseInt(calls, 10, 64)
+		if err != nil {
+			t.Fatalf("INFO commandstats line %q: %v", sc.Text(), err)
+		}
+		stats[strings.TrimPrefix(name, "cmdstat_")] = n
+	}
+	return stats
+}
+
+// Each decision is exactly one command, EVALSHA, once Redis has the
+// script: INFO commandstats counts every command Redis runs (those a
+// script runs with redis.call are not counted as commands of their own
+// here: they appear under their names, so they are excluded below).
+func TestOneRoundTripPerDecision(t *testing.T) {
+	c := testClient(t)
+	ctx := context.Background()
+	l := newTestLimiter(t, c, testPrefix())
+	counter, err := NewCounter(c, WithPrefix(testPrefix()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	limit := apikey.Limit{Rate: 100, Period: time.Second}
+	q := apikey.Quota{Limit: 1000, Period: time.Hour}
+	// Warm up: load the scripts (EVALSHA, NOSCRIPT, EVAL) and open the
+	// connection.
+	l.Allow(ctx, "warm", limit)
+	counter.Add(ctx, "warm", q, 1)
+
+	// Commands that the scripts run inside Redis, counted under their
+	// own names by INFO commandstats.
+	inScript := map[string]bool{"time": true, "get": true, "set": true, "hmget": true, "hset": true, "hincrby": true, "pexpireat": true}
+	before := commandStats(t, c)
+	const decisions = 100
+	for i := range decisions {
+		if _, err := l.Allow(ctx, fmt.Sprint("k", i%7), limit); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := counter.Add(ctx, fmt.Sprint("k", i%7), q, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after := commandStats(t, c)
+	if d := after["evalsha"] - before["evalsha"]; d != 2*decisions {
+		t.Errorf("EVALSHA calls: %d, want %d (one per decision)", d, 2*decisions)
+	}
+	for cmd, n := range after {
+		if cmd == "evalsha" || cmd == "info" || inScript[cmd] {
+			continue
+		}
+		if d := n - before[cmd]; d != 0 {
+			t.Errorf("%d %s calls besides EVALSHA", d, strings.ToUpper(cmd))
+		}
+	}
+}
+
+// With Redis down, a decision is an error wrapping ErrUnavailable, fast.
+func TestRedisDown(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	c := redis.NewClient(&redis.Options{
+		Addr:        addr,
+		DialTimeout: 200 * time.Millisecond,
+		ReadTimeout: 200 * time.Millisecond,
+		MaxRetries:  -1,
+		// go-redis retries a failed dial 5 times by default.
+		DialerRetries: 1,
+	})
+	defer c.Close()
+	l, _ := New(c)
+	counter, _ := NewCounter(c)
+	start := time.Now()
+	_, err = l.Allow(context.Background(), "k", apikey.Limit{Rate: 1, Period: time.Second})
+	if !errors.Is(err, apikey.ErrUnavailable) {
+		t.Fatalf("Allow: %v, want ErrUnavailable", err)
+	}
+	var opErr *net.OpError
+	if !errors.As(err, &opErr) {
+		t.Errorf("Allow: %v does not wrap the network error", err)
+	}
+	_, err = counter.Add(context.Background(), "k", apikey.Quota{Limit: 1, Period: time.Hour}, 1)
+	if !errors.Is(err, apikey.ErrUnavailable) {
+		t.Fatalf("Add: %v, want ErrUnavailable", err)
+	}
+	if el := time.Since(start); el > 2*time.Second {
+		t.Fatalf("took %v to fail", el)
+	}
+	t.Logf("Redis down: %v", err)
+
+	// A cancelled context is unavailable too, and says why.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err = l.Allow(ctx, "k", apikey.Limit{Rate: 1, Period: time.Second})
+	if !errors.Is(err, apikey.ErrUnavailable) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("Allow with a cancelled context: %v", err)
+	}
+}
+
+func TestInvalidArguments(t *testing.T) {
+	if _, err := New(nil); !errors.Is(err, apikey.ErrInvalidRequest) {
+		t.Errorf("New(nil): %v", err)
+	}
+	if _, err := NewCounter(nil); !errors.Is(err, apikey.ErrInvalidRequest) {
+		t.Errorf("NewCounter(nil): %v", err)
+	}
+	// Arguments are checked before Redis is contacted: no Redis needed.
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	defer c.Close()
+	l, _ := New(c)
+	counter, _ := NewCounter(c)
+	ctx := context.Background()
+	for _, limit := range []apikey.Limit{{}, {Rate: 1}, {Rate: 10, Period: 5}, {Rate: 1, Period: 24 * time.Hour, Burst: 1000}} {
+		if _, err := l.Allow(ctx, "k", limit); !errors.Is(err, apikey.ErrInvalidRequest) {
+			t.Errorf("Allow(%+v): %v", limit, err)
+		}
+	}
+	for _, tc := range []struct {
+		q apikey.Quota
+		n int64
+	}{
+		{apikey.Quota{}, 1},
+		{apikey.Quota{Limit: 1, Period: time.Nanosecond}, 1},
+		{apikey.Quota{Limit: 1 << 60, Period: time.Hour}, 1},
+		{apikey.Quota{Limit: 10, Period: time.Hour}, -1},
+		{apikey.Quota{Limit: 10, Period: time.Hour}, 1 << 60},
+	} {
+		if _, err := counter.Add(ctx, "k", tc.q, tc.n); !errors.Is(err, apikey.ErrInvalidRequest) {
+			t.Errorf("Add(%+v, %d): %v", tc.q, tc.n, err)
+		}
+	}
+}
+
+func newTestCounter(t testing.TB, c redis.UniversalClient, prefix string) *Counter {
+	t.Helper()
+	counter, err := NewCounter(c, WithPrefix(prefix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return counter
+}
+
+// TestCounterMatchesMemoryCounter compares with MemoryCounter at Redis's
+// times, across window ends (10ms windows).
+func TestCounterMatchesMemoryCounter(t *testing.T) {
+	c := testClient(t)
+	counter := newTestCounter(t, c, testPrefix())
+	mem := apikey.NewMemoryCounter(apikey.WithCounterClock(frozen))
+	defer mem.Close()
+	ctx := context.Background()
+	q := apikey.Quota{Limit: 20, Period: 10 * time.Millisecond}
+	windows := map[int64]bool{}
+	for i := range 2000 {
+		n := int64(i % 4) // 0 reports, 3 is a large cost
+		got, now, err := counter.add(ctx, "k", q, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := mem.AddAt(now, "k", q, n)
+		if got != want {
+			t.Fatalf("add %d (n=%d) at %v: Redis %+v, memory %+v", i, n, now.Format(time.StampMicro), got, want)
+		}
+		windows[now.UnixNano()/int64(q.Period)] = true
+	}
+	if len(windows) < 2 {
+		t.Fatalf("only %d windows seen", len(windows))
+	}
+}
+
+func TestCounterRefusedAddDoesNotCount(t *testing.T) {
+	c := testClient(t)
+	counter := newTestCounter(t, c, testPrefix())
+	ctx := context.Background()
+	q := apikey.Quota{Limit: 10, Period: 24 * time.Hour}
+	steps := []struct {
+		n             int64
+		allowed       bool
+		wantRemaining int64
+	}{{6, true, 4}, {5, false, 4}, {4, true, 0}, {1, false, 0}, {0, true, 0}}
+	for i, s := range steps {
+		d, err := counter.Add(ctx, "k", q, s.n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Allowed != s.allowed || d.Remaining != s.wantRemaining || d.Limit != 10 {
+			t.Fatalf("step %d (n=%d): %+v", i, s.n, d)
+		}
+		if !d.Allowed && (d.RetryAfter != d.Reset || d.RetryAfter <= 0 || d.RetryAfter > 24*time.Hour) {
+			t.Fatalf("step %d: RetryAfter %v, Reset %v: want both the time to midnight UTC", i, d.RetryAfter, d.Reset)
+		}
+	}
+}
+
+// Counts live in Redis: a new client and Counter (a restarted process)
+// carry on where the old ones stopped.
+func TestCounterSurvivesRestart(t *testing.T) {
+	prefix := testPrefix()
+	ctx := context.Background()
+	q := apikey.Quota{Limit: 100, Period: 24 * time.Hour}
+
+	c1 := testClient(t)
+	counter1 := newTestCounter(t, c1, prefix)
+	if _, err := counter1.Add(ctx, "acme", q, 70); err != nil {
+		t.Fatal(err)
+	}
+	c1.Close()
+
+	counter2 := newTestCounter(t, testClient(t), prefix)
+	d, err := counter2.Add(ctx, "acme", q, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.Allowed || d.Remaining != 10 {
+		t.Fatalf("after restart: %+v, want allowed with 10 remaining", d)
+	}
+	if d, _ := counter2.Add(ctx, "acme", q, 11); d.Allowed {
+		t.Fatalf("over quota after restart: %+v", d)
+	}
+}
+
+func TestCounterConcurrent(t *testing.T) {
+	prefix := testPrefix()
+	counters := []*Counter{newTestCounter(t, testClient(t), prefix), newTestCounter(t, testClient(t), prefix)}
+	q := apikey.Quota{Limit: 300, Period: 24 * time.Hour}
+	var allowed atomic.Int64
+	var wg sync.WaitGroup
+	for _, counter := range counters {
+		for range 32 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range 10 {
+					d, err := counter.Add(context.Background(), "k", q, 1)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if d.Allowed {
+						allowed.Add(1)
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	if got := allowed.Load(); got != 300 {
+		t.Fatalf("%d allowed, want 300", got)
+	}
+}
+
+// The owner as the key caps the sum over the owner's keys, across
+// processes.
+func TestOwnerKeyCapsSum(t *testing.T) {
+	c := testClient(t)
+	l := newTestLimiter(t, c, testPrefix())
+	ctx := context.Background()
+	perKey := apikey.Limit{Rate: 10, Period: time.Hour}
+	perOwner := apikey.Limit{Rate: 25, Period: time.Hour}
+	allowed := 0
+	for k := range 5 {
+		for range 10 {
+			dk, err := l.Allow(ctx, fmt.Sprint("key:", k), perKey)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !dk.Allowed {
+				continue
+			}
+			if do, _ := l.Allow(ctx, "owner:acme", perOwner); do.Allowed {
+				allowed++
+			}
+		}
+	}
+	if allowed != 25 {
+		t.Fatalf("%d allowed across 5 keys of one owner, want 25", allowed)
+	}
+}
+
+func BenchmarkRedisLimiter(b *testing.B) {
+	c := testClient(b)
+	l := newTestLimiter(b, c, testPrefix())
+	ctx := context.Background()
+	keys := make([]string, 100_000)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("k%011d", i)
+	}
+	limit := apikey.Limit{Rate: 1000, Period: time.Hour}
+	b.Run("serial", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			if _, err := l.Allow(ctx, keys[i%len(keys)], limit); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		var next atomic.Int64
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, err := l.Allow(ctx, keys[next.Add(1)%int64(len(keys))], limit); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+}
