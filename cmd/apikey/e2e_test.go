@@ -1,0 +1,335 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// The end-to-end test builds the apikey command and the quickstart, and
+// uses them as a person would: start the service, make keys with the
+// command, call the API, revoke and rotate with the command.
+
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+func buildBinaries(t *testing.T) (cli, quickstart string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds binaries; skipped with -short")
+	}
+	buildOnce.Do(func() {
+		binDir, buildErr = os.MkdirTemp("", "apikey-e2e-bin")
+		if buildErr != nil {
+			return
+		}
+		for pkg, name := range map[string]string{".": "apikey", "../../examples/quickstart": "quickstart"} {
+			out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, name), pkg).CombinedOutput()
+			if err != nil {
+				buildErr = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
+				return
+			}
+		}
+	})
+	require.NoError(t, buildErr)
+	return filepath.Join(binDir, "apikey"), filepath.Join(binDir, "quickstart")
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// testEnv is the environment both programs run with.
+func testEnv(db string) []string {
+	env := []string{"APIKEY_DB=" + db, "APIKEY_PEPPER=e2e-test-pepper-0123456789abcdef"}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "APIKEY_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+type cliResult struct {
+	stdout, stderr string
+	code           int
+}
+
+func runCLI(t *testing.T, bin string, env []string, stdin string, args ...string) cliResult {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = env
+	cmd.Stdin = strings.NewReader(stdin)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if exitErr, ok := err.(*exec.ExitError); ok {
+		code = exitErr.ExitCode()
+	} else {
+		require.NoError(t, err)
+	}
+	return cliResult{stdout.String(), stderr.String(), code}
+}
+
+// startQuickstart starts the quickstart on a free port and returns its
+// base URL and the demo key it printed.
+func startQuickstart(t *testing.T, bin string, env []string, args ...string) (base, demoKey string) {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"-addr", "127.0.0.1:0"}, args...)...)
+	cmd.Env = env
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	stderr, err := cmd.StderrPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			t.Error("quickstart did not stop within 10s of SIGINT")
+		}
+	})
+
+	keyCh := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if line := strings.TrimSpace(sc.Text()); strings.HasPrefix(line, "acme_live_") {
+				keyCh <- line
+			}
+		}
+	}()
+	addrCh := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			if rest, ok := strings.CutPrefix(line, "listening on "); ok {
+				addrCh <- strings.Fields(rest)[0]
+			}
+		}
+	}()
+	select {
+	case base = <-addrCh:
+	case <-time.After(30 * time.Second):
+		t.Fatal("quickstart did not start listening within 30s")
+	}
+	select {
+	case demoKey = <-keyCh:
+	case <-time.After(time.Second):
+	}
+	return base, demoKey
+}
+
+func call(t *testing.T, method, url, key string, body string) (*http.Response, map[string]any) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	require.NoError(t, err)
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	if key != "" {
+		require.NotContains(t, string(raw), key[len(key)-49:], "response body contains the secret")
+		for name, values := range resp.Header {
+			require.NotContains(t, strings.Join(values, " "), key[len(key)-49:], "header %s contains the secret", name)
+		}
+	}
+	var v map[string]any
+	_ = json.Unmarshal(raw, &v)
+	return resp, v
+}
+
+func TestEndToEnd(t *testing.T) {
+	cli, quickstart := buildBinaries(t)
+	dir := t.TempDir()
+	env := testEnv("sqlite:" + filepath.Join(dir, "e2e.db"))
+
+	// Using the database before migrating says what to do.
+	r := runCLI(t, cli, env, "", "list")
+	assert.Equal(t, exitError, r.code)
+	assert.Contains(t, r.stderr, "apikey migrate")
+	r = runCLI(t, cli, env, "", "migrate")
+	require.Equal(t, exitOK, r.code, r.stderr)
+
+	base, demo := startQuickstart(t, quickstart, env, "-cache-ttl", "10m")
+	require.NotEmpty(t, demo, "quickstart printed no demo key")
+
+	resp, _ := call(t, "GET", base+"/healthz", "", "")
+	assert.Equal(t, 200, resp.StatusCode)
+	resp, body := call(t, "GET", base+"/v1/whoami", demo, "")
+	require.Equal(t, 200, resp.StatusCode)
+	assert.Equal(t, "quickstart-demo", body["owner"])
+	assert.Equal(t, []any{"orders:read"}, body["scopes"])
+	resp, _ = call(t, "GET", base+"/v1/orders", demo, "")
+	assert.Equal(t, 200, resp.StatusCode)
+	resp, body = call(t, "POST", base+"/v1/orders", demo, `{"item":"tea"}`)
+	assert.Equal(t, 403, resp.StatusCode)
+	assert.Contains(t, resp.Header.Get("WWW-Authenticate"), `error="insufficient_scope"`)
+	assert.Contains(t, resp.Header.Get("WWW-Authenticate"), `scope="orders:write"`)
+	resp, _ = call(t, "GET", base+"/v1/whoami", "", "")
+	assert.Equal(t, 401, resp.StatusCode)
+	assert.Equal(t, `Bearer realm="api"`, resp.Header.Get("WWW-Authenticate"))
+
+	// The demo key's limit is 5/s with a burst of 5: a quick burst of 12
+	// requests sees 429s with Retry-After and the RateLimit fields.
+	limited := 0
+	for i := 0; i < 12; i++ {
+		resp, _ := call(t, "GET", base+"/v1/orders", demo, "")
+		switch resp.StatusCode {
+		case 200:
+			assert.NotEmpty(t, resp.Header.Get("RateLimit"))
+		case 429:
+			limited++
+			assert.NotEmpty(t, resp.Header.Get("Retry-After"))
+			assert.NotEmpty(t, resp.Header.Get("RateLimit-Policy"))
+		default:
+			t.Fatalf("unexpected status %d", resp.StatusCode)
+		}
+	}
+	assert.Greater(t, limited, 0, "no request was rate limited")
+
+	// A key made with the command works in the quickstart.
+	r = runCLI(t, cli, env, "", "create", "--owner", "alice", "--name", "e2e", "--scopes", "orders:read,orders:write", "--json")
+	require.Equal(t, exitOK, r.code, r.stderr)
+	var created struct {
+		Key    string         `json:"key"`
+		ID     string         `json:"id"`
+		Record map[string]any `json:"record"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &created))
+	require.True(t, strings.HasPrefix(created.Key, "acme_live_"+created.ID+"_"))
+	assert.Equal(t, "active", created.Record["status"])
+	resp, body = call(t, "POST", base+"/v1/orders", created.Key, `{"item":"tea"}`)
+	require.Equal(t, 201, resp.StatusCode)
+	assert.Equal(t, "alice", body["owner"])
+
+	// verify reads the key from standard input.
+	r = runCLI(t, cli, env, created.Key+"\n", "verify")
+	assert.Equal(t, exitOK, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "valid: "+created.ID)
+	assert.NotContains(t, r.stdout+r.stderr, created.Key[len(created.Key)-49:])
+
+	// list and show, as tables and JSON.
+	r = runCLI(t, cli, env, "", "list")
+	require.Equal(t, exitOK, r.code, r.stderr)
+	assert.Contains(t, r.stdout, created.ID)
+	assert.Contains(t, r.stdout, "quickstart-demo")
+	r = runCLI(t, cli, env, "", "list", "--owner", "alice", "--json")
+	require.Equal(t, exitOK, r.code, r.stderr)
+	var listed []map[string]any
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &listed))
+	require.Len(t, listed, 1)
+	r = runCLI(t, cli, env, "", "show", created.ID)
+	require.Equal(t, exitOK, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "orders:read orders:write")
+
+	// Rotate: both keys work during the grace period.
+	r = runCLI(t, cli, env, "", "rotate", created.ID, "--grace", "1h", "--json")
+	require.Equal(t, exitOK, r.code, r.stderr)
+	var rotated struct {
+		Key string `json:"key"`
+		ID  string `json:"id"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &rotated))
+	resp, _ = call(t, "GET", base+"/v1/orders", rotated.Key, "")
+	assert.Equal(t, 200, resp.StatusCode)
+	resp, _ = call(t, "GET", base+"/v1/orders", created.Key, "")
+	assert.Equal(t, 200, resp.StatusCode)
+
+	// Revoke with the command: the quickstart (caching for 10 minutes)
+	// refuses the key within a few seconds, and verify exits 1.
+	r = runCLI(t, cli, env, "", "revoke", created.ID)
+	require.Equal(t, exitOK, r.code, r.stderr)
+	assert.Eventually(t, func() bool {
+		resp, _ := call(t, "GET", base+"/v1/orders", created.Key, "")
+		return resp.StatusCode == 401
+	}, 5*time.Second, 50*time.Millisecond, "revoked key still accepted by the quickstart")
+	r = runCLI(t, cli, env, created.Key+"\n", "verify")
+	assert.Equal(t, exitNegative, r.code)
+	assert.Contains(t, r.stderr, "revoked")
+
+	// Errors say what to do.
+	r = runCLI(t, cli, env, "", "show", "nope")
+	assert.Equal(t, exitError, r.code)
+	assert.Contains(t, r.stderr, "apikey list")
+	r = runCLI(t, cli, env, "", "create")
+	assert.Equal(t, exitError, r.code)
+	assert.Contains(t, r.stderr, "--owner is required")
+	r = runCLI(t, cli, env, "", "create", "--owner", "bob", "--rate", "lots")
+	assert.Equal(t, exitError, r.code)
+	assert.Contains(t, r.stderr, "--rate")
+	r = runCLI(t, cli, testEnv("mysql://nope"), "", "list")
+	assert.Equal(t, exitError, r.code)
+	assert.Contains(t, r.stderr, "sqlite:")
+}
+
+func TestScanCommand(t *testing.T) {
+	cli, _ := buildBinaries(t)
+	dir := t.TempDir()
+	write := func(name, content string) {
+		path := filepath.Join(dir, name)
+		require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
+		require.NoError(t, os.WriteFile(path, []byte(content), 0o644))
+	}
+	key := "acme_live_AbCdEf123456_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx139PKf"
+	nearMiss := key[:len(key)-1] + "g" // bad checksum
+	write("config/app.env", "DEBUG=1\nAPI_KEY="+key+"\n")
+	write("src/main.go", "package main\n\n// "+nearMiss+"\nconst k = \"x\"\n")
+	write("notes.txt", "two: "+key+" and "+key+"\n")
+	write("image.bin", "\x00\x01\x02"+key)
+	write(".git/objects/aa", key)
+	write("big.log", strings.Repeat("nothing to see here_\n", 100_000)+key)
+
+	r := runCLI(t, cli, os.Environ(), "", "scan", dir)
+	assert.Equal(t, exitNegative, r.code, r.stderr)
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	assert.ElementsMatch(t, []string{
+		filepath.Join(dir, "big.log") + ":100001:1: acme_live key AbCdEf123456",
+		filepath.Join(dir, "config/app.env") + ":2:9: acme_live key AbCdEf123456",
+		filepath.Join(dir, "notes.txt") + ":1:6: acme_live key AbCdEf123456",
+		filepath.Join(dir, "notes.txt") + ":1:83: acme_live key AbCdEf123456",
+	}, lines)
+	assert.NotContains(t, r.stdout+r.stderr, "xxxxxxxxxxxxxxxxxxxx")
+	assert.Contains(t, r.stderr, "4 API key(s) found")
+
+	r = runCLI(t, cli, os.Environ(), "", "scan", "--json", filepath.Join(dir, "src"))
+	assert.Equal(t, exitOK, r.code, r.stderr)
+	assert.Equal(t, "[]", strings.TrimSpace(r.stdout))
+
+	r = runCLI(t, cli, os.Environ(), "", "scan", filepath.Join(dir, "missing"))
+	assert.Equal(t, exitError, r.code)
+}

@@ -1,0 +1,119 @@
+// Command apikey manages API keys in a database shared with services that
+// use the apikey library, and finds leaked keys in files.
+//
+//	apikey migrate
+//	apikey create --owner team-42 --name "CI deploy" --scopes orders:read --expires 720h
+//	apikey list [--owner team-42]
+//	apikey show ID
+//	apikey rotate ID --grace 24h
+//	apikey revoke ID
+//	apikey verify < keyfile
+//	apikey scan PATH...
+//
+// The database comes from --db or APIKEY_DB (sqlite:PATH or a postgres://
+// URL), the pepper from APIKEY_PEPPER. Every command takes -h and --json.
+//
+// Install: go install github.com/apikeykit/apikey/cmd/apikey@latest
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Exit statuses.
+const (
+	exitOK       = 0
+	exitNegative = 1 // verify: the key is not valid; scan: keys were found
+	exitError    = 2 // bad usage, or the command could not run
+)
+
+// errUsage reports bad usage; its message has already been printed.
+var errUsage = errors.New("usage")
+
+// negative is returned by commands whose answer is "no" (exit status 1).
+type negative struct{ msg string }
+
+func (n negative) Error() string { return n.msg }
+
+type command struct {
+	name, args, summary string
+	run                 func(ctx context.Context, env *env, args []string) error
+}
+
+var commands = []command{
+	{"create", "--owner O [flags]", "issue a key and print it once", runCreate},
+	{"list", "[--owner O]", "list keys", runList},
+	{"show", "ID", "show one key's record", runShow},
+	{"revoke", "ID", "revoke a key at once", runRevoke},
+	{"rotate", "ID [--grace 24h]", "issue a replacement; the old key works until the grace period ends", runRotate},
+	{"verify", "< KEYFILE", "check a key read from standard input (exit 0 if valid, 1 if not)", runVerify},
+	{"scan", "PATH...", "find keys in files (exit 1 if any are found)", runScan},
+	{"migrate", "", "create or upgrade the database schema", runMigrate},
+}
+
+// env is what commands read and write; tests substitute it.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}, os.Args[1:])
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, e *env, args []string) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(e.stderr)
+		if len(args) == 0 {
+			return exitError
+		}
+		return exitOK
+	}
+	for _, c := range commands {
+		if c.name != args[0] {
+			continue
+		}
+		err := c.run(ctx, e, args[1:])
+		var neg negative
+		switch {
+		case err == nil:
+			return exitOK
+		case errors.Is(err, flag.ErrHelp):
+			return exitOK
+		case errors.Is(err, errUsage):
+			return exitError
+		case errors.As(err, &neg):
+			if neg.msg != "" {
+				fmt.Fprintln(e.stderr, neg.msg)
+			}
+			return exitNegative
+		}
+		fmt.Fprintf(e.stderr, "apikey %s: %v\n", c.name, err)
+		return exitError
+	}
+	fmt.Fprintf(e.stderr, "apikey: unknown command %q\n\n", args[0])
+	usage(e.stderr)
+	return exitError
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: apikey COMMAND [flags]")
+	fmt.Fprintln(w)
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-8s %-18s %s\n", c.name, c.args, c.summary)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "The database is --db or APIKEY_DB: sqlite:PATH or a postgres:// URL.")
+	fmt.Fprintln(w, "The pepper is APIKEY_PEPPER (at least 16 random bytes; never stored).")
+	fmt.Fprintln(w, "Run 'apikey COMMAND -h' for a command's flags.")
+}

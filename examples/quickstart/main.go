@@ -1,0 +1,301 @@
+// Command quickstart is a small API protected by apikey: the README's
+// first command.
+//
+//	go run ./examples/quickstart
+//
+// It keeps keys in a SQLite file (quickstart.db, created and migrated on
+// first run), issues a demo key on first start and prints it once with
+// curl lines to try, and serves on 127.0.0.1:8080:
+//
+//	GET  /v1/whoami   any valid key: the caller's kid, owner, name and scopes
+//	GET  /v1/orders   needs scope orders:read
+//	POST /v1/orders   needs scope orders:write
+//	GET  /healthz     no key needed
+//
+// With -db postgres://… and -redis redis://…, several instances on
+// different ports behave as one service: limits and quotas are shared,
+// and a revocation reaches every instance within a second. It reads
+// APIKEY_DB, APIKEY_PEPPER and APIKEY_PREFIX exactly as the apikey command
+// does (flags win), so keys made with the command work here.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/apikeykit/apikey"
+	"github.com/apikeykit/apikey/internal/config"
+	"github.com/apikeykit/apikey/redislimit"
+	"github.com/redis/go-redis/v9"
+)
+
+// demoOwner owns the key the quickstart issues on first start.
+const demoOwner = "quickstart-demo"
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "quickstart:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	addr := flag.String("addr", "127.0.0.1:8080", "listen address")
+	dbFlag := flag.String("db", "", "database DSN: sqlite:PATH or a postgres:// URL (default $APIKEY_DB, else sqlite:quickstart.db)")
+	redisURL := flag.String("redis", "", "redis:// URL: keep rate limits and quotas in Redis, shared by every instance")
+	cacheTTL := flag.Duration("cache-ttl", apikey.DefaultCacheTTL, "how long a verified key is cached")
+	proxies := flag.String("trusted-proxies", "", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For is trusted")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+
+	dsn, err := config.DB(*dbFlag)
+	if errors.Is(err, config.ErrNoDB) {
+		dsn = "sqlite:quickstart.db"
+	}
+	trusted, err := parsePrefixes(*proxies)
+	if err != nil {
+		return fmt.Errorf("-trusted-proxies: %w", err)
+	}
+
+	store, err := config.OpenStore(ctx, dsn, true)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	pepperOpts, dev, err := config.PepperOptions()
+	if err != nil {
+		return err
+	}
+	if dev {
+		fmt.Fprintln(os.Stderr, config.PepperWarning)
+	}
+	m, err := apikey.NewManager(store, append(pepperOpts,
+		apikey.WithPrefix(config.Prefix("")),
+		apikey.WithCache(apikey.DefaultCacheSize, *cacheTTL),
+	)...)
+	if err != nil {
+		return err
+	}
+	defer m.Close() // flushes last-used times
+
+	limiter, counter, closeLimits, err := limits(ctx, *redisURL)
+	if err != nil {
+		return err
+	}
+	defer closeLimits()
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	if err := issueDemoKey(ctx, m, "http://"+ln.Addr().String(), dsn); err != nil {
+		ln.Close()
+		return err
+	}
+
+	authenticated := m.Middleware(
+		apikey.WithLimiter(limiter),
+		apikey.WithQuotaCounter(counter),
+		apikey.WithTrustedProxies(trusted...),
+		apikey.WithOnEvent(func(e apikey.Event) { logEvent(log, e) }),
+	)
+	api := http.NewServeMux()
+	api.HandleFunc("GET /v1/whoami", whoami)
+	orders := &orderBook{}
+	api.Handle("GET /v1/orders", apikey.RequireScopes("orders:read")(http.HandlerFunc(orders.list)))
+	api.Handle("POST /v1/orders", apikey.RequireScopes("orders:write")(http.HandlerFunc(orders.create)))
+
+	root := http.NewServeMux()
+	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	root.Handle("/v1/", authenticated(api))
+
+	srv := &http.Server{
+		Handler:           root,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      10 * time.Second,
+		IdleTimeout:       60 * time.Second,
+	}
+	fmt.Fprintf(os.Stderr, "listening on http://%s (database %s); Ctrl-C stops\n", ln.Addr(), redactDSN(dsn))
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	fmt.Fprintln(os.Stderr, "shutting down")
+	return srv.Shutdown(shutdownCtx)
+}
+
+// limits returns the rate limiter and quota counter: in memory, or on the
+// Redis at redisURL so that every instance shares them.
+func limits(ctx context.Context, redisURL string) (apikey.Limiter, apikey.Counter, func(), error) {
+	if redisURL == "" {
+		l, c := apikey.NewMemoryLimiter(), apikey.NewMemoryCounter()
+		return l, c, func() { l.Close(); c.Close() }, nil
+	}
+	opt, err := redis.ParseURL(redisURL)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("-redis: %w", err)
+	}
+	client := redis.NewClient(opt)
+	if err := client.Ping(ctx).Err(); err != nil {
+		client.Close()
+		return nil, nil, nil, fmt.Errorf("-redis: %w", err)
+	}
+	l, err := redislimit.New(client)
+	if err != nil {
+		client.Close()
+		return nil, nil, nil, err
+	}
+	c, err := redislimit.NewCounter(client)
+	if err != nil {
+		client.Close()
+		return nil, nil, nil, err
+	}
+	return l, c, func() { client.Close() }, nil
+}
+
+// issueDemoKey issues the demo key if the database has none, and prints it
+// once with curl lines to try.
+func issueDemoKey(ctx context.Context, m *apikey.Manager, base, dsn string) error {
+	existing, _, err := m.List(ctx, apikey.ListOptions{Owner: demoOwner, Limit: 1})
+	if err != nil {
+		return config.Explain(err)
+	}
+	if len(existing) > 0 {
+		fmt.Fprintf(os.Stderr, "The demo key (%s) was issued and shown at first start. Make another with:\n"+
+			"  go run ./cmd/apikey create --db '%s' --owner you --scopes orders:read,orders:write\n\n", existing[0].ID, redactDSN(dsn))
+		return nil
+	}
+	secret, k, err := m.Issue(ctx, apikey.IssueRequest{
+		Owner:     demoOwner,
+		Name:      "quickstart demo key",
+		Scopes:    []string{"orders:read"},
+		RateLimit: apikey.Limit{Rate: 5, Period: time.Second, Burst: 5},
+	})
+	if err != nil {
+		return err
+	}
+	key := secret.Reveal()
+	fmt.Printf("Issued a demo key (id %s, scopes orders:read, 5 requests/s). It is shown only now:\n\n  %s\n\n", k.ID, key)
+	fmt.Printf("Try it:\n")
+	fmt.Printf("  curl -s -H 'Authorization: Bearer %s' %s/v1/whoami\n", key, base)
+	fmt.Printf("  curl -s -H 'X-API-Key: %s' %s/v1/orders\n", key, base)
+	fmt.Printf("  curl -s -X POST -H 'Authorization: Bearer %s' -d '{\"item\":\"tea\"}' %s/v1/orders   # 403: no orders:write\n", key, base)
+	fmt.Printf("  curl -si %s/v1/whoami                                   # 401: no key\n\n", base)
+	return nil
+}
+
+func whoami(w http.ResponseWriter, r *http.Request) {
+	k, _ := apikey.FromContext(r.Context())
+	writeJSON(w, http.StatusOK, map[string]any{"kid": k.ID, "owner": k.Owner, "name": k.Name, "scopes": k.Scopes})
+}
+
+type order struct {
+	ID    int    `json:"id"`
+	Item  string `json:"item"`
+	Owner string `json:"owner"`
+}
+
+// orderBook is a toy in-memory resource, kept per owner.
+type orderBook struct {
+	mu     sync.Mutex
+	orders []order
+}
+
+func (b *orderBook) list(w http.ResponseWriter, r *http.Request) {
+	k, _ := apikey.FromContext(r.Context())
+	b.mu.Lock()
+	mine := []order{}
+	for _, o := range b.orders {
+		if o.Owner == k.Owner {
+			mine = append(mine, o)
+		}
+	}
+	b.mu.Unlock()
+	writeJSON(w, http.StatusOK, mine)
+}
+
+func (b *orderBook) create(w http.ResponseWriter, r *http.Request) {
+	k, _ := apikey.FromContext(r.Context())
+	var in struct {
+		Item string `json:"item"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&in); err != nil || in.Item == "" {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": `want a JSON body like {"item":"tea"}`})
+		return
+	}
+	b.mu.Lock()
+	o := order{ID: len(b.orders) + 1, Item: in.Item, Owner: k.Owner}
+	b.orders = append(b.orders, o)
+	b.mu.Unlock()
+	writeJSON(w, http.StatusCreated, o)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+// logEvent logs refused requests (successful ones at debug level, which
+// the default handler drops). Events never carry a secret.
+func logEvent(log *slog.Logger, e apikey.Event) {
+	level := slog.LevelWarn
+	if e.Outcome == apikey.OutcomeAuthenticated {
+		level = slog.LevelDebug
+	}
+	log.LogAttrs(context.Background(), level, "auth",
+		slog.String("outcome", string(e.Outcome)), slog.String("reason", e.Reason),
+		slog.Int("status", e.Status), slog.String("kid", e.KeyID), slog.String("owner", e.Owner),
+		slog.String("client", e.ClientIP.String()), slog.String("path", e.Path), slog.Duration("took", e.Duration))
+}
+
+func parsePrefixes(list string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range strings.Split(list, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// redactDSN drops a password from a postgres:// URL before printing it.
+func redactDSN(dsn string) string {
+	if i := strings.Index(dsn, "://"); i >= 0 {
+		if at := strings.LastIndex(dsn, "@"); at > i {
+			user := dsn[i+3 : at]
+			if name, _, ok := strings.Cut(user, ":"); ok {
+				return dsn[:i+3] + name + ":***" + dsn[at:]
+			}
+		}
+	}
+	return dsn
+}
