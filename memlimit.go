@@ -43,6 +43,7 @@ const (
 type MemoryLimiter struct {
 	seed      maphash.Seed
 	now       func() time.Time
+	epoch     time.Time // times are kept as nanoseconds since epoch
 	sweep     time.Duration
 	maxPerMap int // 0: unbounded
 	shards    [memShards]limiterShard
@@ -54,8 +55,9 @@ type MemoryLimiter struct {
 
 type limiterShard struct {
 	mu sync.Mutex
-	// tat maps a key's hash to its theoretical arrival time in Unix
-	// nanoseconds: the time at which its bucket is full again. The bucket
+	// tat maps a key's hash to its theoretical arrival time in
+	// nanoseconds since the limiter's epoch: the time at which its bucket
+	// is full again. The bucket
 	// holds (tolerance - (tat - now)) / interval tokens at time now.
 	// Keying by hash rather than by string saves the string's memory and
 	// a cache miss per lookup, and a new key costs no allocation.
@@ -131,6 +133,7 @@ func NewMemoryLimiter(opts ...MemoryLimiterOption) *MemoryLimiter {
 	l := &MemoryLimiter{
 		seed:      maphash.MakeSeed(),
 		now:       c.now,
+		epoch:     c.now(),
 		sweep:     c.sweep,
 		maxPerMap: perShard(c.maxKeys),
 		stop:      make(chan struct{}),
@@ -150,17 +153,22 @@ func (l *MemoryLimiter) Allow(_ context.Context, key string, limit Limit) (Decis
 // AllowAt is Allow at time now, like rate.Limiter's AllowN(now, 1). Times
 // need not increase from call to call, but the sweeper uses the
 // limiter's clock, so keep them close to it.
+//
+// Times are measured from the clock's time when the limiter was made,
+// with time.Time's Sub: on the monotonic clock when both readings have
+// one (time.Now's do), so a step of the wall clock neither refills nor
+// drains buckets, as with x/time/rate.
 func (l *MemoryLimiter) AllowAt(now time.Time, key string, limit Limit) (Decision, error) {
 	interval, tolerance, err := limit.check()
 	if err != nil {
 		return Decision{}, err
 	}
-	t := now.UnixNano()
+	t := int64(now.Sub(l.epoch))
 	h := hashKey(maphash.String(l.seed, key))
 	s := &l.shards[h>>(64-memShardBits)]
 	s.mu.Lock()
 	i, ok := s.tat.find(h)
-	var tat int64 // a key not tracked has a full bucket
+	tat := t // a key not tracked has a full bucket
 	if ok {
 		tat = s.tat.e[i].v
 	}
@@ -182,7 +190,7 @@ func (l *MemoryLimiter) AllowAt(now time.Time, key string, limit Limit) (Decisio
 
 // gcraDecide is the whole algorithm, shared with the Redis script (which
 // must stay in step with it): tat is the key's theoretical arrival time
-// (0 or any time ≤ now for a full bucket), now the current time, both in
+// (any time ≤ now for a full bucket), now the current time, both in
 // nanoseconds. A request is allowed when, after taking its token, the
 // bucket would not need more than tolerance to refill.
 func gcraDecide(now, tat, interval, tolerance int64) (Decision, int64) {
@@ -233,7 +241,7 @@ func (s *limiterShard) displace(now int64) {
 
 // sweepShard forgets the keys of shard i whose bucket is full at now.
 func (l *MemoryLimiter) sweepShard(i int, now time.Time) {
-	t := now.UnixNano()
+	t := int64(now.Sub(l.epoch))
 	s := &l.shards[i]
 	s.mu.Lock()
 	s.tat.removeIf(func(tat int64) bool { return tat <= t })

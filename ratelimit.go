@@ -11,10 +11,10 @@ import (
 // Limit is a token-bucket rate limit: Rate requests per Period on average,
 // with bursts of up to Burst requests. The zero Limit means "not set".
 //
-// The bucket holds Burst tokens and starts full; a request takes one
+// The bucket holds BurstSize tokens and starts full; a request takes one
 // token, and one token comes back every Period/Rate (truncated to the
-// nanosecond), the semantics of golang.org/x/time/rate with
-// rate.Every(Period/Rate) and burst Burst. Burst 0 means Burst = Rate:
+// nanosecond): the semantics of golang.org/x/time/rate with
+// rate.Every(Period/Rate) and burst BurstSize. Burst 0 means Burst = Rate:
 // "100/s" allows 100 requests at once, then one every 10ms.
 //
 // A usable Limit has Rate ≥ 1, Period ≥ Rate nanoseconds (at most one

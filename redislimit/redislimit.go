@@ -45,8 +45,7 @@ const maxExact = 1 << 53
 type Option func(*config)
 
 type config struct {
-	prefix    string
-	prefixSet bool
+	prefix string
 }
 
 // WithPrefix sets the prefix of the Redis keys (default
@@ -54,7 +53,7 @@ type config struct {
 // Use distinct prefixes for distinct applications sharing a Redis. It may
 // be empty.
 func WithPrefix(prefix string) Option {
-	return func(c *config) { c.prefix, c.prefixSet = prefix, true }
+	return func(c *config) { c.prefix = prefix }
 }
 
 func newConfig(client redis.UniversalClient, defaultPrefix string, opts []Option) (config, error) {
