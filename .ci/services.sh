@@ -59,9 +59,12 @@ start_postgres() {
 	echo "PostgreSQL $("$bin/postgres" --version | awk '{print $3}') at 127.0.0.1:$port"
 }
 
-# start_redis exports APIKEY_TEST_REDIS, a redis:// URL of a fresh Redis
-# without persistence.
+# start_redis exports APIKEY_TEST_REDIS (or the variable named by its
+# argument), a redis:// URL of a fresh Redis without persistence. Tests
+# that count the server's commands need a server of their own, hence
+# the choice of name.
 start_redis() {
+	local var="${1:-APIKEY_TEST_REDIS}"
 	if ! command -v redis-server >/dev/null 2>&1; then
 		echo "installing redis-server"
 		_apt_install redis-server
@@ -78,6 +81,6 @@ start_redis() {
 	done
 	redis-cli -h 127.0.0.1 -p "$port" ping | grep -q PONG || { cat "$dir/redis.log"; return 1; }
 	_apikey_stops+=("redis-cli -h 127.0.0.1 -p $port shutdown nosave; rm -rf '$dir'")
-	export APIKEY_TEST_REDIS="redis://127.0.0.1:$port/0"
+	export "$var=redis://127.0.0.1:$port/0"
 	echo "Redis $(redis-server --version | awk '{print $3}') at 127.0.0.1:$port"
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	_ "github.com/jackc/pgx/v5/stdlib" // driver "pgx", to make a schema for the test
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -332,4 +334,77 @@ func TestScanCommand(t *testing.T) {
 
 	r = runCLI(t, cli, os.Environ(), "", "scan", filepath.Join(dir, "missing"))
 	assert.Equal(t, exitError, r.code)
+}
+
+// TestQuickstartScalesOut runs two quickstarts on one PostgreSQL and one
+// Redis, as two instances of one service: a key's rate limit is shared,
+// and a revocation made with the command reaches both within a second
+// although each caches keys for 10 minutes.
+func TestQuickstartScalesOut(t *testing.T) {
+	pg, rd := os.Getenv("APIKEY_TEST_POSTGRES"), os.Getenv("APIKEY_TEST_REDIS_E2E")
+	if pg == "" || rd == "" {
+		t.Skip("set APIKEY_TEST_POSTGRES and APIKEY_TEST_REDIS_E2E (.ci/run does) to run two quickstarts on one PostgreSQL and one Redis")
+	}
+	cli, quickstart := buildBinaries(t)
+
+	db, err := sql.Open("pgx", pg)
+	require.NoError(t, err)
+	defer db.Close()
+	schema := fmt.Sprintf("e2e_%d", time.Now().UnixNano())
+	_, err = db.Exec("CREATE SCHEMA " + schema)
+	require.NoError(t, err)
+	t.Cleanup(func() { db.Exec("DROP SCHEMA " + schema + " CASCADE") })
+	sep := "?"
+	if strings.Contains(pg, "?") {
+		sep = "&"
+	}
+	env := testEnv(pg + sep + "search_path=" + schema)
+	r := runCLI(t, cli, env, "", "migrate")
+	require.Equal(t, exitOK, r.code, r.stderr)
+
+	baseA, _ := startQuickstart(t, quickstart, env, "-redis", rd, "-cache-ttl", "10m")
+	baseB, _ := startQuickstart(t, quickstart, env, "-redis", rd, "-cache-ttl", "10m")
+
+	// 4 requests a minute, alternating between the instances: 4 in all
+	// are allowed, not 4 each.
+	r = runCLI(t, cli, env, "", "create", "--owner", "carol", "--scopes", "orders:read", "--rate", "4/m", "--json")
+	require.Equal(t, exitOK, r.code, r.stderr)
+	var limited struct{ Key string }
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &limited))
+	allowed := 0
+	for i := 0; i < 8; i++ {
+		base := baseA
+		if i%2 == 1 {
+			base = baseB
+		}
+		resp, _ := call(t, "GET", base+"/v1/orders", limited.Key, "")
+		switch resp.StatusCode {
+		case 200:
+			allowed++
+		case 429:
+		default:
+			t.Fatalf("unexpected status %d", resp.StatusCode)
+		}
+	}
+	assert.Equal(t, 4, allowed, "the two instances share one bucket in Redis")
+
+	// Both instances cache the key; a revocation reaches both.
+	r = runCLI(t, cli, env, "", "create", "--owner", "dave", "--scopes", "orders:read", "--json")
+	require.Equal(t, exitOK, r.code, r.stderr)
+	var k struct{ Key, ID string }
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &k))
+	for _, base := range []string{baseA, baseB} {
+		resp, _ := call(t, "GET", base+"/v1/orders", k.Key, "")
+		require.Equal(t, 200, resp.StatusCode)
+	}
+	r = runCLI(t, cli, env, "", "revoke", k.ID)
+	require.Equal(t, exitOK, r.code, r.stderr)
+	revokedAt := time.Now()
+	for _, base := range []string{baseA, baseB} {
+		assert.Eventually(t, func() bool {
+			resp, _ := call(t, "GET", base+"/v1/orders", k.Key, "")
+			return resp.StatusCode == 401
+		}, time.Second, 20*time.Millisecond, "instance %s still accepts the revoked key", base)
+	}
+	t.Logf("both instances refused the revoked key %v after the command returned", time.Since(revokedAt).Round(time.Millisecond))
 }
