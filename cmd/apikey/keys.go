@@ -13,7 +13,6 @@ import (
 
 	"github.com/apikeykit/apikey"
 	"github.com/apikeykit/apikey/internal/config"
-	"github.com/apikeykit/apikey/sqlstore"
 )
 
 // flagSet returns a FlagSet for a command with the flags every database
@@ -57,21 +56,21 @@ func parse(fs *flag.FlagSet, args []string, positional int) ([]string, error) {
 
 // openManager opens the database and a Manager on it. The caller closes
 // both with the returned function.
-func openManager(ctx context.Context, e *env, dsnFlag string) (*apikey.Manager, *sqlstore.Store, func(), error) {
+func openManager(ctx context.Context, e *env, dsnFlag string) (*apikey.Manager, func(), error) {
 	dsn, err := config.DB(dsnFlag)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	opts, dev, err := config.PepperOptions()
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	if dev {
 		fmt.Fprintln(e.stderr, config.PepperWarning)
 	}
 	st, err := config.OpenStore(ctx, dsn, false)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, config.Explain(err)
 	}
 	// The command is a short-lived process: it needs no cache, and must
 	// not report a key as valid from a stale one.
@@ -79,9 +78,23 @@ func openManager(ctx context.Context, e *env, dsnFlag string) (*apikey.Manager, 
 	m, err := apikey.NewManager(st, opts...)
 	if err != nil {
 		st.Close()
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
-	return m, st, func() { m.Close(); st.Close() }, nil
+	return m, func() { m.Close(); st.Close() }, nil
+}
+
+// openForKey parses the arguments of a command that acts on one key ID
+// and opens a Manager for it.
+func openForKey(ctx context.Context, e *env, fs *flag.FlagSet, db *string, args []string) (m *apikey.Manager, id string, done func(), err error) {
+	pos, err := parse(fs, args, 1)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	m, done, err = openManager(ctx, e, *db)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	return m, pos[0], done, nil
 }
 
 // listFlag collects a repeatable, comma-separated flag.
@@ -153,9 +166,9 @@ func runCreate(ctx context.Context, e *env, args []string) error {
 		req.Metadata[k] = v
 	}
 
-	m, _, done, err := openManager(ctx, e, *db)
+	m, done, err := openManager(ctx, e, *db)
 	if err != nil {
-		return config.Explain(err)
+		return err
 	}
 	defer done()
 	secret, k, err := m.Issue(ctx, req)
@@ -183,9 +196,9 @@ func runList(ctx context.Context, e *env, args []string) error {
 	if _, err := parse(fs, args, 0); err != nil {
 		return err
 	}
-	m, _, done, err := openManager(ctx, e, *db)
+	m, done, err := openManager(ctx, e, *db)
 	if err != nil {
-		return config.Explain(err)
+		return err
 	}
 	defer done()
 	var all []*apikey.Key
@@ -206,37 +219,29 @@ func runList(ctx context.Context, e *env, args []string) error {
 
 func runShow(ctx context.Context, e *env, args []string) error {
 	fs, db, asJSON := flagSet(e, "show", "ID")
-	pos, err := parse(fs, args, 1)
+	m, id, done, err := openForKey(ctx, e, fs, db, args)
 	if err != nil {
 		return err
 	}
-	m, _, done, err := openManager(ctx, e, *db)
-	if err != nil {
-		return config.Explain(err)
-	}
 	defer done()
-	k, err := m.Get(ctx, pos[0])
+	k, err := m.Get(ctx, id)
 	if err != nil {
-		return notFoundHint(config.Explain(err), pos[0])
+		return notFoundHint(config.Explain(err), id)
 	}
 	return printKey(e, k, *asJSON)
 }
 
 func runRevoke(ctx context.Context, e *env, args []string) error {
 	fs, db, asJSON := flagSet(e, "revoke", "ID")
-	pos, err := parse(fs, args, 1)
+	m, id, done, err := openForKey(ctx, e, fs, db, args)
 	if err != nil {
 		return err
 	}
-	m, _, done, err := openManager(ctx, e, *db)
-	if err != nil {
-		return config.Explain(err)
-	}
 	defer done()
-	if err := m.Revoke(ctx, pos[0]); err != nil {
-		return notFoundHint(config.Explain(err), pos[0])
+	if err := m.Revoke(ctx, id); err != nil {
+		return notFoundHint(config.Explain(err), id)
 	}
-	k, err := m.Get(ctx, pos[0])
+	k, err := m.Get(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -250,20 +255,16 @@ func runRevoke(ctx context.Context, e *env, args []string) error {
 func runRotate(ctx context.Context, e *env, args []string) error {
 	fs, db, asJSON := flagSet(e, "rotate", "ID [--grace 24h]")
 	grace := fs.Duration("grace", 24*time.Hour, "how long the old key keeps working")
-	pos, err := parse(fs, args, 1)
+	m, id, done, err := openForKey(ctx, e, fs, db, args)
 	if err != nil {
 		return err
 	}
-	m, _, done, err := openManager(ctx, e, *db)
-	if err != nil {
-		return config.Explain(err)
-	}
 	defer done()
-	secret, k, err := m.Rotate(ctx, pos[0], *grace)
+	secret, k, err := m.Rotate(ctx, id, *grace)
 	if err != nil {
-		return notFoundHint(config.Explain(err), pos[0])
+		return notFoundHint(config.Explain(err), id)
 	}
-	note := fmt.Sprintf("The old key %s keeps working until %s.", pos[0], time.Now().Add(*grace).UTC().Format(time.RFC3339))
+	note := fmt.Sprintf("The old key %s keeps working until %s.", id, time.Now().Add(*grace).UTC().Format(time.RFC3339))
 	return printIssued(e, secret, k, *asJSON, note)
 }
 
@@ -280,15 +281,15 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 		}
 		return fmt.Errorf("no key on standard input: pipe it in, e.g. apikey verify < keyfile")
 	}
-	m, _, done, err := openManager(ctx, e, *db)
+	m, done, err := openManager(ctx, e, *db)
 	if err != nil {
-		return config.Explain(err)
+		return err
 	}
 	defer done()
 	k, err := m.Verify(ctx, line)
 	if err != nil {
 		if errors.Is(err, apikey.ErrUnavailable) {
-			return err
+			return config.Explain(err)
 		}
 		return negative{fmt.Sprintf("invalid: %v", err)}
 	}
