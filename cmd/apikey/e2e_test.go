@@ -202,6 +202,8 @@ func TestEndToEnd(t *testing.T) {
 	assert.Equal(t, 403, resp.StatusCode)
 	assert.Contains(t, resp.Header.Get("WWW-Authenticate"), `error="insufficient_scope"`)
 	assert.Contains(t, resp.Header.Get("WWW-Authenticate"), `scope="orders:write"`)
+	assert.Equal(t, "application/problem+json", resp.Header.Get("Content-Type"))
+	assert.Equal(t, float64(403), body["status"])
 	resp, _ = call(t, "GET", base+"/v1/whoami", "", "")
 	assert.Equal(t, 401, resp.StatusCode)
 	assert.Equal(t, `Bearer realm="api"`, resp.Header.Get("WWW-Authenticate"))
