@@ -46,6 +46,7 @@ func Run(t *testing.T, newStore func() apikey.Store) {
 		{"Rotator", testRotator},
 		{"LastUsedRecorder", testLastUsedRecorder},
 		{"Watcher", testWatcher},
+		{"ManagerRevokeIsFinal", testManagerRevokeIsFinal},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newStore()) })
@@ -612,5 +613,113 @@ func testWatcher(t *testing.T, s apikey.Store) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Watch did not return within 5s of cancel")
+	}
+}
+
+// testManagerRevokeIsFinal drives a Manager over the store from many
+// goroutines at once: issuing, verifying, rotating and revoking. Once
+// Revoke has returned, the key must never verify again, however the
+// writes interleaved (no lost update) and although the Manager caches.
+func testManagerRevokeIsFinal(t *testing.T, s apikey.Store) {
+	ctx := context.Background()
+	m, err := apikey.NewManager(s, apikey.WithPrefix("storetest"),
+		apikey.WithPepper("v1", []byte("storetest-pepper-0123456789abcdef")), apikey.WithCache(1000, time.Hour),
+		apikey.WithBackgroundErrors(func(error) {}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	owner := newOwner(t)
+	const workers, each = 4, 10
+	var wg sync.WaitGroup
+	errs := make(chan error, workers*each*4)
+	rotated := make(chan string, workers*each)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				secret, k, err := m.Issue(ctx, apikey.IssueRequest{Owner: owner})
+				if err != nil {
+					errs <- fmt.Errorf("Issue: %w", err)
+					return
+				}
+				stop := make(chan struct{})
+				var verifiers sync.WaitGroup
+				for r := 0; r < 2; r++ {
+					verifiers.Add(1)
+					go func() {
+						defer verifiers.Done()
+						for {
+							select {
+							case <-stop:
+								return
+							default:
+							}
+							if _, err := m.Verify(ctx, secret.Reveal()); err != nil && !errors.Is(err, apikey.ErrRevoked) {
+								errs <- fmt.Errorf("Verify: %w", err)
+								return
+							}
+						}
+					}()
+				}
+				// Rotate and revoke the same key at once: whichever
+				// writes second must not undo the other.
+				var writers sync.WaitGroup
+				writers.Add(2)
+				start := make(chan struct{})
+				go func() {
+					defer writers.Done()
+					<-start
+					_, repl, err := m.Rotate(ctx, k.ID, time.Hour)
+					switch {
+					case err == nil:
+						rotated <- repl.ID
+					case !errors.Is(err, apikey.ErrRevoked):
+						errs <- fmt.Errorf("Rotate: %w", err)
+					}
+				}()
+				go func() {
+					defer writers.Done()
+					<-start
+					if err := m.Revoke(ctx, k.ID); err != nil {
+						errs <- fmt.Errorf("Revoke: %w", err)
+					}
+				}()
+				close(start)
+				writers.Wait()
+				if _, err := m.Verify(ctx, secret.Reveal()); !errors.Is(err, apikey.ErrRevoked) {
+					errs <- fmt.Errorf("key %s verified after Revoke returned: %v", k.ID, err)
+				}
+				close(stop)
+				verifiers.Wait()
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	// Every key issued is revoked; the replacements of successful
+	// rotations exist and are not.
+	close(rotated)
+	replacements := make(map[string]bool)
+	for id := range rotated {
+		replacements[id] = true
+	}
+	revoked := 0
+	for _, id := range listIDs(t, s, owner, 1000) {
+		k := mustGet(t, s, id)
+		switch {
+		case replacements[id] && k.RevokedAt.IsZero():
+		case !k.RevokedAt.IsZero() && !replacements[id]:
+			revoked++
+		default:
+			t.Errorf("key %s: revoked at %v, replacement %v", id, k.RevokedAt, replacements[id])
+		}
+	}
+	if revoked != workers*each {
+		t.Errorf("%d keys revoked, want %d", revoked, workers*each)
 	}
 }
