@@ -1,0 +1,43 @@
+package sqlopen
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/apikeykit/apikey/sqlstore"
+)
+
+// FuzzParseDSN: any string either fails with ErrBadDSN, without repeating
+// a password it may hold, or maps to a driver and dialect that agree.
+func FuzzParseDSN(f *testing.F) {
+	for _, s := range []string{
+		"sqlite:keys.db", "sqlite:/var/lib/x.db?_pragma=busy_timeout(1)", "file:keys.db?mode=ro",
+		"postgres://acme:s3cret@db:5432/acme?sslmode=disable", "postgresql://h/d", "mysql://x", "",
+		"sqlite:", "postgres://%zz", "postgres://u:pw@[::1/x",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, dsn string) {
+		driver, source, dialect, err := parse(dsn)
+		if err != nil {
+			if !errors.Is(err, ErrBadDSN) {
+				t.Fatalf("parse(%q): error %v does not match ErrBadDSN", dsn, err)
+			}
+			if _, rest, ok := strings.Cut(dsn, "://"); ok {
+				if userinfo, _, ok := strings.Cut(rest, "@"); ok {
+					if _, pw, ok := strings.Cut(userinfo, ":"); ok && len(pw) >= 4 && strings.Contains(err.Error(), pw) {
+						t.Fatalf("parse(%q): error repeats the password: %v", dsn, err)
+					}
+				}
+			}
+			return
+		}
+		switch {
+		case driver == "sqlite" && dialect == sqlstore.SQLite && strings.HasPrefix(source, "file:"):
+		case driver == "pgx" && dialect == sqlstore.Postgres && source == dsn:
+		default:
+			t.Fatalf("parse(%q) = %q, %q, %v", dsn, driver, source, dialect)
+		}
+	})
+}
