@@ -30,14 +30,16 @@ const (
 	perHour = 1000
 )
 
-var keys = func() []string {
+// keys is built on first use, so that the middleware benchmarks in the
+// same binary do not carry a million strings on their heap.
+var keys = sync.OnceValue(func() []string {
 	k := make([]string, numKeys)
 	for i := range k {
 		k[i] = fmt.Sprintf("k%011d", i)
 	}
 	rand.New(rand.NewPCG(7, 7)).Shuffle(len(k), func(i, j int) { k[i], k[j] = k[j], k[i] })
 	return k
-}()
+})
 
 // A subject is one limiter under test: allow takes one request for key
 // and reports whether it was allowed.
@@ -127,16 +129,16 @@ func newHTTPRate() (func(string) bool, func()) {
 // would otherwise lay those objects out in memory in exactly the order
 // the benchmark then reads them, and enjoy a sequential scan that no
 // production traffic gives them.
-var fillOrder = func() []string {
-	k := append([]string(nil), keys...)
+var fillOrder = sync.OnceValue(func() []string {
+	k := append([]string(nil), keys()...)
 	rand.New(rand.NewPCG(8, 8)).Shuffle(len(k), func(i, j int) { k[i], k[j] = k[j], k[i] })
 	return k
-}()
+})
 
 // fill makes allow track every key, so that the benchmarks measure
 // decisions on known keys.
 func fill(allow func(string) bool) {
-	for _, k := range fillOrder {
+	for _, k := range fillOrder() {
 		if !allow(k) {
 			panic("first request refused")
 		}
@@ -149,6 +151,7 @@ func BenchmarkLimiter(b *testing.B) {
 			allow, closeFn := s.new()
 			defer closeFn()
 			fill(allow)
+			keys := keys()
 			runtime.GC()
 			b.Run("mode=serial", func(b *testing.B) {
 				b.ReportAllocs()
@@ -187,6 +190,7 @@ func BenchmarkLimiter(b *testing.B) {
 // all subjects, are allocated before and not counted; a limiter that
 // keeps a key keeps a reference to it, which costs it nothing here).
 func BenchmarkBytesPerKey(b *testing.B) {
+	fillOrder() // builds keys and fillOrder outside the measurement
 	for _, s := range subjects {
 		b.Run("impl="+s.name, func(b *testing.B) {
 			var bpk float64
