@@ -641,7 +641,7 @@ func testManagerRevokeIsFinal(t *testing.T, s apikey.Store) {
 			for i := 0; i < each; i++ {
 				secret, k, err := m.Issue(ctx, apikey.IssueRequest{Owner: owner})
 				if err != nil {
-					errs <- fmt.Errorf("Issue: %w", err)
+					errs <- fmt.Errorf("issue: %w", err)
 					return
 				}
 				stop := make(chan struct{})
@@ -657,7 +657,7 @@ func testManagerRevokeIsFinal(t *testing.T, s apikey.Store) {
 							default:
 							}
 							if _, err := m.Verify(ctx, secret.Reveal()); err != nil && !errors.Is(err, apikey.ErrRevoked) {
-								errs <- fmt.Errorf("Verify: %w", err)
+								errs <- fmt.Errorf("verify: %w", err)
 								return
 							}
 						}
@@ -676,14 +676,14 @@ func testManagerRevokeIsFinal(t *testing.T, s apikey.Store) {
 					case err == nil:
 						rotated <- repl.ID
 					case !errors.Is(err, apikey.ErrRevoked):
-						errs <- fmt.Errorf("Rotate: %w", err)
+						errs <- fmt.Errorf("rotate: %w", err)
 					}
 				}()
 				go func() {
 					defer writers.Done()
 					<-start
 					if err := m.Revoke(ctx, k.ID); err != nil {
-						errs <- fmt.Errorf("Revoke: %w", err)
+						errs <- fmt.Errorf("revoke: %w", err)
 					}
 				}()
 				close(start)
