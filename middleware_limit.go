@@ -55,11 +55,9 @@ func (mw *middleware) limit(q *request, k *Key) bool {
 		if !l.IsZero() {
 			d, err := mw.limiter.Allow(ctx, k.ID, l)
 			if err != nil {
-				if !mw.failOpen {
-					mw.unavailable(q, "limiter", err)
+				if mw.limiterFailed(q, err) {
 					return false
 				}
-				q.err = err
 			} else {
 				pol = appendSep(pol, n)
 				if policy != "" {
@@ -74,11 +72,9 @@ func (mw *middleware) limit(q *request, k *Key) bool {
 		if refused == nil && !mw.ownerLimit.IsZero() {
 			d, err := mw.limiter.Allow(ctx, "owner:"+k.Owner, mw.ownerLimit)
 			if err != nil {
-				if !mw.failOpen {
-					mw.unavailable(q, "limiter", err)
+				if mw.limiterFailed(q, err) {
 					return false
 				}
-				q.err = err
 			} else {
 				pol = appendSep(pol, n)
 				pol = append(pol, mw.ownerPolicy...)
@@ -97,11 +93,9 @@ func (mw *middleware) limit(q *request, k *Key) bool {
 		if cost > 0 {
 			d, err := mw.counter.Add(ctx, "quota:"+k.ID, k.Quota, cost)
 			if err != nil {
-				if !mw.failOpen {
-					mw.unavailable(q, "limiter", err)
+				if mw.limiterFailed(q, err) {
 					return false
 				}
-				q.err = err
 			} else {
 				pol = appendSep(pol, n)
 				pol = appendQuotaPolicy(pol, k.Quota)
@@ -136,6 +130,18 @@ func (mw *middleware) limit(q *request, k *Key) bool {
 		return false
 	}
 	return true
+}
+
+// limiterFailed handles an error from the limiter or the counter: a 503
+// unless WithLimiterFailOpen lets the request through (the error then
+// travels in its Event). It reports whether the request has been answered.
+func (mw *middleware) limiterFailed(q *request, err error) bool {
+	if !mw.failOpen {
+		mw.unavailable(q, "limiter", err)
+		return true
+	}
+	q.err = err
+	return false
 }
 
 func appendSep(b []byte, i int) []byte {
