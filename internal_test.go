@@ -86,3 +86,28 @@ func (s *fixedStore) Get(_ context.Context, id string) (*Key, error) {
 	}
 	return &Key{ID: id, Owner: fmt.Sprint("o-", id)}, nil
 }
+
+// TestCacheEntryStatusMatchesKeyStatus: the cache keeps a key's validity
+// window as integers for speed; it must decide exactly as Key.Status does,
+// including at the boundaries and for times beyond the int64 nanosecond
+// range.
+func TestCacheEntryStatusMatchesKeyStatus(t *testing.T) {
+	base := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	times := []time.Time{{}, base.Add(-time.Hour), base, base.Add(time.Nanosecond), base.Add(time.Hour),
+		time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(1600, 1, 1, 0, 0, 0, 0, time.UTC)}
+	c := newKeyCache(10, time.Hour, time.Hour, new(digesters))
+	for _, revoked := range times {
+		for _, expires := range times {
+			for _, notBefore := range times {
+				k := &Key{RevokedAt: revoked, ExpiresAt: expires, NotBefore: notBefore}
+				e := c.newEntry(k, base)
+				for _, now := range times[1:5] {
+					if got, want := e.status(now.UnixNano()), k.Status(now); got != want {
+						t.Fatalf("revoked %v, expires %v, not before %v, at %v: cache says %v, Key.Status %v",
+							revoked, expires, notBefore, now, got, want)
+					}
+				}
+			}
+		}
+	}
+}
