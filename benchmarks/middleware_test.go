@@ -2,7 +2,7 @@ package benchmarks
 
 // The middleware comparison: one request per key, over the same 100,000
 // distinct apikey keys (memstore, warm caches), through each handler
-// chain to a no-op handler. Run it with ./run-middleware.sh.
+// chain to a no-op handler. Run it with ./run-peers.sh.
 //
 // Cases (impl=...):
 //
@@ -24,12 +24,19 @@ package benchmarks
 //   - httprate: go-chi/httprate's per-key limiter (LimitBy, keyed by the
 //     Authorization header) around the no-op handler: rate limiting only,
 //     no authentication at all.
+//   - apikey-auth: apikey's Middleware alone, with no limit and no scope
+//     check: what echo-keyauth does, for a like-for-like comparison.
+//   - echo-keyauth+httprate: echo's KeyAuth, then httprate limiting per
+//     key: authentication and a per-key limit assembled from the peers,
+//     the nearest they come to the apikey case (which also checks a
+//     scope and writes RateLimit fields).
 
 import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
+	"flag"
 	"fmt"
 	"hash"
 	"hash/crc32"
@@ -68,18 +75,20 @@ var mwPepper = []byte("benchmark-pepper-0123456789abcdef")
 // mwFixture is a Manager with n issued keys, every one verified once.
 type mwFixture struct {
 	m      *apikey.Manager
+	store  apikey.Store        // the Manager's memstore, holding every key
 	tokens []string            // in visit order: not the order of issue
 	digest map[string][32]byte // HMAC-SHA256(pepper, token) by kid
 }
 
 func newMWFixture(n int) *mwFixture {
 	ctx := context.Background()
-	m, err := apikey.NewManager(memstore.New(), apikey.WithPrefix(mwPrefix),
+	store := memstore.New()
+	m, err := apikey.NewManager(store, apikey.WithPrefix(mwPrefix),
 		apikey.WithPepper("v1", mwPepper), apikey.WithCache(n, time.Hour))
 	if err != nil {
 		panic(err)
 	}
-	f := &mwFixture{m: m, digest: make(map[string][32]byte, n)}
+	f := &mwFixture{m: m, store: store, digest: make(map[string][32]byte, n)}
 	mac := hmac.New(sha256.New, mwPepper)
 	for i := 0; i < n; i++ {
 		secret, k, err := m.Issue(ctx, apikey.IssueRequest{
@@ -252,9 +261,26 @@ func newEchoKeyAuth(f *mwFixture) http.Handler {
 }
 
 func newHTTPRateMW(perHour int) http.Handler {
+	return httpRateByKey(perHour)(noop)
+}
+
+func httpRateByKey(perHour int) func(http.Handler) http.Handler {
 	return httprate.LimitBy(perHour, time.Hour, func(r *http.Request) (string, error) {
 		return r.Header.Get("Authorization"), nil
-	})(noop)
+	})
+}
+
+// newEchoKeyAuthHTTPRate is echo's KeyAuth followed by httprate's per-key
+// limit, mounted as echo mounts net/http middleware.
+func newEchoKeyAuthHTTPRate(f *mwFixture, perHour int) http.Handler {
+	e := echo.New()
+	e.Use(echomw.KeyAuth(func(key string, _ echo.Context) (bool, error) {
+		_, ok := f.checkToken(key)
+		return ok, nil
+	}))
+	e.Use(echo.WrapMiddleware(httpRateByKey(perHour)))
+	e.GET("/orders", echoNoop)
+	return e
 }
 
 // A mwCase is one handler chain; new builds it over f with the given
@@ -277,6 +303,8 @@ var mwCases = []mwCase{
 	{"echo-bare", func(*mwFixture, int) (http.Handler, func()) { return plain(newEchoBare()) }},
 	{"echo-keyauth", func(f *mwFixture, _ int) (http.Handler, func()) { return plain(newEchoKeyAuth(f)) }},
 	{"httprate", func(_ *mwFixture, n int) (http.Handler, func()) { return plain(newHTTPRateMW(n)) }},
+	{"apikey-auth", func(f *mwFixture, _ int) (http.Handler, func()) { return plain(f.m.Middleware()(noop)) }},
+	{"echo-keyauth+httprate", func(f *mwFixture, n int) (http.Handler, func()) { return plain(newEchoKeyAuthHTTPRate(f, n)) }},
 }
 
 // ok is whether a discardWriter saw a success: nothing written means 200.
@@ -284,61 +312,65 @@ func (w *discardWriter) ok() bool { return w.code == 0 || w.code == http.StatusO
 
 func BenchmarkMiddlewarePeers(b *testing.B) {
 	f, reqs := loadMW()
-	for _, c := range mwCases {
-		b.Run("impl="+c.name, func(b *testing.B) {
-			h, cleanup := c.new(f, mwPerHour)
-			defer cleanup()
-			// Every key once, in an order unlike the visit order, so that
-			// limiters track every key before timing starts.
+	forRounds(b, func(b *testing.B) {
+		for _, c := range mwCases {
+			b.Run("impl="+c.name, func(b *testing.B) { benchmarkChain(b, c, f, reqs) })
+		}
+	})
+}
+
+func benchmarkChain(b *testing.B, c mwCase, f *mwFixture, reqs []*http.Request) {
+	h, cleanup := c.new(f, mwPerHour)
+	defer cleanup()
+	// Every key once, in an order unlike the visit order, so that
+	// limiters track every key before timing starts.
+	w := newDiscardWriter()
+	for _, i := range rand.New(rand.NewPCG(5, 6)).Perm(len(reqs)) {
+		w.reset()
+		h.ServeHTTP(w, reqs[i])
+		if !w.ok() {
+			b.Fatalf("warm-up: status %d", w.code)
+		}
+	}
+	runtime.GC()
+	b.Run("mode=serial", func(b *testing.B) {
+		b.ReportAllocs()
+		w := newDiscardWriter()
+		i, bad := 0, 0
+		for b.Loop() {
+			w.reset()
+			h.ServeHTTP(w, reqs[i])
+			if !w.ok() {
+				bad++
+			}
+			if i++; i == len(reqs) {
+				i = 0
+			}
+		}
+		if bad > 0 {
+			b.Fatalf("%d requests refused (last status %d)", bad, w.code)
+		}
+	})
+	b.Run("mode=parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
 			w := newDiscardWriter()
-			for _, i := range rand.New(rand.NewPCG(5, 6)).Perm(len(reqs)) {
+			i, bad := rand.IntN(len(reqs)), 0
+			for pb.Next() {
 				w.reset()
 				h.ServeHTTP(w, reqs[i])
 				if !w.ok() {
-					b.Fatalf("warm-up: status %d", w.code)
+					bad++
+				}
+				if i++; i == len(reqs) {
+					i = 0
 				}
 			}
-			runtime.GC()
-			b.Run("mode=serial", func(b *testing.B) {
-				b.ReportAllocs()
-				w := newDiscardWriter()
-				i, bad := 0, 0
-				for b.Loop() {
-					w.reset()
-					h.ServeHTTP(w, reqs[i])
-					if !w.ok() {
-						bad++
-					}
-					if i++; i == len(reqs) {
-						i = 0
-					}
-				}
-				if bad > 0 {
-					b.Fatalf("%d requests refused (last status %d)", bad, w.code)
-				}
-			})
-			b.Run("mode=parallel", func(b *testing.B) {
-				b.ReportAllocs()
-				b.RunParallel(func(pb *testing.PB) {
-					w := newDiscardWriter()
-					i, bad := rand.IntN(len(reqs)), 0
-					for pb.Next() {
-						w.reset()
-						h.ServeHTTP(w, reqs[i])
-						if !w.ok() {
-							bad++
-						}
-						if i++; i == len(reqs) {
-							i = 0
-						}
-					}
-					if bad > 0 {
-						b.Errorf("%d requests refused (last status %d)", bad, w.code)
-					}
-				})
-			})
+			if bad > 0 {
+				b.Errorf("%d requests refused (last status %d)", bad, w.code)
+			}
 		})
-	}
+	})
 }
 
 // withSecret returns tok with its secret replaced by one of the same
@@ -384,8 +416,9 @@ func TestPeersAuthenticate(t *testing.T) {
 	}
 	// Refusal statuses: 401 everywhere, except that echo's KeyAuth answers
 	// 400 when there is no key at all.
-	authenticating := map[string]int{"floor": 401, "verify": 401, "apikey": 401, "echo-keyauth": 400}
-	limiting := map[string]bool{"floor": true, "apikey": true, "httprate": true}
+	authenticating := map[string]int{"floor": 401, "verify": 401, "apikey": 401, "apikey-auth": 401,
+		"echo-keyauth": 400, "echo-keyauth+httprate": 400}
+	limiting := map[string]bool{"floor": true, "apikey": true, "httprate": true, "echo-keyauth+httprate": true}
 	const small = 3
 	for _, c := range mwCases {
 		t.Run(c.name, func(t *testing.T) {
@@ -439,5 +472,17 @@ func TestPeersAuthenticate(t *testing.T) {
 				t.Errorf("another key: %d, want 200 (the limit is per key)", code)
 			}
 		})
+	}
+}
+
+var rounds = flag.Int("rounds", 1, "repeat each comparison this many times in turn (BenchmarkMiddlewarePeers, BenchmarkBackends)")
+
+// forRounds runs body as sub-benchmarks round=1, round=2, ... (-rounds),
+// so that one run of the test binary measures every case several times,
+// in turn: a burst of load from elsewhere on the machine then spreads over
+// all the cases instead of skewing the one that ran during it.
+func forRounds(b *testing.B, body func(b *testing.B)) {
+	for i := 1; i <= *rounds; i++ {
+		b.Run(fmt.Sprintf("round=%d", i), body)
 	}
 }

@@ -52,10 +52,37 @@ for _ in $(seq 100); do
 	sleep 0.1
 done
 
-echo "## bare handler: GET /healthz (no key, no middleware)"
-wrk -t2 -c2 -d"${duration}s" --timeout 30s --latency "http://127.0.0.1:$port/healthz" | sed -n '/Latency Distribution/,/Transfer/p'
+bare_out="$work/bare.out"
+wrk -t2 -c2 -d"${duration}s" --timeout 30s --latency "http://127.0.0.1:$port/healthz" >"$bare_out"
+KEYS_FILE="$work/keys" wrk -t2 -c2 -d"${duration}s" --timeout 30s --latency -s scripts/loadtest.lua \
+	"http://127.0.0.1:$port/v1/whoami" >"$work/wrk.out"
+
+# summary FILE LABEL BASE prints a table row: requests/s (and its ratio to
+# BASE requests/s, if given) and the latency percentiles wrk reported.
+summary() {
+	awk -v label="$2" -v base="$3" '
+	/^ +(50|75|90|99)%/ { p[$1] = $2 }
+	/^Requests\/sec:/ { rps = $2 }
+	END {
+		r = sprintf("%.0f", rps)
+		if (base != "") r = r sprintf(" (%.2f×)", rps / base)
+		printf "| %s | %s | %s | %s | %s | %s |\n", label, r, p["50%"], p["75%"], p["90%"], p["99%"]
+	}' "$1"
+}
+bare_rps=$(awk '/^Requests\/sec:/ { print $2 }' "$bare_out")
+valid=$(grep -c '^valid' "$work/keys")
+limited=$(grep -c '^limited' "$work/keys")
+invalid=$(grep -c '^invalid' "$work/keys")
+
+echo "\`DURATION=$duration scripts/loadtest.sh\` ($(date -u '+%Y-%m-%d %H:%M UTC'), load $(cut -d' ' -f1-3 /proc/loadavg); $(wrk --version 2>&1 | head -n 1 | awk '{print $1, $2}'), 2 threads, 2 connections, ${duration} s per phase)"
 echo
-echo "## quickstart: GET /v1/whoami, $(grep -c '^valid' "$work/keys") valid, $(grep -c '^limited' "$work/keys") limited (10/s), $(grep -c '^invalid' "$work/keys") invalid keys in turn"
-KEYS_FILE="$work/keys" wrk -t2 -c2 -d"${duration}s" --timeout 30s --latency -s scripts/loadtest.lua "http://127.0.0.1:$port/v1/whoami" |
-	tee "$work/wrk.out" | cat
+echo "| | requests/s | p50 | p75 | p90 | p99 |"
+echo "|---|---:|---:|---:|---:|---:|"
+summary "$bare_out" "bare \`/healthz\`" ""
+summary "$work/wrk.out" "quickstart \`/v1/whoami\`: $valid valid, $limited limited (10/s), $invalid invalid keys in turn" "$bare_rps"
+echo
+echo "Responses by class of key and status:"
+echo
+sed -n 's/^responses \([a-z]*\) *\([0-9]*\) *\([0-9]*\)$/- \1 → \2: \3/p' "$work/wrk.out"
+sed -n 's/^unexpected statuses: \([0-9]*\)$/- **unexpected statuses: \1**/p' "$work/wrk.out"
 grep -q '^unexpected statuses: 0$' "$work/wrk.out"

@@ -2,6 +2,7 @@ package sqlopen_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"os"
 	"path/filepath"
@@ -152,5 +153,32 @@ func roundTrip(t *testing.T, st *sqlstore.Store) {
 	}
 	if _, err := m.Verify(ctx, secret.Reveal()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestOpenKeepsIdleConnections: connections that served a burst of
+// concurrent requests stay open for the next one, up to MaxIdleConns,
+// instead of database/sql's default of 2.
+func TestOpenKeepsIdleConnections(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlopen.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "pool.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	const burst = 10
+	var conns []*sql.Conn
+	for range burst {
+		c, err := st.DB().Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	if idle := st.DB().Stats().Idle; idle != burst {
+		t.Errorf("%d idle connections after a burst of %d, want %d", idle, burst, burst)
 	}
 }
