@@ -3,12 +3,13 @@
 # scripts/benchmarks.sh produce it:
 #
 #	awk -v bench=MiddlewarePeers -f table.awk results.txt
+#	awk -v bench=Limiter -v base=apikey -f table.awk results.txt
 #
-# Results are named Benchmark<bench>/round=R/[group/...]impl=I/mode=M. For
-# each group, case (impl) and mode it gives the median over the rounds and
-# their range, and the ratio of that median to the median of impl=floor
-# (and of impl=bare, with the difference in ns, where there is one) in the
-# same group and mode.
+# Results are named Benchmark<bench>/[round=R/][group/...]impl=I/mode=M.
+# For each group, case (impl) and mode it gives the median over the rounds
+# and their range, and the ratio of that median to the median of the base
+# case (impl=floor unless -v base= says otherwise) and of impl=bare, with
+# the difference in ns, where there is one, in the same group and mode.
 
 function median(a, k, n,    i, j, v, t) {
 	for (i = 1; i <= n; i++) t[i] = a[k, i]
@@ -51,10 +52,11 @@ $1 ~ "^Benchmark" bench "/" {
 }
 
 END {
+	if (base == "") base = "floor"
 	if (ng == 0) { print "no results for Benchmark" bench > "/dev/stderr"; exit 1 }
 	hasbare = 0
 	for (g = 1; g <= ng; g++) for (m = 1; m <= nm; m++) if (cnt[groups[g] "|bare|" modes[m]]) hasbare = 1
-	head = "| " (ng > 1 ? "comparison | " : "") "case | mode | ns/op (median) | min–max | B/op | allocs/op | × floor"
+	head = "| " (ng > 1 ? "comparison | " : "") "case | mode | ns/op (median) | min–max | B/op | allocs/op | × " base
 	rule = "|" (ng > 1 ? "---|" : "") "---|---|---:|---:|---:|---:|---:"
 	if (hasbare) { head = head " | × bare | ns over bare"; rule = rule "|---:|---:" }
 	print head " |"
@@ -63,7 +65,7 @@ END {
 		group = groups[g]
 		for (m = 1; m <= nm; m++) {
 			mode = modes[m]
-			fk = group "|floor|" mode; bk = group "|bare|" mode
+			fk = group "|" base "|" mode; bk = group "|bare|" mode
 			f = cnt[fk] ? median(ns, fk, cnt[fk]) : 0
 			b = cnt[bk] ? median(ns, bk, cnt[bk]) : 0
 			for (j = 1; j <= ni[group]; j++) {

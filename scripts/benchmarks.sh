@@ -1,38 +1,87 @@
 #!/usr/bin/env bash
-# Every measurement behind BENCHMARKS.md, in one run, printed as Markdown:
-# the root benchmarks with same-run baselines, the limiter and the
-# middleware against their peers, the stores against raw SQL and the Redis
-# limiter (on throwaway servers), the load test, and the opt-in timing
-# tests. ROUNDS sets the repetitions of each comparison (default 5);
-# expect about half an hour on a 2-vCPU machine.
+# Regenerates every measured table in BENCHMARKS.md in one run: the root
+# benchmarks with same-run baselines (scripts/bench.sh), the limiter
+# against its peers (benchmarks/run.sh), the middleware against its peers
+# and the backends against their floors (benchmarks/run-peers.sh, on a
+# throwaway PostgreSQL and Redis), the load test (scripts/loadtest.sh) and
+# the timing tests. Each table lands between its
+# "<!-- begin generated: NAME -->" and "<!-- end generated: NAME -->"
+# markers; the prose around them is written by hand. BENCHMARKS.md is
+# rewritten only if every measurement succeeded, so that its tables always
+# come from one run.
 #
-#	scripts/benchmarks.sh > /tmp/benchmarks.md
+#	scripts/benchmarks.sh            ROUNDS=5 by default; about 20 minutes on 2 vCPUs
+#	ROUNDS=3 DURATION=5 scripts/benchmarks.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds="${ROUNDS:-5}"
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+
 source .ci/services.sh
 start_postgres >&2
 start_redis >&2
 
-echo "# Measurements, $(date -u '+%Y-%m-%d %H:%M UTC'), $(go version | awk '{print $3}'), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo
-echo "## Root benchmarks (scripts/bench.sh $rounds)"
-scripts/bench.sh "$rounds"
-echo
-echo "## Limiter against peers (benchmarks/run.sh $rounds)"
-(cd benchmarks && ./run.sh "$rounds")
-echo
-echo "## Middleware against peers (benchmarks/run-middleware.sh $rounds)"
-(cd benchmarks && ./run-middleware.sh "$rounds")
-echo
-echo "## sqlstore Get against raw SQL, and Verify through the cache"
-go test -run '^$' -bench 'BenchmarkSQLStoreGet|BenchmarkVerifyCached' -benchmem -benchtime=1s -count=1 ./sqlstore/ | grep -E '^(Benchmark|ok)'
-echo
-echo "## Redis limiter"
-go test -run '^$' -bench BenchmarkRedisLimiter -benchmem -count="$rounds" ./redislimit/ | grep -E '^(Benchmark|ok)'
-echo
-echo "## Load test (scripts/loadtest.sh)"
-scripts/loadtest.sh
-echo
-echo "## Timing of Verify (opt-in tests; a failure is reported, not fatal)"
-APIKEY_TIMING_TEST=1 go test -count=1 -v -run 'TestVerifyTiming' . 2>&1 | grep -E '^(---|\s+timing_test.go)' || true
+step() { printf '\n=== %s (%s)\n' "$1" "$(date -u +%H:%M:%S)" >&2; }
+
+step "machine"
+{
+	echo "$(date -u '+%Y-%m-%d'), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'),"
+	echo "$(nproc) CPUs, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -sr),"
+	echo "$(go version | cut -d' ' -f3), load average $(cut -d' ' -f1-3 /proc/loadavg) at the start,"
+	echo "\`ROUNDS=$rounds scripts/benchmarks.sh\` from $(date -u '+%H:%M UTC')."
+} >"$out/machine"
+
+step "root benchmarks: scripts/bench.sh $rounds"
+{
+	echo "\`scripts/bench.sh $rounds\` ($(date -u '+%Y-%m-%d %H:%M UTC'), load $(cut -d' ' -f1-3 /proc/loadavg))"
+	scripts/bench.sh "$rounds"
+} >"$out/root"
+
+step "limiter against peers: benchmarks/run.sh $rounds"
+{
+	echo "\`benchmarks/run.sh $rounds\` ($(date -u '+%Y-%m-%d %H:%M UTC'), load $(cut -d' ' -f1-3 /proc/loadavg))"
+	(cd benchmarks && ./run.sh "$rounds")
+} >"$out/limiter"
+
+step "middleware and backends against peers: benchmarks/run-peers.sh $rounds"
+(cd benchmarks && ./run-peers.sh "$rounds") >"$out/peers"
+
+step "load test: scripts/loadtest.sh"
+scripts/loadtest.sh >"$out/loadtest"
+
+step "timing tests"
+timing_log="$out/timing.log"
+APIKEY_TIMING_TEST=all go test -count=1 -v -run 'TestVerifyTiming' . >"$timing_log" 2>&1 || true
+{
+	echo "\`APIKEY_TIMING_TEST=all go test -count=1 -v -run TestVerifyTiming .\` ($(date -u '+%Y-%m-%d %H:%M UTC'), load $(cut -d' ' -f1-3 /proc/loadavg))"
+	echo
+	echo "| test | result | max \\|t\\| |"
+	echo "|---|---|---:|"
+	awk '
+	/^=== RUN +TestVerifyTiming[A-Za-z]*$/ { name = $3 }
+	/max \|t\| = / { for (i = 1; i < NF; i++) if ($i == "=") worst[name] = $(i + 1) }
+	/^--- (PASS|FAIL|SKIP): TestVerifyTiming/ { r = $2; sub(/:$/, "", r); printf "| %s | %s | %s |\n", $3, tolower(r), worst[$3] }
+	' "$timing_log"
+} >"$out/timing"
+
+step "writing BENCHMARKS.md"
+# fill NAME FILE replaces the lines between NAME's markers with FILE.
+fill() {
+	awk -v name="$1" -v file="$2" '
+	$0 == "<!-- begin generated: " name " -->" {
+		print
+		while ((getline line < file) > 0) print line
+		skip = 1; found = 1
+		next
+	}
+	$0 == "<!-- end generated: " name " -->" { skip = 0 }
+	!skip { print }
+	END { if (!found) { print "BENCHMARKS.md has no markers for " name > "/dev/stderr"; exit 1 } }
+	' BENCHMARKS.md >"$out/BENCHMARKS.md"
+	cp "$out/BENCHMARKS.md" BENCHMARKS.md
+}
+for name in machine root limiter peers loadtest timing; do
+	fill "$name" "$out/$name"
+done
+cat "$out"/{machine,root,limiter,peers,loadtest,timing}
