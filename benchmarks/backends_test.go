@@ -245,6 +245,7 @@ func redisClient(b testing.TB) *redis.Client {
 		b.Fatal(err)
 	}
 	opt.PoolSize = 64
+	opt.ContextTimeoutEnabled = true
 	c := redis.NewClient(opt)
 	if err := c.Ping(context.Background()).Err(); err != nil {
 		c.Close()

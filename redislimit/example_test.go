@@ -15,9 +15,11 @@ import (
 func Example() {
 	client := redis.NewClient(&redis.Options{
 		Addr: "127.0.0.1:6379",
-		// Bound how long a decision waits when Redis is down.
-		DialTimeout: 200 * time.Millisecond,
-		ReadTimeout: 200 * time.Millisecond,
+		// Bound how long a decision waits when Redis is down or slow,
+		// and let it end with the request (New requires this).
+		DialTimeout:           200 * time.Millisecond,
+		ReadTimeout:           200 * time.Millisecond,
+		ContextTimeoutEnabled: true,
 	})
 	defer client.Close()
 

@@ -64,7 +64,29 @@ func newConfig(client redis.UniversalClient, defaultPrefix string, opts []Option
 	if client == nil {
 		return c, fmt.Errorf("%w: redislimit: nil Redis client", apikey.ErrInvalidRequest)
 	}
+	if ignoresDeadlines(client) {
+		return c, fmt.Errorf("%w: redislimit: the Redis client ignores request deadlines, so a slow Redis "+
+			"would hold every request for the client's read timeout: set ContextTimeoutEnabled: true in its options",
+			apikey.ErrInvalidRequest)
+	}
 	return c, nil
+}
+
+// ignoresDeadlines reports whether client is a go-redis client that waits
+// on the network for its own timeouts only, whatever the context's
+// deadline: go-redis's default (ContextTimeoutEnabled false). A limiter
+// sits in the path of every request, so it must give up when the request
+// does.
+func ignoresDeadlines(client redis.UniversalClient) bool {
+	switch c := client.(type) {
+	case *redis.Client:
+		return !c.Options().ContextTimeoutEnabled
+	case *redis.ClusterClient:
+		return !c.Options().ContextTimeoutEnabled
+	case *redis.Ring:
+		return !c.Options().ContextTimeoutEnabled
+	}
+	return false
 }
 
 // Limiter is an apikey.Limiter on Redis. It is safe for concurrent use,
@@ -76,7 +98,10 @@ type Limiter struct {
 
 // New returns a Limiter that keeps its buckets in the Redis that client
 // talks to. It returns an error wrapping apikey.ErrInvalidRequest if
-// client is nil. It does not contact Redis.
+// client is nil, or is a go-redis Client, ClusterClient or Ring without
+// ContextTimeoutEnabled: such a client would make a request wait out the
+// client's read timeout on a slow Redis, past the request's own deadline.
+// It does not contact Redis.
 func New(client redis.UniversalClient, opts ...Option) (*Limiter, error) {
 	c, err := newConfig(client, DefaultLimiterPrefix, opts)
 	if err != nil {
@@ -191,8 +216,8 @@ type Counter struct {
 }
 
 // NewCounter returns a Counter that keeps usage in the Redis that client
-// talks to. It returns an error wrapping apikey.ErrInvalidRequest if
-// client is nil. It does not contact Redis.
+// talks to. It refuses the clients that New refuses, with an error
+// wrapping apikey.ErrInvalidRequest. It does not contact Redis.
 func NewCounter(client redis.UniversalClient, opts ...Option) (*Counter, error) {
 	c, err := newConfig(client, DefaultCounterPrefix, opts)
 	if err != nil {

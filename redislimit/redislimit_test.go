@@ -33,6 +33,7 @@ func testClient(t testing.TB) *redis.Client {
 	if err != nil {
 		t.Fatalf("APIKEY_TEST_REDIS=%q: %v", url, err)
 	}
+	opt.ContextTimeoutEnabled = true
 	c := redis.NewClient(opt)
 	t.Cleanup(func() { c.Close() })
 	if err := c.Ping(context.Background()).Err(); err != nil {
@@ -276,7 +277,8 @@ func TestRedisDown(t *testing.T) {
 		ReadTimeout: 200 * time.Millisecond,
 		MaxRetries:  -1,
 		// go-redis retries a failed dial 5 times by default.
-		DialerRetries: 1,
+		DialerRetries:         1,
+		ContextTimeoutEnabled: true,
 	})
 	defer c.Close()
 	l, _ := New(c)
@@ -315,8 +317,22 @@ func TestInvalidArguments(t *testing.T) {
 	if _, err := NewCounter(nil); !errors.Is(err, apikey.ErrInvalidRequest) {
 		t.Errorf("NewCounter(nil): %v", err)
 	}
+	// A client that would wait past a request's deadline is refused.
+	deaf := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	defer deaf.Close()
+	if _, err := New(deaf); !errors.Is(err, apikey.ErrInvalidRequest) || !strings.Contains(err.Error(), "ContextTimeoutEnabled") {
+		t.Errorf("New(client without ContextTimeoutEnabled): %v", err)
+	}
+	if _, err := NewCounter(deaf); !errors.Is(err, apikey.ErrInvalidRequest) {
+		t.Errorf("NewCounter(client without ContextTimeoutEnabled): %v", err)
+	}
+	cluster := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{"127.0.0.1:1"}})
+	defer cluster.Close()
+	if _, err := New(cluster); !errors.Is(err, apikey.ErrInvalidRequest) {
+		t.Errorf("New(cluster client without ContextTimeoutEnabled): %v", err)
+	}
 	// Arguments are checked before Redis is contacted: no Redis needed.
-	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", ContextTimeoutEnabled: true})
 	defer c.Close()
 	l, _ := New(c)
 	counter, _ := NewCounter(c)

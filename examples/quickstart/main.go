@@ -158,6 +158,7 @@ func limits(ctx context.Context, redisURL string) (apikey.Limiter, apikey.Counte
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("-redis: %w", err)
 	}
+	opt.ContextTimeoutEnabled = true // a slow Redis must not outlast a request's deadline
 	client := redis.NewClient(opt)
 	if err := client.Ping(ctx).Err(); err != nil {
 		client.Close()

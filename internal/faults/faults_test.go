@@ -21,6 +21,7 @@ import (
 	"github.com/apikeykit/apikey"
 	"github.com/apikeykit/apikey/memstore"
 	"github.com/apikeykit/apikey/redislimit"
+	"github.com/apikeykit/apikey/sqlstore"
 	"github.com/apikeykit/apikey/sqlstore/sqlopen"
 	_ "github.com/jackc/pgx/v5/stdlib"
 	"github.com/redis/go-redis/v9"
@@ -30,13 +31,16 @@ import (
 
 // proxy forwards TCP connections on a loopback port to target until it is
 // cut: then it closes every open connection and refuses new ones, as a
-// server that stopped would, until it is restored.
+// server that stopped would, until it is restored. With a latency set, it
+// holds every chunk of data that long before forwarding it, as an
+// overloaded server or a congested network would.
 type proxy struct {
-	ln     net.Listener
-	target string
-	up     atomic.Bool
-	mu     sync.Mutex
-	conns  map[net.Conn]bool
+	ln      net.Listener
+	target  string
+	up      atomic.Bool
+	latency atomic.Int64 // nanoseconds
+	mu      sync.Mutex
+	conns   map[net.Conn]bool
 }
 
 func newProxy(t *testing.T, target string) *proxy {
@@ -76,10 +80,25 @@ func (p *proxy) serve() {
 }
 
 func (p *proxy) pipe(dst, src net.Conn) {
-	io.Copy(dst, src)
-	dst.Close()
-	src.Close()
+	defer dst.Close()
+	defer src.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			time.Sleep(time.Duration(p.latency.Load()))
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }
+
+// slow makes every chunk of data wait d in each direction (0: none).
+func (p *proxy) slow(d time.Duration) { p.latency.Store(int64(d)) }
 
 // cut closes every connection and refuses new ones.
 func (p *proxy) cut() {
@@ -142,34 +161,8 @@ func get(t *testing.T, client *http.Client, url, key string) int {
 // get 200 only from the cache, else 503; unknown and revoked keys never
 // get 200; afterwards everything recovers without a restart.
 func TestPostgresOutage(t *testing.T) {
-	pg := os.Getenv("APIKEY_TEST_POSTGRES")
-	if pg == "" {
-		t.Skip("APIKEY_TEST_POSTGRES is not set (.ci/run sets it): no PostgreSQL to take away")
-	}
 	ctx := context.Background()
-	admin, err := sql.Open("pgx", pg)
-	require.NoError(t, err)
-	defer admin.Close()
-	schema := fmt.Sprintf("faults_%d", time.Now().UnixNano())
-	_, err = admin.Exec("CREATE SCHEMA " + schema)
-	require.NoError(t, err)
-	t.Cleanup(func() { admin.Exec("DROP SCHEMA " + schema + " CASCADE") })
-
-	// The store reaches PostgreSQL through the proxy.
-	target := strings.TrimPrefix(pg, "postgres://")
-	target = target[strings.Index(target, "@")+1:]
-	target = target[:strings.IndexAny(target, "/?")]
-	px := newProxy(t, target)
-	dsn := strings.Replace(pg, target, px.addr(), 1)
-	if strings.Contains(dsn, "?") {
-		dsn += "&search_path=" + schema + "&connect_timeout=2"
-	} else {
-		dsn += "?search_path=" + schema + "&connect_timeout=2"
-	}
-	st, err := sqlopen.Open(ctx, dsn)
-	require.NoError(t, err)
-	defer st.Close()
-	require.NoError(t, st.Migrate(ctx))
+	st, px := postgresBehindProxy(t)
 
 	// A short cache TTL, so the outage reaches the store quickly.
 	m, err := apikey.NewManager(st, apikey.WithPrefix("acme_live"), apikey.WithPepper("v1", testPepper),
@@ -265,19 +258,8 @@ func TestPostgresOutage(t *testing.T) {
 // requests fail closed with 503; with WithLimiterFailOpen they pass; and
 // both recover when Redis returns.
 func TestRedisOutage(t *testing.T) {
-	rd := os.Getenv("APIKEY_TEST_REDIS_E2E")
-	if rd == "" {
-		t.Skip("APIKEY_TEST_REDIS_E2E is not set (.ci/run sets it): no Redis to take away")
-	}
-	opt, err := redis.ParseURL(rd)
-	require.NoError(t, err)
-	px := newProxy(t, opt.Addr)
-	opt.Addr = px.addr()
-	opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout = 300*time.Millisecond, 300*time.Millisecond, 300*time.Millisecond
-	opt.MaxRetries = -1
-	client := redis.NewClient(opt)
-	defer client.Close()
-	limiter, err := redislimit.New(client, redislimit.WithPrefix(fmt.Sprintf("faults:%d:", time.Now().UnixNano())))
+	client, px, prefix := redisBehindProxy(t)
+	limiter, err := redislimit.New(client, redislimit.WithPrefix(prefix))
 	require.NoError(t, err)
 
 	ctx := context.Background()
@@ -300,4 +282,61 @@ func TestRedisOutage(t *testing.T) {
 	assert.Equal(t, 200, get(t, hc, open.URL, key), "fails open when told to")
 	px.restore()
 	assert.Eventually(t, func() bool { return get(t, hc, closed.URL, key) == 200 }, 10*time.Second, 50*time.Millisecond)
+}
+
+// postgresBehindProxy returns a migrated Store on a schema of its own in
+// APIKEY_TEST_POSTGRES, which it reaches through a proxy.
+func postgresBehindProxy(t *testing.T) (*sqlstore.Store, *proxy) {
+	t.Helper()
+	pg := os.Getenv("APIKEY_TEST_POSTGRES")
+	if pg == "" {
+		t.Skip("APIKEY_TEST_POSTGRES is not set (.ci/run sets it): no PostgreSQL to take away")
+	}
+	ctx := context.Background()
+	admin, err := sql.Open("pgx", pg)
+	require.NoError(t, err)
+	schema := fmt.Sprintf("faults_%d", time.Now().UnixNano())
+	_, err = admin.Exec("CREATE SCHEMA " + schema)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		admin.Exec("DROP SCHEMA " + schema + " CASCADE")
+		admin.Close()
+	})
+
+	target := strings.TrimPrefix(pg, "postgres://")
+	target = target[strings.Index(target, "@")+1:]
+	target = target[:strings.IndexAny(target, "/?")]
+	px := newProxy(t, target)
+	dsn := strings.Replace(pg, target, px.addr(), 1)
+	if strings.Contains(dsn, "?") {
+		dsn += "&search_path=" + schema + "&connect_timeout=2"
+	} else {
+		dsn += "?search_path=" + schema + "&connect_timeout=2"
+	}
+	st, err := sqlopen.Open(ctx, dsn)
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	require.NoError(t, st.Migrate(ctx))
+	return st, px
+}
+
+// redisBehindProxy returns a client of APIKEY_TEST_REDIS_E2E that reaches
+// it through a proxy, with short timeouts and no retries, and a key
+// prefix of its own.
+func redisBehindProxy(t *testing.T) (*redis.Client, *proxy, string) {
+	t.Helper()
+	rd := os.Getenv("APIKEY_TEST_REDIS_E2E")
+	if rd == "" {
+		t.Skip("APIKEY_TEST_REDIS_E2E is not set (.ci/run sets it): no Redis to take away")
+	}
+	opt, err := redis.ParseURL(rd)
+	require.NoError(t, err)
+	px := newProxy(t, opt.Addr)
+	opt.Addr = px.addr()
+	opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout = 300*time.Millisecond, 300*time.Millisecond, 300*time.Millisecond
+	opt.MaxRetries = -1
+	opt.ContextTimeoutEnabled = true
+	client := redis.NewClient(opt)
+	t.Cleanup(func() { client.Close() })
+	return client, px, fmt.Sprintf("faults:%d:", time.Now().UnixNano())
 }
