@@ -28,6 +28,10 @@ type keyCache struct {
 	// answer when the store fails; 0 never.
 	staleIfError time.Duration
 	digests      *digesters // to resolve each record's DigestVersion once
+	// dummy is the digest held by entries that can never verify (see
+	// cacheEntry.verifiable). It is random, so no secret is known to
+	// match it; and were one to, verifiable still refuses it.
+	dummy [digestSize]byte
 }
 
 type cacheShard struct {
@@ -45,9 +49,17 @@ type cacheShard struct {
 // digester, and the validity window as integers. It is immutable apart
 // from its atomic fields; key is shared by every caller of Verify and
 // must not be modified.
+//
+// Every entry, negative ones included, has a digester and a digest, so
+// that Verify runs the same instructions on the same fields whether the
+// key ID exists or not: an entry that can never verify (no such key, a
+// DigestVersion that is not configured, a digest of the wrong size) holds
+// the current digester and the cache's dummy digest, and verifiable is
+// false. A wrong secret for a real key and any secret for an unknown ID
+// then differ only in which digest bytes are compared (timing_test.go).
 type cacheEntry struct {
-	key      *Key      // nil: no key with this ID
-	digester *digester // nil: the record's DigestVersion is not configured
+	key      *Key // nil: no key with this ID
+	digester *digester
 	digest   [digestSize]byte
 	prefix   string
 	expires  int64 // of the entry, unix nanoseconds
@@ -58,6 +70,11 @@ type cacheEntry struct {
 
 	lastTouched atomic.Int64 // last use handed to the last-used batch
 	redigested  atomic.Bool  // a re-digest under the current pepper was tried
+
+	// verifiable is false for an entry that refuses every secret. Verify
+	// reads it only after the digests match, so it sits in the padding
+	// at the end rather than by the digest.
+	verifiable bool
 }
 
 // status is Key.Status on the precomputed window.
@@ -96,6 +113,7 @@ type cacheLoad struct {
 
 func newKeyCache(size int, ttl, negTTL time.Duration, digests *digesters) *keyCache {
 	c := &keyCache{ttl: ttl, negTTL: negTTL, digests: digests}
+	fillRandom(c.dummy[:])
 	if size > 0 && ttl > 0 {
 		// IDs never spread perfectly evenly, so each shard gets an eighth
 		// more than its share: a cache sized for n active keys holds them.
@@ -178,9 +196,16 @@ func (c *keyCache) load(ctx context.Context, id string, now time.Time, store Sto
 	case err == nil:
 		return c.newEntry(k, now.Add(c.ttl)), nil
 	case errors.Is(err, ErrNotFound):
-		return &cacheEntry{expires: now.Add(c.negTTL).UnixNano()}, nil
+		return c.negativeEntry(now.Add(c.negTTL)), nil
 	}
 	return nil, err
+}
+
+// negativeEntry is the entry for an ID with no key: it compares as a key
+// whose secret nobody has, and its validity window (all zero: revoked and
+// expired since 1970) is never valid either.
+func (c *keyCache) negativeEntry(expires time.Time) *cacheEntry {
+	return &cacheEntry{digester: c.digests.current, digest: c.dummy, expires: expires.UnixNano()}
 }
 
 func (c *keyCache) newEntry(k *Key, expires time.Time) *cacheEntry {
@@ -193,8 +218,11 @@ func (c *keyCache) newEntry(k *Key, expires time.Time) *cacheEntry {
 		expiresAt: unixNanos(k.ExpiresAt, math.MaxInt64),
 		notBefore: unixNanos(k.NotBefore, math.MinInt64),
 	}
-	if copy(e.digest[:], k.Digest) != digestSize {
-		e.digester = nil // a digest of the wrong size never matches
+	// A record whose DigestVersion is not configured, or whose digest has
+	// the wrong size, never verifies; it is compared like an unknown ID.
+	e.verifiable = e.digester != nil && copy(e.digest[:], k.Digest) == digestSize
+	if !e.verifiable {
+		e.digester, e.digest = c.digests.current, c.dummy
 	}
 	return e
 }

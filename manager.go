@@ -43,9 +43,8 @@ type Manager struct {
 	digests   digesters
 	now       func() time.Time
 	cache     *keyCache
-	dummy     [digestSize]byte // compared against when the key ID is unknown
-	lastUsed  *lastUsedBatch   // nil if the store cannot record last use
-	onError   func(error)      // background failures
+	lastUsed  *lastUsedBatch // nil if the store cannot record last use
+	onError   func(error)    // background failures
 	stop      context.CancelFunc
 	done      sync.WaitGroup
 	closeOnce sync.Once
@@ -297,7 +296,6 @@ func NewManager(store Store, opts ...Option) (*Manager, error) {
 	}
 	m.cache = newKeyCache(s.cacheSize, s.cacheTTL, s.negativeTTL, &m.digests)
 	m.cache.staleIfError = s.staleIfError
-	fillRandom(m.dummy[:])
 	ctx, cancel := context.WithCancel(context.Background())
 	m.stop = cancel
 	if w, ok := store.(Watcher); ok {
@@ -508,22 +506,19 @@ func (m *Manager) Verify(ctx context.Context, token string) (*Key, error) {
 	if err != nil {
 		return nil, storeError("look up key", err)
 	}
-	// Unknown IDs, and records whose pepper is gone, are compared against
-	// a dummy digest, so that they cost the same as a wrong secret.
-	known := e.key != nil && e.digester != nil
-	d, want := m.digests.current, &m.dummy
-	if known {
-		d, want = e.digester, &e.digest
-	}
+	// Unknown IDs, and records whose pepper is gone, have entries holding
+	// the current digester and a dummy digest (see cacheEntry), so they
+	// take this very path, without a branch, and cost what a wrong secret
+	// costs; verifiable is only looked at once the digests have matched.
 	var got [digestSize]byte
-	d.sum(&got, t.ID, t.secretPart())
-	if !hmac.Equal(got[:], want[:]) || !known || e.prefix != t.Prefix {
+	e.digester.sum(&got, t.ID, t.secretPart())
+	if !hmac.Equal(got[:], e.digest[:]) || !e.verifiable || e.prefix != t.Prefix {
 		return nil, ErrInvalidKey
 	}
 	if err := e.status(now.UnixNano()); err != nil {
 		return nil, err
 	}
-	if d != m.digests.current && e.redigested.CompareAndSwap(false, true) {
+	if e.digester != m.digests.current && e.redigested.CompareAndSwap(false, true) {
 		m.redigest(ctx, t)
 	}
 	if m.lastUsed != nil {
