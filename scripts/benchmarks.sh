@@ -63,6 +63,24 @@ APIKEY_TIMING_TEST=all go test -count=1 -v -run 'TestVerifyTiming' . >"$timing_l
 	/max \|t\| = / { for (i = 1; i < NF; i++) if ($i == "=") worst[name] = $(i + 1) }
 	/^--- (PASS|FAIL|SKIP): TestVerifyTiming/ { r = $2; sub(/:$/, "", r); printf "| %s | %s | %s |\n", $3, tolower(r), worst[$3] }
 	' "$timing_log"
+	if command -v valgrind >/dev/null 2>&1; then
+		# Instructions rather than time: callgrind counts them exactly, so
+		# two classes that run the same code give the same count whatever
+		# the machine is doing (TestVerifyTimingInstructions).
+		go test -c -o "$out/apikey.test" .
+		echo
+		echo "Instructions executed by 1,000 \`Verify\` calls (100 tokens × 10, warm cache), counted by callgrind (\`TestVerifyTimingInstructions\`):"
+		echo
+		echo "| class | instructions | per call |"
+		echo "|---|---:|---:|"
+		for class in known unknown; do
+			APIKEY_TIMING_CALLGRIND=$class GODEBUG=asyncpreemptoff=1 GOGC=off GOMAXPROCS=1 \
+				valgrind --tool=callgrind --callgrind-out-file="$out/callgrind.$class" \
+				--toggle-collect='*callgrindLoop*' \
+				"$out/apikey.test" -test.run '^TestVerifyTimingInstructions$' >/dev/null 2>&1
+			awk -v class="$class" '/^totals:/ { printf "| %s kid, wrong secret | %d | %.3f |\n", class, $2, $2 / 1000 }' "$out/callgrind.$class"
+		done | sed 's/| unknown kid, wrong secret |/| unknown kid |/'
+	fi
 } >"$out/timing"
 
 step "writing BENCHMARKS.md"
