@@ -46,6 +46,9 @@ type middleware struct {
 	failOpen      bool
 	defaultPolicy string // RateLimit-Policy item for defaultLimit
 	ownerPolicy   string // RateLimit-Policy item for ownerLimit
+	// policies are the RateLimit-Policy values that do not depend on the
+	// key (defaultPolicy, ownerPolicy and both), built once.
+	policies []string
 
 	failLimiter Limiter
 	failLimit   Limit
@@ -316,7 +319,7 @@ func checkLimit(opt string, l Limit) error {
 // show at start-up, not at request time. The handlers it returns are safe
 // for concurrent use. On a cache hit, authentication allocates twice (the
 // request's new context and the shallow copy of the request); rate limiting
-// adds two (the RateLimit field values), and WithOwnerLimit and quotas one
+// adds one (the RateLimit field value), and WithOwnerLimit and quotas one
 // each (their limiter keys).
 func (m *Manager) Middleware(opts ...MiddlewareOption) func(http.Handler) http.Handler {
 	mw, err := newMiddleware(m, opts)
@@ -356,9 +359,14 @@ func newMiddleware(m *Manager, opts []MiddlewareOption) (*middleware, error) {
 	}
 	if !mw.defaultLimit.IsZero() {
 		mw.defaultPolicy = string(appendLimitPolicy(nil, policyKey, mw.defaultLimit))
+		mw.policies = append(mw.policies, mw.defaultPolicy)
 	}
 	if !mw.ownerLimit.IsZero() {
 		mw.ownerPolicy = string(appendLimitPolicy(nil, policyOwner, mw.ownerLimit))
+		mw.policies = append(mw.policies, mw.ownerPolicy)
+		if mw.defaultPolicy != "" {
+			mw.policies = append(mw.policies, mw.defaultPolicy+", "+mw.ownerPolicy)
+		}
 	}
 	if mw.failLimiter != nil {
 		mw.blocked = newBlockList(maxBlocked)
@@ -492,16 +500,24 @@ func (h *authHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	var kc *keyContext
 	if mw.limiter != nil || mw.counter != nil {
-		if !mw.limit(&q, k) {
+		// The RateLimit fields live in the same allocation as the
+		// context, made before the limiter answers: a refusal wastes it,
+		// but a request let through saves two.
+		lc := &limitedContext{keyContext: keyContext{Context: r.Context(), key: k, mw: mw}}
+		if !mw.limit(&q, k, lc) {
 			return
 		}
+		kc = &lc.keyContext
+	} else {
+		kc = &keyContext{Context: r.Context(), key: k, mw: mw}
 	}
 
 	if mw.onEvent != nil {
 		mw.emit(&q, Event{Outcome: OutcomeAuthenticated, KeyID: k.ID, Owner: k.Owner, Err: q.err})
 	}
-	h.next.ServeHTTP(w, r.WithContext(&keyContext{Context: r.Context(), key: k, mw: mw}))
+	h.next.ServeHTTP(w, r.WithContext(kc))
 }
 
 type credStatus uint8
@@ -761,6 +777,16 @@ func (c *keyContext) Value(k any) any {
 }
 
 func (c *keyContext) String() string { return "apikey.keyContext" }
+
+// limitedContext is a keyContext with room for the response's
+// RateLimit-Policy and RateLimit field values, so that a rate-limited
+// request allocates them with its context. The request carries a pointer
+// to the embedded keyContext, which keeps the whole struct alive; the
+// header map refers to fields, which is never written again once set.
+type limitedContext struct {
+	keyContext
+	fields [2]string
+}
 
 // FromContext returns the key that authenticated the request whose context
 // is ctx, as put there by Manager.Middleware or NewContext. The Key is
