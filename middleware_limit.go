@@ -31,7 +31,11 @@ const (
 // depend on the key (the default and owner limits) is one of the strings
 // built once in mw.policies; the RateLimit value, and any other policy
 // value, cost one allocation together.
-func (mw *middleware) limit(q *request, k *Key, lc *limitedContext) bool {
+//
+// kid is the key's ID sliced from the token (see tokenID): the quota
+// counter's key is a copy of it, and a limiter that keeps only hashes
+// (limiterHashes) is given it as is.
+func (mw *middleware) limit(q *request, k *Key, kid string, lc *limitedContext) bool {
 	ctx := q.r.Context()
 	var buf [256]byte
 	pol := buf[:0] // RateLimit-Policy items
@@ -55,7 +59,11 @@ func (mw *middleware) limit(q *request, k *Key, lc *limitedContext) bool {
 			l, policy = mw.defaultLimit, mw.defaultPolicy
 		}
 		if !l.IsZero() {
-			d, err := mw.limiter.Allow(ctx, k.ID, l)
+			lkey := k.ID
+			if mw.limiterHashes {
+				lkey = kid
+			}
+			d, err := mw.limiter.Allow(ctx, lkey, l)
 			if err != nil {
 				if mw.limiterFailed(q, err) {
 					return false
@@ -93,7 +101,7 @@ func (mw *middleware) limit(q *request, k *Key, lc *limitedContext) bool {
 			cost = mw.cost(q.r)
 		}
 		if cost > 0 {
-			d, err := mw.counter.Add(ctx, "quota:"+k.ID, k.Quota, cost)
+			d, err := mw.counter.Add(ctx, "quota:"+kid, k.Quota, cost)
 			if err != nil {
 				if mw.limiterFailed(q, err) {
 					return false

@@ -54,6 +54,7 @@ func TestMiddlewareRateLimit(t *testing.T) {
 	assert.Equal(t, apikey.OutcomeLimited, ev.Outcome)
 	assert.Equal(t, "rate_limit", ev.Reason)
 	assert.Equal(t, k.ID, ev.KeyID)
+	assert.Equal(t, "team-42", ev.Owner)
 	assert.Equal(t, 3, lim.callCount(k.ID))
 
 	// Half a minute later one request fits again.
@@ -149,6 +150,8 @@ func TestMiddlewareLimiterFailure(t *testing.T) {
 		ev := f.events.last(t)
 		assert.Equal(t, "limiter", ev.Reason)
 		assert.ErrorIs(t, ev.Err, errBackend)
+		assert.Equal(t, f.validKey.ID, ev.KeyID)
+		assert.Equal(t, "team-42", ev.Owner)
 		f.assertNoSecret(t, w)
 	})
 	t.Run("counter fails closed", func(t *testing.T) {
@@ -379,4 +382,24 @@ func TestMiddlewareRateLimitFields(t *testing.T) {
 			f.assertNoSecret(t, second)
 		})
 	}
+}
+
+// TestMiddlewareMemoryLimiterKey checks that the MemoryLimiter, which the
+// middleware gives the kid sliced from the token, counts the request
+// under the key's ID, as it would any other Limiter.
+func TestMiddlewareMemoryLimiterKey(t *testing.T) {
+	f := newMWFixture(t)
+	lim := apikey.NewMemoryLimiter(apikey.WithLimiterClock(f.clock.Now))
+	defer lim.Close()
+	limit := apikey.Limit{Rate: 3, Period: time.Minute, Burst: 3}
+	h, _ := f.handler(apikey.WithLimiter(lim), apikey.WithDefaultLimit(limit))
+	key, k := issueKey(t, f, apikey.IssueRequest{})
+	for i := 0; i < 2; i++ {
+		require.Equal(t, 200, serve(h, newRequest(withKey(key))).Code)
+	}
+	d, err := lim.Allow(context.Background(), k.ID, limit)
+	require.NoError(t, err)
+	assert.True(t, d.Allowed)
+	assert.Equal(t, int64(0), d.Remaining, "two requests through the middleware and one here under k.ID share a bucket")
+	assertRejected(t, serve(h, newRequest(withKey(key))), 429, "")
 }
