@@ -59,9 +59,9 @@ func (mw *middleware) limit(q *request, k *Key, kid string, lc *limitedContext) 
 			l, policy = mw.defaultLimit, mw.defaultPolicy
 		}
 		if !l.IsZero() {
-			lkey := k.ID
-			if mw.limiterHashes {
-				lkey = kid
+			lkey := kid
+			if !mw.limiterHashes {
+				lkey = k.ID
 			}
 			d, err := mw.limiter.Allow(ctx, lkey, l)
 			if err != nil {
