@@ -46,6 +46,16 @@ type middleware struct {
 	failOpen      bool
 	defaultPolicy string // RateLimit-Policy item for defaultLimit
 	ownerPolicy   string // RateLimit-Policy item for ownerLimit
+	// policies are the RateLimit-Policy values that do not depend on the
+	// key (defaultPolicy, ownerPolicy and both), built once.
+	policies []string
+
+	// limiterHashes is set when limiter is a *MemoryLimiter, which keeps
+	// only a hash of each key it is given: it may then be given the kid
+	// as a slice of the token, where another Limiter, which might keep
+	// the string, gets k.ID, so that the secret around it is not kept
+	// alive with it.
+	limiterHashes bool
 
 	failLimiter Limiter
 	failLimit   Limit
@@ -316,7 +326,7 @@ func checkLimit(opt string, l Limit) error {
 // show at start-up, not at request time. The handlers it returns are safe
 // for concurrent use. On a cache hit, authentication allocates twice (the
 // request's new context and the shallow copy of the request); rate limiting
-// adds two (the RateLimit field values), and WithOwnerLimit and quotas one
+// adds one (the RateLimit field value), and WithOwnerLimit and quotas one
 // each (their limiter keys).
 func (m *Manager) Middleware(opts ...MiddlewareOption) func(http.Handler) http.Handler {
 	mw, err := newMiddleware(m, opts)
@@ -356,10 +366,16 @@ func newMiddleware(m *Manager, opts []MiddlewareOption) (*middleware, error) {
 	}
 	if !mw.defaultLimit.IsZero() {
 		mw.defaultPolicy = string(appendLimitPolicy(nil, policyKey, mw.defaultLimit))
+		mw.policies = append(mw.policies, mw.defaultPolicy)
 	}
 	if !mw.ownerLimit.IsZero() {
 		mw.ownerPolicy = string(appendLimitPolicy(nil, policyOwner, mw.ownerLimit))
+		mw.policies = append(mw.policies, mw.ownerPolicy)
+		if mw.defaultPolicy != "" {
+			mw.policies = append(mw.policies, mw.defaultPolicy+", "+mw.ownerPolicy)
+		}
 	}
+	_, mw.limiterHashes = mw.limiter.(*MemoryLimiter)
 	if mw.failLimiter != nil {
 		mw.blocked = newBlockList(maxBlocked)
 	}
@@ -413,9 +429,12 @@ type request struct {
 	start time.Time
 	ip    netip.Addr
 	ipSet bool
-	kid   string
-	owner string // once the key verified
-	err   error  // a limiter error passed over by WithLimiterFailOpen
+	kid   string // of the key presented, when it parsed
+	// key is the verified key, once there is one. Its ID and Owner are
+	// read from it only when a refusal or an event needs them: its fields
+	// are memory the request touches for little else.
+	key *Key
+	err error // a limiter error passed over by WithLimiterFailOpen
 }
 
 func (q *request) clientIP(mw *middleware) netip.Addr {
@@ -483,7 +502,7 @@ func (h *authHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		mw.verifyFailed(&q, err)
 		return
 	}
-	q.kid, q.owner = k.ID, k.Owner
+	q.key = k
 
 	if len(k.AllowedIPs) > 0 && !k.AllowsIP(q.clientIP(mw)) {
 		// The caller proved it holds the key, so it may learn why.
@@ -492,16 +511,34 @@ func (h *authHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	var kc *keyContext
 	if mw.limiter != nil || mw.counter != nil {
-		if !mw.limit(&q, k) {
+		// The RateLimit fields live in the same allocation as the
+		// context, made before the limiter answers: a refusal wastes it,
+		// but a request let through saves two.
+		lc := &limitedContext{keyContext: keyContext{Context: r.Context(), key: k, mw: mw}}
+		if !mw.limit(&q, k, tokenID(token), lc) {
 			return
 		}
+		kc = &lc.keyContext
+	} else {
+		kc = &keyContext{Context: r.Context(), key: k, mw: mw}
 	}
 
 	if mw.onEvent != nil {
 		mw.emit(&q, Event{Outcome: OutcomeAuthenticated, KeyID: k.ID, Owner: k.Owner, Err: q.err})
 	}
-	h.next.ServeHTTP(w, r.WithContext(&keyContext{Context: r.Context(), key: k, mw: mw}))
+	h.next.ServeHTTP(w, r.WithContext(kc))
+}
+
+// tokenID returns the kid of a token that Verify accepted, sliced from the
+// token. It equals the key's ID (the digest Verify checked binds the kid),
+// but reading it costs nothing: the token is in cache, while the bytes of
+// k.ID are a separate allocation that the request would otherwise touch
+// only to hash them for the limiter.
+func tokenID(token string) string {
+	at := len(token) - fixedTail + 1
+	return token[at : at+IDLen]
 }
 
 type credStatus uint8
@@ -710,11 +747,18 @@ func (mw *middleware) unavailable(q *request, reason string, err error) {
 }
 
 // reject sets the protocol headers, hands e to the error handler and
-// reports the event. k is the verified key, if there is one.
+// reports the event.
 func (mw *middleware) reject(q *request, outcome Outcome, reason, challenge string, e *AuthError) {
 	e.Reason = reason
+	owner := ""
+	if q.key != nil {
+		owner = q.key.Owner
+	}
 	if e.KeyID == "" {
 		e.KeyID = q.kid
+		if q.key != nil {
+			e.KeyID = q.key.ID
+		}
 	}
 	h := q.w.Header()
 	h.Set("Cache-Control", "no-store")
@@ -725,7 +769,7 @@ func (mw *middleware) reject(q *request, outcome Outcome, reason, challenge stri
 		h.Set("Retry-After", strconv.FormatInt(retryAfterSeconds(e.RetryAfter), 10))
 	}
 	if mw.onEvent != nil {
-		mw.emit(q, Event{Outcome: outcome, Reason: reason, Status: e.Status, KeyID: e.KeyID, Owner: q.owner, Err: e.Err})
+		mw.emit(q, Event{Outcome: outcome, Reason: reason, Status: e.Status, KeyID: e.KeyID, Owner: owner, Err: e.Err})
 	}
 	mw.onError(q.w, q.r, e)
 }
@@ -761,6 +805,16 @@ func (c *keyContext) Value(k any) any {
 }
 
 func (c *keyContext) String() string { return "apikey.keyContext" }
+
+// limitedContext is a keyContext with room for the response's
+// RateLimit-Policy and RateLimit field values, so that a rate-limited
+// request allocates them with its context. The request carries a pointer
+// to the embedded keyContext, which keeps the whole struct alive; the
+// header map refers to fields, which is never written again once set.
+type limitedContext struct {
+	keyContext
+	fields [2]string
+}
 
 // FromContext returns the key that authenticated the request whose context
 // is ctx, as put there by Manager.Middleware or NewContext. The Key is
@@ -876,7 +930,7 @@ func requireFunc(missing func(granted []string) []string) func(http.Handler) htt
 				return
 			}
 			if m := missing(c.key.Scopes); m != nil {
-				q.kid, q.owner = c.key.ID, c.key.Owner
+				q.key = c.key
 				mw.reject(&q, OutcomeForbidden, "insufficient_scope",
 					challenge(mw.realm, CodeInsufficientScope, "", m), &AuthError{
 						Status: http.StatusForbidden, Code: CodeInsufficientScope, Description: descScope, Scopes: m})

@@ -11,8 +11,9 @@ import (
 
 // TestMiddlewareAllocs pins the allocation budget of the hot path (a valid
 // key on a cache hit): two for authentication (the request's context and
-// its shallow copy), two more for the RateLimit fields. CI runs it without
-// -race, where allocation counts mean something.
+// its shallow copy), one more for the RateLimit field value, and one for
+// the limiter key of WithOwnerLimit. CI runs it without -race, where
+// allocation counts mean something.
 func TestMiddlewareAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts are meaningless under -race")
@@ -30,7 +31,11 @@ func TestMiddlewareAllocs(t *testing.T) {
 		{"auth", f.m.Middleware()(noop), 2},
 		{"auth+scope", f.m.Middleware()(apikey.RequireScopes("orders:read", "billing:read")(noop)), 2},
 		{"auth+events", f.m.Middleware(apikey.WithOnEvent(func(apikey.Event) {}))(noop), 2},
-		{"auth+ratelimit", f.m.Middleware(apikey.WithLimiter(limiter), apikey.WithDefaultLimit(huge))(noop), 4},
+		{"auth+ratelimit", f.m.Middleware(apikey.WithLimiter(limiter), apikey.WithDefaultLimit(huge))(noop), 3},
+		{"auth+ratelimit+scope", f.m.Middleware(apikey.WithLimiter(limiter), apikey.WithDefaultLimit(huge))(
+			apikey.RequireScopes("orders:read", "billing:read")(noop)), 3},
+		{"auth+ratelimit+owner", f.m.Middleware(apikey.WithLimiter(limiter), apikey.WithDefaultLimit(huge),
+			apikey.WithOwnerLimit(huge))(noop), 4},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

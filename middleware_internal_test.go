@@ -88,3 +88,17 @@ func TestRateLimitFieldSyntax(t *testing.T) {
 	b = appendRateItem(nil, policyOwner, Decision{Remaining: -3, Reset: 16500 * time.Millisecond})
 	assert.Equal(t, `"owner";r=0;t=17`, string(b))
 }
+
+// TestTokenID checks that the kid the middleware slices from a token is
+// Parse's, for prefixes short, long and with underscores.
+func TestTokenID(t *testing.T) {
+	for _, prefix := range []string{"a", "acme_live", "x_y_z", "p0123456789abcdefghijklmnopqrstu"} {
+		for i := 0; i < 100; i++ {
+			tok, err := Generate(prefix)
+			require.NoError(t, err)
+			parsed, err := Parse(tok.raw)
+			require.NoError(t, err)
+			require.Equal(t, parsed.ID, tokenID(tok.raw), prefix)
+		}
+	}
+}

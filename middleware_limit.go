@@ -26,10 +26,16 @@ const (
 // fields, and on refusal or limiter failure the whole response, in which
 // case it returns false.
 //
-// Both fields are built in one buffer and converted to one string, sliced
-// in two, and their []string values share one backing array: two
-// allocations for any number of policies.
-func (mw *middleware) limit(q *request, k *Key) bool {
+// The fields' []string values are slices of lc.fields, which is allocated
+// with the request's context anyway. A RateLimit-Policy value that does not
+// depend on the key (the default and owner limits) is one of the strings
+// built once in mw.policies; the RateLimit value, and any other policy
+// value, cost one allocation together.
+//
+// kid is the key's ID sliced from the token (see tokenID): the quota
+// counter's key is a copy of it, and a limiter that keeps only hashes
+// (limiterHashes) is given it as is.
+func (mw *middleware) limit(q *request, k *Key, kid string, lc *limitedContext) bool {
 	ctx := q.r.Context()
 	var buf [256]byte
 	pol := buf[:0] // RateLimit-Policy items
@@ -53,7 +59,11 @@ func (mw *middleware) limit(q *request, k *Key) bool {
 			l, policy = mw.defaultLimit, mw.defaultPolicy
 		}
 		if !l.IsZero() {
-			d, err := mw.limiter.Allow(ctx, k.ID, l)
+			lkey := kid
+			if !mw.limiterHashes {
+				lkey = k.ID
+			}
+			d, err := mw.limiter.Allow(ctx, lkey, l)
 			if err != nil {
 				if mw.limiterFailed(q, err) {
 					return false
@@ -91,7 +101,7 @@ func (mw *middleware) limit(q *request, k *Key) bool {
 			cost = mw.cost(q.r)
 		}
 		if cost > 0 {
-			d, err := mw.counter.Add(ctx, "quota:"+k.ID, k.Quota, cost)
+			d, err := mw.counter.Add(ctx, "quota:"+kid, k.Quota, cost)
 			if err != nil {
 				if mw.limiterFailed(q, err) {
 					return false
@@ -107,6 +117,14 @@ func (mw *middleware) limit(q *request, k *Key) bool {
 		}
 	}
 	if n > 0 {
+		vals := &lc.fields
+		for _, p := range mw.policies {
+			if string(pol) == p { // compared without converting
+				vals[0] = p
+				pol = pol[:0]
+				break
+			}
+		}
 		split := len(pol)
 		b := pol
 		for i := 0; i < n; i++ {
@@ -114,8 +132,10 @@ func (mw *middleware) limit(q *request, k *Key) bool {
 			b = appendRateItem(b, items[i].name, items[i].d)
 		}
 		s := string(b)
-		vals := make([]string, 2)
-		vals[0], vals[1] = s[:split], s[split:]
+		if split > 0 {
+			vals[0] = s[:split]
+		}
+		vals[1] = s[split:]
 		h := q.w.Header()
 		h[headerRateLimitPolicy] = vals[0:1:1]
 		h[headerRateLimit] = vals[1:2:2]

@@ -54,6 +54,7 @@ func TestMiddlewareRateLimit(t *testing.T) {
 	assert.Equal(t, apikey.OutcomeLimited, ev.Outcome)
 	assert.Equal(t, "rate_limit", ev.Reason)
 	assert.Equal(t, k.ID, ev.KeyID)
+	assert.Equal(t, "team-42", ev.Owner)
 	assert.Equal(t, 3, lim.callCount(k.ID))
 
 	// Half a minute later one request fits again.
@@ -149,6 +150,8 @@ func TestMiddlewareLimiterFailure(t *testing.T) {
 		ev := f.events.last(t)
 		assert.Equal(t, "limiter", ev.Reason)
 		assert.ErrorIs(t, ev.Err, errBackend)
+		assert.Equal(t, f.validKey.ID, ev.KeyID)
+		assert.Equal(t, "team-42", ev.Owner)
 		f.assertNoSecret(t, w)
 	})
 	t.Run("counter fails closed", func(t *testing.T) {
@@ -322,4 +325,81 @@ func TestMiddlewareWithMemoryLimits(t *testing.T) {
 	f.clock.Advance(24 * time.Hour)
 	assert.Equal(t, 200, serve(h, newRequest(withKey(quota))).Code)
 	f.assertNoSecret(t, w)
+}
+
+// TestMiddlewareRateLimitFields checks both RateLimit fields for every
+// combination of policies, whether or not the policy value can be one
+// built in advance, and that no two responses share the storage of their
+// field values: a handler that overwrites one response's value in place
+// changes nothing in another's.
+func TestMiddlewareRateLimitFields(t *testing.T) {
+	f := newMWFixture(t)
+	def := apikey.Limit{Rate: 100, Period: time.Minute, Burst: 100}
+	own := apikey.Limit{Rate: 5, Period: time.Hour, Burst: 5}
+	quota := apikey.Quota{Limit: 10, Period: 24 * time.Hour}
+	plain, _ := issueKey(t, f, apikey.IssueRequest{Owner: "o1"})
+	custom, _ := issueKey(t, f, apikey.IssueRequest{Owner: "o2", RateLimit: apikey.Limit{Rate: 2, Period: time.Minute, Burst: 2}})
+	metered, _ := issueKey(t, f, apikey.IssueRequest{Owner: "o3", Quota: quota})
+	for _, tc := range []struct {
+		name         string
+		opts         []apikey.MiddlewareOption
+		key          string
+		policy, rate string
+	}{
+		{"default", []apikey.MiddlewareOption{apikey.WithDefaultLimit(def)}, plain,
+			`"key";q=100;w=60`, `"key";r=99;t=1`},
+		{"own limit", []apikey.MiddlewareOption{apikey.WithDefaultLimit(def)}, custom,
+			`"key";q=2;w=60`, `"key";r=1;t=30`},
+		{"owner only", []apikey.MiddlewareOption{apikey.WithOwnerLimit(own)}, plain,
+			`"owner";q=5;w=3600`, `"owner";r=4;t=720`},
+		{"default and owner", []apikey.MiddlewareOption{apikey.WithDefaultLimit(def), apikey.WithOwnerLimit(own)}, plain,
+			`"key";q=100;w=60, "owner";q=5;w=3600`, `"key";r=99;t=1, "owner";r=4;t=720`},
+		{"own limit and owner", []apikey.MiddlewareOption{apikey.WithDefaultLimit(def), apikey.WithOwnerLimit(own)}, custom,
+			`"key";q=2;w=60, "owner";q=5;w=3600`, `"key";r=1;t=30, "owner";r=4;t=720`},
+		{"default and quota", []apikey.MiddlewareOption{apikey.WithDefaultLimit(def), apikey.WithQuotaCounter(newRecordingCounter())}, metered,
+			`"key";q=100;w=60, "quota";q=10;w=86400`, `"key";r=99;t=1, "quota";r=9;t=86400`},
+		{"all three", []apikey.MiddlewareOption{apikey.WithDefaultLimit(def), apikey.WithOwnerLimit(own), apikey.WithQuotaCounter(newRecordingCounter())}, metered,
+			`"key";q=100;w=60, "owner";q=5;w=3600, "quota";q=10;w=86400`, `"key";r=99;t=1, "owner";r=4;t=720, "quota";r=9;t=86400`},
+		{"quota only", []apikey.MiddlewareOption{apikey.WithQuotaCounter(newRecordingCounter())}, metered,
+			`"quota";q=10;w=86400`, `"quota";r=9;t=86400`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			lim := apikey.NewMemoryLimiter(apikey.WithLimiterClock(f.clock.Now))
+			defer lim.Close()
+			h, _ := f.handler(append([]apikey.MiddlewareOption{apikey.WithLimiter(lim)}, tc.opts...)...)
+			first := serve(h, newRequest(withKey(tc.key)))
+			require.Equal(t, 200, first.Code)
+			assert.Equal(t, []string{tc.policy}, first.Header()["Ratelimit-Policy"])
+			assert.Equal(t, []string{tc.rate}, first.Header()["Ratelimit"])
+			// Scribble over the first response's values in place.
+			first.Header()["Ratelimit-Policy"][0] = "scribbled"
+			first.Header()["Ratelimit"][0] = "scribbled"
+			second := serve(h, newRequest(withKey(tc.key)))
+			require.Equal(t, 200, second.Code)
+			assert.Equal(t, []string{tc.policy}, second.Header()["Ratelimit-Policy"])
+			assert.NotEqual(t, "scribbled", second.Header().Get("RateLimit"))
+			f.assertNoSecret(t, first)
+			f.assertNoSecret(t, second)
+		})
+	}
+}
+
+// TestMiddlewareMemoryLimiterKey checks that the MemoryLimiter, which the
+// middleware gives the kid sliced from the token, counts the request
+// under the key's ID, as it would any other Limiter.
+func TestMiddlewareMemoryLimiterKey(t *testing.T) {
+	f := newMWFixture(t)
+	lim := apikey.NewMemoryLimiter(apikey.WithLimiterClock(f.clock.Now))
+	defer lim.Close()
+	limit := apikey.Limit{Rate: 3, Period: time.Minute, Burst: 3}
+	h, _ := f.handler(apikey.WithLimiter(lim), apikey.WithDefaultLimit(limit))
+	key, k := issueKey(t, f, apikey.IssueRequest{})
+	for i := 0; i < 2; i++ {
+		require.Equal(t, 200, serve(h, newRequest(withKey(key))).Code)
+	}
+	d, err := lim.Allow(context.Background(), k.ID, limit)
+	require.NoError(t, err)
+	assert.True(t, d.Allowed)
+	assert.Equal(t, int64(0), d.Remaining, "two requests through the middleware and one here under k.ID share a bucket")
+	assertRejected(t, serve(h, newRequest(withKey(key))), 429, "")
 }

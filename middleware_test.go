@@ -445,6 +445,7 @@ func TestRequireScopes(t *testing.T) {
 			assert.Equal(t, apikey.OutcomeForbidden, ev.Outcome)
 			assert.Equal(t, "insufficient_scope", ev.Reason)
 			assert.Equal(t, f.validKey.ID, ev.KeyID)
+			assert.Equal(t, "team-42", ev.Owner)
 			f.assertNoSecret(t, w)
 		})
 	}
