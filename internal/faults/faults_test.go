@@ -259,21 +259,7 @@ func TestPostgresOutage(t *testing.T) {
 // both recover when Redis returns.
 func TestRedisOutage(t *testing.T) {
 	client, px, prefix := redisBehindProxy(t)
-	limiter, err := redislimit.New(client, redislimit.WithPrefix(prefix))
-	require.NoError(t, err)
-
-	ctx := context.Background()
-	m, err := apikey.NewManager(memstore.New(), apikey.WithPrefix("acme_live"), apikey.WithPepper("v1", testPepper))
-	require.NoError(t, err)
-	defer m.Close()
-	s, _, err := m.Issue(ctx, apikey.IssueRequest{Owner: "o", RateLimit: apikey.Limit{Rate: 1000, Period: time.Second}})
-	require.NoError(t, err)
-	key := s.Reveal()
-	noop := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
-	closed := httptest.NewServer(m.Middleware(apikey.WithLimiter(limiter))(noop))
-	defer closed.Close()
-	open := httptest.NewServer(m.Middleware(apikey.WithLimiter(limiter), apikey.WithLimiterFailOpen())(noop))
-	defer open.Close()
+	key, closed, open := limitedServers(t, client, prefix, func(h http.Handler) http.Handler { return h })
 	hc := &http.Client{Timeout: 10 * time.Second}
 
 	assert.Equal(t, 200, get(t, hc, closed.URL, key))
@@ -282,6 +268,26 @@ func TestRedisOutage(t *testing.T) {
 	assert.Equal(t, 200, get(t, hc, open.URL, key), "fails open when told to")
 	px.restore()
 	assert.Eventually(t, func() bool { return get(t, hc, closed.URL, key) == 200 }, 10*time.Second, 50*time.Millisecond)
+}
+
+// limitedServers serves a no-op handler behind the middleware with a
+// redislimit Limiter on client, failing closed and failing open, each
+// wrapped by wrap, and returns a key limited to 1000 requests a second.
+func limitedServers(t *testing.T, client *redis.Client, prefix string, wrap func(http.Handler) http.Handler) (key string, closed, open *httptest.Server) {
+	t.Helper()
+	limiter, err := redislimit.New(client, redislimit.WithPrefix(prefix))
+	require.NoError(t, err)
+	m, err := apikey.NewManager(memstore.New(), apikey.WithPrefix("acme_live"), apikey.WithPepper("v1", testPepper))
+	require.NoError(t, err)
+	t.Cleanup(func() { m.Close() })
+	s, _, err := m.Issue(context.Background(), apikey.IssueRequest{Owner: "o", RateLimit: apikey.Limit{Rate: 1000, Period: time.Second}})
+	require.NoError(t, err)
+	noop := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
+	closed = httptest.NewServer(wrap(m.Middleware(apikey.WithLimiter(limiter))(noop)))
+	t.Cleanup(closed.Close)
+	open = httptest.NewServer(wrap(m.Middleware(apikey.WithLimiter(limiter), apikey.WithLimiterFailOpen())(noop)))
+	t.Cleanup(open.Close)
+	return s.Reveal(), closed, open
 }
 
 // postgresBehindProxy returns a migrated Store on a schema of its own in

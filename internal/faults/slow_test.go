@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/apikeykit/apikey"
-	"github.com/apikeykit/apikey/memstore"
-	"github.com/apikeykit/apikey/redislimit"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -90,21 +88,9 @@ func TestSlowRedis(t *testing.T) {
 	// A read timeout longer than the latency, so that only the request's
 	// deadline can end the wait.
 	client.Options().ReadTimeout = 2 * backendLatency
-	limiter, err := redislimit.New(client, redislimit.WithPrefix(prefix))
-	require.NoError(t, err)
-
-	ctx := context.Background()
-	m, err := apikey.NewManager(memstore.New(), apikey.WithPrefix("acme_live"), apikey.WithPepper("v1", testPepper))
-	require.NoError(t, err)
-	defer m.Close()
-	s, _, err := m.Issue(ctx, apikey.IssueRequest{Owner: "o", RateLimit: apikey.Limit{Rate: 1000, Period: time.Second}})
-	require.NoError(t, err)
-	key := s.Reveal()
-	noop := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
-	closed := httptest.NewServer(withDeadline(requestDeadline, m.Middleware(apikey.WithLimiter(limiter))(noop)))
-	defer closed.Close()
-	open := httptest.NewServer(withDeadline(requestDeadline, m.Middleware(apikey.WithLimiter(limiter), apikey.WithLimiterFailOpen())(noop)))
-	defer open.Close()
+	key, closed, open := limitedServers(t, client, prefix, func(h http.Handler) http.Handler {
+		return withDeadline(requestDeadline, h)
+	})
 
 	code, _ := timedGet(t, closed.URL, key)
 	require.Equal(t, 200, code)
