@@ -220,7 +220,7 @@ func (c *keyCache) newEntry(k *Key, expires time.Time) *cacheEntry {
 	}
 	// A record whose DigestVersion is not configured, or whose digest has
 	// the wrong size, never verifies; it is compared like an unknown ID.
-	e.verifiable = e.digester != nil && copy(e.digest[:], k.Digest) == digestSize
+	e.verifiable = e.digester != nil && len(k.Digest) == digestSize && copy(e.digest[:], k.Digest) == digestSize
 	if !e.verifiable {
 		e.digester, e.digest = c.digests.current, c.dummy
 	}

@@ -787,3 +787,32 @@ func TestWatchFailureIsReportedAndRetried(t *testing.T) {
 		return errors.Is(err, apikey.ErrRevoked)
 	}, time.Second, 5*time.Millisecond)
 }
+
+// TestVerifyRefusesMalformedDigest: a stored digest of the wrong length,
+// shorter or longer (say, with bytes appended by a bug or by someone with
+// write access to the store), refuses even the right secret.
+func TestVerifyRefusesMalformedDigest(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func([]byte) []byte
+	}{
+		{"short", func(d []byte) []byte { return d[:len(d)-1] }},
+		{"long", func(d []byte) []byte { return append(append([]byte(nil), d...), 0, 0) }},
+		{"empty", func([]byte) []byte { return nil }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			m, store, _ := newTestManager(t, apikey.WithCache(0, 0))
+			secret, k, err := m.Issue(ctx, apikey.IssueRequest{Owner: "o"})
+			require.NoError(t, err)
+			_, err = m.Verify(ctx, secret.Reveal())
+			require.NoError(t, err)
+			rec, err := store.Get(ctx, k.ID)
+			require.NoError(t, err)
+			rec.Digest = tc.change(rec.Digest)
+			require.NoError(t, store.Update(ctx, rec))
+			_, err = m.Verify(ctx, secret.Reveal())
+			require.ErrorIs(t, err, apikey.ErrInvalidKey)
+		})
+	}
+}

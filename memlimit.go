@@ -146,6 +146,9 @@ func NewMemoryLimiter(opts ...MemoryLimiterOption) *MemoryLimiter {
 // Allow takes one request from key's bucket under limit at the limiter's
 // clock's current time. It returns an error wrapping ErrInvalidRequest if
 // limit is not usable (see Limit), and no other error. ctx is not used.
+// It keeps only a hash of key, never key itself: the middleware relies on
+// this to pass it the key ID as a slice of the presented token, whose
+// memory holds the secret.
 func (l *MemoryLimiter) Allow(_ context.Context, key string, limit Limit) (Decision, error) {
 	return l.AllowAt(l.now(), key, limit)
 }

@@ -485,8 +485,8 @@ func (h *authHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			mw.invalidKey(&q, reasonFor(err), err)
 			return
 		}
-		q.kid = t.ID
 		if !containsString(mw.prefixes, t.Prefix) {
+			q.kid = strings.Clone(t.ID) // not a slice of the token: it holds the secret
 			mw.invalidKey(&q, "wrong_prefix", nil)
 			return
 		}
@@ -496,7 +496,9 @@ func (h *authHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		if q.kid == "" {
 			if t, perr := Parse(token); perr == nil {
-				q.kid = t.ID
+				// A copy: a slice of the token would keep the secret
+				// alive in whatever keeps the event or error.
+				q.kid = strings.Clone(t.ID)
 			}
 		}
 		mw.verifyFailed(&q, err)

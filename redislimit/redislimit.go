@@ -98,10 +98,13 @@ type Limiter struct {
 
 // New returns a Limiter that keeps its buckets in the Redis that client
 // talks to. It returns an error wrapping apikey.ErrInvalidRequest if
-// client is nil, or is a go-redis Client, ClusterClient or Ring without
-// ContextTimeoutEnabled: such a client would make a request wait out the
-// client's read timeout on a slow Redis, past the request's own deadline.
-// It does not contact Redis.
+// client is nil, or is a go-redis Client, ClusterClient or Ring (which is
+// what NewFailoverClient, NewFailoverClusterClient and NewUniversalClient
+// return) without ContextTimeoutEnabled: such a client would make a
+// request wait out the client's read timeout on a slow Redis, past the
+// request's own deadline. redis.ParseURL does not set that option; set it
+// on the Options it returns. A UniversalClient of another type is not
+// checked. New does not contact Redis.
 func New(client redis.UniversalClient, opts ...Option) (*Limiter, error) {
 	c, err := newConfig(client, DefaultLimiterPrefix, opts)
 	if err != nil {

@@ -258,7 +258,7 @@ func TestPostgresOutage(t *testing.T) {
 // requests fail closed with 503; with WithLimiterFailOpen they pass; and
 // both recover when Redis returns.
 func TestRedisOutage(t *testing.T) {
-	client, px, prefix := redisBehindProxy(t)
+	client, px, prefix := redisBehindProxy(t, 300*time.Millisecond)
 	key, closed, open := limitedServers(t, client, prefix, func(h http.Handler) http.Handler { return h })
 	hc := &http.Client{Timeout: 10 * time.Second}
 
@@ -327,9 +327,9 @@ func postgresBehindProxy(t *testing.T) (*sqlstore.Store, *proxy) {
 }
 
 // redisBehindProxy returns a client of APIKEY_TEST_REDIS_E2E that reaches
-// it through a proxy, with short timeouts and no retries, and a key
-// prefix of its own.
-func redisBehindProxy(t *testing.T) (*redis.Client, *proxy, string) {
+// it through a proxy, with the given read timeout, short dial and write
+// timeouts and no retries, and a key prefix of its own.
+func redisBehindProxy(t *testing.T, readTimeout time.Duration) (*redis.Client, *proxy, string) {
 	t.Helper()
 	rd := os.Getenv("APIKEY_TEST_REDIS_E2E")
 	if rd == "" {
@@ -339,7 +339,7 @@ func redisBehindProxy(t *testing.T) (*redis.Client, *proxy, string) {
 	require.NoError(t, err)
 	px := newProxy(t, opt.Addr)
 	opt.Addr = px.addr()
-	opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout = 300*time.Millisecond, 300*time.Millisecond, 300*time.Millisecond
+	opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout = 300*time.Millisecond, readTimeout, 300*time.Millisecond
 	opt.MaxRetries = -1
 	opt.ContextTimeoutEnabled = true
 	client := redis.NewClient(opt)

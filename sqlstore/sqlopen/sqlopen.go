@@ -30,8 +30,8 @@ import (
 // long with the default (BenchmarkBackends in benchmarks/, two runs each
 // way). Change them with Store.DB().
 const (
-	MaxIdleConns = 16
-	MaxIdleTime  = 5 * time.Minute
+	DefaultMaxIdleConns    = 16
+	DefaultConnMaxIdleTime = 5 * time.Minute
 )
 
 // ErrBadDSN reports a DSN that Open cannot use. The error never repeats
@@ -54,7 +54,10 @@ var sqlitePragmas = []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchr
 //	postgres://… or postgresql://…   a PostgreSQL URL, as pgx reads it
 //
 // A PostgreSQL Store pushes changes to every Manager with LISTEN/NOTIFY
-// (pglisten.Wait). opts are passed to sqlstore.New. A DSN of another form,
+// (pglisten.Wait). The pool keeps DefaultMaxIdleConns idle connections for
+// DefaultConnMaxIdleTime and, as database/sql does, opens as many as are
+// asked for; bound them with Store.DB().SetMaxOpenConns below the
+// server's max_connections if callers can outnumber it. opts are passed to sqlstore.New. A DSN of another form,
 // or one that does not parse, fails with an error wrapping ErrBadDSN.
 func Open(ctx context.Context, dsn string, opts ...sqlstore.Option) (*sqlstore.Store, error) {
 	driver, source, dialect, err := parse(dsn)
@@ -69,8 +72,8 @@ func Open(ctx context.Context, dsn string, opts ...sqlstore.Option) (*sqlstore.S
 		// Every connection to :memory: is a database of its own.
 		db.SetMaxOpenConns(1)
 	} else {
-		db.SetMaxIdleConns(MaxIdleConns)
-		db.SetConnMaxIdleTime(MaxIdleTime)
+		db.SetMaxIdleConns(DefaultMaxIdleConns)
+		db.SetConnMaxIdleTime(DefaultConnMaxIdleTime)
 	}
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()

@@ -157,7 +157,7 @@ func roundTrip(t *testing.T, st *sqlstore.Store) {
 }
 
 // TestOpenKeepsIdleConnections: connections that served a burst of
-// concurrent requests stay open for the next one, up to MaxIdleConns,
+// concurrent requests stay open for the next one, up to DefaultMaxIdleConns,
 // instead of database/sql's default of 2.
 func TestOpenKeepsIdleConnections(t *testing.T) {
 	ctx := context.Background()
