@@ -62,6 +62,13 @@ func openSQLite(t testing.TB) (*sql.DB, func() *sql.DB) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { db.Close() })
+		// One connection first, as sqlopen.Open does: on a new file, the
+		// first connection switches it to WAL, and two connections doing
+		// that at once (a Manager's Watch and a Verify, say) can get
+		// SQLITE_BUSY at once, without waiting out the busy timeout.
+		if err := db.Ping(); err != nil {
+			t.Fatal(err)
+		}
 		return db
 	}
 	return reopen(), reopen
