@@ -69,7 +69,12 @@ func TestMemoryCounterConcurrent(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range 50 {
-				if d, _ := c.Add(context.Background(), "shared", q, 1); d.Allowed {
+				d, err := c.Add(context.Background(), "shared", q, 1)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if d.Allowed {
 					allowed.Add(1)
 				}
 			}

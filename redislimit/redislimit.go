@@ -256,12 +256,12 @@ if n > limit - used then
   return {0, used, wend - now, tonumber(t[1]), tonumber(t[2])}
 end
 if same then
-  used = redis.call('HINCRBY', KEYS[1], 'n', n)
+  used = redis.call('HINCRBY', KEYS[1], 'n', n) -- keeps the window's expiry
 else
   used = n
   redis.call('HSET', KEYS[1], 'w', string.format('%d', start), 'n', n)
+  redis.call('PEXPIREAT', KEYS[1], math.floor(wend / 1000) + 1)
 end
-redis.call('PEXPIREAT', KEYS[1], math.floor(wend / 1000) + 1)
 return {1, used, wend - now, tonumber(t[1]), tonumber(t[2])}
 `)
 

@@ -48,7 +48,8 @@ func (c *Counter) Add(ctx context.Context, key string, q apikey.Quota, n int64) 
 // if the usage stays within q.Limit, and reports the decision. n may be 0
 // to read the usage. q must have a positive Limit and Period (at most a
 // century); a bad q, a negative n or a key that is not UTF-8 without NUL
-// bytes fails with an error wrapping apikey.ErrInvalidRequest.
+// bytes fails with an error wrapping apikey.ErrInvalidRequest, and a
+// database that does not answer with one wrapping apikey.ErrUnavailable.
 func (c *Counter) AddAt(ctx context.Context, key string, q apikey.Quota, n int64, now time.Time) (apikey.Decision, error) {
 	switch {
 	case q.Limit <= 0 || q.Period <= 0 || q.Period > maxQuotaPeriod:
@@ -78,12 +79,12 @@ func (c *Counter) AddAt(ctx context.Context, key string, q apikey.Quota, n int64
 			used, err = 0, nil
 		}
 		if err != nil {
-			return apikey.Decision{}, fmt.Errorf("sqlstore: quota: %w", err)
+			return apikey.Decision{}, fmt.Errorf("%w: sqlstore: quota: %w", apikey.ErrUnavailable, err)
 		}
 		return apikey.Decision{Allowed: false, Limit: q.Limit, Remaining: max(0, q.Limit-used), Reset: reset, RetryAfter: reset}, nil
 	}
 	if err != nil {
-		return apikey.Decision{}, fmt.Errorf("sqlstore: quota: %w", err)
+		return apikey.Decision{}, fmt.Errorf("%w: sqlstore: quota: %w", apikey.ErrUnavailable, err)
 	}
 	c.cleanup(ctx, t)
 	return apikey.Decision{Allowed: true, Limit: q.Limit, Remaining: q.Limit - used, Reset: reset}, nil

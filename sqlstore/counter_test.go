@@ -147,3 +147,19 @@ func TestCounterRejects(t *testing.T) {
 		})
 	}
 }
+
+// TestCounterUnavailable: a database that stopped answering is
+// ErrUnavailable, as for redislimit's Counter, so callers can tell it
+// from a bad argument.
+func TestCounterUnavailable(t *testing.T) {
+	db, _ := openSQLite(t)
+	c := newStore(t, db, 1).Counter() // SQLite
+	if _, err := c.Add(context.Background(), "k", apikey.Quota{Limit: 5, Period: time.Hour}, 1); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	_, err := c.Add(context.Background(), "k", apikey.Quota{Limit: 5, Period: time.Hour}, 1)
+	if !errors.Is(err, apikey.ErrUnavailable) {
+		t.Fatalf("Add on a closed database: %v, want ErrUnavailable", err)
+	}
+}

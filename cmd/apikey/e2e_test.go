@@ -410,3 +410,27 @@ func TestQuickstartScalesOut(t *testing.T) {
 	}
 	t.Logf("both instances refused the revoked key %v after the command returned", time.Since(revokedAt).Round(time.Millisecond))
 }
+
+// TestRotateNoteNamesTheRealEnd: rotating a key that expires before the
+// grace period would end says when the old key really stops working.
+func TestRotateNoteNamesTheRealEnd(t *testing.T) {
+	cli, _ := buildBinaries(t)
+	env := testEnv("sqlite:" + filepath.Join(t.TempDir(), "keys.db"))
+	r := runCLI(t, cli, env, "", "migrate")
+	require.Equal(t, exitOK, r.code, r.stderr)
+	r = runCLI(t, cli, env, "", "create", "--owner", "o", "--expires", "1h", "--json")
+	require.Equal(t, exitOK, r.code, r.stderr)
+	var created struct {
+		ID     string `json:"id"`
+		Record struct {
+			ExpiresAt time.Time `json:"expires_at"`
+		} `json:"record"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &created))
+	require.False(t, created.Record.ExpiresAt.IsZero(), r.stdout)
+
+	r = runCLI(t, cli, env, "", "rotate", created.ID, "--grace", "24h")
+	require.Equal(t, exitOK, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "keeps working until "+created.Record.ExpiresAt.UTC().Format(time.RFC3339)+".",
+		"the old key's own expiry (1h) comes before the grace period's end (24h)")
+}

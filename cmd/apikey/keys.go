@@ -264,7 +264,13 @@ func runRotate(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return notFoundHint(config.Explain(err), id)
 	}
-	note := fmt.Sprintf("The old key %s keeps working until %s.", id, time.Now().Add(*grace).UTC().Format(time.RFC3339))
+	// The old key's own expiry, which Rotate keeps when it comes before
+	// the end of the grace period.
+	old, err := m.Get(ctx, id)
+	if err != nil {
+		return config.Explain(err)
+	}
+	note := fmt.Sprintf("The old key %s keeps working until %s.", id, old.ExpiresAt.UTC().Format(time.RFC3339))
 	return printIssued(e, secret, k, *asJSON, note)
 }
 

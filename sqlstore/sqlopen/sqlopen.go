@@ -79,10 +79,12 @@ func Open(ctx context.Context, dsn string, opts ...sqlstore.Option) (*sqlstore.S
 		db.Close()
 		return nil, fmt.Errorf("sqlopen: connect to %s database: %w", dialect, err)
 	}
-	opts = append([]sqlstore.Option{sqlstore.CloseDB()}, opts...)
+	// The defaults go first, so that the caller's opts override them.
+	defaults := []sqlstore.Option{sqlstore.CloseDB()}
 	if dialect == sqlstore.Postgres {
-		opts = append(opts, sqlstore.Notifications(pglisten.Wait))
+		defaults = append(defaults, sqlstore.Notifications(pglisten.Wait))
 	}
+	opts = append(defaults, opts...)
 	st, err := sqlstore.New(db, dialect, opts...)
 	if err != nil {
 		db.Close()
