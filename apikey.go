@@ -227,7 +227,8 @@ func Parse(token string) (Token, error) {
 // Key is the stored record of an API key. It never holds the key itself,
 // only its digest. The zero value of every optional field means "not set":
 // a zero ExpiresAt never expires, a nil AllowedIPs allows every address, a
-// zero RateLimit falls back to the Manager's default.
+// zero RateLimit falls back to the middleware's WithDefaultLimit (none if
+// it is not given).
 type Key struct {
 	ID     string // kid, the public key ID
 	Prefix string // the token's prefix, e.g. "acme_live"
@@ -247,7 +248,7 @@ type Key struct {
 	RevokedAt  time.Time // zero: not revoked
 	LastUsedAt time.Time // updated in batches, not on every request
 
-	RateLimit  Limit          // zero: the Manager's default
+	RateLimit  Limit          // zero: the middleware's WithDefaultLimit, if any
 	Quota      Quota          // zero: no usage cap
 	AllowedIPs []netip.Prefix // nil: any client address
 	Metadata   map[string]string
@@ -303,18 +304,9 @@ func (k *Key) Status(now time.Time) error {
 
 // AllowsIP reports whether addr may use k: true when AllowedIPs is empty
 // or one of its prefixes contains addr. IPv4-mapped IPv6 addresses are
-// compared as IPv4.
+// compared as IPv4, and an IPv6 zone is ignored.
 func (k *Key) AllowsIP(addr netip.Addr) bool {
-	if len(k.AllowedIPs) == 0 {
-		return true
-	}
-	addr = addr.Unmap()
-	for _, p := range k.AllowedIPs {
-		if p.Contains(addr) {
-			return true
-		}
-	}
-	return false
+	return len(k.AllowedIPs) == 0 || containsAddr(k.AllowedIPs, normalAddr(addr))
 }
 
 func prefixError(p string) error {

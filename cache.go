@@ -182,7 +182,9 @@ func (c *keyCache) miss(ctx context.Context, s *cacheShard, id cacheID, idString
 	if s.inflight[id] == l {
 		delete(s.inflight, id)
 	}
-	if l.err == nil && s.gen == gen && c.perShard > 0 {
+	// An entry that is expired already (a negative TTL of 0) is not kept:
+	// it would only push out live ones.
+	if l.err == nil && s.gen == gen && c.perShard > 0 && l.entry.expires > now.UnixNano() {
 		c.putLocked(s, id, l.entry)
 	}
 	s.mu.Unlock()

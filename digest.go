@@ -48,7 +48,8 @@ func newUnkeyedDigester() *digester {
 }
 
 // sum writes the digest of the key with ID id and secret part secret into
-// dst. The message is "v1|" + id + "|" + secret (DESIGN.md, Storage).
+// dst. The message is "v1|" + id + "|" + secret (README, "Peppers: digests,
+// never keys").
 func (d *digester) sum(dst *[digestSize]byte, id, secret string) {
 	s := d.pool.Get().(*digestState)
 	n := copy(s.msg[:], "v1|")

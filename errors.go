@@ -7,7 +7,9 @@ import "errors"
 var (
 	// ErrInvalidKey reports a key that did not verify: malformed, wrong
 	// checksum, unknown ID, wrong secret, or a prefix that does not belong
-	// to the key. It deliberately does not say which.
+	// to the key. Malformed and wrong-checksum tokens, which can be told
+	// offline, also match ErrMalformedKey and ErrChecksum; an unknown ID,
+	// a wrong secret and a wrong prefix are deliberately not told apart.
 	ErrInvalidKey = errors.New("apikey: invalid key")
 
 	// ErrMalformedKey reports a token that is not of the shape

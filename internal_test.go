@@ -111,3 +111,26 @@ func TestCacheEntryStatusMatchesKeyStatus(t *testing.T) {
 		}
 	}
 }
+
+// notFoundStore knows no key.
+type notFoundStore struct{ Store }
+
+func (notFoundStore) Get(context.Context, string) (*Key, error) { return nil, ErrNotFound }
+
+// TestCacheWithoutNegativeTTLKeepsNoNegativeEntries: WithNegativeCacheTTL(0)
+// means unknown IDs are not remembered, so a flood of them cannot push
+// live keys out of the cache.
+func TestCacheWithoutNegativeTTLKeepsNoNegativeEntries(t *testing.T) {
+	digests := new(digesters)
+	digests.current = newUnkeyedDigester()
+	c := newKeyCache(640, time.Hour, 0, digests)
+	now := time.Now()
+	for i := 0; i < 2000; i++ {
+		tok, err := Generate("k")
+		require.NoError(t, err)
+		e, err := c.get(context.Background(), tok.ID, now, notFoundStore{})
+		require.NoError(t, err)
+		require.Nil(t, e.key)
+	}
+	assert.Zero(t, c.len())
+}

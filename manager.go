@@ -150,7 +150,9 @@ func WithClock(now func() time.Time) Option {
 }
 
 // WithCache sets the verification cache's capacity in entries (kept to
-// within an eighth, as it is split in independently locked shards) and how long
+// within an eighth for sizes in the thousands; as it is split in 64
+// independently locked shards, a small size is rounded up to a few
+// entries per shard) and how long
 // a found key stays cached (defaults: DefaultCacheSize, DefaultCacheTTL).
 // Revocation and rotation through this Manager, or reported by a Store
 // that implements Watcher, take effect at once whatever the TTL; other
@@ -273,6 +275,11 @@ func NewManager(store Store, opts ...Option) (*Manager, error) {
 	}
 	if s.prefix == "" {
 		return nil, fmt.Errorf("%w: WithPrefix is required (for example WithPrefix(\"acme_live\"))", ErrInvalidPrefix)
+	}
+	if s.unkeyed && s.digests.current == nil && len(s.digests.byName) > 0 {
+		// Plain SHA-256 would become the current digest, and Verify would
+		// re-digest peppered keys down to it.
+		return nil, fmt.Errorf("%w: WithPreviousPepper needs WithPepper: with WithUnkeyedDigest alone, peppered keys would be re-digested without a pepper", ErrInvalidRequest)
 	}
 	if s.unkeyed {
 		unkeyed := newUnkeyedDigester()
@@ -495,7 +502,9 @@ func checkText(field, s string, max int) error {
 //
 // The returned Key is shared with other callers and must not be modified;
 // call Clone for a copy of your own. On a cache hit Verify does no I/O and
-// no allocation.
+// no allocation, except once for a key digested under a previous pepper,
+// which it re-digests under the current one in the Store before
+// returning.
 func (m *Manager) Verify(ctx context.Context, token string) (*Key, error) {
 	t, err := Parse(token)
 	if err != nil {
@@ -522,7 +531,7 @@ func (m *Manager) Verify(ctx context.Context, token string) (*Key, error) {
 		m.redigest(ctx, t)
 	}
 	if m.lastUsed != nil {
-		m.lastUsed.touch(e, t.ID, now)
+		m.lastUsed.touch(e, e.key.ID, now) // not t.ID: a slice of the token, which holds the secret
 	}
 	return e.key, nil
 }
@@ -598,8 +607,11 @@ func (m *Manager) Rotate(ctx context.Context, id string, grace time.Duration) (S
 	}
 	for attempt := 0; ; attempt++ {
 		secret, k, err := m.rotateOnce(ctx, id, grace)
-		if !errors.Is(err, errOldChanged) || attempt == 9 {
+		switch {
+		case !errors.Is(err, errOldChanged):
 			return secret, k, err
+		case attempt == 9:
+			return Secret{}, nil, fmt.Errorf("%w: key %s kept changing during rotation", ErrConflict, id)
 		}
 	}
 }

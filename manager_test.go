@@ -38,6 +38,7 @@ func TestNewManagerRejects(t *testing.T) {
 		{"pepper twice", store, []apikey.Option{prefix, pepper, apikey.WithPepper("v2", testPepper)}, apikey.ErrInvalidRequest},
 		{"version reused", store, []apikey.Option{prefix, pepper, apikey.WithPreviousPepper("v1", testPepper)}, apikey.ErrInvalidRequest},
 		{"nil clock", store, []apikey.Option{prefix, pepper, apikey.WithClock(nil)}, apikey.ErrInvalidRequest},
+		{"previous pepper without a current one", store, []apikey.Option{prefix, apikey.WithUnkeyedDigest(), apikey.WithPreviousPepper("v1", testPepper)}, apikey.ErrInvalidRequest},
 		{"negative cache", store, []apikey.Option{prefix, pepper, apikey.WithCache(-1, time.Second)}, apikey.ErrInvalidRequest},
 		{"zero last-used interval", store, []apikey.Option{prefix, pepper, apikey.WithLastUsedInterval(0)}, apikey.ErrInvalidRequest},
 	}
@@ -813,4 +814,31 @@ func TestVerifyRefusesMalformedDigest(t *testing.T) {
 			require.ErrorIs(t, err, apikey.ErrInvalidKey)
 		})
 	}
+}
+
+// alwaysConflicts is a Store on which every write that marks a key
+// rotated loses a race, as if another writer changed the old key each
+// time; other writes (the undo of a half-made replacement) succeed.
+type alwaysConflicts struct{ apikey.Store }
+
+func (s alwaysConflicts) Update(ctx context.Context, k *apikey.Key) error {
+	if k.ReplacedBy != "" {
+		return apikey.ErrConflict
+	}
+	return s.Store.Update(ctx, k)
+}
+
+// TestRotateGivesUpWithErrConflict: a key that keeps changing under
+// Rotate ends in ErrConflict, which callers can match, after a bounded
+// number of attempts.
+func TestRotateGivesUpWithErrConflict(t *testing.T) {
+	ctx := context.Background()
+	store := memstore.New()
+	m, err := apikey.NewManager(alwaysConflicts{store}, apikey.WithPrefix("acme_test"), apikey.WithPepper("v1", testPepper))
+	require.NoError(t, err)
+	defer m.Close()
+	_, k, err := m.Issue(ctx, apikey.IssueRequest{Owner: "o"})
+	require.NoError(t, err)
+	_, _, err = m.Rotate(ctx, k.ID, time.Hour)
+	require.ErrorIs(t, err, apikey.ErrConflict)
 }

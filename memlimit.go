@@ -83,14 +83,16 @@ func WithLimiterClock(now func() time.Time) MemoryLimiterOption {
 
 // WithSweepInterval sets how long the background sweeper takes to visit
 // every shard once, forgetting keys whose bucket is full again (default
-// one minute). A key is forgotten at most this long after it went idle.
-// It must be positive.
+// one minute). A key is forgotten at most this long after its bucket is
+// full again. The sweeper visits at most one shard per millisecond, so a
+// visit of all 256 shards takes at least 256ms. It must be positive.
 func WithSweepInterval(d time.Duration) MemoryLimiterOption {
 	return func(c *memConfig) { c.sweep = d }
 }
 
-// WithMaxKeys bounds the number of keys tracked at once to about n
-// (default 0: no bound beyond the sweeper's). When a shard is full, a new
+// WithMaxKeys bounds the number of keys tracked at once to about n, but
+// never below one per shard, 256 in all (default 0: no bound beyond the
+// sweeper's). When a shard is full, a new
 // key displaces the sampled key whose bucket is closest to full; that key
 // then starts over with a full bucket, so it may get a few more requests
 // than its limit allows. Set n well above the number of keys active

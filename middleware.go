@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/textproto"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -451,7 +452,8 @@ func (h *authHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		q.start = time.Now()
 	}
 
-	if mw.blocked != nil {
+	// Nobody blocked, the usual case: no address to parse, no clock to read.
+	if mw.blocked != nil && !mw.blocked.empty() {
 		if wait := mw.blocked.wait(limiterAddr(q.clientIP(mw)), mw.m.now()); wait > 0 {
 			mw.reject(&q, OutcomeLimited, "failed_auth_limit", "", &AuthError{
 				Status: http.StatusTooManyRequests, Description: descFailures, RetryAfter: wait})
@@ -485,7 +487,7 @@ func (h *authHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			mw.invalidKey(&q, reasonFor(err), err)
 			return
 		}
-		if !containsString(mw.prefixes, t.Prefix) {
+		if !slices.Contains(mw.prefixes, t.Prefix) {
 			q.kid = strings.Clone(t.ID) // not a slice of the token: it holds the secret
 			mw.invalidKey(&q, "wrong_prefix", nil)
 			return
@@ -667,15 +669,6 @@ func isToken(s string) bool {
 		}
 	}
 	return s != ""
-}
-
-func containsString(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // reasonFor names why Verify or Parse refused a key, for Event.Reason.

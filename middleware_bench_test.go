@@ -73,6 +73,10 @@ func BenchmarkMiddleware(b *testing.B) {
 		})},
 		{"auth", f.m.Middleware()(noop)},
 		{"auth+scope", f.m.Middleware()(apikey.RequireScopes("orders:read")(noop))},
+		// With a failed-authentication limit and nobody blocked, as is
+		// usual: it should cost nothing on a request with a valid key.
+		{"auth+failauth", f.m.Middleware(apikey.WithFailedAuthLimit(limiter,
+			apikey.Limit{Rate: 10, Period: time.Minute}))(noop)},
 		{"auth+ratelimit", f.m.Middleware(apikey.WithLimiter(limiter),
 			apikey.WithDefaultLimit(huge))(noop)},
 		// The middleware's own share of auth+ratelimit: a Limiter that

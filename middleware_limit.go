@@ -223,9 +223,12 @@ func newBlockList(max int) *blockList {
 	return &blockList{until: make(map[netip.Addr]int64), max: max}
 }
 
+// empty reports whether no address is blocked, without taking the lock.
+func (b *blockList) empty() bool { return b.size.Load() == 0 }
+
 // wait returns how long addr remains blocked at now, or 0.
 func (b *blockList) wait(addr netip.Addr, now time.Time) time.Duration {
-	if b.size.Load() == 0 {
+	if b.empty() {
 		return 0
 	}
 	b.mu.RLock()

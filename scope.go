@@ -2,6 +2,7 @@ package apikey
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -432,7 +433,7 @@ func (q *Query) Missing(granted []string) []string {
 	}
 	var out []string
 	for _, s := range q.root.missing(granted) {
-		if !contains(out, s) {
+		if !slices.Contains(out, s) {
 			out = append(out, s)
 		}
 	}
@@ -466,15 +467,6 @@ func (n *node) missing(granted []string) []string {
 		}
 		return best
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // Query parser: recursive descent over this grammar, where a scope is a
@@ -623,7 +615,7 @@ func (p *parser) parseUnary() *node {
 			p.fail(p.tokPos, "invalid scope "+quoteTruncated(p.text)+": "+scopeDetail(p.text, reason, at))
 			return nil
 		}
-		if !contains(p.scopes, p.text) {
+		if !slices.Contains(p.scopes, p.text) {
 			p.scopes = append(p.scopes, p.text)
 		}
 		n := &node{op: opScope, scope: p.text}
