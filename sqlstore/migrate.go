@@ -160,16 +160,19 @@ func (s *Store) inTx(ctx context.Context, fn func(execer) error) error {
 	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		return fmt.Errorf("sqlstore: begin: %w", err)
 	}
-	if err := fn(conn); err != nil {
-		// A background context: the rollback must happen even if ctx is
-		// what failed, or the connection goes back to the pool mid-transaction.
-		if _, rbErr := conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK"); rbErr != nil {
+	// A background context: the rollback must happen even if ctx is what
+	// failed, or the connection goes back to the pool mid-transaction.
+	rollback := func() {
+		if _, err := conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK"); err != nil {
 			conn.Raw(func(any) error { return errBadConn }) // discard it instead
 		}
+	}
+	if err := fn(conn); err != nil {
+		rollback()
 		return err
 	}
 	if _, err := conn.ExecContext(context.WithoutCancel(ctx), "COMMIT"); err != nil {
-		conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+		rollback()
 		return fmt.Errorf("sqlstore: commit: %w", err)
 	}
 	return nil

@@ -456,21 +456,13 @@ func (s *Store) Rotate(ctx context.Context, old, replacement *apikey.Key) error 
 	if err != nil {
 		return err
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	err = s.inTx(ctx, func(tx execer) error {
+		if err := s.update(ctx, tx, old, oldArgs); err != nil {
+			return err
+		}
+		return s.create(ctx, tx, replacement, newArgs)
+	})
 	if err != nil {
-		return fmt.Errorf("sqlstore: rotate key %s: %w", old.ID, err)
-	}
-	defer tx.Rollback() // after Commit, a no-op
-	// The update first: on SQLite it takes the write lock at once, so
-	// the transaction never has to upgrade a read lock (which a busy
-	// timeout cannot wait out).
-	if err := s.update(ctx, tx, old, oldArgs); err != nil {
-		return err
-	}
-	if err := s.create(ctx, tx, replacement, newArgs); err != nil {
-		return err
-	}
-	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlstore: rotate key %s: %w", old.ID, err)
 	}
 	old.Revision++
