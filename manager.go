@@ -448,11 +448,15 @@ func (m *Manager) checkIssue(req *IssueRequest, now time.Time) error {
 	if !req.NotBefore.IsZero() && !req.ExpiresAt.IsZero() && !req.NotBefore.Before(req.ExpiresAt) {
 		return bad("not-before %s is not before expiry %s", req.NotBefore.Format(time.RFC3339), req.ExpiresAt.Format(time.RFC3339))
 	}
-	if err := req.RateLimit.validate(); err != nil {
-		return err
+	if !req.RateLimit.IsZero() {
+		if err := req.RateLimit.Validate(); err != nil {
+			return err
+		}
 	}
-	if err := req.Quota.validate(); err != nil {
-		return err
+	if !req.Quota.IsZero() {
+		if err := req.Quota.Validate(); err != nil {
+			return err
+		}
 	}
 	if len(req.AllowedIPs) > MaxAllowedIPs {
 		return bad("%d allowed IP prefixes, at most %d", len(req.AllowedIPs), MaxAllowedIPs)

@@ -83,7 +83,7 @@ func (c *MemoryCounter) Add(_ context.Context, key string, q Quota, n int64) (De
 // window ends. It returns an error wrapping ErrInvalidRequest if q is
 // zero or invalid or n is negative, and no other error.
 func (c *MemoryCounter) AddAt(now time.Time, key string, q Quota, n int64) (Decision, error) {
-	if err := q.check(); err != nil {
+	if err := q.Validate(); err != nil {
 		return Decision{}, err
 	}
 	if n < 0 {

@@ -164,10 +164,11 @@ func (l *MemoryLimiter) Allow(_ context.Context, key string, limit Limit) (Decis
 // one (time.Now's do), so a step of the wall clock neither refills nor
 // drains buckets, as with x/time/rate.
 func (l *MemoryLimiter) AllowAt(now time.Time, key string, limit Limit) (Decision, error) {
-	interval, tolerance, err := limit.check()
+	iv, tol, err := limit.GCRA()
 	if err != nil {
 		return Decision{}, err
 	}
+	interval, tolerance := int64(iv), int64(tol)
 	t := int64(now.Sub(l.epoch))
 	h := hashKey(maphash.String(l.seed, key))
 	s := &l.shards[h>>(64-memShardBits)]

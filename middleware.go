@@ -292,7 +292,7 @@ func checkLimit(opt string, l Limit) error {
 	if l.IsZero() {
 		return fmt.Errorf("%w: %s: zero Limit", ErrInvalidRequest, opt)
 	}
-	if err := l.validate(); err != nil {
+	if err := l.Validate(); err != nil {
 		return fmt.Errorf("%s: %w", opt, err)
 	}
 	return nil

@@ -95,64 +95,38 @@ type Counter interface {
 	Add(ctx context.Context, key string, q Quota, n int64) (Decision, error)
 }
 
-func (l Limit) validate() error {
-	if l.IsZero() {
-		return nil
-	}
-	if l.Rate <= 0 || l.Period <= 0 || l.Burst < 0 {
-		return fmt.Errorf("%w: rate limit %d per %v, burst %d: rate and period must be positive, burst not negative", ErrInvalidRequest, l.Rate, l.Period, l.Burst)
-	}
-	if int64(l.Rate) > int64(l.Period) {
-		return fmt.Errorf("%w: rate limit %d per %v: more than one request per nanosecond", ErrInvalidRequest, l.Rate, l.Period)
-	}
-	if _, _, ok := l.gcra(); !ok {
-		return fmt.Errorf("%w: rate limit %d per %v, burst %d: the bucket would take longer than %v to refill", ErrInvalidRequest, l.Rate, l.Period, l.Burst, MaxLimitHorizon)
-	}
-	return nil
-}
-
-// gcra returns l's emission interval (nanoseconds per token) and its
-// tolerance (Burst × interval: how far the theoretical arrival time may
-// run ahead of now), and false when l is not usable. It assumes Rate and
-// Period are positive; callers go through check.
-func (l Limit) gcra() (interval, tolerance int64, ok bool) {
-	interval = int64(l.Period) / int64(l.Rate)
-	if interval < 1 {
-		return 0, 0, false
-	}
-	burst := int64(l.Burst)
-	if burst == 0 {
-		burst = int64(l.Rate)
-	}
-	if burst > int64(MaxLimitHorizon)/interval {
-		return 0, 0, false
-	}
-	return interval, burst * interval, true
-}
-
-// check validates l for a limiter: unlike validate, the zero Limit is an
-// error here, since a limiter cannot apply "no limit".
-func (l Limit) check() (interval, tolerance int64, err error) {
-	if l.Rate > 0 && l.Period > 0 && l.Burst >= 0 {
-		if interval, tolerance, ok := l.gcra(); ok {
-			return interval, tolerance, nil
-		}
-	}
-	if l.IsZero() {
-		return 0, 0, fmt.Errorf("%w: zero rate limit", ErrInvalidRequest)
-	}
-	return 0, 0, l.validate()
+// Validate reports whether a Limiter can apply l. It returns an error
+// wrapping ErrInvalidRequest, which says what is wrong, if l is zero (a
+// limiter cannot apply "no limit") or breaks a rule of Limit: Rate and
+// Period positive, at most one request per nanosecond, Burst not
+// negative, and a bucket that refills from empty within MaxLimitHorizon.
+// Every Limiter, in this module or not, should refuse what Validate
+// refuses.
+func (l Limit) Validate() error {
+	_, _, err := l.GCRA()
+	return err
 }
 
 // GCRA returns the emission interval (Period/Rate, truncated to the
 // nanosecond: the time one token takes to come back) and the tolerance
 // (BurstSize × interval: the time an empty bucket takes to refill) with
-// which MemoryLimiter applies l, for Limiters on other backends that must
-// decide the same way. It returns an error wrapping ErrInvalidRequest if
-// l is zero or not usable (see Limit).
+// which the in-memory limiter applies l, for Limiters on other backends
+// that must decide the same way. It returns Validate's error if l is not
+// usable.
 func (l Limit) GCRA() (interval, tolerance time.Duration, err error) {
-	i, t, err := l.check()
-	return time.Duration(i), time.Duration(t), err
+	switch {
+	case l.IsZero():
+		return 0, 0, fmt.Errorf("%w: zero rate limit", ErrInvalidRequest)
+	case l.Rate <= 0 || l.Period <= 0 || l.Burst < 0:
+		return 0, 0, fmt.Errorf("%w: rate limit %d per %v, burst %d: rate and period must be positive, burst not negative", ErrInvalidRequest, l.Rate, l.Period, l.Burst)
+	case int64(l.Rate) > int64(l.Period):
+		return 0, 0, fmt.Errorf("%w: rate limit %d per %v: more than one request per nanosecond", ErrInvalidRequest, l.Rate, l.Period)
+	}
+	i := l.Period / time.Duration(l.Rate)
+	if int64(l.BurstSize()) > int64(MaxLimitHorizon/i) {
+		return 0, 0, fmt.Errorf("%w: rate limit %d per %v, burst %d: the bucket would take longer than %v to refill", ErrInvalidRequest, l.Rate, l.Period, l.Burst, MaxLimitHorizon)
+	}
+	return i, time.Duration(l.BurstSize()) * i, nil
 }
 
 // BurstSize returns the bucket size: Burst, or Rate when Burst is 0.
@@ -163,21 +137,19 @@ func (l Limit) BurstSize() int {
 	return l.Burst
 }
 
-func (q Quota) validate() error {
-	if q.IsZero() {
-		return nil
-	}
-	if q.Limit <= 0 || q.Period <= 0 {
+// Validate reports whether a Counter can apply q. It returns an error
+// wrapping ErrInvalidRequest if q is zero (a counter cannot apply "no
+// quota") or its Limit or Period is not positive. Every Counter should
+// refuse what Validate refuses; a backend may refuse more (a period it
+// cannot represent, say) and says so in its documentation.
+func (q Quota) Validate() error {
+	switch {
+	case q.IsZero():
+		return fmt.Errorf("%w: zero quota", ErrInvalidRequest)
+	case q.Limit <= 0 || q.Period <= 0:
 		return fmt.Errorf("%w: quota %d per %v: limit and period must be positive", ErrInvalidRequest, q.Limit, q.Period)
 	}
 	return nil
-}
-
-func (q Quota) check() error {
-	if q.IsZero() {
-		return fmt.Errorf("%w: zero quota", ErrInvalidRequest)
-	}
-	return q.validate()
 }
 
 // ParseLimit parses a rate limit written "RATE/PERIOD" with an optional
@@ -214,7 +186,7 @@ func ParseLimit(s string) (Limit, error) {
 		}
 		l.Burst = int(b)
 	}
-	if _, _, err := l.check(); err != nil {
+	if err := l.Validate(); err != nil {
 		return Limit{}, err
 	}
 	return l, nil
