@@ -21,8 +21,11 @@ import (
 	"fmt"
 	"hash/crc32"
 	"log/slog"
+	"maps"
 	"net/netip"
+	"slices"
 	"time"
+	"unsafe"
 )
 
 // Token format widths. Other implementations (scanners, other languages)
@@ -269,21 +272,10 @@ func (k *Key) Clone() *Key {
 		return nil
 	}
 	c := *k
-	if k.Scopes != nil {
-		c.Scopes = append(make([]string, 0, len(k.Scopes)), k.Scopes...)
-	}
-	if k.Digest != nil {
-		c.Digest = append(make([]byte, 0, len(k.Digest)), k.Digest...)
-	}
-	if k.AllowedIPs != nil {
-		c.AllowedIPs = append(make([]netip.Prefix, 0, len(k.AllowedIPs)), k.AllowedIPs...)
-	}
-	if k.Metadata != nil {
-		c.Metadata = make(map[string]string, len(k.Metadata))
-		for name, v := range k.Metadata {
-			c.Metadata[name] = v
-		}
-	}
+	c.Scopes = slices.Clone(k.Scopes)
+	c.Digest = slices.Clone(k.Digest)
+	c.AllowedIPs = slices.Clone(k.AllowedIPs)
+	c.Metadata = maps.Clone(k.Metadata)
 	return &c
 }
 
@@ -309,11 +301,13 @@ func (k *Key) AllowsIP(addr netip.Addr) bool {
 	return len(k.AllowedIPs) == 0 || containsAddr(k.AllowedIPs, normalAddr(addr))
 }
 
+// stringBytes views s as a byte slice without copying, for Parse's
+// checksum: the slice must be read only and not retained.
+func stringBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+
 func prefixError(p string) error {
 	if len(p) > 64 {
 		p = p[:64] + "…"
 	}
 	return fmt.Errorf("%w %q: want [a-z][a-z0-9]*(_[a-z0-9]+)*, at most %d bytes", ErrInvalidPrefix, p, MaxPrefixLen)
 }
-
-func fillRandom(b []byte) { rand.Read(b) } // never fails since Go 1.24

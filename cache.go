@@ -2,6 +2,7 @@ package apikey
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"math"
 	"sync"
@@ -113,7 +114,7 @@ type cacheLoad struct {
 
 func newKeyCache(size int, ttl, negTTL time.Duration, digests *digesters) *keyCache {
 	c := &keyCache{ttl: ttl, negTTL: negTTL, digests: digests}
-	fillRandom(c.dummy[:])
+	rand.Read(c.dummy[:]) // never fails since Go 1.24
 	if size > 0 && ttl > 0 {
 		// IDs never spread perfectly evenly, so each shard gets an eighth
 		// more than its share: a cache sized for n active keys holds them.

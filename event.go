@@ -19,20 +19,44 @@ const (
 	OutcomeUnavailable   Outcome = "unavailable"   // 503: store or limiter failure, or the client gave up
 )
 
+// Reason is the precise cause of a middleware decision, for operators:
+// Event.Reason and AuthError.Reason. Clients are told far less (see
+// AuthError). New reasons may be added.
+type Reason string
+
+// Reasons reported in Event.Reason and AuthError.Reason. A request that
+// is let through has the Reason "".
+const (
+	ReasonNoCredential           Reason = "no_credential"           // 401: no key in the request
+	ReasonTwoCredentials         Reason = "two_credentials"         // 400: more than one key
+	ReasonMalformedAuthorization Reason = "malformed_authorization" // 400: a Bearer header of the wrong shape
+	ReasonTooLong                Reason = "too_long"                // 401: longer than MaxTokenLen
+	ReasonMalformed              Reason = "malformed"               // 401: not of the token's shape
+	ReasonChecksum               Reason = "checksum"                // 401: wrong checksum
+	ReasonWrongPrefix            Reason = "wrong_prefix"            // 401: a prefix WithAllowedPrefixes refuses
+	ReasonInvalid                Reason = "invalid"                 // 401: unknown kid or wrong secret
+	ReasonRevoked                Reason = "revoked"                 // 401
+	ReasonExpired                Reason = "expired"                 // 401
+	ReasonNotYetValid            Reason = "not_yet_valid"           // 401: before the key's NotBefore
+	ReasonIPNotAllowed           Reason = "ip_not_allowed"          // 403: client address not in AllowedIPs
+	ReasonInsufficientScope      Reason = "insufficient_scope"      // 403: from RequireScopes, RequireAnyScope, Require
+	ReasonRateLimit              Reason = "rate_limit"              // 429: the key's rate limit
+	ReasonOwnerRateLimit         Reason = "owner_rate_limit"        // 429: Limits.PerOwner
+	ReasonQuota                  Reason = "quota"                   // 429: the key's quota
+	ReasonFailedAuthLimit        Reason = "failed_auth_limit"       // 429: Limits.FailedAuth
+	ReasonStore                  Reason = "store"                   // 503: the Store failed
+	ReasonLimiter                Reason = "limiter"                 // 503: the Limiter or Counter failed
+	ReasonCanceled               Reason = "canceled"                // 503: the client gave up first
+)
+
 // Event reports one decision of the middleware (or of RequireScopes,
 // RequireAnyScope and Require behind it), for logging and metrics. It never
 // holds the key or any part of its secret.
 //
-// Reason is the precise cause, for operators: "" on success, or one of
-// "no_credential", "two_credentials", "malformed_authorization",
-// "too_long", "malformed", "checksum", "wrong_prefix", "invalid"
-// (unknown kid or wrong secret), "revoked", "expired", "not_yet_valid",
-// "ip_not_allowed", "insufficient_scope", "rate_limit", "owner_rate_limit",
-// "quota", "failed_auth_limit", "store", "limiter", "canceled". Clients are
-// told far less; see AuthError.
+// Reason is the precise cause; see the Reason constants.
 type Event struct {
 	Outcome Outcome
-	Reason  string
+	Reason  Reason
 	Status  int    // HTTP status written, or 0 when the next handler is called
 	KeyID   string // kid of the key presented, when it parsed
 	Owner   string // owner of the key, once it verified
@@ -47,6 +71,6 @@ type Event struct {
 	// Err is the underlying error, if any: Verify's error for a refused
 	// key (ErrChecksum, ErrRevoked, ...), the store or limiter error for
 	// "store", "limiter" and "canceled", or, on success, the limiter error
-	// that WithLimiterFailOpen let pass. It never holds a key.
+	// that Limits.FailOpen let pass. It never holds a key.
 	Err error
 }

@@ -105,3 +105,12 @@ func (s *countingStore) Update(ctx context.Context, k *apikey.Key) error {
 	}
 	return s.Store.Update(ctx, k)
 }
+
+// must returns v, panicking on err: for fixtures whose arguments are known
+// to be valid.
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}

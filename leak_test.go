@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/apikeykit/apikey"
+	"github.com/apikeykit/apikey/memlimit"
 	"github.com/apikeykit/apikey/memstore"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -361,12 +362,10 @@ func TestNoSecretInLogs(t *testing.T) {
 		slog.Warn("refused", "auth_error", e)
 		apikey.WriteProblem(w, r, e)
 	}
-	limiter := apikey.NewMemoryLimiter(apikey.WithLimiterClock(clock.Now))
+	limiter := must(memlimit.NewLimiter(memlimit.WithClock(clock.Now)))
 	t.Cleanup(func() { limiter.Close() })
-	counter := apikey.NewMemoryCounter(apikey.WithCounterClock(clock.Now))
+	counter := must(memlimit.NewCounter(memlimit.WithClock(clock.Now)))
 	t.Cleanup(func() { counter.Close() })
-	failLimiter := apikey.NewMemoryLimiter(apikey.WithLimiterClock(clock.Now))
-	t.Cleanup(func() { failLimiter.Close() })
 	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		k, _ := apikey.FromContext(r.Context())
 		slog.InfoContext(r.Context(), "handled", "key", k)
@@ -376,18 +375,20 @@ func TestNoSecretInLogs(t *testing.T) {
 		apikey.WithOnEvent(onEvent),
 		apikey.WithErrorHandler(onError),
 		apikey.WithQueryParam("api_key"),
-		apikey.WithLimiter(limiter),
-		apikey.WithDefaultLimit(apikey.Limit{Rate: 2, Period: time.Minute}),
-		apikey.WithOwnerLimit(apikey.Limit{Rate: 5, Period: time.Minute}),
-		apikey.WithQuotaCounter(counter),
-		apikey.WithFailedAuthLimit(failLimiter, apikey.Limit{Rate: 4, Period: time.Minute}),
+		apikey.WithLimits(apikey.Limits{
+			Limiter:    limiter,
+			Counter:    counter,
+			Default:    apikey.Limit{Rate: 2, Period: time.Minute},
+			PerOwner:   apikey.Limit{Rate: 5, Period: time.Minute},
+			FailedAuth: apikey.Limit{Rate: 4, Period: time.Minute},
+		}),
 	)(next)
 	h := apikey.RequireScopes("orders:read")(next)
 	scoped := m.Middleware(apikey.WithOnEvent(onEvent), apikey.WithErrorHandler(onError))(h)
 	broken := newRecordingLimiter(clock.Now)
 	broken.err = fmt.Errorf("redis: %w", errBackend)
 	brokenMW := m.Middleware(apikey.WithOnEvent(onEvent), apikey.WithErrorHandler(onError),
-		apikey.WithLimiter(broken), apikey.WithDefaultLimit(apikey.Limit{Rate: 100, Period: time.Second}))(next)
+		apikey.WithLimits(apikey.Limits{Limiter: broken, Default: apikey.Limit{Rate: 100, Period: time.Second}}))(next)
 
 	var statuses = map[int]int{}
 	do := func(handler http.Handler, remote string, setup func(r *http.Request)) {

@@ -6,13 +6,14 @@ import (
 	"time"
 
 	"github.com/apikeykit/apikey"
+	"github.com/apikeykit/apikey/memlimit"
 	"github.com/stretchr/testify/assert"
 )
 
 // TestMiddlewareAllocs pins the allocation budget of the hot path (a valid
 // key on a cache hit): two for authentication (the request's context and
 // its shallow copy), one more for the RateLimit field value, and one for
-// the limiter key of WithOwnerLimit. CI runs it without -race, where
+// the limiter key of Limits.PerOwner. CI runs it without -race, where
 // allocation counts mean something.
 func TestMiddlewareAllocs(t *testing.T) {
 	if raceEnabled {
@@ -21,25 +22,34 @@ func TestMiddlewareAllocs(t *testing.T) {
 	f := newMWFixture(t)
 	noop := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
 	huge := apikey.Limit{Rate: 1_000_000_000, Period: time.Second, Burst: 1_000_000_000}
-	limiter := apikey.NewMemoryLimiter()
+	limiter := must(memlimit.NewLimiter())
 	defer limiter.Close()
+	limits := apikey.WithLimits(apikey.Limits{Limiter: limiter, Default: huge})
+	own, _ := issueKey(t, f, apikey.IssueRequest{RateLimit: huge})
 	tests := []struct {
 		name string
 		h    http.Handler
 		max  float64
+		key  string // f.valid if empty
 	}{
-		{"auth", f.m.Middleware()(noop), 2},
-		{"auth+scope", f.m.Middleware()(apikey.RequireScopes("orders:read", "billing:read")(noop)), 2},
-		{"auth+events", f.m.Middleware(apikey.WithOnEvent(func(apikey.Event) {}))(noop), 2},
-		{"auth+ratelimit", f.m.Middleware(apikey.WithLimiter(limiter), apikey.WithDefaultLimit(huge))(noop), 3},
-		{"auth+ratelimit+scope", f.m.Middleware(apikey.WithLimiter(limiter), apikey.WithDefaultLimit(huge))(
-			apikey.RequireScopes("orders:read", "billing:read")(noop)), 3},
-		{"auth+ratelimit+owner", f.m.Middleware(apikey.WithLimiter(limiter), apikey.WithDefaultLimit(huge),
-			apikey.WithOwnerLimit(huge))(noop), 4},
+		{"auth", f.m.Middleware()(noop), 2, ""},
+		{"auth+scope", f.m.Middleware()(apikey.RequireScopes("orders:read", "billing:read")(noop)), 2, ""},
+		{"auth+events", f.m.Middleware(apikey.WithOnEvent(func(apikey.Event) {}))(noop), 2, ""},
+		{"auth+ratelimit", f.m.Middleware(limits)(noop), 3, ""},
+		{"auth+ratelimit+scope", f.m.Middleware(limits)(
+			apikey.RequireScopes("orders:read", "billing:read")(noop)), 3, ""},
+		{"auth+ratelimit+owner", f.m.Middleware(apikey.WithLimits(apikey.Limits{Limiter: limiter, Default: huge,
+			PerOwner: huge}))(noop), 4, ""},
+		// No options: the key's own limit, on the Manager's own limiter.
+		{"auth+own-limit", f.m.Middleware()(noop), 3, own},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := newRequest(withKey(f.valid))
+			key := tt.key
+			if key == "" {
+				key = f.valid
+			}
+			r := newRequest(withKey(key))
 			w := newDiscardWriter()
 			tt.h.ServeHTTP(w, r)
 			assert.Zero(t, w.code)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/apikeykit/apikey"
+	"github.com/apikeykit/apikey/memlimit"
 )
 
 // discardWriter is a resettable http.ResponseWriter that keeps nothing,
@@ -57,7 +58,7 @@ func BenchmarkMiddleware(b *testing.B) {
 	f, reqs := loadBenchRequests(b)
 	noop := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
 	huge := apikey.Limit{Rate: 1_000_000_000, Period: time.Second, Burst: 1_000_000_000}
-	limiter := apikey.NewMemoryLimiter()
+	limiter := must(memlimit.NewLimiter())
 	defer limiter.Close()
 	cases := []struct {
 		name string
@@ -75,15 +76,15 @@ func BenchmarkMiddleware(b *testing.B) {
 		{"auth+scope", f.m.Middleware()(apikey.RequireScopes("orders:read")(noop))},
 		// With a failed-authentication limit and nobody blocked, as is
 		// usual: it should cost nothing on a request with a valid key.
-		{"auth+failauth", f.m.Middleware(apikey.WithFailedAuthLimit(limiter,
-			apikey.Limit{Rate: 10, Period: time.Minute}))(noop)},
-		{"auth+ratelimit", f.m.Middleware(apikey.WithLimiter(limiter),
-			apikey.WithDefaultLimit(huge))(noop)},
+		{"auth+failauth", f.m.Middleware(apikey.WithLimits(apikey.Limits{Limiter: limiter,
+			FailedAuth: apikey.Limit{Rate: 10, Period: time.Minute}}))(noop)},
+		{"auth+ratelimit", f.m.Middleware(apikey.WithLimits(apikey.Limits{Limiter: limiter,
+			Default: huge}))(noop)},
 		// The middleware's own share of auth+ratelimit: a Limiter that
 		// answers at once, so what remains is the call and the RateLimit
 		// fields.
-		{"auth+ratelimit-fixed", f.m.Middleware(apikey.WithLimiter(fixedLimiter{}),
-			apikey.WithDefaultLimit(huge))(noop)},
+		{"auth+ratelimit-fixed", f.m.Middleware(apikey.WithLimits(apikey.Limits{Limiter: fixedLimiter{},
+			Default: huge}))(noop)},
 	}
 	for _, c := range cases {
 		// Every key has its bucket before timing starts, as a warm

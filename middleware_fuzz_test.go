@@ -55,7 +55,7 @@ func FuzzMiddlewareHeaders(f *testing.F) {
 		}
 		out.Write(w.Body.Bytes())
 		ev := fx.events.last(t)
-		out.WriteString(ev.KeyID + ev.Owner + ev.Reason + ev.Path)
+		out.WriteString(ev.KeyID + ev.Owner + string(ev.Reason) + ev.Path)
 		if ev.Err != nil {
 			out.WriteString(ev.Err.Error())
 		}

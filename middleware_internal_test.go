@@ -61,10 +61,10 @@ func TestChallenge(t *testing.T) {
 		challenge("x", CodeInsufficientScope, "", []string{"a:b", "c"}))
 	assert.Equal(t, `Bearer realm="api", error="invalid_token", error_description="API key revoked"`,
 		challenge("api", CodeInvalidToken, descRevoked, nil))
-	for _, r := range []string{"", `a"b`, `a\b`, "a\nb", "é"} {
-		assert.False(t, validRealm(r), r)
+	for _, r := range []string{`a"b`, `a\b`, "a\nb", "é"} {
+		assert.False(t, isQuotable(r), r)
 	}
-	assert.True(t, validRealm("acme api v2"))
+	assert.True(t, isQuotable("acme api v2"))
 }
 
 func TestRetryAfterSeconds(t *testing.T) {
@@ -79,26 +79,27 @@ func TestRetryAfterSeconds(t *testing.T) {
 }
 
 func TestRateLimitFieldSyntax(t *testing.T) {
-	b := appendLimitPolicy(nil, policyKey, Limit{Rate: 100, Period: time.Minute, Burst: 10})
+	b := appendPolicy(nil, policyKey, 100, time.Minute)
 	assert.Equal(t, `"key";q=100;w=60`, string(b))
-	b = appendLimitPolicy(nil, policyKey, Limit{Rate: 5, Period: 100 * time.Millisecond})
+	b = appendPolicy(nil, policyKey, 5, 100*time.Millisecond)
 	assert.Equal(t, `"key";q=5;w=1`, string(b), "windows are at least one second")
-	b = appendQuotaPolicy(nil, Quota{Limit: 10000, Period: 30 * 24 * time.Hour})
+	b = appendPolicy(nil, policyQuota, 10000, 30*24*time.Hour)
 	assert.Equal(t, `"quota";q=10000;w=2592000`, string(b))
 	b = appendRateItem(nil, policyOwner, Decision{Remaining: -3, Reset: 16500 * time.Millisecond})
 	assert.Equal(t, `"owner";r=0;t=17`, string(b))
 }
 
-// TestTokenID checks that the kid the middleware slices from a token is
-// Parse's, for prefixes short, long and with underscores.
-func TestTokenID(t *testing.T) {
+// TestParseID checks that Parse reads back Generate's kid, for prefixes
+// short, long and with underscores.
+func TestParseID(t *testing.T) {
 	for _, prefix := range []string{"a", "acme_live", "x_y_z", "p0123456789abcdefghijklmnopqrstu"} {
 		for i := 0; i < 100; i++ {
 			tok, err := Generate(prefix)
 			require.NoError(t, err)
 			parsed, err := Parse(tok.raw)
 			require.NoError(t, err)
-			require.Equal(t, parsed.ID, tokenID(tok.raw), prefix)
+			require.Equal(t, tok.ID, parsed.ID, prefix)
+			require.Equal(t, tok.Prefix, parsed.Prefix, prefix)
 		}
 	}
 }

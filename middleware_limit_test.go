@@ -3,12 +3,14 @@ package apikey_test
 import (
 	"context"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/apikeykit/apikey"
+	"github.com/apikeykit/apikey/memlimit"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -29,10 +31,74 @@ func withKey(key string) func(*http.Request) {
 	return func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+key) }
 }
 
+// TestMiddlewareEnforcesOwnLimitsByDefault is what a new user tried: a key
+// issued with a RateLimit and a Quota, behind Middleware with no options.
+// Both are enforced, on the Manager's own limiter and counter, which every
+// Middleware of the Manager shares.
+func TestMiddlewareEnforcesOwnLimitsByDefault(t *testing.T) {
+	f := newMWFixture(t)
+	h, calls := f.handler()
+	other := f.m.Middleware()(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+
+	limited, _ := issueKey(t, f, apikey.IssueRequest{RateLimit: apikey.Limit{Rate: 1, Period: time.Hour}})
+	metered, _ := issueKey(t, f, apikey.IssueRequest{Quota: apikey.Quota{Limit: 1, Period: time.Hour}})
+	for _, tc := range []struct {
+		name, key, policy, reason string
+	}{
+		{"rate limit", limited, `"key";q=1;w=3600`, string(apikey.ReasonRateLimit)},
+		{"quota", metered, `"quota";q=1;w=3600`, string(apikey.ReasonQuota)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := calls.Load()
+			w := serve(h, newRequest(withKey(tc.key)))
+			require.Equal(t, 200, w.Code)
+			assert.Equal(t, tc.policy, w.Header().Get("RateLimit-Policy"))
+			w = serve(h, newRequest(withKey(tc.key)))
+			assertRejected(t, w, 429, "")
+			assert.Equal(t, tc.reason, string(f.events.last(t).Reason))
+			// Another route of the same Manager counts in the same bucket.
+			assertRejected(t, serve(other, newRequest(withKey(tc.key))), 429, "")
+			assert.Equal(t, before+1, calls.Load())
+			// An hour later the key may call again.
+			f.clock.Advance(time.Hour)
+			assert.Equal(t, 200, serve(h, newRequest(withKey(tc.key))).Code)
+		})
+	}
+	// A key without limits of its own is not limited, and gets no fields.
+	for range 5 {
+		w := serve(h, newRequest(withKey(f.valid)))
+		require.Equal(t, 200, w.Code)
+		assert.Empty(t, w.Header().Get("RateLimit-Policy"))
+	}
+}
+
+// TestManagerCloseStopsOwnLimiters checks that the sweepers of the
+// Manager's own limiter and counter stop at Close, and that the middleware
+// still enforces limits afterwards.
+func TestManagerCloseStopsOwnLimiters(t *testing.T) {
+	before := runtime.NumGoroutine()
+	m, _, _ := newTestManager(t, apikey.WithCache(0, 0))
+	h := m.Middleware()(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	s, _, err := m.Issue(context.Background(), apikey.IssueRequest{Owner: "o", RateLimit: apikey.Limit{Rate: 1, Period: time.Hour}})
+	require.NoError(t, err)
+	assert.Equal(t, 200, serve(h, newRequest(withKey(s.Reveal()))).Code)
+	require.NoError(t, m.Close())
+	assertRejected(t, serve(h, newRequest(withKey(s.Reveal()))), 429, "")
+	// A Middleware made after Close starts no sweeper that would outlive it.
+	m.Middleware()
+	for range 100 {
+		if runtime.NumGoroutine() <= before {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatalf("%d goroutines after Close, %d before", runtime.NumGoroutine(), before)
+}
+
 func TestMiddlewareRateLimit(t *testing.T) {
 	f := newMWFixture(t)
 	lim := newRecordingLimiter(f.clock.Now)
-	h, calls := f.handler(apikey.WithLimiter(lim), apikey.WithDefaultLimit(apikey.Limit{Rate: 100, Period: time.Minute, Burst: 100}))
+	h, calls := f.handler(apikey.WithLimits(apikey.Limits{Limiter: lim, Default: apikey.Limit{Rate: 100, Period: time.Minute, Burst: 100}}))
 
 	// The key's own limit: 2 per minute, burst 2.
 	key, k := issueKey(t, f, apikey.IssueRequest{RateLimit: apikey.Limit{Rate: 2, Period: time.Minute, Burst: 2}})
@@ -52,7 +118,7 @@ func TestMiddlewareRateLimit(t *testing.T) {
 	assert.Equal(t, int64(2), calls.Load())
 	ev := f.events.last(t)
 	assert.Equal(t, apikey.OutcomeLimited, ev.Outcome)
-	assert.Equal(t, "rate_limit", ev.Reason)
+	assert.Equal(t, apikey.ReasonRateLimit, ev.Reason)
 	assert.Equal(t, k.ID, ev.KeyID)
 	assert.Equal(t, "team-42", ev.Owner)
 	assert.Equal(t, 3, lim.callCount(k.ID))
@@ -72,9 +138,11 @@ func TestMiddlewareRateLimit(t *testing.T) {
 func TestMiddlewareOwnerLimit(t *testing.T) {
 	f := newMWFixture(t)
 	lim := newRecordingLimiter(f.clock.Now)
-	h, _ := f.handler(apikey.WithLimiter(lim),
-		apikey.WithDefaultLimit(apikey.Limit{Rate: 100, Period: time.Minute, Burst: 100}),
-		apikey.WithOwnerLimit(apikey.Limit{Rate: 3, Period: time.Hour, Burst: 3}))
+	h, _ := f.handler(apikey.WithLimits(apikey.Limits{
+		Limiter:  lim,
+		Default:  apikey.Limit{Rate: 100, Period: time.Minute, Burst: 100},
+		PerOwner: apikey.Limit{Rate: 3, Period: time.Hour, Burst: 3},
+	}))
 	a, _ := issueKey(t, f, apikey.IssueRequest{Owner: "acme"})
 	b, _ := issueKey(t, f, apikey.IssueRequest{Owner: "acme"})
 	for i, key := range []string{a, b, a} {
@@ -86,7 +154,7 @@ func TestMiddlewareOwnerLimit(t *testing.T) {
 	assertRejected(t, w, 429, "")
 	assert.Equal(t, `"key";r=98;t=2, "owner";r=0;t=3600`, w.Header().Get("RateLimit"))
 	assert.Equal(t, "1200", w.Header().Get("Retry-After"))
-	assert.Equal(t, "owner_rate_limit", f.events.last(t).Reason)
+	assert.Equal(t, apikey.ReasonOwnerRateLimit, f.events.last(t).Reason)
 	assert.Equal(t, 4, lim.callCount("owner:acme"))
 	// Another owner is not affected.
 	assert.Equal(t, 200, serve(h, newRequest(withKey(f.valid))).Code)
@@ -95,7 +163,7 @@ func TestMiddlewareOwnerLimit(t *testing.T) {
 func TestMiddlewareQuota(t *testing.T) {
 	f := newMWFixture(t)
 	counter := newRecordingCounter()
-	h, calls := f.handler(apikey.WithQuotaCounter(counter), apikey.WithCost(func(r *http.Request) int64 {
+	h, calls := f.handler(apikey.WithLimits(apikey.Limits{Counter: counter, Cost: func(r *http.Request) int64 {
 		if strings.HasPrefix(r.URL.Path, "/bulk") {
 			return 2
 		}
@@ -103,7 +171,7 @@ func TestMiddlewareQuota(t *testing.T) {
 			return 0
 		}
 		return 1
-	}))
+	}}))
 	key, k := issueKey(t, f, apikey.IssueRequest{Quota: apikey.Quota{Limit: 3, Period: 24 * time.Hour}})
 	bulk := func(r *http.Request) {
 		withKey(key)(r)
@@ -117,7 +185,7 @@ func TestMiddlewareQuota(t *testing.T) {
 	p := assertRejected(t, w, 429, "")
 	assert.Equal(t, "quota exhausted", p.Detail)
 	assert.Equal(t, "86400", w.Header().Get("Retry-After"))
-	assert.Equal(t, "quota", f.events.last(t).Reason)
+	assert.Equal(t, apikey.ReasonQuota, f.events.last(t).Reason)
 	assert.Equal(t, 200, serve(h, newRequest(withKey(key))).Code) // 1 still fits
 	free := func(r *http.Request) {
 		withKey(key)(r)
@@ -137,18 +205,18 @@ func TestMiddlewareQuota(t *testing.T) {
 
 func TestMiddlewareLimiterFailure(t *testing.T) {
 	f := newMWFixture(t)
-	limit := apikey.WithDefaultLimit(apikey.Limit{Rate: 10, Period: time.Second, Burst: 10})
+	limit := apikey.Limit{Rate: 10, Period: time.Second, Burst: 10}
 	quotaKey, _ := issueKey(t, f, apikey.IssueRequest{Quota: apikey.Quota{Limit: 10, Period: time.Hour}})
 	t.Run("fails closed by default", func(t *testing.T) {
 		lim := newRecordingLimiter(f.clock.Now)
 		lim.err = errBackend
-		h, calls := f.handler(apikey.WithLimiter(lim), limit)
+		h, calls := f.handler(apikey.WithLimits(apikey.Limits{Limiter: lim, Default: limit}))
 		w := serve(h, newRequest(withKey(f.valid)))
 		assertRejected(t, w, 503, "")
 		assert.Equal(t, "5", w.Header().Get("Retry-After"))
 		assert.Zero(t, calls.Load())
 		ev := f.events.last(t)
-		assert.Equal(t, "limiter", ev.Reason)
+		assert.Equal(t, apikey.ReasonLimiter, ev.Reason)
 		assert.ErrorIs(t, ev.Err, errBackend)
 		assert.Equal(t, f.validKey.ID, ev.KeyID)
 		assert.Equal(t, "team-42", ev.Owner)
@@ -157,7 +225,7 @@ func TestMiddlewareLimiterFailure(t *testing.T) {
 	t.Run("counter fails closed", func(t *testing.T) {
 		c := newRecordingCounter()
 		c.err = errBackend
-		h, calls := f.handler(apikey.WithQuotaCounter(c))
+		h, calls := f.handler(apikey.WithLimits(apikey.Limits{Counter: c}))
 		assertRejected(t, serve(h, newRequest(withKey(quotaKey))), 503, "")
 		assert.Zero(t, calls.Load())
 	})
@@ -166,7 +234,7 @@ func TestMiddlewareLimiterFailure(t *testing.T) {
 		lim.err = errBackend
 		c := newRecordingCounter()
 		c.err = errBackend
-		h, calls := f.handler(apikey.WithLimiter(lim), limit, apikey.WithQuotaCounter(c), apikey.WithLimiterFailOpen())
+		h, calls := f.handler(apikey.WithLimits(apikey.Limits{Limiter: lim, Default: limit, Counter: c, FailOpen: true}))
 		w := serve(h, newRequest(withKey(quotaKey)))
 		assert.Equal(t, 200, w.Code)
 		assert.Empty(t, w.Header().Get("RateLimit"))
@@ -180,7 +248,7 @@ func TestMiddlewareLimiterFailure(t *testing.T) {
 func TestMiddlewareFailedAuthLimit(t *testing.T) {
 	f := newMWFixture(t)
 	lim := newRecordingLimiter(f.clock.Now)
-	h, calls := f.handler(apikey.WithFailedAuthLimit(lim, apikey.Limit{Rate: 3, Period: time.Hour, Burst: 3}))
+	h, calls := f.handler(apikey.WithLimits(apikey.Limits{Limiter: lim, FailedAuth: apikey.Limit{Rate: 3, Period: time.Hour, Burst: 3}}))
 	from := func(addr, key string) func(*http.Request) {
 		return func(r *http.Request) {
 			r.RemoteAddr = addr
@@ -200,7 +268,7 @@ func TestMiddlewareFailedAuthLimit(t *testing.T) {
 	w := serve(h, newRequest(from(attacker, flipChecksum(f.valid))))
 	assertRejected(t, w, 429, "")
 	assert.Equal(t, "1200", w.Header().Get("Retry-After"))
-	assert.Equal(t, "failed_auth_limit", f.events.last(t).Reason)
+	assert.Equal(t, apikey.ReasonFailedAuthLimit, f.events.last(t).Reason)
 
 	// Now even a valid key from there is refused before it is parsed.
 	gets := f.store.gets.Load()
@@ -231,7 +299,7 @@ func TestMiddlewareFailedAuthLimiterErrorKeeps401(t *testing.T) {
 	f := newMWFixture(t)
 	lim := newRecordingLimiter(f.clock.Now)
 	lim.err = errBackend
-	h, _ := f.handler(apikey.WithFailedAuthLimit(lim, apikey.Limit{Rate: 1, Period: time.Hour, Burst: 1}))
+	h, _ := f.handler(apikey.WithLimits(apikey.Limits{Limiter: lim, FailedAuth: apikey.Limit{Rate: 1, Period: time.Hour, Burst: 1}}))
 	for i := 0; i < 3; i++ {
 		assertRejected(t, serve(h, newRequest(withKey("acme_test_garbage"))), 401, chInvalid)
 	}
@@ -243,13 +311,13 @@ func TestMiddlewareFailedAuthLimiterErrorKeeps401(t *testing.T) {
 func TestMiddlewareConcurrent(t *testing.T) {
 	f := newMWFixture(t)
 	lim := newRecordingLimiter(f.clock.Now)
-	h, _ := f.handler(
-		apikey.WithLimiter(lim),
-		apikey.WithDefaultLimit(apikey.Limit{Rate: 1000, Period: time.Second, Burst: 1000}),
-		apikey.WithOwnerLimit(apikey.Limit{Rate: 1000, Period: time.Second, Burst: 1000}),
-		apikey.WithQuotaCounter(newRecordingCounter()),
-		apikey.WithFailedAuthLimit(lim, apikey.Limit{Rate: 5, Period: time.Minute, Burst: 5}),
-	)
+	h, _ := f.handler(apikey.WithLimits(apikey.Limits{
+		Limiter:    lim,
+		Default:    apikey.Limit{Rate: 1000, Period: time.Second, Burst: 1000},
+		PerOwner:   apikey.Limit{Rate: 1000, Period: time.Second, Burst: 1000},
+		Counter:    newRecordingCounter(),
+		FailedAuth: apikey.Limit{Rate: 5, Period: time.Minute, Burst: 5},
+	}))
 	quota, _ := issueKey(t, f, apikey.IssueRequest{Quota: apikey.Quota{Limit: 1 << 40, Period: time.Hour}})
 	keys := []string{f.valid, quota, f.revoked, flipChecksum(f.valid), "garbage"}
 	var wg sync.WaitGroup
@@ -272,17 +340,17 @@ func TestMiddlewareConcurrent(t *testing.T) {
 	wg.Wait()
 }
 
-// TestMiddlewareWithMemoryLimits runs the middleware on the package's own
-// MemoryLimiter and MemoryCounter, on the same fake clock: per-key limits,
-// an owner limit that caps the sum over an owner's keys, and a quota.
+// TestMiddlewareWithMemoryLimits runs the middleware on memlimit's Limiter
+// and Counter, on the same fake clock: per-key limits, an owner limit that
+// caps the sum over an owner's keys, and a quota.
 func TestMiddlewareWithMemoryLimits(t *testing.T) {
 	f := newMWFixture(t)
-	lim := apikey.NewMemoryLimiter(apikey.WithLimiterClock(f.clock.Now))
+	lim := must(memlimit.NewLimiter(memlimit.WithClock(f.clock.Now)))
 	defer lim.Close()
-	ctr := apikey.NewMemoryCounter(apikey.WithCounterClock(f.clock.Now))
+	ctr := must(memlimit.NewCounter(memlimit.WithClock(f.clock.Now)))
 	defer ctr.Close()
-	h, _ := f.handler(apikey.WithLimiter(lim), apikey.WithQuotaCounter(ctr),
-		apikey.WithOwnerLimit(apikey.Limit{Rate: 5, Period: time.Minute, Burst: 5}))
+	h, _ := f.handler(apikey.WithLimits(apikey.Limits{Limiter: lim, Counter: ctr,
+		PerOwner: apikey.Limit{Rate: 5, Period: time.Minute, Burst: 5}}))
 
 	// Three keys of one owner, each allowed 4 a minute: together they get
 	// the owner's 5, not 12.
@@ -342,31 +410,33 @@ func TestMiddlewareRateLimitFields(t *testing.T) {
 	metered, _ := issueKey(t, f, apikey.IssueRequest{Owner: "o3", Quota: quota})
 	for _, tc := range []struct {
 		name         string
-		opts         []apikey.MiddlewareOption
+		limits       apikey.Limits
 		key          string
 		policy, rate string
 	}{
-		{"default", []apikey.MiddlewareOption{apikey.WithDefaultLimit(def)}, plain,
+		{"default", apikey.Limits{Default: def}, plain,
 			`"key";q=100;w=60`, `"key";r=99;t=1`},
-		{"own limit", []apikey.MiddlewareOption{apikey.WithDefaultLimit(def)}, custom,
+		{"own limit", apikey.Limits{Default: def}, custom,
 			`"key";q=2;w=60`, `"key";r=1;t=30`},
-		{"owner only", []apikey.MiddlewareOption{apikey.WithOwnerLimit(own)}, plain,
+		{"owner only", apikey.Limits{PerOwner: own}, plain,
 			`"owner";q=5;w=3600`, `"owner";r=4;t=720`},
-		{"default and owner", []apikey.MiddlewareOption{apikey.WithDefaultLimit(def), apikey.WithOwnerLimit(own)}, plain,
+		{"default and owner", apikey.Limits{Default: def, PerOwner: own}, plain,
 			`"key";q=100;w=60, "owner";q=5;w=3600`, `"key";r=99;t=1, "owner";r=4;t=720`},
-		{"own limit and owner", []apikey.MiddlewareOption{apikey.WithDefaultLimit(def), apikey.WithOwnerLimit(own)}, custom,
+		{"own limit and owner", apikey.Limits{Default: def, PerOwner: own}, custom,
 			`"key";q=2;w=60, "owner";q=5;w=3600`, `"key";r=1;t=30, "owner";r=4;t=720`},
-		{"default and quota", []apikey.MiddlewareOption{apikey.WithDefaultLimit(def), apikey.WithQuotaCounter(newRecordingCounter())}, metered,
+		{"default and quota", apikey.Limits{Default: def, Counter: newRecordingCounter()}, metered,
 			`"key";q=100;w=60, "quota";q=10;w=86400`, `"key";r=99;t=1, "quota";r=9;t=86400`},
-		{"all three", []apikey.MiddlewareOption{apikey.WithDefaultLimit(def), apikey.WithOwnerLimit(own), apikey.WithQuotaCounter(newRecordingCounter())}, metered,
+		{"all three", apikey.Limits{Default: def, PerOwner: own, Counter: newRecordingCounter()}, metered,
 			`"key";q=100;w=60, "owner";q=5;w=3600, "quota";q=10;w=86400`, `"key";r=99;t=1, "owner";r=4;t=720, "quota";r=9;t=86400`},
-		{"quota only", []apikey.MiddlewareOption{apikey.WithQuotaCounter(newRecordingCounter())}, metered,
+		{"quota only", apikey.Limits{Counter: newRecordingCounter()}, metered,
 			`"quota";q=10;w=86400`, `"quota";r=9;t=86400`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			lim := apikey.NewMemoryLimiter(apikey.WithLimiterClock(f.clock.Now))
+			lim := must(memlimit.NewLimiter(memlimit.WithClock(f.clock.Now)))
 			defer lim.Close()
-			h, _ := f.handler(append([]apikey.MiddlewareOption{apikey.WithLimiter(lim)}, tc.opts...)...)
+			limits := tc.limits
+			limits.Limiter = lim
+			h, _ := f.handler(apikey.WithLimits(limits))
 			first := serve(h, newRequest(withKey(tc.key)))
 			require.Equal(t, 200, first.Code)
 			assert.Equal(t, []string{tc.policy}, first.Header()["Ratelimit-Policy"])
@@ -384,15 +454,14 @@ func TestMiddlewareRateLimitFields(t *testing.T) {
 	}
 }
 
-// TestMiddlewareMemoryLimiterKey checks that the MemoryLimiter, which the
-// middleware gives the kid sliced from the token, counts the request
-// under the key's ID, as it would any other Limiter.
+// TestMiddlewareMemoryLimiterKey checks that memlimit's Limiter counts a
+// request through the middleware under the key's ID, as any Limiter does.
 func TestMiddlewareMemoryLimiterKey(t *testing.T) {
 	f := newMWFixture(t)
-	lim := apikey.NewMemoryLimiter(apikey.WithLimiterClock(f.clock.Now))
+	lim := must(memlimit.NewLimiter(memlimit.WithClock(f.clock.Now)))
 	defer lim.Close()
 	limit := apikey.Limit{Rate: 3, Period: time.Minute, Burst: 3}
-	h, _ := f.handler(apikey.WithLimiter(lim), apikey.WithDefaultLimit(limit))
+	h, _ := f.handler(apikey.WithLimits(apikey.Limits{Limiter: lim, Default: limit}))
 	key, k := issueKey(t, f, apikey.IssueRequest{})
 	for i := 0; i < 2; i++ {
 		require.Equal(t, 200, serve(h, newRequest(withKey(key))).Code)

@@ -171,7 +171,7 @@ func (f *mwFixture) assertNoSecret(t *testing.T, w *httptest.ResponseRecorder) {
 	}
 	all.Write(w.Body.Bytes())
 	for _, e := range f.events.all() {
-		all.WriteString(e.KeyID + e.Owner + e.Reason + e.Path + string(e.Outcome))
+		all.WriteString(e.KeyID + e.Owner + string(e.Reason) + e.Path + string(e.Outcome))
 		if e.Err != nil {
 			all.WriteString(e.Err.Error())
 		}
@@ -210,7 +210,7 @@ func TestMiddlewareCredentials(t *testing.T) {
 		setup     func(*http.Request)
 		status    int
 		challenge string
-		reason    string
+		reason    apikey.Reason
 		noStore   bool // the store must not be asked
 	}{
 		{"no credential", nil, 401, chNone, "no_credential", true},
@@ -321,7 +321,7 @@ func TestMiddlewareAllowedPrefixes(t *testing.T) {
 	w := serve(h, newRequest(func(r *http.Request) { r.Header.Set("X-API-Key", f.valid) }))
 	assertRejected(t, w, 401, chInvalid)
 	assert.Equal(t, gets, f.store.gets.Load(), "a disallowed environment must not reach the store")
-	assert.Equal(t, "wrong_prefix", f.events.last(t).Reason)
+	assert.Equal(t, apikey.ReasonWrongPrefix, f.events.last(t).Reason)
 	assert.Equal(t, f.validKey.ID, f.events.last(t).KeyID)
 	f.assertNoSecret(t, w)
 
@@ -346,7 +346,7 @@ func TestMiddlewareStoreFailure(t *testing.T) {
 				assert.NotContains(t, w.Body.String(), "10.0.0.9", "backend details leaked")
 				ev := f.events.last(t)
 				assert.Equal(t, apikey.OutcomeUnavailable, ev.Outcome)
-				assert.Equal(t, "store", ev.Reason)
+				assert.Equal(t, apikey.ReasonStore, ev.Reason)
 				assert.ErrorIs(t, ev.Err, failErr)
 				f.assertNoSecret(t, w)
 			}
@@ -365,7 +365,7 @@ func TestMiddlewareClientGone(t *testing.T) {
 	assert.NotEqual(t, 200, w.Code)
 	assert.Equal(t, 503, w.Code)
 	assert.Zero(t, calls.Load())
-	assert.Equal(t, "canceled", f.events.last(t).Reason)
+	assert.Equal(t, apikey.ReasonCanceled, f.events.last(t).Reason)
 }
 
 func TestMiddlewareIPAllowlist(t *testing.T) {
@@ -402,7 +402,7 @@ func TestMiddlewareIPAllowlist(t *testing.T) {
 			p := assertRejected(t, w, 403, "")
 			assert.Equal(t, "client address not allowed for this API key", p.Detail)
 			ev := f.events.last(t)
-			assert.Equal(t, "ip_not_allowed", ev.Reason)
+			assert.Equal(t, apikey.ReasonIPNotAllowed, ev.Reason)
 			assert.Equal(t, "team-42", ev.Owner)
 			f.assertNoSecret(t, w)
 		})
@@ -443,7 +443,7 @@ func TestRequireScopes(t *testing.T) {
 			assertRejected(t, w, 403, tt.challenge)
 			ev := f.events.last(t)
 			assert.Equal(t, apikey.OutcomeForbidden, ev.Outcome)
-			assert.Equal(t, "insufficient_scope", ev.Reason)
+			assert.Equal(t, apikey.ReasonInsufficientScope, ev.Reason)
 			assert.Equal(t, f.validKey.ID, ev.KeyID)
 			assert.Equal(t, "team-42", ev.Owner)
 			f.assertNoSecret(t, w)
@@ -516,14 +516,10 @@ func TestMiddlewareRejectsBadOptions(t *testing.T) {
 		{"bad prefix", []apikey.MiddlewareOption{apikey.WithAllowedPrefixes("Acme")}, "invalid prefix"},
 		{"no prefixes", []apikey.MiddlewareOption{apikey.WithAllowedPrefixes()}, "no prefix"},
 		{"invalid proxy", []apikey.MiddlewareOption{apikey.WithTrustedProxies(netip.Prefix{})}, "WithTrustedProxies"},
-		{"nil limiter", []apikey.MiddlewareOption{apikey.WithLimiter(nil)}, "WithLimiter(nil)"},
-		{"default limit without limiter", []apikey.MiddlewareOption{apikey.WithDefaultLimit(good)}, "needs WithLimiter"},
-		{"owner limit without limiter", []apikey.MiddlewareOption{apikey.WithOwnerLimit(good)}, "needs WithLimiter"},
-		{"zero default limit", []apikey.MiddlewareOption{apikey.WithLimiter(lim), apikey.WithDefaultLimit(apikey.Limit{})}, "zero Limit"},
-		{"negative rate", []apikey.MiddlewareOption{apikey.WithLimiter(lim), apikey.WithDefaultLimit(apikey.Limit{Rate: -1, Period: time.Second})}, "rate and period must be positive"},
-		{"cost without counter", []apikey.MiddlewareOption{apikey.WithCost(func(*http.Request) int64 { return 1 })}, "needs WithQuotaCounter"},
-		{"fail open without limiter", []apikey.MiddlewareOption{apikey.WithLimiterFailOpen()}, "needs WithLimiter"},
-		{"failed auth limit, nil limiter", []apikey.MiddlewareOption{apikey.WithFailedAuthLimit(nil, good)}, "WithFailedAuthLimit"},
+		{"negative default rate", []apikey.MiddlewareOption{apikey.WithLimits(apikey.Limits{Limiter: lim, Default: apikey.Limit{Rate: -1, Period: time.Second}})}, "Limits.Default: apikey: invalid request: rate limit -1 per 1s, burst 0: rate and period must be positive"},
+		{"negative owner burst", []apikey.MiddlewareOption{apikey.WithLimits(apikey.Limits{PerOwner: apikey.Limit{Rate: 1, Period: time.Second, Burst: -1}})}, "Limits.PerOwner"},
+		{"failed auth faster than 1/ns", []apikey.MiddlewareOption{apikey.WithLimits(apikey.Limits{FailedAuth: apikey.Limit{Rate: 10, Period: time.Nanosecond}})}, "Limits.FailedAuth"},
+		{"default limit too long to refill", []apikey.MiddlewareOption{apikey.WithLimits(apikey.Limits{Default: apikey.Limit{Rate: 1, Period: 1000 * time.Hour, Burst: good.Burst * 1000}})}, "longer than"},
 		{"nil event hook", []apikey.MiddlewareOption{apikey.WithOnEvent(nil)}, "WithOnEvent(nil)"},
 		{"nil error handler", []apikey.MiddlewareOption{apikey.WithErrorHandler(nil)}, "WithErrorHandler(nil)"},
 		{"nil option", []apikey.MiddlewareOption{nil}, "nil option"},
@@ -565,7 +561,7 @@ func TestMiddlewareErrorHandler(t *testing.T) {
 	require.NotNil(t, got)
 	_, kid, _ := parts(t, f.revoked)
 	assert.Equal(t, kid, got.KeyID)
-	assert.Equal(t, "revoked", got.Reason)
+	assert.Equal(t, apikey.ReasonRevoked, got.Reason)
 	assert.ErrorIs(t, got, apikey.ErrRevoked)
 	assert.Equal(t, "apikey: 401 revoked (invalid_token): apikey: key revoked", got.Error())
 	assert.JSONEq(t, `{"code":"invalid_token","message":"API key revoked","key_id":"`+kid+`"}`, w.Body.String())
@@ -631,7 +627,7 @@ func TestMiddlewareEvents(t *testing.T) {
 	serve(h, newRequest(withKey(flipChecksum(f.valid))))
 	ev = f.events.last(t)
 	assert.Equal(t, apikey.OutcomeInvalidKey, ev.Outcome)
-	assert.Equal(t, "checksum", ev.Reason)
+	assert.Equal(t, apikey.ReasonChecksum, ev.Reason)
 	assert.Equal(t, 401, ev.Status)
 	assert.Empty(t, ev.KeyID, "a key that fails its checksum may have a mistyped kid")
 	assert.ErrorIs(t, ev.Err, apikey.ErrChecksum)
@@ -639,7 +635,7 @@ func TestMiddlewareEvents(t *testing.T) {
 
 	serve(h, newRequest(withKey(forge("acme_test", f.validKey.ID, strings.Repeat("z", 43)))))
 	ev = f.events.last(t)
-	assert.Equal(t, "invalid", ev.Reason)
+	assert.Equal(t, apikey.ReasonInvalid, ev.Reason)
 	assert.Equal(t, f.validKey.ID, ev.KeyID, "the kid of a key that parsed is reported")
 	assert.Empty(t, ev.Owner, "an unverified key has no owner")
 	assert.ErrorIs(t, ev.Err, apikey.ErrInvalidKey)

@@ -40,7 +40,7 @@ type AuthError struct {
 	KeyID string
 	// Reason is the precise, machine-readable cause, as in Event.Reason,
 	// for logs; a client must not learn it.
-	Reason string
+	Reason Reason
 	// Err is the underlying error, if any (a Verify, store or limiter
 	// error), for logs; a client must not see it.
 	Err error
@@ -48,7 +48,7 @@ type AuthError struct {
 
 // Error returns a message with the status, code and reason, for logs.
 func (e *AuthError) Error() string {
-	s := "apikey: " + strconv.Itoa(e.Status) + " " + e.Reason
+	s := "apikey: " + strconv.Itoa(e.Status) + " " + string(e.Reason)
 	if e.Code != "" {
 		s += " (" + e.Code + ")"
 	}
@@ -147,28 +147,22 @@ func challenge(realm, code, description string, scopes []string) string {
 	return b.String()
 }
 
-// validRealm reports whether realm can be written inside a quoted-string
+// isQuotable reports whether s can be written inside a quoted-string
 // without escaping: printable ASCII other than '"' and '\'.
-func validRealm(realm string) bool {
-	for i := 0; i < len(realm); i++ {
-		c := realm[i]
+func isQuotable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
 		if c < ' ' || c > '~' || c == '"' || c == '\\' {
 			return false
 		}
 	}
-	return realm != ""
+	return true
 }
 
 // retryAfterSeconds rounds d up to whole seconds, at least 1: Retry-After
 // has one-second resolution, and rounding down would invite a retry that is
 // refused again.
-func retryAfterSeconds(d time.Duration) int64 {
-	s := int64((d + time.Second - 1) / time.Second)
-	if s < 1 {
-		s = 1
-	}
-	return s
-}
+func retryAfterSeconds(d time.Duration) int64 { return max(ceilSeconds(d), 1) }
 
 // ceilSeconds rounds d up to whole seconds, with 0 for d <= 0.
 func ceilSeconds(d time.Duration) int64 {

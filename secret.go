@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"strings"
-	"unsafe"
 )
 
 // Secret holds a whole API key. It redacts itself everywhere it could be
@@ -85,7 +84,3 @@ var errSecretUnmarshal = errors.New("apikey: a Secret cannot be unmarshaled; use
 // UnmarshalText refuses: a Secret's text form is redacted, and reading
 // one back would silently produce a useless key.
 func (s *Secret) UnmarshalText([]byte) error { return errSecretUnmarshal }
-
-// stringBytes views s as a byte slice without copying. Only for read-only
-// use by functions that do not retain the slice (hashing, checksums).
-func stringBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }

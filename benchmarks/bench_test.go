@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/apikeykit/apikey"
+	"github.com/apikeykit/apikey/memlimit"
 	"github.com/go-chi/httprate"
 	"github.com/sethvargo/go-limiter"
 	"github.com/sethvargo/go-limiter/memorystore"
@@ -55,9 +56,12 @@ var subjects = []subject{
 	{name: "httprate", new: newHTTPRate},
 }
 
-// apikey.MemoryLimiter: sharded GCRA, one int64 per key.
+// memlimit.Limiter: sharded GCRA, one int64 per key.
 func newAPIKey() (func(string) bool, func()) {
-	l := apikey.NewMemoryLimiter()
+	l, err := memlimit.NewLimiter()
+	if err != nil {
+		panic(err)
+	}
 	limit := apikey.Limit{Rate: perHour, Period: time.Hour}
 	ctx := context.Background()
 	return func(key string) bool {

@@ -50,6 +50,7 @@ import (
 	"time"
 
 	"github.com/apikeykit/apikey"
+	"github.com/apikeykit/apikey/memlimit"
 	"github.com/apikeykit/apikey/memstore"
 	"github.com/go-chi/httprate"
 	"github.com/labstack/echo/v4"
@@ -234,11 +235,14 @@ func newVerify(f *mwFixture) http.Handler {
 }
 
 // newAPIKeyMW is apikey's middleware with a per-key limit of perHour per
-// hour; the MemoryLimiter is returned to be closed.
-func newAPIKeyMW(f *mwFixture, perHour int) (http.Handler, *apikey.MemoryLimiter) {
-	l := apikey.NewMemoryLimiter()
+// hour; the memlimit.Limiter is returned to be closed.
+func newAPIKeyMW(f *mwFixture, perHour int) (http.Handler, *memlimit.Limiter) {
+	l, err := memlimit.NewLimiter()
+	if err != nil {
+		panic(err)
+	}
 	limit := apikey.Limit{Rate: perHour, Period: time.Hour, Burst: perHour}
-	mw := f.m.Middleware(apikey.WithLimiter(l), apikey.WithDefaultLimit(limit))
+	mw := f.m.Middleware(apikey.WithLimits(apikey.Limits{Limiter: l, Default: limit}))
 	return mw(apikey.RequireScopes("orders:read")(noop)), l
 }
 

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/apikeykit/apikey"
+	"github.com/apikeykit/apikey/memlimit"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -87,7 +88,10 @@ func TestLimiterMatchesMemoryLimiter(t *testing.T) {
 	} {
 		t.Run(limit.String(), func(t *testing.T) {
 			l := newTestLimiter(t, c, testPrefix())
-			mem := apikey.NewMemoryLimiter(apikey.WithLimiterClock(frozen))
+			mem, err := memlimit.NewLimiter(memlimit.WithClock(frozen))
+			if err != nil {
+				t.Fatal(err)
+			}
 			defer mem.Close()
 			allowed := 0
 			const n = 1500
@@ -392,7 +396,10 @@ func newTestCounter(t testing.TB, c redis.UniversalClient, prefix string) *Count
 func TestCounterMatchesMemoryCounter(t *testing.T) {
 	c := testClient(t)
 	counter := newTestCounter(t, c, testPrefix())
-	mem := apikey.NewMemoryCounter(apikey.WithCounterClock(frozen))
+	mem, err := memlimit.NewCounter(memlimit.WithClock(frozen))
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer mem.Close()
 	ctx := context.Background()
 	q := apikey.Quota{Limit: 20, Period: 10 * time.Millisecond}

@@ -135,7 +135,7 @@ func logEvent(logger *slog.Logger) func(apikey.Event) {
 			slog.Duration("duration", e.Duration),
 		}
 		if e.Reason != "" {
-			attrs = append(attrs, slog.String("reason", e.Reason), slog.Int("status", e.Status))
+			attrs = append(attrs, slog.String("reason", string(e.Reason)), slog.Int("status", e.Status))
 		}
 		if e.KeyID != "" {
 			attrs = append(attrs, slog.String("kid", e.KeyID))

@@ -95,7 +95,7 @@ func run() error {
 	}
 	defer m.Close() // flushes last-used times
 
-	limiter, counter, closeLimits, err := limits(ctx, *redisURL)
+	limits, closeLimits, err := sharedLimits(ctx, *redisURL)
 	if err != nil {
 		return err
 	}
@@ -111,8 +111,7 @@ func run() error {
 	}
 
 	authenticated := m.Middleware(
-		apikey.WithLimiter(limiter),
-		apikey.WithQuotaCounter(counter),
+		apikey.WithLimits(limits),
 		apikey.WithTrustedProxies(trusted...),
 		apikey.WithOnEvent(func(e apikey.Event) { logEvent(log, e) }),
 	)
@@ -147,34 +146,35 @@ func run() error {
 	return srv.Shutdown(shutdownCtx)
 }
 
-// limits returns the rate limiter and quota counter: in memory, or on the
-// Redis at redisURL so that every instance shares them.
-func limits(ctx context.Context, redisURL string) (apikey.Limiter, apikey.Counter, func(), error) {
+// sharedLimits returns where keys' rate limits and quotas are counted:
+// without redisURL, in this process's memory (the zero Limits: the
+// Manager's own limiter and counter); with it, on that Redis, so that
+// every instance shares them.
+func sharedLimits(ctx context.Context, redisURL string) (apikey.Limits, func(), error) {
 	if redisURL == "" {
-		l, c := apikey.NewMemoryLimiter(), apikey.NewMemoryCounter()
-		return l, c, func() { l.Close(); c.Close() }, nil
+		return apikey.Limits{}, func() {}, nil
 	}
 	opt, err := redis.ParseURL(redisURL)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("-redis: %w", err)
+		return apikey.Limits{}, nil, fmt.Errorf("-redis: %w", err)
 	}
 	opt.ContextTimeoutEnabled = true // a slow Redis must not outlast a request's deadline
 	client := redis.NewClient(opt)
 	if err := client.Ping(ctx).Err(); err != nil {
 		client.Close()
-		return nil, nil, nil, fmt.Errorf("-redis: %w", err)
+		return apikey.Limits{}, nil, fmt.Errorf("-redis: %w", err)
 	}
 	l, err := redislimit.New(client)
 	if err != nil {
 		client.Close()
-		return nil, nil, nil, err
+		return apikey.Limits{}, nil, err
 	}
 	c, err := redislimit.NewCounter(client)
 	if err != nil {
 		client.Close()
-		return nil, nil, nil, err
+		return apikey.Limits{}, nil, err
 	}
-	return l, c, func() { client.Close() }, nil
+	return apikey.Limits{Limiter: l, Counter: c}, func() { client.Close() }, nil
 }
 
 // issueDemoKey issues the demo key if the database has none, and prints it
@@ -268,7 +268,7 @@ func logEvent(log *slog.Logger, e apikey.Event) {
 		level = slog.LevelDebug
 	}
 	log.LogAttrs(context.Background(), level, "auth",
-		slog.String("outcome", string(e.Outcome)), slog.String("reason", e.Reason),
+		slog.String("outcome", string(e.Outcome)), slog.String("reason", string(e.Reason)),
 		slog.Int("status", e.Status), slog.String("kid", e.KeyID), slog.String("owner", e.Owner),
 		slog.String("client", e.ClientIP.String()), slog.String("path", e.Path), slog.Duration("took", e.Duration))
 }

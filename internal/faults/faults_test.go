@@ -255,7 +255,7 @@ func TestPostgresOutage(t *testing.T) {
 }
 
 // TestRedisOutage takes Redis away from a rate-limited service: by default
-// requests fail closed with 503; with WithLimiterFailOpen they pass; and
+// requests fail closed with 503; with Limits.FailOpen they pass; and
 // both recover when Redis returns.
 func TestRedisOutage(t *testing.T) {
 	client, px, prefix := redisBehindProxy(t, 300*time.Millisecond)
@@ -283,9 +283,9 @@ func limitedServers(t *testing.T, client *redis.Client, prefix string, wrap func
 	s, _, err := m.Issue(context.Background(), apikey.IssueRequest{Owner: "o", RateLimit: apikey.Limit{Rate: 1000, Period: time.Second}})
 	require.NoError(t, err)
 	noop := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
-	closed = httptest.NewServer(wrap(m.Middleware(apikey.WithLimiter(limiter))(noop)))
+	closed = httptest.NewServer(wrap(m.Middleware(apikey.WithLimits(apikey.Limits{Limiter: limiter}))(noop)))
 	t.Cleanup(closed.Close)
-	open = httptest.NewServer(wrap(m.Middleware(apikey.WithLimiter(limiter), apikey.WithLimiterFailOpen())(noop)))
+	open = httptest.NewServer(wrap(m.Middleware(apikey.WithLimits(apikey.Limits{Limiter: limiter, FailOpen: true}))(noop)))
 	t.Cleanup(open.Close)
 	return s.Reveal(), closed, open
 }

@@ -1,4 +1,4 @@
-package apikey_test
+package memlimit_test
 
 import (
 	"context"
@@ -11,22 +11,23 @@ import (
 	"time"
 
 	"github.com/apikeykit/apikey"
+	"github.com/apikeykit/apikey/memlimit"
 	"golang.org/x/time/rate"
 )
 
 var t0 = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 
-func newTestLimiter(t testing.TB, opts ...apikey.MemoryLimiterOption) *apikey.MemoryLimiter {
+func newTestLimiter(t testing.TB, opts ...memlimit.LimiterOption) *memlimit.Limiter {
 	// The sweeper reads the limiter's clock: stop it at t0, or it would
 	// forget keys that tests create at explicit times near t0.
-	opts = append([]apikey.MemoryLimiterOption{apikey.WithLimiterClock(func() time.Time { return t0 })}, opts...)
-	l := apikey.NewMemoryLimiter(opts...)
+	opts = append([]memlimit.LimiterOption{memlimit.WithClock(func() time.Time { return t0 })}, opts...)
+	l := must(memlimit.NewLimiter(opts...))
 	t.Cleanup(func() { l.Close() })
 	return l
 }
 
 // allowN calls AllowAt n times at now and returns how many were allowed.
-func allowN(t testing.TB, l *apikey.MemoryLimiter, now time.Time, key string, limit apikey.Limit, n int) int {
+func allowN(t testing.TB, l *memlimit.Limiter, now time.Time, key string, limit apikey.Limit, n int) int {
 	t.Helper()
 	allowed := 0
 	for range n {
@@ -41,7 +42,7 @@ func allowN(t testing.TB, l *apikey.MemoryLimiter, now time.Time, key string, li
 	return allowed
 }
 
-func TestMemoryLimiterBurstAndRefill(t *testing.T) {
+func TestLimiterBurstAndRefill(t *testing.T) {
 	l := newTestLimiter(t)
 	limit := apikey.Limit{Rate: 10, Period: time.Second, Burst: 5} // a token every 100ms
 	steps := []struct {
@@ -69,7 +70,7 @@ func TestMemoryLimiterBurstAndRefill(t *testing.T) {
 	}
 }
 
-func TestMemoryLimiterBurstZeroMeansRate(t *testing.T) {
+func TestLimiterBurstZeroMeansRate(t *testing.T) {
 	l := newTestLimiter(t)
 	limit := apikey.Limit{Rate: 100, Period: time.Minute}
 	if got := allowN(t, l, t0, "k", limit, 1000); got != 100 {
@@ -80,7 +81,7 @@ func TestMemoryLimiterBurstZeroMeansRate(t *testing.T) {
 	}
 }
 
-func TestMemoryLimiterDecision(t *testing.T) {
+func TestLimiterDecision(t *testing.T) {
 	l := newTestLimiter(t)
 	limit := apikey.Limit{Rate: 10, Period: time.Second, Burst: 3}
 	want := []apikey.Decision{
@@ -107,10 +108,10 @@ func TestMemoryLimiterDecision(t *testing.T) {
 	}
 }
 
-// TestMemoryLimiterMatchesXTimeRate drives a MemoryLimiter and a
+// TestLimiterMatchesXTimeRate drives a MemoryLimiter and a
 // rate.Limiter with the same random requests at the same random,
 // increasing times, and requires the same decision every time.
-func TestMemoryLimiterMatchesXTimeRate(t *testing.T) {
+func TestLimiterMatchesXTimeRate(t *testing.T) {
 	limits := []apikey.Limit{
 		{Rate: 10, Period: time.Second, Burst: 5},
 		{Rate: 100, Period: time.Second},
@@ -156,7 +157,7 @@ func TestMemoryLimiterMatchesXTimeRate(t *testing.T) {
 
 // Like the x/time/rate test: many goroutines at one instant get exactly
 // the burst between them.
-func TestMemoryLimiterConcurrentOneKey(t *testing.T) {
+func TestLimiterConcurrentOneKey(t *testing.T) {
 	l := newTestLimiter(t)
 	limit := apikey.Limit{Rate: 1, Period: time.Second, Burst: 100}
 	var allowed atomic.Int64
@@ -185,7 +186,7 @@ func TestMemoryLimiterConcurrentOneKey(t *testing.T) {
 
 // The per-owner limit is applied by the middleware with the owner as the
 // key: however many keys an owner has, they share one bucket.
-func TestMemoryLimiterOwnerKeyCapsSum(t *testing.T) {
+func TestLimiterOwnerKeyCapsSum(t *testing.T) {
 	l := newTestLimiter(t)
 	perKey := apikey.Limit{Rate: 10, Period: time.Second}
 	perOwner := apikey.Limit{Rate: 25, Period: time.Second}
@@ -207,7 +208,7 @@ func TestMemoryLimiterOwnerKeyCapsSum(t *testing.T) {
 	}
 }
 
-func TestMemoryLimiterInvalidLimit(t *testing.T) {
+func TestLimiterInvalidLimit(t *testing.T) {
 	l := newTestLimiter(t)
 	for _, limit := range []apikey.Limit{
 		{},
@@ -223,9 +224,9 @@ func TestMemoryLimiterInvalidLimit(t *testing.T) {
 	}
 }
 
-func TestMemoryLimiterUsesClock(t *testing.T) {
+func TestLimiterUsesClock(t *testing.T) {
 	clock := newFakeClock()
-	l := newTestLimiter(t, apikey.WithLimiterClock(clock.Now))
+	l := newTestLimiter(t, memlimit.WithClock(clock.Now))
 	limit := apikey.Limit{Rate: 1, Period: time.Second}
 	ctx := context.Background()
 	if d, _ := l.Allow(ctx, "k", limit); !d.Allowed {
@@ -240,7 +241,7 @@ func TestMemoryLimiterUsesClock(t *testing.T) {
 	}
 }
 
-func TestMemoryLimiterAllowDoesNotAllocate(t *testing.T) {
+func TestLimiterAllowDoesNotAllocate(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts are meaningless under -race")
 	}
@@ -262,8 +263,8 @@ func TestMemoryLimiterAllowDoesNotAllocate(t *testing.T) {
 	}
 }
 
-func TestMemoryLimiterCloseIdempotent(t *testing.T) {
-	l := apikey.NewMemoryLimiter(apikey.WithSweepInterval(time.Millisecond))
+func TestLimiterCloseIdempotent(t *testing.T) {
+	l := must(memlimit.NewLimiter(memlimit.WithSweepInterval(time.Millisecond)))
 	l.Close()
 	l.Close()
 	if d, err := l.AllowAt(t0, "k", apikey.Limit{Rate: 1, Period: time.Second}); err != nil || !d.Allowed {
@@ -271,19 +272,17 @@ func TestMemoryLimiterCloseIdempotent(t *testing.T) {
 	}
 }
 
-func TestNewMemoryLimiterPanicsOnBadOptions(t *testing.T) {
-	for name, opt := range map[string]apikey.MemoryLimiterOption{
-		"nil clock":      apikey.WithLimiterClock(nil),
-		"zero sweep":     apikey.WithSweepInterval(0),
-		"negative bound": apikey.WithMaxKeys(-1),
+func TestNewLimiterRejectsBadOptions(t *testing.T) {
+	for name, opt := range map[string]memlimit.LimiterOption{
+		"nil clock":      memlimit.WithClock(nil),
+		"zero sweep":     memlimit.WithSweepInterval(0),
+		"negative bound": memlimit.WithMaxKeys(-1),
 	} {
 		t.Run(name, func(t *testing.T) {
-			defer func() {
-				if recover() == nil {
-					t.Fatal("no panic")
-				}
-			}()
-			apikey.NewMemoryLimiter(opt).Close()
+			l, err := memlimit.NewLimiter(opt)
+			if !errors.Is(err, apikey.ErrInvalidRequest) || l != nil {
+				t.Fatalf("NewLimiter: %v, %v; want nil and ErrInvalidRequest", l, err)
+			}
 		})
 	}
 }

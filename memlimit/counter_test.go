@@ -1,4 +1,4 @@
-package apikey_test
+package memlimit_test
 
 import (
 	"context"
@@ -10,15 +10,16 @@ import (
 	"time"
 
 	"github.com/apikeykit/apikey"
+	"github.com/apikeykit/apikey/memlimit"
 )
 
-func newTestCounter(t testing.TB) *apikey.MemoryCounter {
-	c := apikey.NewMemoryCounter(apikey.WithCounterClock(func() time.Time { return t0 }))
+func newTestCounter(t testing.TB) *memlimit.Counter {
+	c := must(memlimit.NewCounter(memlimit.WithClock(func() time.Time { return t0 })))
 	t.Cleanup(func() { c.Close() })
 	return c
 }
 
-func TestMemoryCounterWindows(t *testing.T) {
+func TestCounterWindows(t *testing.T) {
 	c := newTestCounter(t)
 	q := apikey.Quota{Limit: 10, Period: time.Hour}
 	start := t0.Truncate(time.Hour) // t0 is 12:00 UTC: a window start
@@ -49,7 +50,7 @@ func TestMemoryCounterWindows(t *testing.T) {
 
 // Windows are aligned to the Unix epoch in UTC, whatever the time zone
 // of the time passed in.
-func TestMemoryCounterWindowsAlignedToUTC(t *testing.T) {
+func TestCounterWindowsAlignedToUTC(t *testing.T) {
 	c := newTestCounter(t)
 	tz := time.FixedZone("UTC+5:30", 5*3600+1800)
 	now := time.Date(2026, 11, 26, 23, 0, 0, 0, tz) // 17:30 UTC
@@ -59,7 +60,7 @@ func TestMemoryCounterWindowsAlignedToUTC(t *testing.T) {
 	}
 }
 
-func TestMemoryCounterConcurrent(t *testing.T) {
+func TestCounterConcurrent(t *testing.T) {
 	c := newTestCounter(t)
 	q := apikey.Quota{Limit: 1000, Period: 24 * time.Hour}
 	var allowed atomic.Int64
@@ -86,7 +87,7 @@ func TestMemoryCounterConcurrent(t *testing.T) {
 	}
 }
 
-func TestMemoryCounterInvalid(t *testing.T) {
+func TestCounterInvalid(t *testing.T) {
 	c := newTestCounter(t)
 	ctx := context.Background()
 	for _, tc := range []struct {
@@ -104,7 +105,7 @@ func TestMemoryCounterInvalid(t *testing.T) {
 	}
 }
 
-func TestMemoryCounterAddDoesNotAllocate(t *testing.T) {
+func TestCounterAddDoesNotAllocate(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts are meaningless under -race")
 	}

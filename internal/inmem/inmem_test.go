@@ -1,4 +1,4 @@
-package apikey
+package inmem
 
 import (
 	"fmt"
@@ -13,13 +13,41 @@ var it0 = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 // forget keys that the tests create at explicit times.
 func at0() time.Time { return it0 }
 
-func (l *MemoryLimiter) sweepAll(now time.Time) {
+// limit is a rate limit as the tests write it; params returns the GCRA
+// parameters apikey.Limit.GCRA would.
+type limit struct {
+	Rate   int
+	Period time.Duration
+	Burst  int
+}
+
+func (l limit) params() (interval, tolerance time.Duration) {
+	burst := l.Burst
+	if burst == 0 {
+		burst = l.Rate
+	}
+	interval = l.Period / time.Duration(l.Rate)
+	return interval, time.Duration(burst) * interval
+}
+
+func (l *Limiter) allowAt(now time.Time, key string, lim limit) Decision {
+	interval, tolerance := lim.params()
+	return l.AllowAt(now, key, interval, tolerance)
+}
+
+func newTestLimiter(t *testing.T, now func() time.Time, maxKeys int) *Limiter {
+	l := NewLimiter(Config{Now: now, Sweep: time.Minute, MaxKeys: maxKeys})
+	t.Cleanup(l.Close)
+	return l
+}
+
+func (l *Limiter) sweepAll(now time.Time) {
 	for i := range l.shards {
 		l.sweepShard(i, now)
 	}
 }
 
-func (c *MemoryCounter) sweepAll(now time.Time) {
+func (c *Counter) sweepAll(now time.Time) {
 	for i := range c.shards {
 		c.sweepShard(i, now)
 	}
@@ -28,13 +56,12 @@ func (c *MemoryCounter) sweepAll(now time.Time) {
 // Eviction forgets only keys whose bucket is full, which are the same as
 // keys never seen: it never gives an active key a fresh bucket.
 func TestSweepDoesNotResetActiveKey(t *testing.T) {
-	l := NewMemoryLimiter(WithLimiterClock(at0))
-	defer l.Close()
-	limit := Limit{Rate: 1, Period: time.Second, Burst: 3}
+	l := newTestLimiter(t, at0, 0)
+	limit := limit{Rate: 1, Period: time.Second, Burst: 3}
 	for range 3 {
-		l.AllowAt(it0, "active", limit)
+		l.allowAt(it0, "active", limit)
 	}
-	l.AllowAt(it0, "idle", limit) // full again at +1s
+	l.allowAt(it0, "idle", limit) // full again at +1s
 
 	for _, at := range []time.Duration{time.Second, 2 * time.Second} {
 		l.sweepAll(it0.Add(at))
@@ -45,7 +72,7 @@ func TestSweepDoesNotResetActiveKey(t *testing.T) {
 	// At +2s the active key has 2 tokens, not a fresh 3.
 	allowed := 0
 	for range 5 {
-		if d, _ := l.AllowAt(it0.Add(2*time.Second), "active", limit); d.Allowed {
+		if d := l.allowAt(it0.Add(2*time.Second), "active", limit); d.Allowed {
 			allowed++
 		}
 	}
@@ -59,13 +86,12 @@ func TestSweepDoesNotResetActiveKey(t *testing.T) {
 }
 
 func TestSweepShrinksTables(t *testing.T) {
-	l := NewMemoryLimiter(WithLimiterClock(at0))
-	defer l.Close()
-	limit := Limit{Rate: 1, Period: time.Second}
-	for i := range 1500 * memShards {
-		l.AllowAt(it0, fmt.Sprint(i), limit)
+	l := newTestLimiter(t, at0, 0)
+	limit := limit{Rate: 1, Period: time.Second}
+	for i := range 1500 * shards {
+		l.allowAt(it0, fmt.Sprint(i), limit)
 	}
-	l.AllowAt(it0.Add(time.Hour), "late", limit)
+	l.allowAt(it0.Add(time.Hour), "late", limit)
 	l.sweepAll(it0.Add(time.Minute))
 	if n := l.Len(); n != 1 {
 		t.Fatalf("%d keys left, want 1", n)
@@ -75,29 +101,27 @@ func TestSweepShrinksTables(t *testing.T) {
 			t.Fatalf("shard %d: %d slots for %d keys", i, size, l.shards[i].tat.n)
 		}
 	}
-	if d, _ := l.AllowAt(it0.Add(time.Hour), "late", limit); d.Allowed {
+	if d := l.allowAt(it0.Add(time.Hour), "late", limit); d.Allowed {
 		t.Fatal("the key left after the sweep lost its state")
 	}
 }
 
 func TestMaxKeysBound(t *testing.T) {
-	l := NewMemoryLimiter(WithLimiterClock(at0), WithMaxKeys(1000))
-	defer l.Close()
-	limit := Limit{Rate: 1, Period: time.Hour}
+	l := newTestLimiter(t, at0, 1000)
+	limit := limit{Rate: 1, Period: time.Hour}
 	for i := range 100_000 {
-		if d, _ := l.AllowAt(it0, fmt.Sprint(i), limit); !d.Allowed {
+		if d := l.allowAt(it0, fmt.Sprint(i), limit); !d.Allowed {
 			t.Fatalf("new key %d refused", i)
 		}
 	}
-	if n, bound := l.Len(), perShard(1000)*memShards; n > bound {
+	if n, bound := l.Len(), perShard(1000)*shards; n > bound {
 		t.Fatalf("%d keys tracked, bound %d", n, bound)
 	}
 }
 
 // The displaced key is the one closest to full among those sampled.
 func TestMaxKeysDisplacesFullestBucket(t *testing.T) {
-	l := NewMemoryLimiter(WithLimiterClock(at0), WithMaxKeys(1)) // one key per shard
-	defer l.Close()
+	l := newTestLimiter(t, at0, 1) // one key per shard
 	s := &l.shards[0]
 	for h, tat := range map[uint64]int64{1: it0.Add(time.Second).UnixNano(), 2: it0.Add(-time.Second).UnixNano(), 3: it0.Add(time.Minute).UnixNano()} {
 		i, _ := s.tat.find(h)
@@ -115,18 +139,18 @@ func TestMaxKeysDisplacesFullestBucket(t *testing.T) {
 
 func TestCloseStopsSweepers(t *testing.T) {
 	before := runtime.NumGoroutine()
-	l := NewMemoryLimiter(WithSweepInterval(time.Millisecond))
-	c := NewMemoryCounter()
+	l := NewLimiter(Config{Now: time.Now, Sweep: time.Millisecond})
+	c := NewCounter(Config{Now: time.Now, Sweep: time.Millisecond})
 	time.Sleep(5 * time.Millisecond) // let the sweeper run a few shards
 	l.Close()
 	c.Close()
 	select {
-	case <-l.done:
+	case <-l.sweeper.done:
 	default:
 		t.Fatal("limiter sweeper still running after Close")
 	}
 	select {
-	case <-c.done:
+	case <-c.sweeper.done:
 	default:
 		t.Fatal("counter sweeper still running after Close")
 	}
@@ -140,10 +164,10 @@ func TestCloseStopsSweepers(t *testing.T) {
 }
 
 func TestCounterSweepForgetsEndedWindows(t *testing.T) {
-	c := NewMemoryCounter(WithCounterClock(at0))
+	c := NewCounter(Config{Now: at0, Sweep: time.Minute})
 	defer c.Close()
-	c.AddAt(it0, "hourly", Quota{Limit: 10, Period: time.Hour}, 1)
-	c.AddAt(it0, "daily", Quota{Limit: 10, Period: 24 * time.Hour}, 1)
+	c.AddAt(it0, "hourly", 10, time.Hour, 1)
+	c.AddAt(it0, "daily", 10, 24*time.Hour, 1)
 	c.sweepAll(it0.Add(time.Hour))
 	if n := c.Len(); n != 1 {
 		t.Fatalf("%d keys after the hour, want 1", n)

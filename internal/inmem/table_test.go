@@ -1,4 +1,4 @@
-package apikey
+package inmem
 
 import (
 	"math/rand/v2"

@@ -1,4 +1,4 @@
-package apikey_test
+package memlimit_test
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/apikeykit/apikey"
+	"github.com/apikeykit/apikey/memlimit"
 )
 
 // limiterKeys is the number of distinct keys the limiter benchmarks
@@ -36,11 +37,11 @@ func benchLimiterKeys() []string {
 // that the sweeper forgets none and every request finds its key tracked.
 var benchLimit = apikey.Limit{Rate: 1000, Period: time.Hour}
 
-// BenchmarkMemoryLimiter measures Allow, with the real clock, on keys
+// BenchmarkLimiter measures Allow, with the real clock, on keys
 // already tracked, cycling through a million of them.
-func BenchmarkMemoryLimiter(b *testing.B) {
+func BenchmarkLimiter(b *testing.B) {
 	keys := benchLimiterKeys()
-	l := apikey.NewMemoryLimiter()
+	l := must(memlimit.NewLimiter())
 	defer l.Close()
 	ctx := context.Background()
 	for _, k := range keys {
@@ -77,7 +78,7 @@ func bytesPerKey(keys []string) float64 {
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	now := time.Now()
-	l := apikey.NewMemoryLimiter(apikey.WithLimiterClock(func() time.Time { return now }))
+	l := must(memlimit.NewLimiter(memlimit.WithClock(func() time.Time { return now })))
 	for _, k := range keys {
 		l.AllowAt(now, k, benchLimit)
 	}
@@ -91,9 +92,9 @@ func bytesPerKey(keys []string) float64 {
 	return float64(after.HeapAlloc-before.HeapAlloc) / float64(len(keys))
 }
 
-// BenchmarkMemoryLimiterBytesPerKey reports the heap held per tracked key
+// BenchmarkLimiterBytesPerKey reports the heap held per tracked key
 // with a million 12-byte keys (B/key); the time is that of filling.
-func BenchmarkMemoryLimiterBytesPerKey(b *testing.B) {
+func BenchmarkLimiterBytesPerKey(b *testing.B) {
 	keys := benchLimiterKeys()
 	var bpk float64
 	for b.Loop() {
@@ -104,7 +105,7 @@ func BenchmarkMemoryLimiterBytesPerKey(b *testing.B) {
 
 // The target: at most 120 bytes per tracked key. The name contains
 // "Alloc" so that CI's allocation step, which runs without -race, runs it.
-func TestMemoryLimiterAllocatedBytesPerKey(t *testing.T) {
+func TestLimiterAllocatedBytesPerKey(t *testing.T) {
 	if raceEnabled || testing.Short() {
 		t.Skip("needs a million keys and no race detector")
 	}

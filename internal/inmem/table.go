@@ -1,6 +1,6 @@
-package apikey
+package inmem
 
-// table is the per-shard store of MemoryLimiter and MemoryCounter: an
+// table is the per-shard store of Limiter and Counter: an
 // open-addressing hash table with linear probing, keyed by the 64-bit
 // hash of a key (already uniformly random, so its low bits pick the
 // slot). It exists because a Go map costs an extra hash and a few

@@ -1,0 +1,91 @@
+package apikey
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/apikeykit/apikey/internal/inmem"
+)
+
+// localLimits holds the Manager's own limiter and counter.
+type localLimits struct {
+	sync.Mutex
+	limiter *inmem.Limiter
+	counter *inmem.Counter
+	closed  bool // Close was called: stop the sweepers of any made later
+}
+
+// localSweepInterval is how long the sweepers of the Manager's own limiter
+// and counter take to visit every key once.
+const localSweepInterval = time.Minute
+
+// localLimiter is the Limiter a Middleware uses when Limits.Limiter is
+// nil: the in-memory limiter that package memlimit exports, on the
+// Manager's clock.
+type localLimiter struct{ l *inmem.Limiter }
+
+func (l localLimiter) Allow(_ context.Context, key string, limit Limit) (Decision, error) {
+	interval, tolerance, err := limit.GCRA()
+	if err != nil {
+		return Decision{}, err
+	}
+	return Decision(l.l.AllowAt(l.l.Now(), key, interval, tolerance)), nil
+}
+
+// localCounter is the Counter a Middleware uses when Limits.Counter is
+// nil, as localLimiter is for Limits.Limiter.
+type localCounter struct{ c *inmem.Counter }
+
+func (c localCounter) Add(_ context.Context, key string, q Quota, n int64) (Decision, error) {
+	if err := q.Validate(); err != nil {
+		return Decision{}, err
+	}
+	if n < 0 {
+		return Decision{}, fmt.Errorf("%w: negative quota cost %d", ErrInvalidRequest, n)
+	}
+	return Decision(c.c.AddAt(c.c.Now(), key, q.Limit, q.Period, n)), nil
+}
+
+// localLimiter returns the Manager's own limiter, made on first use and
+// shared by all its middlewares, so that a key's limit is one bucket
+// whichever routes it calls. Close stops its sweeper.
+func (m *Manager) localLimiter() Limiter {
+	m.local.Lock()
+	defer m.local.Unlock()
+	if m.local.limiter == nil {
+		m.local.limiter = inmem.NewLimiter(inmem.Config{Now: m.now, Sweep: localSweepInterval})
+		if m.local.closed {
+			m.local.limiter.Close()
+		}
+	}
+	return localLimiter{m.local.limiter}
+}
+
+// localCounter returns the Manager's own counter, as localLimiter does.
+func (m *Manager) localCounter() Counter {
+	m.local.Lock()
+	defer m.local.Unlock()
+	if m.local.counter == nil {
+		m.local.counter = inmem.NewCounter(inmem.Config{Now: m.now, Sweep: localSweepInterval})
+		if m.local.closed {
+			m.local.counter.Close()
+		}
+	}
+	return localCounter{m.local.counter}
+}
+
+// closeLocal stops the sweepers of the Manager's own limiter and counter,
+// and those of any made later. They keep answering afterwards.
+func (m *Manager) closeLocal() {
+	m.local.Lock()
+	defer m.local.Unlock()
+	m.local.closed = true
+	if m.local.limiter != nil {
+		m.local.limiter.Close()
+	}
+	if m.local.counter != nil {
+		m.local.counter.Close()
+	}
+}

@@ -1,0 +1,204 @@
+package apikey
+
+import (
+	"fmt"
+	"net/http"
+	"net/netip"
+	"net/textproto"
+	"strings"
+)
+
+// A MiddlewareOption configures Manager.Middleware.
+type MiddlewareOption func(*middleware) error
+
+// WithHeader sets the header that carries a key as its whole value
+// (default DefaultHeader, "X-API-Key"); "" accepts keys only in
+// "Authorization: Bearer". The name must be an HTTP token and not
+// Authorization.
+func WithHeader(name string) MiddlewareOption {
+	return func(mw *middleware) error {
+		if name == "" {
+			mw.header = ""
+			return nil
+		}
+		if !isToken(name) || strings.EqualFold(name, "Authorization") {
+			return fmt.Errorf("%w: WithHeader(%q): not a usable header name", ErrInvalidRequest, name)
+		}
+		mw.header = textproto.CanonicalMIMEHeaderKey(name)
+		return nil
+	}
+}
+
+// WithQueryParam also accepts a key in the query parameter name. It is off
+// by default, and should stay off where it can: URLs end up in access logs,
+// browser history and Referer headers. Reading the query allocates.
+func WithQueryParam(name string) MiddlewareOption {
+	return func(mw *middleware) error {
+		if name == "" {
+			return fmt.Errorf("%w: WithQueryParam(\"\")", ErrInvalidRequest)
+		}
+		mw.query = name
+		return nil
+	}
+}
+
+// WithRealm sets the realm of the WWW-Authenticate challenge (default
+// DefaultRealm). It must be printable ASCII without '"' or '\'.
+func WithRealm(realm string) MiddlewareOption {
+	return func(mw *middleware) error {
+		if realm == "" || !isQuotable(realm) {
+			return fmt.Errorf("%w: WithRealm(%q): want printable ASCII without '\"' or '\\'", ErrInvalidRequest, realm)
+		}
+		mw.realm = realm
+		return nil
+	}
+}
+
+// WithAllowedPrefixes accepts only keys whose prefix is one of prefixes,
+// for example only "acme_live" on a production server, so a test key is
+// refused (401 invalid_token) before any store lookup. By default any
+// prefix the Manager's keys carry is accepted.
+func WithAllowedPrefixes(prefixes ...string) MiddlewareOption {
+	return func(mw *middleware) error {
+		if len(prefixes) == 0 {
+			return fmt.Errorf("%w: WithAllowedPrefixes with no prefix", ErrInvalidRequest)
+		}
+		for _, p := range prefixes {
+			if err := ValidatePrefix(p); err != nil {
+				return err
+			}
+		}
+		mw.prefixes = append(mw.prefixes, prefixes...)
+		return nil
+	}
+}
+
+// WithTrustedProxies names the proxies (load balancers, CDNs) in front of
+// the server. When a request comes from one of them, X-Forwarded-For is read
+// from right to left and the first address that is not a trusted proxy is
+// taken as the client's; a malformed entry stops the walk at the last
+// trusted hop. By default no proxy is trusted and the client address is
+// r.RemoteAddr's, whatever headers claim. No other header (X-Real-IP,
+// Forwarded) is read. The client address is what key IP allowlists and
+// Limits.FailedAuth apply to.
+func WithTrustedProxies(prefixes ...netip.Prefix) MiddlewareOption {
+	return func(mw *middleware) error {
+		for _, p := range prefixes {
+			if !p.IsValid() {
+				return fmt.Errorf("%w: WithTrustedProxies: invalid prefix %v", ErrInvalidRequest, p)
+			}
+			mw.proxies = append(mw.proxies, p.Masked())
+		}
+		return nil
+	}
+}
+
+// Limits says how Manager.Middleware applies rate limits and quotas. The
+// zero Limits enforces each key's own RateLimit and Quota in this
+// process's memory, and nothing more.
+//
+// Every rate-limited response carries the RateLimit-Policy and RateLimit
+// fields (draft-ietf-httpapi-ratelimit-headers) with one item per policy
+// that applied: "key", "owner" and "quota". A refusal is 429 with
+// Retry-After.
+type Limits struct {
+	// Limiter applies the rate limits: each key's RateLimit (or Default)
+	// under the limiter key k.ID, PerOwner under "owner:"+owner, and
+	// FailedAuth under "authfail:"+address. A key ID never contains ':',
+	// so these cannot collide. If nil, the middleware uses a limiter in
+	// this process's memory (package memlimit's), shared by every
+	// Middleware of the Manager and stopped by Manager.Close; with many
+	// processes each then limits on its own (see package redislimit).
+	Limiter Limiter
+
+	// Counter counts each key's Quota under the counter key "quota:"+k.ID.
+	// If nil, the middleware uses a counter in this process's memory, as
+	// for Limiter.
+	Counter Counter
+
+	// Default is the rate limit of keys whose record has a zero RateLimit.
+	// If zero, such keys are not rate-limited.
+	Default Limit
+
+	// PerOwner limits all keys of one owner together, so that minting more
+	// keys does not multiply a customer's allowance. It is checked after
+	// the key's own limit. If zero, owners are not limited. It costs one
+	// allocation per request (the limiter key).
+	PerOwner Limit
+
+	// FailedAuth limits failed authentications (401 invalid_token) per
+	// client address (an IPv6 client is counted by its /64). Once a client
+	// exceeds it, its requests get 429 with Retry-After before their key
+	// is even parsed, until the limiter would allow a failure again, so
+	// floods of made-up keys cannot reach the store unboundedly. Blocks are
+	// remembered in this process, for at most 65536 addresses; with a
+	// shared Limiter each process learns of a block at that client's next
+	// failure there. A Limiter error does not turn a 401 into anything
+	// else. If zero, failures are not limited.
+	FailedAuth Limit
+
+	// Cost returns how many quota units a request costs, for example more
+	// for a bulk endpoint. It is called once per authenticated request
+	// whose key has a Quota, before the key's limits are checked and
+	// before the handler, so the cost must be known from the request
+	// alone. A result of 0 or less makes the request free: it is not
+	// counted. If nil, every request costs 1.
+	Cost func(*http.Request) int64
+
+	// FailOpen lets requests through when the Limiter or the Counter
+	// returns an error, without RateLimit fields for the failed policy.
+	// If false, such a request gets 503 with Retry-After. The error is
+	// reported in Event.Err either way.
+	FailOpen bool
+}
+
+// WithLimits sets how the middleware applies rate limits and quotas (see
+// Limits). Without it, each key's own RateLimit and Quota are enforced in
+// this process's memory.
+func WithLimits(l Limits) MiddlewareOption {
+	return func(mw *middleware) error {
+		for _, c := range []struct {
+			field string
+			limit Limit
+		}{{"Default", l.Default}, {"PerOwner", l.PerOwner}, {"FailedAuth", l.FailedAuth}} {
+			if c.limit.IsZero() {
+				continue
+			}
+			if err := c.limit.Validate(); err != nil {
+				return fmt.Errorf("WithLimits: Limits.%s: %w", c.field, err)
+			}
+		}
+		mw.limits = l
+		return nil
+	}
+}
+
+// WithOnEvent calls fn with an Event for every request the middleware
+// decides, synchronously, before the response is written or the next
+// handler called. fn must be fast and safe for concurrent use; log with
+// slog or count with a metrics library there. Events never hold a key.
+func WithOnEvent(fn func(Event)) MiddlewareOption {
+	return func(mw *middleware) error {
+		if fn == nil {
+			return fmt.Errorf("%w: WithOnEvent(nil)", ErrInvalidRequest)
+		}
+		mw.onEvent = fn
+		return nil
+	}
+}
+
+// WithErrorHandler replaces WriteProblem as the writer of refusals, for
+// teams with their own error format. Before calling fn the middleware has
+// set WWW-Authenticate, Retry-After, the RateLimit fields and
+// Cache-Control: no-store on w.Header(); fn writes the status and the body,
+// and should use e.Status. RequireScopes, RequireAnyScope and Require use
+// the error handler of the middleware that authenticated the request.
+func WithErrorHandler(fn func(w http.ResponseWriter, r *http.Request, e *AuthError)) MiddlewareOption {
+	return func(mw *middleware) error {
+		if fn == nil {
+			return fmt.Errorf("%w: WithErrorHandler(nil)", ErrInvalidRequest)
+		}
+		mw.onError = fn
+		return nil
+	}
+}

@@ -1,0 +1,27 @@
+package apikey
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// watch runs the Store's Watch until ctx ends, restarting it (with
+// backoff, and reporting each failure) if it returns early.
+func (m *Manager) watch(ctx context.Context, w Watcher) {
+	const maxBackoff = 30 * time.Second
+	backoff := time.Second
+	for {
+		err := w.Watch(ctx, m.cache.invalidate)
+		if ctx.Err() != nil {
+			return
+		}
+		m.onError(fmt.Errorf("apikey: watching the store for changes stopped (retrying in %v; until then other processes' revocations take effect within the cache TTL): %w", backoff, err))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
