@@ -10,8 +10,12 @@ import (
 	"time"
 )
 
-// cacheShards is the number of independently locked parts of the cache.
-const cacheShards = 64
+// The cache is split into cacheShards independently locked parts; a key
+// ID's shard is given by the top cacheShardBits bits of its hash.
+const (
+	cacheShardBits = 6
+	cacheShards    = 1 << cacheShardBits
+)
 
 // cacheID is a key ID as a map key. An array, unlike a string, is stored
 // inside the map itself, so a lookup does not chase a pointer to compare.
@@ -129,10 +133,10 @@ func newKeyCache(size int, ttl, negTTL time.Duration, digests *digesters) *keyCa
 }
 
 func (c *keyCache) shard(id cacheID) *cacheShard {
-	// Fibonacci hashing of the first four characters: the top bits spread
-	// random base62 IDs evenly over the shards.
-	h := (uint32(id[0]) | uint32(id[1])<<8 | uint32(id[2])<<16 | uint32(id[3])<<24) * 0x9E3779B1 >> 26
-	return &c.shards[h%cacheShards]
+	// Fibonacci hashing of the first four characters: the top bits of
+	// the product spread random base62 IDs evenly over the shards.
+	h := uint32(id[0]) | uint32(id[1])<<8 | uint32(id[2])<<16 | uint32(id[3])<<24
+	return &c.shards[(h*0x9E3779B1)>>(32-cacheShardBits)]
 }
 
 // get returns the entry for id, which must be IDLen bytes (Parse ensures

@@ -114,11 +114,9 @@ func WithClock(now func() time.Time) Option {
 	}
 }
 
-// WithCache sets the verification cache's capacity in entries (kept to
-// within an eighth for sizes in the thousands; as it is split in 64
-// independently locked shards, a small size is rounded up to a few
-// entries per shard) and how long
-// a found key stays cached (defaults: DefaultCacheSize, DefaultCacheTTL).
+// WithCache sets about how many entries the verification cache holds and
+// how long a found key stays cached (defaults: DefaultCacheSize,
+// DefaultCacheTTL). When the cache is full, an arbitrary entry makes room.
 // Revocation and rotation through this Manager, or reported by a Store
 // that implements Watcher, take effect at once whatever the TTL; other
 // changes take effect within ttl. A size or ttl of 0 disables the cache,

@@ -58,8 +58,7 @@ const (
 //
 // Middleware panics if an option is invalid: configuration errors show at
 // start-up, not at request time. The handlers it returns are safe for
-// concurrent use. The allocations of a request are listed in
-// ARCHITECTURE.md.
+// concurrent use. What a request allocates is in BENCHMARKS.md.
 func (m *Manager) Middleware(opts ...MiddlewareOption) func(http.Handler) http.Handler {
 	mw, err := newMiddleware(m, opts)
 	if err != nil {

@@ -456,7 +456,7 @@ func TestMiddlewareRateLimitFields(t *testing.T) {
 
 // TestMiddlewareMemoryLimiterKey checks that memlimit's Limiter counts a
 // request through the middleware under the key's ID, as any Limiter does.
-func TestMiddlewareMemoryLimiterKey(t *testing.T) {
+func TestMiddlewareMemlimitKey(t *testing.T) {
 	f := newMWFixture(t)
 	lim := must(memlimit.NewLimiter(memlimit.WithClock(f.clock.Now)))
 	defer lim.Close()

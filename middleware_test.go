@@ -18,7 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// Challenges as DESIGN.md's table and RFC 6750 spell them, with the
+// Challenges as ARCHITECTURE.md's table and RFC 6750 spell them, with the
 // default realm.
 const (
 	chNone      = `Bearer realm="api"`

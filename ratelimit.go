@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -161,7 +162,7 @@ func (q Quota) Validate() error {
 // which means Burst = Rate. The result is a usable Limit (see Limit);
 // errors wrap ErrInvalidRequest and say where the text went wrong.
 func ParseLimit(s string) (Limit, error) {
-	text, burstText, hasBurst := cut(s, ',')
+	text, burstText, hasBurst := strings.Cut(s, ",")
 	rate, period, err := parseRatio(s, text, "limit")
 	if err != nil {
 		return Limit{}, err
@@ -171,13 +172,13 @@ func ParseLimit(s string) (Limit, error) {
 	}
 	l := Limit{Rate: int(rate), Period: period}
 	if hasBurst {
-		const label = "burst="
 		off := len(text) + 1
-		if len(burstText) < len(label) || burstText[:len(label)] != label {
+		n, ok := strings.CutPrefix(burstText, "burst=")
+		if !ok {
 			return Limit{}, parseError("limit", s, off, `want "burst=N" after the comma`)
 		}
-		off += len(label)
-		b, err := parseCount(burstText[len(label):])
+		off += len("burst=")
+		b, err := parseCount(n)
 		if err != "" {
 			return Limit{}, parseError("limit", s, off, "burst "+err)
 		}
@@ -266,7 +267,7 @@ func appendPeriod(b []byte, d time.Duration) []byte {
 // parseRatio parses "N/PERIOD" in text, which starts s (for error
 // offsets), and returns N ≥ 1 and PERIOD ≥ 1ns.
 func parseRatio(s, text, what string) (uint64, time.Duration, error) {
-	num, per, ok := cut(text, '/')
+	num, per, ok := strings.Cut(text, "/")
 	if !ok {
 		return 0, 0, parseError(what, s, len(text), `want "/" and a period, as in "100/s"`)
 	}
@@ -339,15 +340,6 @@ func parseCount(s string) (uint64, string) {
 		return 0, "must be at least 1"
 	}
 	return n, ""
-}
-
-func cut(s string, sep byte) (before, after string, found bool) {
-	for i := 0; i < len(s); i++ {
-		if s[i] == sep {
-			return s[:i], s[i+1:], true
-		}
-	}
-	return s, "", false
 }
 
 func parseError(what, s string, off int, reason string) error {

@@ -195,7 +195,7 @@ func (s *storeFixture) floor(ctx context.Context, tok string) error {
 		return err
 	}
 	// The stored digest is HMAC-SHA256(pepper, "v1|" kid "|" secret part),
-	// as DESIGN.md fixes it.
+	// as ARCHITECTURE.md fixes it.
 	st := macPool.Get().(*macState)
 	defer macPool.Put(st)
 	n := copy(st.buf[:], "v1|")

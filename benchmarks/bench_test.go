@@ -1,4 +1,4 @@
-// Package benchmarks compares apikey.MemoryLimiter with other in-memory
+// Package benchmarks compares memlimit.Limiter with other in-memory
 // rate limiters on one workload: a million distinct 12-byte keys (the
 // length of an apikey key ID), visited in a shuffled order, each already
 // tracked, under a limit of 1000 requests per hour that allows every

@@ -13,7 +13,7 @@ package benchmarks
 //     constant-time compare, and x/time/rate Allow from a map behind a
 //     mutex. No scopes, no response headers, no context for the handler.
 //   - verify: apikey Manager.Verify called from a handler (cache hit).
-//   - apikey: apikey's Middleware with a per-key rate limit (MemoryLimiter,
+//   - apikey: apikey's Middleware with a per-key rate limit (memlimit.Limiter,
 //     a limit that never refuses here) and its RateLimit fields, then
 //     RequireScopes("orders:read").
 //   - echo-bare: an echo.Echo with one route to a no-op handler.

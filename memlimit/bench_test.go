@@ -71,7 +71,7 @@ func BenchmarkLimiter(b *testing.B) {
 	})
 }
 
-// bytesPerKey returns the heap that a MemoryLimiter tracking n keys
+// bytesPerKey returns the heap that a Limiter tracking n keys
 // holds, per key, the keys' own bytes included.
 func bytesPerKey(keys []string) float64 {
 	var before, after runtime.MemStats

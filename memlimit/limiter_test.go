@@ -108,7 +108,7 @@ func TestLimiterDecision(t *testing.T) {
 	}
 }
 
-// TestLimiterMatchesXTimeRate drives a MemoryLimiter and a
+// TestLimiterMatchesXTimeRate drives a Limiter and a
 // rate.Limiter with the same random requests at the same random,
 // increasing times, and requires the same decision every time.
 func TestLimiterMatchesXTimeRate(t *testing.T) {

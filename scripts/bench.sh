@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the root package's benchmarks (verification, token format, scopes,
-# scanning, middleware, memory limiter) and prints a Markdown table of
+# Runs the benchmarks of the root package (verification, token format,
+# scopes, scanning, middleware) and of memlimit (the in-memory limiter),
+# and prints a Markdown table of
 # medians over COUNT runs, each with its ratio to the baseline measured in
 # the same runs: Verify against VerifyFloor, Middleware/* against
 # Middleware/bare (and the nanoseconds it adds).
@@ -8,18 +9,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 count="${1:-5}"
-pattern="${2:-Verify|Parse|Generate|ScopeMatch|Scan|Middleware|MemoryLimiter}"
+pattern="${2:-Verify|Parse|Generate|ScopeMatch|Scan|Middleware|Limiter}"
 out=$(mktemp)
 bin=$(mktemp)
-trap 'rm -f "$out" "$bin"' EXIT
+membin=$(mktemp)
+trap 'rm -f "$out" "$bin" "$membin"' EXIT
 
 # One binary, run COUNT times, so that every run measures a benchmark and
 # its baseline back to back: on a shared, noisy machine the load then
 # changes between runs rather than between the two things compared.
 go test -c -o "$bin" .
+go test -c -o "$membin" ./memlimit
 for i in $(seq "$count"); do
 	echo "run $i of $count" >&2
 	"$bin" -test.run '^$' -test.bench "$pattern" -test.benchmem -test.timeout 60m | tee -a "$out" >&2
+	(cd memlimit && "$membin" -test.run '^$' -test.bench "$pattern" -test.benchmem -test.timeout 60m) | tee -a "$out" >&2
 done
 
 echo

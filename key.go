@@ -1,0 +1,82 @@
+package apikey
+
+import (
+	"maps"
+	"net/netip"
+	"slices"
+	"time"
+)
+
+// Key is the stored record of an API key. It never holds the key itself,
+// only its digest. The zero value of every optional field means "not set":
+// a zero ExpiresAt never expires, a nil AllowedIPs allows every address, a
+// zero RateLimit falls back to the middleware's Limits.Default (none if
+// it is not given).
+type Key struct {
+	ID     string // kid, the public key ID
+	Prefix string // the token's prefix, e.g. "acme_live"
+
+	Owner  string   // the user, team or service the key acts for
+	Name   string   // human label, e.g. "CI deploy key"
+	Scopes []string // granted scopes; see ValidateScope
+
+	// Digest is the keyed digest of the secret and DigestVersion names how
+	// it was computed ("hmac-sha256/<pepper version>" or "sha256").
+	Digest        []byte
+	DigestVersion string
+
+	CreatedAt  time.Time
+	ExpiresAt  time.Time // zero: never expires
+	NotBefore  time.Time // zero: valid from creation
+	RevokedAt  time.Time // zero: not revoked
+	LastUsedAt time.Time // updated in batches, not on every request
+
+	RateLimit  Limit          // zero: the middleware's Limits.Default, if any
+	Quota      Quota          // zero: no usage cap
+	AllowedIPs []netip.Prefix // nil: any client address
+	Metadata   map[string]string
+
+	RotatedFrom string // ID of the key this one replaced
+	ReplacedBy  string // ID of the key that replaced this one
+
+	// Revision is maintained by the Store for optimistic concurrency:
+	// Create sets it to 1 and each successful Update increments it. An
+	// Update carrying a stale Revision fails with ErrConflict.
+	Revision int64
+}
+
+// Clone returns a deep copy of k, preserving nil versus empty slices and
+// maps. Stores use it so callers never share memory with stored records.
+func (k *Key) Clone() *Key {
+	if k == nil {
+		return nil
+	}
+	c := *k
+	c.Scopes = slices.Clone(k.Scopes)
+	c.Digest = slices.Clone(k.Digest)
+	c.AllowedIPs = slices.Clone(k.AllowedIPs)
+	c.Metadata = maps.Clone(k.Metadata)
+	return &c
+}
+
+// Status reports why k cannot be used at time now: ErrRevoked,
+// ErrExpired or ErrNotYetValid, or nil if it is usable. It does not check
+// the secret.
+func (k *Key) Status(now time.Time) error {
+	switch {
+	case !k.RevokedAt.IsZero() && !now.Before(k.RevokedAt):
+		return ErrRevoked
+	case !k.ExpiresAt.IsZero() && !now.Before(k.ExpiresAt):
+		return ErrExpired
+	case !k.NotBefore.IsZero() && now.Before(k.NotBefore):
+		return ErrNotYetValid
+	}
+	return nil
+}
+
+// AllowsIP reports whether addr may use k: true when AllowedIPs is empty
+// or one of its prefixes contains addr. IPv4-mapped IPv6 addresses are
+// compared as IPv4, and an IPv6 zone is ignored.
+func (k *Key) AllowsIP(addr netip.Addr) bool {
+	return len(k.AllowedIPs) == 0 || containsAddr(k.AllowedIPs, normalAddr(addr))
+}
