@@ -285,7 +285,3 @@ func (c *keyCache) len() int {
 	}
 	return n
 }
-
-func isContextError(err error) bool {
-	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
-}

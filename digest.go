@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"hash"
+	"slices"
 	"sync"
 )
 
@@ -35,7 +36,7 @@ type digestState struct {
 }
 
 func newHMACDigester(version string, pepper []byte) *digester {
-	pepper = append([]byte(nil), pepper...) // the caller may wipe its copy
+	pepper = slices.Clone(pepper) // the caller may wipe its copy
 	d := &digester{version: "hmac-sha256/" + version}
 	d.pool.New = func() any { return &digestState{h: hmac.New(sha256.New, pepper)} }
 	return d

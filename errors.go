@@ -1,6 +1,10 @@
 package apikey
 
-import "errors"
+import (
+	"context"
+	"errors"
+	"fmt"
+)
 
 // Errors returned by this package. Match them with errors.Is: the errors
 // actually returned often wrap them with detail (which scope, which field).
@@ -68,3 +72,20 @@ type invalidKeyError struct{ msg string }
 
 func (e *invalidKeyError) Error() string        { return e.msg }
 func (e *invalidKeyError) Is(target error) bool { return target == ErrInvalidKey }
+
+// storeError passes the Store's own sentinel errors through and marks
+// every other failure as ErrUnavailable, so callers fail closed.
+func storeError(op string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrNotFound), errors.Is(err, ErrConflict), errors.Is(err, errOldChanged),
+		errors.Is(err, ErrInvalidRequest), isContextError(err):
+		return err
+	}
+	return fmt.Errorf("%w: %s: %w", ErrUnavailable, op, err)
+}
+
+func isContextError(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}

@@ -3,7 +3,6 @@ package apikey
 import (
 	"context"
 	"crypto/hmac"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -202,17 +201,4 @@ func (m *Manager) List(ctx context.Context, opts ListOptions) ([]*Key, string, e
 		return nil, "", storeError("list keys", err)
 	}
 	return keys, next, nil
-}
-
-// storeError passes the Store's own sentinel errors through and marks
-// every other failure as ErrUnavailable, so callers fail closed.
-func storeError(op string, err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, ErrNotFound), errors.Is(err, ErrConflict), errors.Is(err, errOldChanged),
-		errors.Is(err, ErrInvalidRequest), isContextError(err):
-		return err
-	}
-	return fmt.Errorf("%w: %s: %w", ErrUnavailable, op, err)
 }

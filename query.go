@@ -155,7 +155,7 @@ func (q *Query) Scopes() []string {
 	if q == nil || len(q.scopes) == 0 {
 		return nil
 	}
-	return append([]string(nil), q.scopes...)
+	return slices.Clone(q.scopes)
 }
 
 // Missing returns scopes that, added to granted, would make the query allow
