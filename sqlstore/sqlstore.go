@@ -18,7 +18,7 @@
 // A Store implements apikey.Rotator (one transaction), apikey.LastUsedRecorder
 // (one statement per batch) and apikey.Watcher: on PostgreSQL through
 // LISTEN/NOTIFY fed by a trigger, so that a change made by any client
-// reaches every Manager within a second (see Notifications and package
+// reaches every Manager within a second (see WithNotifications and package
 // pglisten); on SQLite by polling a change log that triggers maintain.
 // Counter returns a quota counter on the same database.
 //
@@ -75,19 +75,22 @@ var (
 	ErrSchemaTooNew = errors.New("sqlstore: database schema is newer than this code")
 
 	// ErrNoNotifications is returned by Watch on PostgreSQL when the Store
-	// was made without the Notifications option.
-	ErrNoNotifications = errors.New("sqlstore: no PostgreSQL change notifications (Watch needs the Notifications option with a waiter for the driver, such as pglisten.Wait)")
+	// was made without the WithNotifications option.
+	ErrNoNotifications = errors.New("sqlstore: no PostgreSQL change notifications (Watch needs the WithNotifications option with a waiter for the driver, such as pglisten.Wait)")
 )
 
 // DefaultTablePrefix is the prefix of every table, trigger and
-// notification channel the Store creates, unless TablePrefix says
+// notification channel the Store creates, unless WithTablePrefix says
 // otherwise.
 const DefaultTablePrefix = "apikey_"
 
-// DefaultPollInterval is how often Watch reads the change log on SQLite.
+// DefaultPollInterval is how often Watch reads the change log on SQLite,
+// unless WithPollInterval says otherwise.
 const DefaultPollInterval = 250 * time.Millisecond
 
-// Option configures a Store in New.
+// Option configures a Store in New. An Option that cannot apply its
+// argument returns an error wrapping apikey.ErrInvalidRequest, which New
+// returns.
 type Option func(*config) error
 
 type config struct {
@@ -97,16 +100,16 @@ type config struct {
 	ownDB        bool
 }
 
-// TablePrefix sets the prefix of the Store's tables (prefix+"keys",
+// WithTablePrefix sets the prefix of the Store's tables (prefix+"keys",
 // prefix+"quota_usage", prefix+"schema_version", ...) and, on PostgreSQL,
 // of its notification channel (prefix+"changes"). It must be 1 to 32
-// characters of [a-z0-9_] starting with a letter or underscore. The
-// default is DefaultTablePrefix. Stores with different prefixes can share
-// a database.
-func TablePrefix(prefix string) Option {
+// characters of [a-z0-9_] not starting with a digit. The default is
+// DefaultTablePrefix. Stores with different prefixes can share a
+// database.
+func WithTablePrefix(prefix string) Option {
 	return func(c *config) error {
 		if !validPrefix(prefix) {
-			return fmt.Errorf("sqlstore: table prefix %q: want 1 to 32 characters of [a-z0-9_], not starting with a digit", prefix)
+			return fmt.Errorf("%w: sqlstore: WithTablePrefix(%q): want 1 to 32 characters of [a-z0-9_], not starting with a digit", apikey.ErrInvalidRequest, prefix)
 		}
 		c.prefix = prefix
 		return nil
@@ -126,38 +129,38 @@ func validPrefix(p string) bool {
 	return true
 }
 
-// Notifications gives a PostgreSQL Store the driver-specific half of
+// WithNotifications gives a PostgreSQL Store the driver-specific half of
 // Watch: wait blocks on a connection that is listening for the next
 // notification. Package pglisten provides one for pgx (pglisten.Wait).
 // Without it, Watch on PostgreSQL returns ErrNoNotifications and Managers
 // see changes made elsewhere only when their cache entries expire. It has
-// no effect on SQLite.
-func Notifications(wait NotifyWaiter) Option {
+// no effect on SQLite. wait must not be nil.
+func WithNotifications(wait NotifyWaiter) Option {
 	return func(c *config) error {
 		if wait == nil {
-			return errors.New("sqlstore: Notifications(nil)")
+			return fmt.Errorf("%w: sqlstore: WithNotifications(nil)", apikey.ErrInvalidRequest)
 		}
 		c.wait = wait
 		return nil
 	}
 }
 
-// PollInterval sets how often Watch reads the change log on SQLite
-// (default DefaultPollInterval). It has no effect on PostgreSQL, where
-// changes are pushed.
-func PollInterval(d time.Duration) Option {
+// WithPollInterval sets how often Watch reads the change log on SQLite
+// (default DefaultPollInterval); d must be positive. It has no effect on
+// PostgreSQL, where changes are pushed.
+func WithPollInterval(d time.Duration) Option {
 	return func(c *config) error {
 		if d <= 0 {
-			return fmt.Errorf("sqlstore: PollInterval(%v): want > 0", d)
+			return fmt.Errorf("%w: sqlstore: WithPollInterval(%v): want > 0", apikey.ErrInvalidRequest, d)
 		}
 		c.pollInterval = d
 		return nil
 	}
 }
 
-// CloseDB makes Close close the *sql.DB as well. Helpers that open the
+// WithCloseDB makes Close close the *sql.DB as well. Helpers that open the
 // database for you (sqlopen.Open) set it; by default the caller owns db.
-func CloseDB() Option {
+func WithCloseDB() Option {
 	return func(c *config) error {
 		c.ownDB = true
 		return nil
@@ -187,16 +190,21 @@ type Store struct {
 
 // New returns a Store over db in the given dialect. It does no I/O (like
 // sql.Open): call Migrate before use. db must have been opened with a
-// driver for dialect.
+// driver for dialect. A nil db, an unknown dialect, a nil option or an
+// option that refuses its argument fails with an error wrapping
+// apikey.ErrInvalidRequest.
 func New(db *sql.DB, dialect Dialect, opts ...Option) (*Store, error) {
 	if db == nil {
-		return nil, errors.New("sqlstore: nil *sql.DB")
+		return nil, fmt.Errorf("%w: sqlstore: nil *sql.DB", apikey.ErrInvalidRequest)
 	}
 	if dialect != SQLite && dialect != Postgres {
-		return nil, fmt.Errorf("sqlstore: unknown dialect %v: want sqlstore.SQLite or sqlstore.Postgres", dialect)
+		return nil, fmt.Errorf("%w: sqlstore: unknown dialect %v: want sqlstore.SQLite or sqlstore.Postgres", apikey.ErrInvalidRequest, dialect)
 	}
 	cfg := config{prefix: DefaultTablePrefix, pollInterval: DefaultPollInterval}
-	for _, opt := range opts {
+	for i, opt := range opts {
+		if opt == nil {
+			return nil, fmt.Errorf("%w: sqlstore: option %d is nil", apikey.ErrInvalidRequest, i)
+		}
 		if err := opt(&cfg); err != nil {
 			return nil, err
 		}
@@ -211,7 +219,7 @@ func (s *Store) DB() *sql.DB { return s.db }
 func (s *Store) Dialect() Dialect { return s.dialect }
 
 // Close releases the Store's prepared statements, and closes the
-// database if the Store was made with CloseDB. Stop Watch (cancel its
+// database if the Store was made with WithCloseDB. Stop Watch (cancel its
 // context) first. The Store must not be used after Close.
 func (s *Store) Close() error {
 	s.getMu.Lock()

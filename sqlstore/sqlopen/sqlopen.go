@@ -80,9 +80,9 @@ func Open(ctx context.Context, dsn string, opts ...sqlstore.Option) (*sqlstore.S
 		return nil, fmt.Errorf("sqlopen: connect to %s database: %w", dialect, err)
 	}
 	// The defaults go first, so that the caller's opts override them.
-	defaults := []sqlstore.Option{sqlstore.CloseDB()}
+	defaults := []sqlstore.Option{sqlstore.WithCloseDB()}
 	if dialect == sqlstore.Postgres {
-		defaults = append(defaults, sqlstore.Notifications(pglisten.Wait))
+		defaults = append(defaults, sqlstore.WithNotifications(pglisten.Wait))
 	}
 	opts = append(defaults, opts...)
 	st, err := sqlstore.New(db, dialect, opts...)
