@@ -40,21 +40,23 @@ func buildQueries(d Dialect, p string) queries {
 		list:      `SELECT ` + columns + ` FROM ` + t + ` WHERE id > $1 ORDER BY id LIMIT $2`,
 		listOwner: `SELECT ` + columns + ` FROM ` + t + ` WHERE owner = $1 AND id > $2 ORDER BY id LIMIT $3`,
 
-		quotaGet:     `SELECT used FROM ` + p + `quota_usage WHERE counter_key = $1 AND window_start = $2`,
-		quotaCleanup: `DELETE FROM ` + p + `quota_usage WHERE window_end <= $1`,
-		// INSERT … SELECT … WHERE refuses a first add larger than the
-		// limit; the DO UPDATE … WHERE refuses one that would pass it. A
-		// refused add returns no row and writes nothing.
-		quotaAdd: `INSERT INTO ` + p + `quota_usage AS u (counter_key, window_start, window_end, used)
-			SELECT $1, $2, $3, $4 WHERE $4 <= $5
-			ON CONFLICT (counter_key, window_start) DO UPDATE SET used = u.used + excluded.used
-			WHERE u.used + excluded.used <= $5
-			RETURNING used`,
+		quotaGet:      `SELECT used FROM ` + p + `quota_usage WHERE counter_key = $1 AND window_start = $2`,
+		quotaCleanup:  `DELETE FROM ` + p + `quota_usage WHERE window_end <= $1`,
 		insertVersion: `INSERT INTO ` + p + `schema_version (version) VALUES ($1)`,
 		schemaVersion: `SELECT COALESCE(MAX(version), 0) FROM ` + p + `schema_version`,
 	}
+	// quotaAdd's INSERT … SELECT … WHERE refuses a first add larger than
+	// the limit; its DO UPDATE … WHERE refuses one that would pass it. A
+	// refused add returns no row and writes nothing. Parameters: $1 the
+	// counter key, $2 and $3 the window's start and end, $4 the units to
+	// add, $5 the limit.
 	switch d {
 	case SQLite:
+		q.quotaAdd = `INSERT INTO ` + p + `quota_usage AS u (counter_key, window_start, window_end, used)
+			SELECT $1, $2, $3, $4 WHERE $4 <= $5
+			ON CONFLICT (counter_key, window_start) DO UPDATE SET used = u.used + excluded.used
+			WHERE u.used + excluded.used <= $5
+			RETURNING used`
 		q.lastUsed = `UPDATE ` + t + ` AS k SET last_used_at = u.at
 			FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS at FROM json_each(?1)) AS u
 			WHERE k.id = u.id AND (k.last_used_at IS NULL OR k.last_used_at < u.at)`
@@ -75,9 +77,13 @@ func buildQueries(d Dialect, p string) queries {
 		q.lastUsed = `UPDATE ` + t + ` AS k SET last_used_at = u.at
 			FROM json_to_recordset($1::json) AS u(id text, at timestamptz)
 			WHERE k.id = u.id AND (k.last_used_at IS NULL OR k.last_used_at < u.at)`
-		// Parameters in a SELECT list would otherwise be typed text.
-		q.quotaAdd = strings.NewReplacer("SELECT $1, $2, $3, $4 WHERE $4 <= $5", "SELECT $1::text, $2::bigint, $3::bigint, $4::bigint WHERE $4::bigint <= $5::bigint",
-			"<= $5\n", "<= $5::bigint\n").Replace(q.quotaAdd)
+		// The casts type the parameters: in a SELECT list PostgreSQL
+		// would otherwise take them for text.
+		q.quotaAdd = `INSERT INTO ` + p + `quota_usage AS u (counter_key, window_start, window_end, used)
+			SELECT $1::text, $2::bigint, $3::bigint, $4::bigint WHERE $4::bigint <= $5::bigint
+			ON CONFLICT (counter_key, window_start) DO UPDATE SET used = u.used + excluded.used
+			WHERE u.used + excluded.used <= $5::bigint
+			RETURNING used`
 		q.tableExists = `SELECT COUNT(*) FROM pg_catalog.pg_tables WHERE schemaname = current_schema() AND tablename = $1`
 		q.createVersionTable = `CREATE TABLE IF NOT EXISTS ` + p + `schema_version (
 			version    integer NOT NULL PRIMARY KEY,
