@@ -164,7 +164,7 @@ func limits(ctx context.Context, redisURL string) (apikey.Limiter, apikey.Counte
 		client.Close()
 		return nil, nil, nil, fmt.Errorf("-redis: %w", err)
 	}
-	l, err := redislimit.New(client)
+	l, err := redislimit.NewLimiter(client)
 	if err != nil {
 		client.Close()
 		return nil, nil, nil, err
