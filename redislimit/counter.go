@@ -26,9 +26,9 @@ func NewCounter(client redis.UniversalClient, opts ...CounterOption) (*Counter, 
 		return nil, err
 	}
 	c := config{prefix: DefaultCounterPrefix}
-	for i, o := range opts {
+	for _, o := range opts {
 		if o == nil {
-			return nil, fmt.Errorf("%w: redislimit: NewCounter: option %d is nil", apikey.ErrInvalidRequest, i)
+			return nil, fmt.Errorf("%w: redislimit: nil option", apikey.ErrInvalidRequest)
 		}
 		if err := o.applyCounter(&c); err != nil {
 			return nil, err

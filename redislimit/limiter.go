@@ -31,9 +31,9 @@ func NewLimiter(client redis.UniversalClient, opts ...LimiterOption) (*Limiter, 
 		return nil, err
 	}
 	c := config{prefix: DefaultLimiterPrefix}
-	for i, o := range opts {
+	for _, o := range opts {
 		if o == nil {
-			return nil, fmt.Errorf("%w: redislimit: NewLimiter: option %d is nil", apikey.ErrInvalidRequest, i)
+			return nil, fmt.Errorf("%w: redislimit: nil option", apikey.ErrInvalidRequest)
 		}
 		if err := o.applyLimiter(&c); err != nil {
 			return nil, err

@@ -113,9 +113,9 @@ func New(db *sql.DB, dialect Dialect, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("%w: sqlstore: unknown dialect %v: want sqlstore.SQLite or sqlstore.Postgres", apikey.ErrInvalidRequest, dialect)
 	}
 	cfg := config{prefix: DefaultTablePrefix, pollInterval: DefaultPollInterval}
-	for i, opt := range opts {
+	for _, opt := range opts {
 		if opt == nil {
-			return nil, fmt.Errorf("%w: sqlstore: option %d is nil", apikey.ErrInvalidRequest, i)
+			return nil, fmt.Errorf("%w: sqlstore: nil option", apikey.ErrInvalidRequest)
 		}
 		if err := opt(&cfg); err != nil {
 			return nil, err
