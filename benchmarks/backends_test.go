@@ -302,7 +302,7 @@ func redisCases(kids func() []string, perHour int) []backendCase {
 		}},
 		{group, "apikey", func(b testing.TB) (func(context.Context, int) error, func()) {
 			c, kid := redisClient(b), kids()
-			l, err := redislimit.New(c, redislimit.WithPrefix(run+"apikey:"))
+			l, err := redislimit.NewLimiter(c, redislimit.WithPrefix(run+"apikey:"))
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -16,14 +16,14 @@ func Example() {
 	client := redis.NewClient(&redis.Options{
 		Addr: "127.0.0.1:6379",
 		// Bound how long a decision waits when Redis is down or slow,
-		// and let it end with the request (New requires this).
+		// and let it end with the request (NewLimiter requires this).
 		DialTimeout:           200 * time.Millisecond,
 		ReadTimeout:           200 * time.Millisecond,
 		ContextTimeoutEnabled: true,
 	})
 	defer client.Close()
 
-	limiter, err := redislimit.New(client)
+	limiter, err := redislimit.NewLimiter(client)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -37,4 +37,21 @@ func Example() {
 	if !d.Allowed {
 		fmt.Println("429, retry after", d.RetryAfter)
 	}
+}
+
+// One WithPrefix configures a Limiter and a Counter alike, so that two
+// applications sharing a Redis keep apart.
+func ExampleWithPrefix() {
+	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", ContextTimeoutEnabled: true})
+	defer client.Close()
+
+	limiter, err := redislimit.NewLimiter(client, redislimit.WithPrefix("billing:rl:"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	quotas, err := redislimit.NewCounter(client, redislimit.WithPrefix("billing:quota:"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	_, _ = limiter, quotas
 }

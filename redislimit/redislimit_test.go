@@ -53,7 +53,7 @@ func testPrefix() string {
 
 func newTestLimiter(t testing.TB, c redis.UniversalClient, prefix string) *Limiter {
 	t.Helper()
-	l, err := New(c, WithPrefix(prefix))
+	l, err := NewLimiter(c, WithPrefix(prefix))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,7 +305,7 @@ func TestRedisDown(t *testing.T) {
 		ContextTimeoutEnabled: true,
 	})
 	defer c.Close()
-	l, _ := New(c)
+	l, _ := NewLimiter(c)
 	counter, _ := NewCounter(c)
 	start := time.Now()
 	_, err = l.Allow(context.Background(), "k", apikey.Limit{Rate: 1, Period: time.Second})
@@ -335,8 +335,8 @@ func TestRedisDown(t *testing.T) {
 }
 
 func TestInvalidArguments(t *testing.T) {
-	if _, err := New(nil); !errors.Is(err, apikey.ErrInvalidRequest) {
-		t.Errorf("New(nil): %v", err)
+	if _, err := NewLimiter(nil); !errors.Is(err, apikey.ErrInvalidRequest) {
+		t.Errorf("NewLimiter(nil): %v", err)
 	}
 	if _, err := NewCounter(nil); !errors.Is(err, apikey.ErrInvalidRequest) {
 		t.Errorf("NewCounter(nil): %v", err)
@@ -344,21 +344,28 @@ func TestInvalidArguments(t *testing.T) {
 	// A client that would wait past a request's deadline is refused.
 	deaf := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
 	defer deaf.Close()
-	if _, err := New(deaf); !errors.Is(err, apikey.ErrInvalidRequest) || !strings.Contains(err.Error(), "ContextTimeoutEnabled") {
-		t.Errorf("New(client without ContextTimeoutEnabled): %v", err)
+	if _, err := NewLimiter(deaf); !errors.Is(err, apikey.ErrInvalidRequest) || !strings.Contains(err.Error(), "ContextTimeoutEnabled") {
+		t.Errorf("NewLimiter(client without ContextTimeoutEnabled): %v", err)
 	}
 	if _, err := NewCounter(deaf); !errors.Is(err, apikey.ErrInvalidRequest) {
 		t.Errorf("NewCounter(client without ContextTimeoutEnabled): %v", err)
 	}
 	cluster := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{"127.0.0.1:1"}})
 	defer cluster.Close()
-	if _, err := New(cluster); !errors.Is(err, apikey.ErrInvalidRequest) {
-		t.Errorf("New(cluster client without ContextTimeoutEnabled): %v", err)
+	if _, err := NewLimiter(cluster); !errors.Is(err, apikey.ErrInvalidRequest) {
+		t.Errorf("NewLimiter(cluster client without ContextTimeoutEnabled): %v", err)
 	}
 	// Arguments are checked before Redis is contacted: no Redis needed.
 	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", ContextTimeoutEnabled: true})
 	defer c.Close()
-	l, _ := New(c)
+	// A nil option is refused, not a panic.
+	if _, err := NewLimiter(c, nil); !errors.Is(err, apikey.ErrInvalidRequest) {
+		t.Errorf("NewLimiter(c, nil): %v", err)
+	}
+	if _, err := NewCounter(c, WithPrefix("p:"), nil); !errors.Is(err, apikey.ErrInvalidRequest) {
+		t.Errorf("NewCounter(c, WithPrefix, nil): %v", err)
+	}
+	l, _ := NewLimiter(c)
 	counter, _ := NewCounter(c)
 	ctx := context.Background()
 	for _, limit := range []apikey.Limit{{}, {Rate: 1}, {Rate: 10, Period: 5}, {Rate: 1, Period: 24 * time.Hour, Burst: 1000}} {
@@ -371,6 +378,8 @@ func TestInvalidArguments(t *testing.T) {
 		n int64
 	}{
 		{apikey.Quota{}, 1},
+		{apikey.Quota{Period: time.Hour}, 1},
+		{apikey.Quota{Limit: 1, Period: -time.Hour}, 1},
 		{apikey.Quota{Limit: 1, Period: time.Nanosecond}, 1},
 		{apikey.Quota{Limit: 1 << 60, Period: time.Hour}, 1},
 		{apikey.Quota{Limit: 10, Period: time.Hour}, -1},

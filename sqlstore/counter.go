@@ -46,14 +46,18 @@ func (c *Counter) Add(ctx context.Context, key string, q apikey.Quota, n int64) 
 
 // AddAt adds n units to key's usage in the window of q that contains now,
 // if the usage stays within q.Limit, and reports the decision. n may be 0
-// to read the usage. q must have a positive Limit and Period (at most a
-// century); a bad q, a negative n or a key that is not UTF-8 without NUL
-// bytes fails with an error wrapping apikey.ErrInvalidRequest, and a
-// database that does not answer with one wrapping apikey.ErrUnavailable.
+// to read the usage. It refuses what apikey.Quota.Validate refuses and,
+// beyond that, a period longer than a century, a negative n and a key
+// that is not UTF-8 without NUL bytes, with an error wrapping
+// apikey.ErrInvalidRequest; a database that does not answer fails with
+// an error wrapping apikey.ErrUnavailable.
 func (c *Counter) AddAt(ctx context.Context, key string, q apikey.Quota, n int64, now time.Time) (apikey.Decision, error) {
+	if err := q.Validate(); err != nil {
+		return apikey.Decision{}, err
+	}
 	switch {
-	case q.Limit <= 0 || q.Period <= 0 || q.Period > maxQuotaPeriod:
-		return apikey.Decision{}, fmt.Errorf("%w: sqlstore: quota %d per %v: limit and period must be positive, period at most %v", apikey.ErrInvalidRequest, q.Limit, q.Period, maxQuotaPeriod)
+	case q.Period > maxQuotaPeriod:
+		return apikey.Decision{}, fmt.Errorf("%w: sqlstore: quota period %v above the maximum of %v", apikey.ErrInvalidRequest, q.Period, maxQuotaPeriod)
 	case n < 0:
 		return apikey.Decision{}, fmt.Errorf("%w: sqlstore: negative quota cost %d", apikey.ErrInvalidRequest, n)
 	case !validText(key):

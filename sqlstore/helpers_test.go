@@ -124,7 +124,7 @@ func randomHex(n int) string {
 func newStore(t testing.TB, db *sql.DB, d sqlstore.Dialect, opts ...sqlstore.Option) *sqlstore.Store {
 	t.Helper()
 	if d == sqlstore.Postgres {
-		opts = append(opts, sqlstore.Notifications(pglisten.Wait))
+		opts = append(opts, sqlstore.WithNotifications(pglisten.Wait))
 	}
 	st, err := sqlstore.New(db, d, opts...)
 	if err != nil {

@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"database/sql/driver"
 	"embed"
 	"fmt"
 	"hash/fnv"
@@ -132,72 +131,3 @@ func (s *Store) version(ctx context.Context, db execer) (int, error) {
 	}
 	return v, nil
 }
-
-// inTx runs fn in a write transaction. On SQLite it is BEGIN IMMEDIATE on
-// a dedicated connection: database/sql cannot ask for it portably, and a
-// deferred transaction that reads and then writes can fail with
-// SQLITE_BUSY when another process writes in between.
-func (s *Store) inTx(ctx context.Context, fn func(execer) error) error {
-	if s.dialect == Postgres {
-		tx, err := s.db.BeginTx(ctx, nil)
-		if err != nil {
-			return fmt.Errorf("sqlstore: begin: %w", err)
-		}
-		defer tx.Rollback()
-		if err := fn(tx); err != nil {
-			return err
-		}
-		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("sqlstore: commit: %w", err)
-		}
-		return nil
-	}
-	conn, err := s.db.Conn(ctx)
-	if err != nil {
-		return fmt.Errorf("sqlstore: begin: %w", err)
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-		return fmt.Errorf("sqlstore: begin: %w", err)
-	}
-	// A background context: the rollback must happen even if ctx is what
-	// failed, or the connection goes back to the pool mid-transaction.
-	rollback := func() {
-		if _, err := conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK"); err != nil {
-			conn.Raw(func(any) error { return errBadConn }) // discard it instead
-		}
-	}
-	if err := fn(conn); err != nil {
-		rollback()
-		return err
-	}
-	if _, err := conn.ExecContext(context.WithoutCancel(ctx), "COMMIT"); err != nil {
-		rollback()
-		return fmt.Errorf("sqlstore: commit: %w", err)
-	}
-	return nil
-}
-
-// check fails with ErrNotMigrated or ErrSchemaTooNew until the database's
-// schema is the one this code needs. Once it is, the answer is kept and
-// check costs one atomic load.
-func (s *Store) check(ctx context.Context) error {
-	if s.ready.Load() {
-		return nil
-	}
-	v, err := s.version(ctx, s.db)
-	if err != nil {
-		return fmt.Errorf("sqlstore: read schema version: %w", err)
-	}
-	switch {
-	case v < SchemaVersion:
-		return fmt.Errorf("%w: database is at version %d, this code needs %d", ErrNotMigrated, v, SchemaVersion)
-	case v > SchemaVersion:
-		return fmt.Errorf("%w: database is at version %d, this code knows up to %d", ErrSchemaTooNew, v, SchemaVersion)
-	}
-	s.ready.Store(true)
-	return nil
-}
-
-// errBadConn makes database/sql discard a connection handed out by Raw.
-var errBadConn = driver.ErrBadConn

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/apikeykit/apikey"
 	"github.com/apikeykit/apikey/sqlstore"
@@ -135,16 +136,16 @@ func TestMigrateConcurrently(t *testing.T) {
 	}
 }
 
-// TestTablePrefix: two Stores with different prefixes share a database
+// TestWithTablePrefix: two Stores with different prefixes share a database
 // without seeing each other's keys.
-func TestTablePrefix(t *testing.T) {
+func TestWithTablePrefix(t *testing.T) {
 	ctx := context.Background()
 	for _, b := range backends() {
 		t.Run(b.name, func(t *testing.T) {
 			need(t, b)
 			db, _ := b.open(t)
 			a := newStore(t, db, b.dialect)
-			other := newStore(t, db, b.dialect, sqlstore.TablePrefix("other_"))
+			other := newStore(t, db, b.dialect, sqlstore.WithTablePrefix("other_"))
 			if err := a.Create(ctx, &apikey.Key{ID: "k1", Owner: "o", Digest: []byte{1}}); err != nil {
 				t.Fatal(err)
 			}
@@ -169,13 +170,16 @@ func TestNewValidates(t *testing.T) {
 		{"nil db", nil, sqlstore.SQLite, nil},
 		{"zero dialect", db, 0, nil},
 		{"unknown dialect", db, 9, nil},
-		{"empty prefix", db, sqlstore.SQLite, []sqlstore.Option{sqlstore.TablePrefix("")}},
-		{"quote in prefix", db, sqlstore.SQLite, []sqlstore.Option{sqlstore.TablePrefix(`a"; DROP TABLE x; --`)}},
-		{"upper-case prefix", db, sqlstore.SQLite, []sqlstore.Option{sqlstore.TablePrefix("Apikey_")}},
-		{"digit first", db, sqlstore.SQLite, []sqlstore.Option{sqlstore.TablePrefix("1apikey_")}},
-		{"long prefix", db, sqlstore.SQLite, []sqlstore.Option{sqlstore.TablePrefix(strings.Repeat("a", 33))}},
-		{"nil waiter", db, sqlstore.Postgres, []sqlstore.Option{sqlstore.Notifications(nil)}},
-		{"zero poll interval", db, sqlstore.SQLite, []sqlstore.Option{sqlstore.PollInterval(0)}},
+		{"empty prefix", db, sqlstore.SQLite, []sqlstore.Option{sqlstore.WithTablePrefix("")}},
+		{"quote in prefix", db, sqlstore.SQLite, []sqlstore.Option{sqlstore.WithTablePrefix(`a"; DROP TABLE x; --`)}},
+		{"upper-case prefix", db, sqlstore.SQLite, []sqlstore.Option{sqlstore.WithTablePrefix("Apikey_")}},
+		{"digit first", db, sqlstore.SQLite, []sqlstore.Option{sqlstore.WithTablePrefix("1apikey_")}},
+		{"long prefix", db, sqlstore.SQLite, []sqlstore.Option{sqlstore.WithTablePrefix(strings.Repeat("a", 33))}},
+		{"nil waiter", db, sqlstore.Postgres, []sqlstore.Option{sqlstore.WithNotifications(nil)}},
+		{"zero poll interval", db, sqlstore.SQLite, []sqlstore.Option{sqlstore.WithPollInterval(0)}},
+		{"negative poll interval", db, sqlstore.SQLite, []sqlstore.Option{sqlstore.WithPollInterval(-time.Second)}},
+		{"nil option", db, sqlstore.SQLite, []sqlstore.Option{nil}},
+		{"nil option after a good one", db, sqlstore.SQLite, []sqlstore.Option{sqlstore.WithCloseDB(), nil}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -183,14 +187,18 @@ func TestNewValidates(t *testing.T) {
 			if err == nil || st != nil {
 				t.Fatalf("New = %v, %v; want an error", st, err)
 			}
-			if !strings.HasPrefix(err.Error(), "sqlstore: ") {
+			if !errors.Is(err, apikey.ErrInvalidRequest) {
+				t.Fatalf("error %q does not wrap apikey.ErrInvalidRequest", err)
+			}
+			// The package prefix comes right after the sentinel's text.
+			if !strings.HasPrefix(err.Error(), apikey.ErrInvalidRequest.Error()+": sqlstore: ") {
 				t.Fatalf("error %q lacks the package prefix", err)
 			}
 		})
 	}
 }
 
-// TestWatchPostgresNeedsWaiter: without Notifications, Watch says so at
+// TestWatchPostgresNeedsWaiter: without WithNotifications, Watch says so at
 // once instead of pretending to watch.
 func TestWatchPostgresNeedsWaiter(t *testing.T) {
 	db, _ := openSQLite(t) // never used: Watch fails before any I/O

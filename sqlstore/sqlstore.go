@@ -18,7 +18,7 @@
 // A Store implements apikey.Rotator (one transaction), apikey.LastUsedRecorder
 // (one statement per batch) and apikey.Watcher: on PostgreSQL through
 // LISTEN/NOTIFY fed by a trigger, so that a change made by any client
-// reaches every Manager within a second (see Notifications and package
+// reaches every Manager within a second (see WithNotifications and package
 // pglisten); on SQLite by polling a change log that triggers maintain.
 // Counter returns a quota counter on the same database.
 //
@@ -75,94 +75,9 @@ var (
 	ErrSchemaTooNew = errors.New("sqlstore: database schema is newer than this code")
 
 	// ErrNoNotifications is returned by Watch on PostgreSQL when the Store
-	// was made without the Notifications option.
-	ErrNoNotifications = errors.New("sqlstore: no PostgreSQL change notifications (Watch needs the Notifications option with a waiter for the driver, such as pglisten.Wait)")
+	// was made without the WithNotifications option.
+	ErrNoNotifications = errors.New("sqlstore: no PostgreSQL change notifications (Watch needs the WithNotifications option with a waiter for the driver, such as pglisten.Wait)")
 )
-
-// DefaultTablePrefix is the prefix of every table, trigger and
-// notification channel the Store creates, unless TablePrefix says
-// otherwise.
-const DefaultTablePrefix = "apikey_"
-
-// DefaultPollInterval is how often Watch reads the change log on SQLite.
-const DefaultPollInterval = 250 * time.Millisecond
-
-// Option configures a Store in New.
-type Option func(*config) error
-
-type config struct {
-	prefix       string
-	wait         NotifyWaiter
-	pollInterval time.Duration
-	ownDB        bool
-}
-
-// TablePrefix sets the prefix of the Store's tables (prefix+"keys",
-// prefix+"quota_usage", prefix+"schema_version", ...) and, on PostgreSQL,
-// of its notification channel (prefix+"changes"). It must be 1 to 32
-// characters of [a-z0-9_] starting with a letter or underscore. The
-// default is DefaultTablePrefix. Stores with different prefixes can share
-// a database.
-func TablePrefix(prefix string) Option {
-	return func(c *config) error {
-		if !validPrefix(prefix) {
-			return fmt.Errorf("sqlstore: table prefix %q: want 1 to 32 characters of [a-z0-9_], not starting with a digit", prefix)
-		}
-		c.prefix = prefix
-		return nil
-	}
-}
-
-func validPrefix(p string) bool {
-	if len(p) == 0 || len(p) > 32 || ('0' <= p[0] && p[0] <= '9') {
-		return false
-	}
-	for i := 0; i < len(p); i++ {
-		c := p[i]
-		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_') {
-			return false
-		}
-	}
-	return true
-}
-
-// Notifications gives a PostgreSQL Store the driver-specific half of
-// Watch: wait blocks on a connection that is listening for the next
-// notification. Package pglisten provides one for pgx (pglisten.Wait).
-// Without it, Watch on PostgreSQL returns ErrNoNotifications and Managers
-// see changes made elsewhere only when their cache entries expire. It has
-// no effect on SQLite.
-func Notifications(wait NotifyWaiter) Option {
-	return func(c *config) error {
-		if wait == nil {
-			return errors.New("sqlstore: Notifications(nil)")
-		}
-		c.wait = wait
-		return nil
-	}
-}
-
-// PollInterval sets how often Watch reads the change log on SQLite
-// (default DefaultPollInterval). It has no effect on PostgreSQL, where
-// changes are pushed.
-func PollInterval(d time.Duration) Option {
-	return func(c *config) error {
-		if d <= 0 {
-			return fmt.Errorf("sqlstore: PollInterval(%v): want > 0", d)
-		}
-		c.pollInterval = d
-		return nil
-	}
-}
-
-// CloseDB makes Close close the *sql.DB as well. Helpers that open the
-// database for you (sqlopen.Open) set it; by default the caller owns db.
-func CloseDB() Option {
-	return func(c *config) error {
-		c.ownDB = true
-		return nil
-	}
-}
 
 // Store is an apikey.Store in a SQL database. It also implements
 // apikey.Rotator, apikey.LastUsedRecorder and apikey.Watcher. A Store is
@@ -187,16 +102,21 @@ type Store struct {
 
 // New returns a Store over db in the given dialect. It does no I/O (like
 // sql.Open): call Migrate before use. db must have been opened with a
-// driver for dialect.
+// driver for dialect. A nil db, an unknown dialect, a nil option or an
+// option that refuses its argument fails with an error wrapping
+// apikey.ErrInvalidRequest.
 func New(db *sql.DB, dialect Dialect, opts ...Option) (*Store, error) {
 	if db == nil {
-		return nil, errors.New("sqlstore: nil *sql.DB")
+		return nil, fmt.Errorf("%w: sqlstore: nil *sql.DB", apikey.ErrInvalidRequest)
 	}
 	if dialect != SQLite && dialect != Postgres {
-		return nil, fmt.Errorf("sqlstore: unknown dialect %v: want sqlstore.SQLite or sqlstore.Postgres", dialect)
+		return nil, fmt.Errorf("%w: sqlstore: unknown dialect %v: want sqlstore.SQLite or sqlstore.Postgres", apikey.ErrInvalidRequest, dialect)
 	}
 	cfg := config{prefix: DefaultTablePrefix, pollInterval: DefaultPollInterval}
 	for _, opt := range opts {
+		if opt == nil {
+			return nil, fmt.Errorf("%w: sqlstore: nil option", apikey.ErrInvalidRequest)
+		}
 		if err := opt(&cfg); err != nil {
 			return nil, err
 		}
@@ -211,7 +131,7 @@ func (s *Store) DB() *sql.DB { return s.db }
 func (s *Store) Dialect() Dialect { return s.dialect }
 
 // Close releases the Store's prepared statements, and closes the
-// database if the Store was made with CloseDB. Stop Watch (cancel its
+// database if the Store was made with WithCloseDB. Stop Watch (cancel its
 // context) first. The Store must not be used after Close.
 func (s *Store) Close() error {
 	s.getMu.Lock()
@@ -225,102 +145,25 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// columns lists the keys table's columns in the order scanKey reads them.
-const columns = `id, prefix, owner, name, scopes, digest, digest_version,
-	created_at, expires_at, not_before, revoked_at, last_used_at,
-	rate_limit_rate, rate_limit_period_ns, rate_limit_burst, quota_limit, quota_period_ns,
-	allowed_ips, metadata, rotated_from, replaced_by, revision`
-
-// queries are built once per Store, for its dialect and table prefix.
-type queries struct {
-	get, exists, insert, update       string
-	list, listOwner                   string
-	lastUsed                          string
-	quotaAdd, quotaGet, quotaCleanup  string
-	changesMax, changesSince          string
-	tableExists, schemaVersion        string
-	createVersionTable, insertVersion string
-}
-
-func buildQueries(d Dialect, p string) queries {
-	t := p + "keys"
-	q := queries{
-		get:    `SELECT ` + columns + ` FROM ` + t + ` WHERE id = $1`,
-		exists: `SELECT 1 FROM ` + t + ` WHERE id = $1`,
-		// ON CONFLICT DO NOTHING, not a constraint error: drivers report
-		// those differently, and RowsAffected says the same portably.
-		insert: `INSERT INTO ` + t + ` (` + columns + `) VALUES
-			($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, 1)
-			ON CONFLICT (id) DO NOTHING`,
-		update: `UPDATE ` + t + ` SET prefix = $2, owner = $3, name = $4, scopes = $5,
-			digest = $6, digest_version = $7, created_at = $8, expires_at = $9, not_before = $10,
-			revoked_at = $11, last_used_at = $12, rate_limit_rate = $13, rate_limit_period_ns = $14,
-			rate_limit_burst = $15, quota_limit = $16, quota_period_ns = $17, allowed_ips = $18,
-			metadata = $19, rotated_from = $20, replaced_by = $21, revision = revision + 1
-			WHERE id = $1 AND revision = $22`,
-		// Cursor pagination on the primary key or the (owner, id) index;
-		// one row more than the page tells whether another page follows.
-		list:      `SELECT ` + columns + ` FROM ` + t + ` WHERE id > $1 ORDER BY id LIMIT $2`,
-		listOwner: `SELECT ` + columns + ` FROM ` + t + ` WHERE owner = $1 AND id > $2 ORDER BY id LIMIT $3`,
-
-		quotaGet:     `SELECT used FROM ` + p + `quota_usage WHERE counter_key = $1 AND window_start = $2`,
-		quotaCleanup: `DELETE FROM ` + p + `quota_usage WHERE window_end <= $1`,
-		// INSERT … SELECT … WHERE refuses a first add larger than the
-		// limit; the DO UPDATE … WHERE refuses one that would pass it. A
-		// refused add returns no row and writes nothing.
-		quotaAdd: `INSERT INTO ` + p + `quota_usage AS u (counter_key, window_start, window_end, used)
-			SELECT $1, $2, $3, $4 WHERE $4 <= $5
-			ON CONFLICT (counter_key, window_start) DO UPDATE SET used = u.used + excluded.used
-			WHERE u.used + excluded.used <= $5
-			RETURNING used`,
-		insertVersion: `INSERT INTO ` + p + `schema_version (version) VALUES ($1)`,
-		schemaVersion: `SELECT COALESCE(MAX(version), 0) FROM ` + p + `schema_version`,
+// check fails with ErrNotMigrated or ErrSchemaTooNew until the database's
+// schema is the one this code needs. Once it is, the answer is kept and
+// check costs one atomic load.
+func (s *Store) check(ctx context.Context) error {
+	if s.ready.Load() {
+		return nil
 	}
-	switch d {
-	case SQLite:
-		q.lastUsed = `UPDATE ` + t + ` AS k SET last_used_at = u.at
-			FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS at FROM json_each(?1)) AS u
-			WHERE k.id = u.id AND (k.last_used_at IS NULL OR k.last_used_at < u.at)`
-		q.changesMax = `SELECT COALESCE(MAX(seq), 0) FROM ` + p + `changes`
-		q.changesSince = `SELECT seq, id FROM ` + p + `changes WHERE seq > $1 ORDER BY seq LIMIT 1000`
-		q.tableExists = `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = $1`
-		q.createVersionTable = `CREATE TABLE IF NOT EXISTS ` + p + `schema_version (
-			version    INTEGER NOT NULL PRIMARY KEY,
-			applied_at TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))`
-		for _, s := range []*string{&q.get, &q.exists, &q.insert, &q.update, &q.list, &q.listOwner,
-			&q.quotaAdd, &q.quotaGet, &q.quotaCleanup, &q.changesSince, &q.tableExists,
-			&q.schemaVersion, &q.insertVersion} {
-			*s = sqlitePlaceholders(*s)
-		}
-	case Postgres:
-		// The batch travels as one JSON parameter, so this works with any
-		// driver, not only those that can bind arrays.
-		q.lastUsed = `UPDATE ` + t + ` AS k SET last_used_at = u.at
-			FROM json_to_recordset($1::json) AS u(id text, at timestamptz)
-			WHERE k.id = u.id AND (k.last_used_at IS NULL OR k.last_used_at < u.at)`
-		// Parameters in a SELECT list would otherwise be typed text.
-		q.quotaAdd = strings.NewReplacer("SELECT $1, $2, $3, $4 WHERE $4 <= $5", "SELECT $1::text, $2::bigint, $3::bigint, $4::bigint WHERE $4::bigint <= $5::bigint",
-			"<= $5\n", "<= $5::bigint\n").Replace(q.quotaAdd)
-		q.tableExists = `SELECT COUNT(*) FROM pg_catalog.pg_tables WHERE schemaname = current_schema() AND tablename = $1`
-		q.createVersionTable = `CREATE TABLE IF NOT EXISTS ` + p + `schema_version (
-			version    integer NOT NULL PRIMARY KEY,
-			applied_at timestamptz NOT NULL DEFAULT now())`
+	v, err := s.version(ctx, s.db)
+	if err != nil {
+		return fmt.Errorf("sqlstore: read schema version: %w", err)
 	}
-	return q
-}
-
-// sqlitePlaceholders turns $1 into ?1: SQLite reads $1 as a named
-// parameter, ?1 as the first positional one.
-func sqlitePlaceholders(q string) string {
-	var b strings.Builder
-	for i := 0; i < len(q); i++ {
-		if q[i] == '$' && i+1 < len(q) && '0' <= q[i+1] && q[i+1] <= '9' {
-			b.WriteByte('?')
-			continue
-		}
-		b.WriteByte(q[i])
+	switch {
+	case v < SchemaVersion:
+		return fmt.Errorf("%w: database is at version %d, this code needs %d", ErrNotMigrated, v, SchemaVersion)
+	case v > SchemaVersion:
+		return fmt.Errorf("%w: database is at version %d, this code knows up to %d", ErrSchemaTooNew, v, SchemaVersion)
 	}
-	return b.String()
+	s.ready.Store(true)
+	return nil
 }
 
 // Create implements apikey.Store.

@@ -51,7 +51,7 @@ func TestUnavailable(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer db.Close()
-		st, err := sqlstore.New(db, sqlstore.Postgres, sqlstore.Notifications(pglisten.Wait))
+		st, err := sqlstore.New(db, sqlstore.Postgres, sqlstore.WithNotifications(pglisten.Wait))
 		if err != nil {
 			t.Fatal(err)
 		}

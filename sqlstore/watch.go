@@ -32,11 +32,11 @@ const (
 //
 // On PostgreSQL Watch holds one connection of db's pool, LISTENs on
 // channel prefix+"changes", which a trigger on the keys table notifies,
-// and needs the Notifications option (else it returns ErrNoNotifications
+// and needs the WithNotifications option (else it returns ErrNoNotifications
 // at once). After a lost connection it reconnects and calls changed("").
 //
 // On SQLite Watch polls a change log, maintained by triggers, every
-// PollInterval; a watcher that fell more than 1000 changes behind gets
+// WithPollInterval; a watcher that fell more than 1000 changes behind gets
 // changed("").
 //
 // changed is called from Watch's goroutine, one call at a time.

@@ -134,7 +134,7 @@ func TestWatchReconnects(t *testing.T) {
 	db, reopen := b.open(t)
 	// A prefix of its own, so its channel and LISTEN are this test's alone.
 	prefix := "w" + randomHex(4) + "_"
-	st := newStore(t, db, b.dialect, sqlstore.TablePrefix(prefix))
+	st := newStore(t, db, b.dialect, sqlstore.WithTablePrefix(prefix))
 	r := watch(t, st)
 	ctx := context.Background()
 
@@ -165,7 +165,7 @@ func TestRecordLastUsedIsQuiet(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			need(t, b)
 			db, _ := b.open(t)
-			st := newStore(t, db, b.dialect, sqlstore.PollInterval(20*time.Millisecond))
+			st := newStore(t, db, b.dialect, sqlstore.WithPollInterval(20*time.Millisecond))
 			quiet := &apikey.Key{ID: "quiet", Owner: "o", Digest: []byte{1}}
 			loud := &apikey.Key{ID: "loud", Owner: "o", Digest: []byte{1}}
 			for _, k := range []*apikey.Key{quiet, loud} {
@@ -256,7 +256,7 @@ func TestWatchWrongDriver(t *testing.T) {
 		return pglisten.Wait(ctx, struct{}{}) // not a pgx connection
 	}
 	newStore(t, db, b.dialect) // migrated
-	st, err := sqlstore.New(db, b.dialect, sqlstore.Notifications(wrong))
+	st, err := sqlstore.New(db, b.dialect, sqlstore.WithNotifications(wrong))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -434,3 +434,58 @@ func TestRotateNoteNamesTheRealEnd(t *testing.T) {
 	assert.Contains(t, r.stdout, "keeps working until "+created.Record.ExpiresAt.UTC().Format(time.RFC3339)+".",
 		"the old key's own expiry (1h) comes before the grace period's end (24h)")
 }
+
+// TestSettingsFromEnvironment: the command reads its settings through
+// package envconfig and says which variable is missing or wrong, never
+// what a pepper holds.
+func TestSettingsFromEnvironment(t *testing.T) {
+	cli, _ := buildBinaries(t)
+	db := "sqlite:" + filepath.Join(t.TempDir(), "keys.db")
+	// withEnv is the test's environment without any APIKEY_ variable, plus kvs.
+	withEnv := func(kvs ...string) []string {
+		env := kvs
+		for _, kv := range os.Environ() {
+			if !strings.HasPrefix(kv, "APIKEY_") {
+				env = append(env, kv)
+			}
+		}
+		return env
+	}
+	const pepper = "e2e-previous-pepper-0123456789abcdef"
+
+	t.Run("no database", func(t *testing.T) {
+		r := runCLI(t, cli, withEnv(), "", "list")
+		assert.Equal(t, exitError, r.code)
+		assert.Contains(t, r.stderr, "APIKEY_DB")
+		assert.Contains(t, r.stderr, "--db")
+	})
+	t.Run("development pepper", func(t *testing.T) {
+		env := withEnv("APIKEY_DB=" + db)
+		r := runCLI(t, cli, env, "", "migrate")
+		require.Equal(t, exitOK, r.code, r.stderr)
+		r = runCLI(t, cli, env, "", "create", "--owner", "o", "--json")
+		require.Equal(t, exitOK, r.code, r.stderr)
+		assert.Contains(t, r.stderr, "APIKEY_PEPPER is not set", "the fallback is announced")
+		var created struct {
+			Key string `json:"key"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(r.stdout), &created))
+		r = runCLI(t, cli, env, created.Key+"\n", "verify")
+		assert.Equal(t, exitOK, r.code, r.stderr)
+		// Under a real pepper the development keys no longer verify.
+		r = runCLI(t, cli, withEnv("APIKEY_DB="+db, "APIKEY_PEPPER="+pepper), created.Key+"\n", "verify")
+		assert.Equal(t, exitNegative, r.code, r.stderr)
+	})
+	t.Run("empty pepper", func(t *testing.T) {
+		r := runCLI(t, cli, withEnv("APIKEY_DB="+db, "APIKEY_PEPPER="), "", "list")
+		assert.Equal(t, exitError, r.code)
+		assert.Contains(t, r.stderr, "APIKEY_PEPPER is set but empty")
+		assert.NotContains(t, r.stderr, "development pepper", "an empty secret must not pass for an absent one")
+	})
+	t.Run("previous pepper without its version", func(t *testing.T) {
+		r := runCLI(t, cli, withEnv("APIKEY_DB="+db, "APIKEY_PEPPER=e2e-test-pepper-0123456789abcdef", "APIKEY_PREVIOUS_PEPPER="+pepper), "", "list")
+		assert.Equal(t, exitError, r.code)
+		assert.Contains(t, r.stderr, "APIKEY_PREVIOUS_PEPPER_VERSION")
+		assert.NotContains(t, r.stderr, pepper)
+	})
+}

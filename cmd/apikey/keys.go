@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/apikeykit/apikey"
-	"github.com/apikeykit/apikey/internal/config"
+	"github.com/apikeykit/apikey/envconfig"
+	"github.com/apikeykit/apikey/sqlstore"
+	"github.com/apikeykit/apikey/sqlstore/sqlopen"
 )
 
 // flagSet returns a FlagSet for a command with the flags every database
@@ -57,24 +59,27 @@ func parse(fs *flag.FlagSet, args []string, positional int) ([]string, error) {
 // openManager opens the database and a Manager on it. The caller closes
 // both with the returned function.
 func openManager(ctx context.Context, e *env, dsnFlag string) (*apikey.Manager, func(), error) {
-	dsn, err := config.DB(dsnFlag)
+	dsn, err := envconfig.DSN(dsnFlag)
+	if err != nil {
+		return nil, nil, explain(err)
+	}
+	opts, err := envconfig.Peppers()
+	if errors.Is(err, envconfig.ErrNoPepper) {
+		// Trying things out: keys made so verify in the quickstart, which
+		// falls back the same way.
+		fmt.Fprintln(e.stderr, envconfig.DevPepperWarning)
+		opts, err = []apikey.Option{envconfig.DevPepper()}, nil
+	}
 	if err != nil {
 		return nil, nil, err
 	}
-	opts, dev, err := config.PepperOptions()
+	st, err := sqlopen.Open(ctx, dsn)
 	if err != nil {
 		return nil, nil, err
-	}
-	if dev {
-		fmt.Fprintln(e.stderr, config.PepperWarning)
-	}
-	st, err := config.OpenStore(ctx, dsn, false)
-	if err != nil {
-		return nil, nil, config.Explain(err)
 	}
 	// The command is a short-lived process: it needs no cache, and must
 	// not report a key as valid from a stale one.
-	opts = append(opts, apikey.WithPrefix(config.Prefix("")), apikey.WithCache(0, 0))
+	opts = append(opts, apikey.WithPrefix(envconfig.Prefix("")), apikey.WithCache(0, 0))
 	m, err := apikey.NewManager(st, opts...)
 	if err != nil {
 		st.Close()
@@ -114,7 +119,7 @@ func runCreate(ctx context.Context, e *env, args []string) error {
 	fs, db, asJSON := flagSet(e, "create", "--owner O [flags]")
 	owner := fs.String("owner", "", "the user, team or service the key acts for (required)")
 	name := fs.String("name", "", "a label for people, e.g. \"CI deploy\"")
-	prefix := fs.String("prefix", "", "key prefix: vendor and environment, e.g. acme_live or acme_test (default $APIKEY_PREFIX, else "+config.DefaultPrefix+")")
+	prefix := fs.String("prefix", "", "key prefix: vendor and environment, e.g. acme_live or acme_test (default $APIKEY_PREFIX, else "+envconfig.DefaultPrefix+")")
 	expires := fs.Duration("expires", 0, "lifetime, e.g. 720h (default: never expires)")
 	rate := fs.String("rate", "", "rate limit, e.g. 100/m or 10/s")
 	quota := fs.String("quota", "", "usage cap, e.g. 10000/24h")
@@ -130,7 +135,7 @@ func runCreate(ctx context.Context, e *env, args []string) error {
 		fs.Usage()
 		return errUsage
 	}
-	req := apikey.IssueRequest{Owner: *owner, Name: *name, Scopes: scopes, Prefix: config.Prefix(*prefix)}
+	req := apikey.IssueRequest{Owner: *owner, Name: *name, Scopes: scopes, Prefix: envconfig.Prefix(*prefix)}
 	if *expires < 0 {
 		return fmt.Errorf("--expires %v: want a positive duration such as 720h", *expires)
 	}
@@ -173,7 +178,7 @@ func runCreate(ctx context.Context, e *env, args []string) error {
 	defer done()
 	secret, k, err := m.Issue(ctx, req)
 	if err != nil {
-		return config.Explain(err)
+		return explain(err)
 	}
 	return printIssued(e, secret, k, *asJSON, "")
 }
@@ -206,7 +211,7 @@ func runList(ctx context.Context, e *env, args []string) error {
 	for {
 		keys, next, err := m.List(ctx, apikey.ListOptions{Owner: *owner, Cursor: cursor, Limit: apikey.MaxListLimit})
 		if err != nil {
-			return config.Explain(err)
+			return explain(err)
 		}
 		all = append(all, keys...)
 		if next == "" {
@@ -226,7 +231,7 @@ func runShow(ctx context.Context, e *env, args []string) error {
 	defer done()
 	k, err := m.Get(ctx, id)
 	if err != nil {
-		return notFoundHint(config.Explain(err), id)
+		return notFoundHint(explain(err), id)
 	}
 	return printKey(e, k, *asJSON)
 }
@@ -239,7 +244,7 @@ func runRevoke(ctx context.Context, e *env, args []string) error {
 	}
 	defer done()
 	if err := m.Revoke(ctx, id); err != nil {
-		return notFoundHint(config.Explain(err), id)
+		return notFoundHint(explain(err), id)
 	}
 	k, err := m.Get(ctx, id)
 	if err != nil {
@@ -262,13 +267,13 @@ func runRotate(ctx context.Context, e *env, args []string) error {
 	defer done()
 	secret, k, err := m.Rotate(ctx, id, *grace)
 	if err != nil {
-		return notFoundHint(config.Explain(err), id)
+		return notFoundHint(explain(err), id)
 	}
 	// The old key's own expiry, which Rotate keeps when it comes before
 	// the end of the grace period.
 	old, err := m.Get(ctx, id)
 	if err != nil {
-		return config.Explain(err)
+		return explain(err)
 	}
 	note := fmt.Sprintf("The old key %s keeps working until %s.", id, old.ExpiresAt.UTC().Format(time.RFC3339))
 	return printIssued(e, secret, k, *asJSON, note)
@@ -295,7 +300,7 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 	k, err := m.Verify(ctx, line)
 	if err != nil {
 		if errors.Is(err, apikey.ErrUnavailable) {
-			return config.Explain(err)
+			return explain(err)
 		}
 		return negative{fmt.Sprintf("invalid: %v", err)}
 	}
@@ -311,17 +316,33 @@ func runMigrate(ctx context.Context, e *env, args []string) error {
 	if _, err := parse(fs, args, 0); err != nil {
 		return err
 	}
-	dsn, err := config.DB(*db)
+	dsn, err := envconfig.DSN(*db)
+	if err != nil {
+		return explain(err)
+	}
+	st, err := sqlopen.Open(ctx, dsn)
 	if err != nil {
 		return err
 	}
-	st, err := config.OpenStore(ctx, dsn, true)
-	if err != nil {
-		return config.Explain(err)
+	defer st.Close()
+	if err := st.Migrate(ctx); err != nil {
+		return explain(err)
 	}
-	st.Close()
 	fmt.Fprintln(e.stdout, "database schema is up to date")
 	return nil
+}
+
+// explain adds what to do to errors a user of the command can fix.
+func explain(err error) error {
+	switch {
+	case errors.Is(err, envconfig.ErrNoDB):
+		return fmt.Errorf("%w\n  give --db, or set %s", err, envconfig.VarDB)
+	case errors.Is(err, sqlstore.ErrNotMigrated):
+		return fmt.Errorf("%w\n  run: apikey migrate", err)
+	case errors.Is(err, sqlstore.ErrSchemaTooNew):
+		return fmt.Errorf("%w\n  upgrade this program to the version that migrated the database", err)
+	}
+	return err
 }
 
 func notFoundHint(err error, id string) error {

@@ -10,8 +10,18 @@
 //	apikey verify < keyfile
 //	apikey scan PATH...
 //
-// The database comes from --db or APIKEY_DB (sqlite:PATH or a postgres://
-// URL), the pepper from APIKEY_PEPPER. Every command takes -h and --json.
+// Settings come from the environment, read by package envconfig as the
+// services that share the database read them:
+//
+//	APIKEY_DB                       the database, unless --db: sqlite:PATH or a postgres:// URL
+//	APIKEY_PEPPER                   the pepper (at least 16 random bytes; never stored)
+//	APIKEY_PEPPER_VERSION           its name, recorded with each key (default v1)
+//	APIKEY_PREVIOUS_PEPPER          a pepper being rotated out, still accepted
+//	APIKEY_PREVIOUS_PEPPER_VERSION  its name
+//	APIKEY_PREFIX                   the prefix of new keys, unless --prefix (default acme_live)
+//
+// Without APIKEY_PEPPER the command uses a public development pepper and
+// says so on standard error. Every command takes -h and --json.
 //
 // Install: go install github.com/apikeykit/apikey/cmd/apikey@latest
 package main
@@ -114,6 +124,8 @@ func usage(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "The database is --db or APIKEY_DB: sqlite:PATH or a postgres:// URL.")
-	fmt.Fprintln(w, "The pepper is APIKEY_PEPPER (at least 16 random bytes; never stored).")
+	fmt.Fprintln(w, "The pepper is APIKEY_PEPPER (at least 16 random bytes; never stored), named by")
+	fmt.Fprintln(w, "APIKEY_PEPPER_VERSION (default v1); APIKEY_PREVIOUS_PEPPER and")
+	fmt.Fprintln(w, "APIKEY_PREVIOUS_PEPPER_VERSION name one being rotated out.")
 	fmt.Fprintln(w, "Run 'apikey COMMAND -h' for a command's flags.")
 }

@@ -15,8 +15,9 @@
 // With -db postgres://… and -redis redis://…, several instances on
 // different ports behave as one service: limits and quotas are shared,
 // and a revocation reaches every instance within a second. It reads
-// APIKEY_DB, APIKEY_PEPPER and APIKEY_PREFIX exactly as the apikey command
-// does (flags win), so keys made with the command work here.
+// APIKEY_DB, APIKEY_PEPPER and APIKEY_PREFIX with package envconfig,
+// exactly as the apikey command does (flags win), so keys made with the
+// command work here.
 package main
 
 import (
@@ -38,8 +39,9 @@ import (
 	"time"
 
 	"github.com/apikeykit/apikey"
-	"github.com/apikeykit/apikey/internal/config"
+	"github.com/apikeykit/apikey/envconfig"
 	"github.com/apikeykit/apikey/redislimit"
+	"github.com/apikeykit/apikey/sqlstore/sqlopen"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -65,8 +67,8 @@ func run() error {
 	defer stop()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 
-	dsn, err := config.DB(*dbFlag)
-	if errors.Is(err, config.ErrNoDB) {
+	dsn, err := envconfig.DSN(*dbFlag)
+	if errors.Is(err, envconfig.ErrNoDB) {
 		dsn = "sqlite:quickstart.db"
 	}
 	trusted, err := parsePrefixes(*proxies)
@@ -74,20 +76,24 @@ func run() error {
 		return fmt.Errorf("-trusted-proxies: %w", err)
 	}
 
-	store, err := config.OpenStore(ctx, dsn, true)
+	store, err := sqlopen.Open(ctx, dsn)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	pepperOpts, dev, err := config.PepperOptions()
+	if err := store.Migrate(ctx); err != nil { // safe from every instance at once
+		return err
+	}
+	pepperOpts, err := envconfig.Peppers()
+	if errors.Is(err, envconfig.ErrNoPepper) {
+		fmt.Fprintln(os.Stderr, envconfig.DevPepperWarning)
+		pepperOpts, err = []apikey.Option{envconfig.DevPepper()}, nil
+	}
 	if err != nil {
 		return err
 	}
-	if dev {
-		fmt.Fprintln(os.Stderr, config.PepperWarning)
-	}
 	m, err := apikey.NewManager(store, append(pepperOpts,
-		apikey.WithPrefix(config.Prefix("")),
+		apikey.WithPrefix(envconfig.Prefix("")),
 		apikey.WithCache(apikey.DefaultCacheSize, *cacheTTL),
 	)...)
 	if err != nil {
@@ -164,7 +170,7 @@ func sharedLimits(ctx context.Context, redisURL string) (apikey.Limits, func(), 
 		client.Close()
 		return apikey.Limits{}, nil, fmt.Errorf("-redis: %w", err)
 	}
-	l, err := redislimit.New(client)
+	l, err := redislimit.NewLimiter(client)
 	if err != nil {
 		client.Close()
 		return apikey.Limits{}, nil, err
@@ -182,7 +188,7 @@ func sharedLimits(ctx context.Context, redisURL string) (apikey.Limits, func(), 
 func issueDemoKey(ctx context.Context, m *apikey.Manager, base, dsn string) error {
 	existing, _, err := m.List(ctx, apikey.ListOptions{Owner: demoOwner, Limit: 1})
 	if err != nil {
-		return config.Explain(err)
+		return err
 	}
 	if len(existing) > 0 {
 		fmt.Fprintf(os.Stderr, "The demo key (%s) was issued and shown at first start. Make another with:\n"+

@@ -275,7 +275,7 @@ func TestRedisOutage(t *testing.T) {
 // wrapped by wrap, and returns a key limited to 1000 requests a second.
 func limitedServers(t *testing.T, client *redis.Client, prefix string, wrap func(http.Handler) http.Handler) (key string, closed, open *httptest.Server) {
 	t.Helper()
-	limiter, err := redislimit.New(client, redislimit.WithPrefix(prefix))
+	limiter, err := redislimit.NewLimiter(client, redislimit.WithPrefix(prefix))
 	require.NoError(t, err)
 	m, err := apikey.NewManager(memstore.New(), apikey.WithPrefix("acme_live"), apikey.WithPepper("v1", testPepper))
 	require.NoError(t, err)

@@ -3,7 +3,7 @@
 // driver:
 //
 //	db, err := sql.Open("pgx", dsn)
-//	st, err := sqlstore.New(db, sqlstore.Postgres, sqlstore.Notifications(pglisten.Wait))
+//	st, err := sqlstore.New(db, sqlstore.Postgres, sqlstore.WithNotifications(pglisten.Wait))
 //
 // Package sqlopen does this for you.
 package pglisten

@@ -20,7 +20,7 @@ func Example() {
 	defer os.RemoveAll(dir)
 
 	ctx := context.Background()
-	// In production: os.Getenv("APIKEY_DSN"), e.g. "sqlite:/var/lib/acme/keys.db"
+	// In production: os.Getenv("APIKEY_DB"), e.g. "sqlite:/var/lib/acme/keys.db"
 	// or "postgres://acme@db.internal/acme".
 	st, err := sqlopen.Open(ctx, "sqlite:"+filepath.Join(dir, "keys.db"))
 	if err != nil {

@@ -25,10 +25,8 @@ import (
 // The pool that Open sets up. database/sql keeps only 2 idle connections
 // by default, so a server verifying keys on more goroutines than that
 // would open, and PostgreSQL fork, a new connection for most requests
-// that miss the Manager's cache: with 16 goroutines verifying on
-// PostgreSQL over loopback, an uncached Verify took 1.5 to 2.8 times as
-// long with the default (BenchmarkBackends in benchmarks/, two runs each
-// way). Change them with Store.DB().
+// that miss the Manager's cache (BENCHMARKS.md measures the difference).
+// Change them with Store.DB().
 const (
 	DefaultMaxIdleConns    = 16
 	DefaultConnMaxIdleTime = 5 * time.Minute
@@ -80,9 +78,9 @@ func Open(ctx context.Context, dsn string, opts ...sqlstore.Option) (*sqlstore.S
 		return nil, fmt.Errorf("sqlopen: connect to %s database: %w", dialect, err)
 	}
 	// The defaults go first, so that the caller's opts override them.
-	defaults := []sqlstore.Option{sqlstore.CloseDB()}
+	defaults := []sqlstore.Option{sqlstore.WithCloseDB()}
 	if dialect == sqlstore.Postgres {
-		defaults = append(defaults, sqlstore.Notifications(pglisten.Wait))
+		defaults = append(defaults, sqlstore.WithNotifications(pglisten.Wait))
 	}
 	opts = append(defaults, opts...)
 	st, err := sqlstore.New(db, dialect, opts...)

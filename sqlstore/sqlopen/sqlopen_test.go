@@ -88,7 +88,7 @@ func TestOpenPostgres(t *testing.T) {
 		t.Skip("APIKEY_TEST_POSTGRES is not set: no PostgreSQL to test against (source .ci/services.sh; start_postgres)")
 	}
 	ctx := context.Background()
-	prefix := sqlstore.TablePrefix("sqlopen_test_")
+	prefix := sqlstore.WithTablePrefix("sqlopen_test_")
 	st, err := sqlopen.Open(ctx, dsn, prefix)
 	if err != nil {
 		t.Fatal(err)

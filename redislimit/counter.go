@@ -1,0 +1,124 @@
+package redislimit
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/apikeykit/apikey"
+	"github.com/redis/go-redis/v9"
+)
+
+// Counter is an apikey.Counter on Redis. It is safe for concurrent use,
+// by any number of processes sharing the Redis, and its counts outlive
+// the processes.
+type Counter struct {
+	client redis.UniversalClient
+	prefix string
+}
+
+// NewCounter returns a Counter that keeps usage in the Redis that client
+// talks to. It refuses the clients and options that NewLimiter refuses,
+// with an error wrapping apikey.ErrInvalidRequest. It does not contact
+// Redis.
+func NewCounter(client redis.UniversalClient, opts ...CounterOption) (*Counter, error) {
+	if err := checkClient(client); err != nil {
+		return nil, err
+	}
+	c := config{prefix: DefaultCounterPrefix}
+	for _, o := range opts {
+		if o == nil {
+			return nil, fmt.Errorf("%w: redislimit: nil option", apikey.ErrInvalidRequest)
+		}
+		if err := o.applyCounter(&c); err != nil {
+			return nil, err
+		}
+	}
+	return &Counter{client: client, prefix: c.prefix}, nil
+}
+
+// quotaScript counts usage in fixed windows aligned to the Unix epoch.
+//
+// KEYS[1]: a hash {w: window start in Unix µs, n: units used in it}.
+// ARGV[1]: the quota's limit; ARGV[2]: its period in µs; ARGV[3]: the
+// units to add. All at most 2^53, and so is the time in µs (until the
+// year 2255), so every number here is exact.
+//
+// An add that would exceed the limit is refused before anything is
+// written. Returns {allowed, used, µs to window end, now_s, now_us}.
+var quotaScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local limit = tonumber(ARGV[1])
+local period = tonumber(ARGV[2])
+local n = tonumber(ARGV[3])
+local start = now - (now % period)
+local wend = start + period
+
+local v = redis.call('HMGET', KEYS[1], 'w', 'n')
+local used = 0
+local same = v[1] and tonumber(v[1]) == start
+if same then used = tonumber(v[2]) or 0 end
+
+if n > limit - used then
+  return {0, used, wend - now, tonumber(t[1]), tonumber(t[2])}
+end
+if same then
+  used = redis.call('HINCRBY', KEYS[1], 'n', n) -- keeps the window's expiry
+else
+  used = n
+  redis.call('HSET', KEYS[1], 'w', string.format('%d', start), 'n', n)
+  redis.call('PEXPIREAT', KEYS[1], math.floor(wend / 1000) + 1)
+end
+return {1, used, wend - now, tonumber(t[1]), tonumber(t[2])}
+`)
+
+// Add adds n units to key's usage in the current window of q, as
+// memlimit.Counter's AddAt does at the time Redis reads from its clock: a
+// refused Add does not count, n = 0 reports the usage. It refuses what
+// apikey.Quota.Validate refuses and, because Lua numbers are float64,
+// also a period that is not a whole number of microseconds, a limit
+// above 2^53 and an n that is negative or above 2^53, with an error
+// wrapping apikey.ErrInvalidRequest. It returns an error wrapping
+// apikey.ErrUnavailable if Redis does not answer.
+func (c *Counter) Add(ctx context.Context, key string, q apikey.Quota, n int64) (apikey.Decision, error) {
+	d, _, err := c.add(ctx, key, q, n)
+	return d, err
+}
+
+func (c *Counter) add(ctx context.Context, key string, q apikey.Quota, n int64) (apikey.Decision, time.Time, error) {
+	if err := q.Validate(); err != nil {
+		return apikey.Decision{}, time.Time{}, err
+	}
+	switch {
+	case q.Period%time.Microsecond != 0:
+		return apikey.Decision{}, time.Time{}, fmt.Errorf("%w: redislimit: quota period %v is not a whole number of microseconds", apikey.ErrInvalidRequest, q.Period)
+	case q.Limit > maxExact:
+		return apikey.Decision{}, time.Time{}, fmt.Errorf("%w: redislimit: quota limit %d above 2^53", apikey.ErrInvalidRequest, q.Limit)
+	case n < 0 || n > maxExact:
+		return apikey.Decision{}, time.Time{}, fmt.Errorf("%w: redislimit: quota cost %d out of range [0, 2^53]", apikey.ErrInvalidRequest, n)
+	}
+	res, err := quotaScript.Run(ctx, c.client, []string{c.prefix + key}, q.Limit, int64(q.Period/time.Microsecond), n).Int64Slice()
+	if err != nil {
+		return apikey.Decision{}, time.Time{}, unavailable(err)
+	}
+	if len(res) != 5 {
+		return apikey.Decision{}, time.Time{}, unavailable(fmt.Errorf("unexpected script reply %v", res))
+	}
+	d := apikey.Decision{
+		Allowed:   res[0] == 1,
+		Limit:     q.Limit,
+		Remaining: max(q.Limit-res[1], 0),
+		Reset:     time.Duration(res[2]) * time.Microsecond,
+	}
+	if !d.Allowed {
+		d.RetryAfter = d.Reset
+	}
+	return d, time.Unix(res[3], res[4]*1000), nil
+}
+
+// maxExact is the largest integer that every Lua number (a float64)
+// holds exactly.
+const maxExact = 1 << 53
+
+var _ apikey.Counter = (*Counter)(nil)

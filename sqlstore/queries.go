@@ -1,0 +1,107 @@
+package sqlstore
+
+import "strings"
+
+// columns lists the keys table's columns in the order scanKey reads them.
+const columns = `id, prefix, owner, name, scopes, digest, digest_version,
+	created_at, expires_at, not_before, revoked_at, last_used_at,
+	rate_limit_rate, rate_limit_period_ns, rate_limit_burst, quota_limit, quota_period_ns,
+	allowed_ips, metadata, rotated_from, replaced_by, revision`
+
+// queries are built once per Store, for its dialect and table prefix.
+type queries struct {
+	get, exists, insert, update       string
+	list, listOwner                   string
+	lastUsed                          string
+	quotaAdd, quotaGet, quotaCleanup  string
+	changesMax, changesSince          string
+	tableExists, schemaVersion        string
+	createVersionTable, insertVersion string
+}
+
+func buildQueries(d Dialect, p string) queries {
+	t := p + "keys"
+	q := queries{
+		get:    `SELECT ` + columns + ` FROM ` + t + ` WHERE id = $1`,
+		exists: `SELECT 1 FROM ` + t + ` WHERE id = $1`,
+		// ON CONFLICT DO NOTHING, not a constraint error: drivers report
+		// those differently, and RowsAffected says the same portably.
+		insert: `INSERT INTO ` + t + ` (` + columns + `) VALUES
+			($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, 1)
+			ON CONFLICT (id) DO NOTHING`,
+		update: `UPDATE ` + t + ` SET prefix = $2, owner = $3, name = $4, scopes = $5,
+			digest = $6, digest_version = $7, created_at = $8, expires_at = $9, not_before = $10,
+			revoked_at = $11, last_used_at = $12, rate_limit_rate = $13, rate_limit_period_ns = $14,
+			rate_limit_burst = $15, quota_limit = $16, quota_period_ns = $17, allowed_ips = $18,
+			metadata = $19, rotated_from = $20, replaced_by = $21, revision = revision + 1
+			WHERE id = $1 AND revision = $22`,
+		// Cursor pagination on the primary key or the (owner, id) index;
+		// one row more than the page tells whether another page follows.
+		list:      `SELECT ` + columns + ` FROM ` + t + ` WHERE id > $1 ORDER BY id LIMIT $2`,
+		listOwner: `SELECT ` + columns + ` FROM ` + t + ` WHERE owner = $1 AND id > $2 ORDER BY id LIMIT $3`,
+
+		quotaGet:      `SELECT used FROM ` + p + `quota_usage WHERE counter_key = $1 AND window_start = $2`,
+		quotaCleanup:  `DELETE FROM ` + p + `quota_usage WHERE window_end <= $1`,
+		insertVersion: `INSERT INTO ` + p + `schema_version (version) VALUES ($1)`,
+		schemaVersion: `SELECT COALESCE(MAX(version), 0) FROM ` + p + `schema_version`,
+	}
+	// quotaAdd's INSERT … SELECT … WHERE refuses a first add larger than
+	// the limit; its DO UPDATE … WHERE refuses one that would pass it. A
+	// refused add returns no row and writes nothing. Parameters: $1 the
+	// counter key, $2 and $3 the window's start and end, $4 the units to
+	// add, $5 the limit.
+	switch d {
+	case SQLite:
+		q.quotaAdd = `INSERT INTO ` + p + `quota_usage AS u (counter_key, window_start, window_end, used)
+			SELECT $1, $2, $3, $4 WHERE $4 <= $5
+			ON CONFLICT (counter_key, window_start) DO UPDATE SET used = u.used + excluded.used
+			WHERE u.used + excluded.used <= $5
+			RETURNING used`
+		q.lastUsed = `UPDATE ` + t + ` AS k SET last_used_at = u.at
+			FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS at FROM json_each(?1)) AS u
+			WHERE k.id = u.id AND (k.last_used_at IS NULL OR k.last_used_at < u.at)`
+		q.changesMax = `SELECT COALESCE(MAX(seq), 0) FROM ` + p + `changes`
+		q.changesSince = `SELECT seq, id FROM ` + p + `changes WHERE seq > $1 ORDER BY seq LIMIT 1000`
+		q.tableExists = `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = $1`
+		q.createVersionTable = `CREATE TABLE IF NOT EXISTS ` + p + `schema_version (
+			version    INTEGER NOT NULL PRIMARY KEY,
+			applied_at TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))`
+		for _, s := range []*string{&q.get, &q.exists, &q.insert, &q.update, &q.list, &q.listOwner,
+			&q.quotaAdd, &q.quotaGet, &q.quotaCleanup, &q.changesSince, &q.tableExists,
+			&q.schemaVersion, &q.insertVersion} {
+			*s = sqlitePlaceholders(*s)
+		}
+	case Postgres:
+		// The batch travels as one JSON parameter, so this works with any
+		// driver, not only those that can bind arrays.
+		q.lastUsed = `UPDATE ` + t + ` AS k SET last_used_at = u.at
+			FROM json_to_recordset($1::json) AS u(id text, at timestamptz)
+			WHERE k.id = u.id AND (k.last_used_at IS NULL OR k.last_used_at < u.at)`
+		// The casts type the parameters: in a SELECT list PostgreSQL
+		// would otherwise take them for text.
+		q.quotaAdd = `INSERT INTO ` + p + `quota_usage AS u (counter_key, window_start, window_end, used)
+			SELECT $1::text, $2::bigint, $3::bigint, $4::bigint WHERE $4::bigint <= $5::bigint
+			ON CONFLICT (counter_key, window_start) DO UPDATE SET used = u.used + excluded.used
+			WHERE u.used + excluded.used <= $5::bigint
+			RETURNING used`
+		q.tableExists = `SELECT COUNT(*) FROM pg_catalog.pg_tables WHERE schemaname = current_schema() AND tablename = $1`
+		q.createVersionTable = `CREATE TABLE IF NOT EXISTS ` + p + `schema_version (
+			version    integer NOT NULL PRIMARY KEY,
+			applied_at timestamptz NOT NULL DEFAULT now())`
+	}
+	return q
+}
+
+// sqlitePlaceholders turns $1 into ?1: SQLite reads $1 as a named
+// parameter, ?1 as the first positional one.
+func sqlitePlaceholders(q string) string {
+	var b strings.Builder
+	for i := 0; i < len(q); i++ {
+		if q[i] == '$' && i+1 < len(q) && '0' <= q[i+1] && q[i+1] <= '9' {
+			b.WriteByte('?')
+			continue
+		}
+		b.WriteByte(q[i])
+	}
+	return b.String()
+}
