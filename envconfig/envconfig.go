@@ -41,12 +41,12 @@ const (
 var (
 	// ErrNoDB reports that neither the caller nor APIKEY_DB names a
 	// database.
-	ErrNoDB = errors.New("envconfig: " + VarDB + " is not set (for example sqlite:keys.db or postgres://user@host/db)")
+	ErrNoDB = errors.New("apikey: envconfig: " + VarDB + " is not set (for example sqlite:keys.db or postgres://user@host/db)")
 
 	// ErrNoPepper reports that APIKEY_PEPPER is not set. The caller
 	// decides what that means: a service should refuse to start; a demo
 	// may fall back to DevPepper after printing DevPepperWarning.
-	ErrNoPepper = errors.New("envconfig: " + VarPepper + " is not set")
+	ErrNoPepper = errors.New("apikey: envconfig: " + VarPepper + " is not set")
 )
 
 // DSN returns the database's DSN: override if it is not empty (a flag's

@@ -68,15 +68,15 @@ func (d Dialect) String() string {
 var (
 	// ErrNotMigrated reports a database whose schema is older than this
 	// code (or absent): call Migrate.
-	ErrNotMigrated = errors.New("sqlstore: database schema is not migrated (call Migrate)")
+	ErrNotMigrated = errors.New("apikey: sqlstore: database schema is not migrated (call Migrate)")
 
 	// ErrSchemaTooNew reports a database migrated by a newer version of
 	// this package. Nothing is written to it; upgrade the code.
-	ErrSchemaTooNew = errors.New("sqlstore: database schema is newer than this code")
+	ErrSchemaTooNew = errors.New("apikey: sqlstore: database schema is newer than this code")
 
 	// ErrNoNotifications is returned by Watch on PostgreSQL when the Store
 	// was made without the WithNotifications option.
-	ErrNoNotifications = errors.New("sqlstore: no PostgreSQL change notifications (Watch needs the WithNotifications option with a waiter for the driver, such as pglisten.Wait)")
+	ErrNoNotifications = errors.New("apikey: sqlstore: no PostgreSQL change notifications (Watch needs the WithNotifications option with a waiter for the driver, such as pglisten.Wait)")
 )
 
 // Store is an apikey.Store in a SQL database. It also implements

@@ -34,7 +34,7 @@ const (
 
 // ErrBadDSN reports a DSN that Open cannot use. The error never repeats
 // the DSN, which may hold a password.
-var ErrBadDSN = errors.New("sqlopen: bad DSN")
+var ErrBadDSN = errors.New("apikey: sqlopen: bad DSN")
 
 // sqlitePragmas are set on every SQLite connection unless the DSN sets
 // them itself: WAL lets readers run beside the writer, the busy timeout
