@@ -454,7 +454,7 @@ func TestMiddlewareRateLimitFields(t *testing.T) {
 	}
 }
 
-// TestMiddlewareMemoryLimiterKey checks that memlimit's Limiter counts a
+// TestMiddlewareMemlimitKey checks that memlimit's Limiter counts a
 // request through the middleware under the key's ID, as any Limiter does.
 func TestMiddlewareMemlimitKey(t *testing.T) {
 	f := newMWFixture(t)

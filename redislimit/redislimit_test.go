@@ -60,14 +60,14 @@ func newTestLimiter(t testing.TB, c redis.UniversalClient, prefix string) *Limit
 	return l
 }
 
-// frozen is a clock for a MemoryLimiter's sweeper that never moves, so
+// frozen is a clock for a memlimit.Limiter's sweeper that never moves, so
 // that it forgets nothing while a test feeds it Redis's times.
 func frozen() time.Time { return time.Unix(0, 0) }
 
-// TestLimiterMatchesMemoryLimiter sends the same requests to the Redis
-// limiter and to a MemoryLimiter at the times Redis read from its clock,
+// TestLimiterMatchesMemlimit sends the same requests to the Redis
+// limiter and to a memlimit.Limiter at the times Redis read from its clock,
 // and requires identical Decisions, field for field.
-func TestLimiterMatchesMemoryLimiter(t *testing.T) {
+func TestLimiterMatchesMemlimit(t *testing.T) {
 	c := testClient(t)
 	ctx := context.Background()
 	// How many requests refill allows depends on how fast Redis answers,
@@ -400,9 +400,9 @@ func newTestCounter(t testing.TB, c redis.UniversalClient, prefix string) *Count
 	return counter
 }
 
-// TestCounterMatchesMemoryCounter compares with MemoryCounter at Redis's
+// TestCounterMatchesMemlimit compares with memlimit.Counter at Redis's
 // times, across window ends (10ms windows).
-func TestCounterMatchesMemoryCounter(t *testing.T) {
+func TestCounterMatchesMemlimit(t *testing.T) {
 	c := testClient(t)
 	counter := newTestCounter(t, c, testPrefix())
 	mem, err := memlimit.NewCounter(memlimit.WithClock(frozen))
