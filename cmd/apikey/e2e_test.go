@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"database/sql"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -336,6 +338,90 @@ func TestScanCommand(t *testing.T) {
 
 	r = runCLI(t, cli, os.Environ(), "", "scan", filepath.Join(dir, "missing"))
 	assert.Equal(t, exitError, r.code)
+	assert.Contains(t, r.stderr, "missing")
+}
+
+// TestScanCarriesOn: a path that cannot be read is reported and skipped,
+// and the keys in the paths after it are still found; the exit status
+// says both (3).
+func TestScanCarriesOn(t *testing.T) {
+	cli, _ := buildBinaries(t)
+	dir := t.TempDir()
+	key := "acme_live_AbCdEf123456_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx139PKf"
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "later.txt"), []byte("k="+key+"\n"), 0o644))
+
+	t.Run("missing path first", func(t *testing.T) {
+		r := runCLI(t, cli, os.Environ(), "", "scan", filepath.Join(dir, "missing"), dir)
+		assert.Equal(t, exitBoth, r.code, r.stderr)
+		assert.Equal(t, filepath.Join(dir, "later.txt")+":1:3: acme_live key AbCdEf123456\n", r.stdout)
+		assert.Contains(t, r.stderr, filepath.Join(dir, "missing"))
+		assert.Contains(t, r.stderr, "1 API key(s) found")
+		assert.Contains(t, r.stderr, "1 path(s) could not be scanned")
+		assert.NotContains(t, r.stdout+r.stderr, key[23:])
+	})
+	t.Run("unreadable file first", func(t *testing.T) {
+		if os.Geteuid() == 0 {
+			t.Skip("running as root, which reads any file: chmod cannot make one unreadable")
+		}
+		sub := filepath.Join(dir, "sub")
+		require.NoError(t, os.MkdirAll(sub, 0o755))
+		locked := filepath.Join(sub, "a-locked.txt")
+		require.NoError(t, os.WriteFile(locked, []byte(key), 0o000))
+		require.NoError(t, os.WriteFile(filepath.Join(sub, "b.txt"), []byte(key), 0o644))
+		r := runCLI(t, cli, os.Environ(), "", "scan", sub)
+		assert.Equal(t, exitBoth, r.code, r.stderr)
+		assert.Equal(t, filepath.Join(sub, "b.txt")+":1:1: acme_live key AbCdEf123456\n", r.stdout)
+		assert.Contains(t, r.stderr, locked)
+	})
+	t.Run("only errors", func(t *testing.T) {
+		r := runCLI(t, cli, os.Environ(), "", "scan", "--json", filepath.Join(dir, "missing"))
+		assert.Equal(t, exitError, r.code, r.stderr)
+		assert.Equal(t, "[]", strings.TrimSpace(r.stdout))
+	})
+}
+
+// TestScanEncodingsAndStdin: keys are found in UTF-16 files (which hold
+// NUL bytes but are not binaries), inside base64, hex and percent-encoded
+// text, and on standard input with "-"; scan -h offers no --db.
+func TestScanEncodingsAndStdin(t *testing.T) {
+	cli, _ := buildBinaries(t)
+	dir := t.TempDir()
+	key := "acme_live_AbCdEf123456_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx139PKf"
+	var u16 []byte
+	u16 = append(u16, 0xFF, 0xFE)
+	for _, c := range []byte("$env:KEY = '" + key + "'\r\n") {
+		u16 = append(u16, c, 0)
+	}
+	files := map[string]string{
+		"profile.ps1": string(u16),
+		"secret.yaml": "data:\n  key: " + base64.StdEncoding.EncodeToString([]byte(key)) + "\n",
+		"dump.hex":    hex.EncodeToString([]byte(key)) + "\n",
+		"access.log":  "GET /v1?api_key=" + strings.ReplaceAll(key, "_", "%5F") + " 200\n",
+	}
+	for name, content := range files {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644))
+	}
+	r := runCLI(t, cli, os.Environ(), "", "scan", dir)
+	assert.Equal(t, exitNegative, r.code, r.stderr)
+	assert.ElementsMatch(t, []string{
+		filepath.Join(dir, "access.log") + ":1:17: acme_live key AbCdEf123456 (percent)",
+		filepath.Join(dir, "dump.hex") + ":1:1: acme_live key AbCdEf123456 (hex)",
+		filepath.Join(dir, "profile.ps1") + ":1:13: acme_live key AbCdEf123456 (utf-16le)",
+		filepath.Join(dir, "secret.yaml") + ":2:8: acme_live key AbCdEf123456 (base64)",
+	}, strings.Split(strings.TrimSpace(r.stdout), "\n"))
+	assert.NotContains(t, r.stdout+r.stderr, key[23:])
+
+	r = runCLI(t, cli, os.Environ(), "x\ntoken: "+key+"\n", "scan", "-")
+	assert.Equal(t, exitNegative, r.code, r.stderr)
+	assert.Equal(t, "(standard input):2:8: acme_live key AbCdEf123456\n", r.stdout)
+	r = runCLI(t, cli, os.Environ(), "nothing here\n", "scan", "--json", "-")
+	assert.Equal(t, exitOK, r.code, r.stderr)
+	assert.Equal(t, "[]", strings.TrimSpace(r.stdout))
+
+	r = runCLI(t, cli, os.Environ(), "", "scan", "-h")
+	assert.Equal(t, exitOK, r.code)
+	assert.Contains(t, r.stderr, "-json")
+	assert.NotContains(t, r.stderr, "-db")
 }
 
 // TestQuickstartScalesOut runs two quickstarts on one PostgreSQL and one

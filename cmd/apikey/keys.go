@@ -20,15 +20,22 @@ import (
 // flagSet returns a FlagSet for a command with the flags every database
 // command has.
 func flagSet(e *env, name, args string) (fs *flag.FlagSet, db *string, asJSON *bool) {
+	fs, asJSON = plainFlagSet(e, name, args)
+	db = fs.String("db", "", "database DSN: sqlite:PATH or a postgres:// URL (default $APIKEY_DB)")
+	return fs, db, asJSON
+}
+
+// plainFlagSet returns a FlagSet for a command with only --json, for
+// commands that need no database.
+func plainFlagSet(e *env, name, args string) (fs *flag.FlagSet, asJSON *bool) {
 	fs = flag.NewFlagSet("apikey "+name, flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	fs.Usage = func() {
 		fmt.Fprintf(e.stderr, "usage: apikey %s %s\n\nflags:\n", name, args)
 		fs.PrintDefaults()
 	}
-	db = fs.String("db", "", "database DSN: sqlite:PATH or a postgres:// URL (default $APIKEY_DB)")
 	asJSON = fs.Bool("json", false, "print JSON instead of a table")
-	return fs, db, asJSON
+	return fs, asJSON
 }
 
 // parse parses args, allowing flags after positional arguments too
@@ -302,7 +309,7 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 		if errors.Is(err, apikey.ErrUnavailable) {
 			return explain(err)
 		}
-		return negative{fmt.Sprintf("invalid: %v", err)}
+		return negative(fmt.Sprintf("invalid: %v", err))
 	}
 	if *asJSON {
 		return printKey(e, k, true)

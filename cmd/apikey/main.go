@@ -41,16 +41,25 @@ import (
 const (
 	exitOK       = 0
 	exitNegative = 1 // verify: the key is not valid; scan: keys were found
-	exitError    = 2 // bad usage, or the command could not run
+	exitError    = 2 // bad usage, or the command could not run; scan: some paths could not be read
+	exitBoth     = 3 // scan: keys were found, and some paths could not be read
 )
 
 // errUsage reports bad usage; its message has already been printed.
 var errUsage = errors.New("usage")
 
-// negative is returned by commands whose answer is "no" (exit status 1).
-type negative struct{ msg string }
+// exitStatus is returned by commands whose answer is not a plain success or
+// failure: its message goes to standard error, and the command exits
+// with its code.
+type exitStatus struct {
+	code int
+	msg  string
+}
 
-func (n negative) Error() string { return n.msg }
+func (s exitStatus) Error() string { return s.msg }
+
+// negative is the status of a command whose answer is "no" (exit status 1).
+func negative(msg string) exitStatus { return exitStatus{exitNegative, msg} }
 
 type command struct {
 	name, args, summary string
@@ -64,7 +73,7 @@ var commands = []command{
 	{"revoke", "ID", "revoke a key at once", runRevoke},
 	{"rotate", "ID [--grace 24h]", "issue a replacement; the old key works until the grace period ends", runRotate},
 	{"verify", "< KEYFILE", "check a key read from standard input (exit 0 if valid, 1 if not)", runVerify},
-	{"scan", "PATH...", "find keys in files (exit 1 if any are found)", runScan},
+	{"scan", "PATH... | -", "find keys in files or standard input (exit 1 if any are found)", runScan},
 	{"migrate", "", "create or upgrade the database schema", runMigrate},
 }
 
@@ -94,7 +103,7 @@ func run(ctx context.Context, e *env, args []string) int {
 			continue
 		}
 		err := c.run(ctx, e, args[1:])
-		var neg negative
+		var st exitStatus
 		switch {
 		case err == nil:
 			return exitOK
@@ -102,11 +111,11 @@ func run(ctx context.Context, e *env, args []string) int {
 			return exitOK
 		case errors.Is(err, errUsage):
 			return exitError
-		case errors.As(err, &neg):
-			if neg.msg != "" {
-				fmt.Fprintln(e.stderr, neg.msg)
+		case errors.As(err, &st):
+			if st.msg != "" {
+				fmt.Fprintln(e.stderr, st.msg)
 			}
-			return exitNegative
+			return st.code
 		}
 		fmt.Fprintf(e.stderr, "apikey %s: %v\n", c.name, err)
 		return exitError

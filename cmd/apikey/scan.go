@@ -17,19 +17,29 @@ import (
 var skipDirs = map[string]bool{".git": true, ".hg": true, ".svn": true}
 
 // binarySniffLen is how much of a file is read to decide whether it is
-// text, as git does: a NUL byte in it means binary.
+// text, as git does: a NUL byte in it means binary, unless the file is
+// UTF-16 text (apikey.IsUTF16), which Scan decodes.
 const binarySniffLen = 8000
 
+// stdinName names standard input in findings and errors.
+const stdinName = "(standard input)"
+
 type scanFinding struct {
-	File   string `json:"file"`
-	Line   int    `json:"line"`
-	Column int    `json:"column"`
-	Prefix string `json:"prefix"`
-	ID     string `json:"id"`
+	File     string `json:"file"`
+	Line     int    `json:"line"`
+	Column   int    `json:"column"`
+	Prefix   string `json:"prefix"`
+	ID       string `json:"id"`
+	Encoding string `json:"encoding,omitempty"`
 }
 
+// runScan scans every path (directories recursively; "-" is standard
+// input). A path it cannot read is reported on standard error and
+// skipped, and the scan carries on: the exit status is 0 if nothing was
+// found, 1 if keys were found, 2 if some paths could not be read, and 3
+// if both.
 func runScan(ctx context.Context, e *env, args []string) error {
-	fset, _, asJSON := flagSet(e, "scan", "PATH...")
+	fset, asJSON := plainFlagSet(e, "scan", "PATH... | -")
 	paths, err := parse(fset, args, -1)
 	if err != nil {
 		return err
@@ -43,16 +53,28 @@ func runScan(ctx context.Context, e *env, args []string) error {
 		if !*asJSON {
 			// The kid identifies the key (revoke it with apikey revoke);
 			// the secret is never printed.
-			fmt.Fprintf(e.stdout, "%s:%d:%d: %s key %s\n", f.File, f.Line, f.Column, f.Prefix, f.ID)
+			fmt.Fprintf(e.stdout, "%s:%d:%d: %s key %s%s\n", f.File, f.Line, f.Column, f.Prefix, f.ID, encodingNote(f.Encoding))
 		}
 	}
+	failed := 0
+	fail := func(err error) {
+		failed++
+		fmt.Fprintf(e.stderr, "apikey scan: %v\n", err)
+	}
 	for _, root := range paths {
-		err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
+		if root == "-" {
+			if err := scanReader(e.stdin, stdinName, report); err != nil {
+				fail(err)
 			}
+			continue
+		}
+		err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
+			}
+			if err != nil {
+				fail(err) // an unreadable directory or a missing path
+				return nil
 			}
 			if d.IsDir() {
 				if skipDirs[d.Name()] && path != root {
@@ -63,10 +85,13 @@ func runScan(ctx context.Context, e *env, args []string) error {
 			if !d.Type().IsRegular() {
 				return nil // symlinks, devices, sockets
 			}
-			return scanFile(path, report)
+			if err := scanFile(path, report); err != nil {
+				fail(err)
+			}
+			return nil
 		})
 		if err != nil {
-			return err
+			return err // interrupted
 		}
 	}
 	if *asJSON {
@@ -77,29 +102,62 @@ func runScan(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 	}
+	var msg string
 	if len(found) > 0 {
-		return negative{fmt.Sprintf("%d API key(s) found: revoke each with 'apikey revoke ID', then remove it from the file (and from history)", len(found))}
+		msg = fmt.Sprintf("%d API key(s) found: revoke each with 'apikey revoke ID', then remove it from the file (and from history)", len(found))
+	}
+	if failed > 0 {
+		if msg != "" {
+			msg += "\n"
+		}
+		msg += fmt.Sprintf("%d path(s) could not be scanned (above): keys in them may have been missed", failed)
+	}
+	switch {
+	case len(found) > 0 && failed > 0:
+		return exitStatus{exitBoth, msg}
+	case len(found) > 0:
+		return negative(msg)
+	case failed > 0:
+		return exitStatus{exitError, msg}
 	}
 	return nil
+}
+
+// encodingNote says how a key was written, if not as is.
+func encodingNote(enc string) string {
+	if enc == "" {
+		return ""
+	}
+	return " (" + enc + ")"
 }
 
 // scanFile streams one file through apikey.Scan, skipping binaries.
 func scanFile(path string, report func(scanFinding)) error {
 	f, err := os.Open(path)
 	if err != nil {
-		return err
+		return err // *fs.PathError: it names the path
 	}
 	defer f.Close()
-	br := bufio.NewReaderSize(f, 64<<10)
+	return scanReader(f, path, report)
+}
+
+// scanReader streams r, named name, through apikey.Scan, unless it is
+// binary.
+func scanReader(r io.Reader, name string, report func(scanFinding)) error {
+	br := bufio.NewReaderSize(r, 64<<10)
 	head, err := br.Peek(binarySniffLen)
-	if err != nil && err != io.EOF && err != bufio.ErrBufferFull {
-		return fmt.Errorf("%s: %w", path, err)
+	if err != nil && err != io.EOF {
+		return fmt.Errorf("%s: %w", name, err)
 	}
-	if bytes.IndexByte(head, 0) >= 0 {
+	if bytes.IndexByte(head, 0) >= 0 && !apikey.IsUTF16(head) {
 		return nil
 	}
-	return apikey.Scan(br, func(fd apikey.Finding) error {
-		report(scanFinding{File: path, Line: fd.Line, Column: fd.Column, Prefix: fd.Prefix, ID: fd.ID})
+	err = apikey.Scan(br, func(fd apikey.Finding) error {
+		report(scanFinding{File: name, Line: fd.Line, Column: fd.Column, Prefix: fd.Prefix, ID: fd.ID, Encoding: fd.Encoding})
 		return nil
 	})
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
 }
