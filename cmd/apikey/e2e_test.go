@@ -575,3 +575,165 @@ func TestSettingsFromEnvironment(t *testing.T) {
 		assert.NotContains(t, r.stderr, pepper)
 	})
 }
+
+// assertNoSecret fails if out holds 8 or more consecutive characters of
+// key's secret part (its 43 secret characters and 6 of checksum).
+func assertNoSecret(t *testing.T, out, key string) {
+	t.Helper()
+	secret := key[len(key)-49:]
+	for i := 0; i+8 <= len(secret); i++ {
+		if strings.Contains(out, secret[i:i+8]) {
+			t.Errorf("output holds part of the secret (%q…):\n%s", secret[i:i+4], strings.ReplaceAll(out, secret[i:i+8], "<SECRET>"))
+			return
+		}
+	}
+}
+
+// TestCommandsNeverEchoAKey: show, revoke and rotate take a whole key as
+// well as a key ID, and act on its kid; a key with a bad checksum is
+// refused; and no other command prints a key pasted where it does not
+// belong, not even in an error.
+func TestCommandsNeverEchoAKey(t *testing.T) {
+	cli, _ := buildBinaries(t)
+	env := testEnv("sqlite:" + filepath.Join(t.TempDir(), "keys.db"))
+	r := runCLI(t, cli, env, "", "migrate")
+	require.Equal(t, exitOK, r.code, r.stderr)
+	create := func() (key, id string) {
+		r := runCLI(t, cli, env, "", "create", "--owner", "o", "--json")
+		require.Equal(t, exitOK, r.code, r.stderr)
+		var created struct{ Key, ID string }
+		require.NoError(t, json.Unmarshal([]byte(r.stdout), &created))
+		return created.Key, created.ID
+	}
+	key, id := create()
+
+	t.Run("whole key", func(t *testing.T) {
+		r := runCLI(t, cli, env, "", "show", key)
+		assert.Equal(t, exitOK, r.code, r.stderr)
+		assert.Contains(t, r.stdout, id)
+		assertNoSecret(t, r.stdout+r.stderr, key)
+
+		r = runCLI(t, cli, env, "", "rotate", key, "--grace", "1h")
+		assert.Equal(t, exitOK, r.code, r.stderr)
+		assert.Contains(t, r.stdout, "The old key "+id+" keeps working until")
+		assertNoSecret(t, r.stdout+r.stderr, key)
+
+		r = runCLI(t, cli, env, "", "revoke", key)
+		assert.Equal(t, exitOK, r.code, r.stderr)
+		assert.Contains(t, r.stdout, "revoked "+id)
+		assertNoSecret(t, r.stdout+r.stderr, key)
+	})
+
+	key, id = create()
+	last := key[len(key)-1]
+	badChecksum := key[:len(key)-1] + map[bool]string{true: "a", false: "b"}[last != 'a']
+	t.Run("bad checksum", func(t *testing.T) {
+		for _, cmd := range []string{"show", "revoke", "rotate"} {
+			r := runCLI(t, cli, env, "", cmd, badChecksum)
+			assert.Equal(t, exitError, r.code, r.stderr)
+			assert.Contains(t, r.stderr, "checksum", cmd)
+			assertNoSecret(t, r.stdout+r.stderr, badChecksum)
+		}
+		r := runCLI(t, cli, env, "", "show", id)
+		require.Equal(t, exitOK, r.code, r.stderr)
+		assert.Contains(t, r.stdout, "active", "the bad key revoked nothing")
+	})
+
+	t.Run("misplaced", func(t *testing.T) {
+		for _, args := range [][]string{
+			{key},
+			{"list", key},
+			{"verify", key},
+			{"show", id, key},
+			{"show", key + "x"},
+			{"revoke", "x" + key[1:]},
+			{"create", "--owner", key},
+			{"create", "--owner", "o", "--name", "CI " + key},
+			{"create", "--owner", "o", "--scopes", "orders:read," + key},
+			{"create", "--owner", "o", "--scopes", "x " + key},
+			{"create", "--owner", "o", "--meta", "k=" + key},
+			{"create", "--owner", "o", "--meta", key},
+			{"create", "--owner", "o", "--allow-ip", key},
+			{"create", "--owner", "o", "--rate", key},
+			{"create", "--owner", "o", "--quota", key},
+			{"create", "--owner", "o", "--expires", key},
+			{"create", "--owner", "o", "--prefix", key},
+			{"create", "--owner", "o", "--" + key},
+			{"rotate", id, "--grace", key},
+			{"list", "--db", "sqlite:" + filepath.Join(t.TempDir(), key, "keys.db")},
+			{"scan", filepath.Join(t.TempDir(), key)},
+		} {
+			r := runCLI(t, cli, env, "", args...)
+			assert.NotEqual(t, exitOK, r.code, "%v", args[:1])
+			assertNoSecret(t, r.stdout+r.stderr, key)
+		}
+		r := runCLI(t, cli, env, "", "list", "--owner", key)
+		assert.Equal(t, exitOK, r.code, r.stderr)
+		assertNoSecret(t, r.stdout+r.stderr, key)
+		r = runCLI(t, cli, env, "", "list", "--json")
+		require.Equal(t, exitOK, r.code, r.stderr)
+		assertNoSecret(t, r.stdout, key)
+	})
+}
+
+// TestNoPasswordPrinted: passwords in a DSN, in its user information or
+// in its query, never reach the output of the command or the quickstart.
+func TestNoPasswordPrinted(t *testing.T) {
+	cli, quickstart := buildBinaries(t)
+	dir := t.TempDir()
+	env := testEnv("sqlite:" + filepath.Join(dir, "keys.db"))
+	passwords := []string{"Pw1secretAA", "Pw2secretBB", "Pw3secretCC", "Pw4secretDD"}
+	check := func(t *testing.T, out string) {
+		t.Helper()
+		for _, pw := range passwords {
+			assert.NotContains(t, out, pw)
+		}
+	}
+	pg := "postgres://bob:" + passwords[0] + "@127.0.0.1:1/db?sslmode=disable&sslpassword=" + passwords[1] + "&password=" + passwords[2]
+	r := runCLI(t, cli, env, "", "list", "--db", pg)
+	assert.Equal(t, exitError, r.code)
+	check(t, r.stdout+r.stderr)
+	r = runCLI(t, cli, env, "", "migrate", "--db", "postgres://bob:"+passwords[0]+"@127.0.0.1:bad/db")
+	assert.Equal(t, exitError, r.code)
+	check(t, r.stdout+r.stderr)
+
+	// The quickstart prints its database when it starts, and its hint.
+	sqlite := "sqlite:" + filepath.Join(dir, "qs.db") + "?password=" + passwords[3]
+	for range 2 { // the first start issues the demo key, the second prints a hint with the DSN
+		cmd := exec.Command(quickstart, "-addr", "127.0.0.1:0", "-db", sqlite)
+		cmd.Env = env
+		var out lockedBuffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		require.NoError(t, cmd.Start())
+		require.Eventually(t, func() bool { return strings.Contains(out.String(), "listening on") }, 30*time.Second, 20*time.Millisecond)
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+		assert.Contains(t, out.String(), "password=***")
+		check(t, out.String())
+	}
+	cmd := exec.Command(quickstart, "-addr", "127.0.0.1:0", "-redis", "redis://:"+passwords[0]+"@127.0.0.1:badport")
+	cmd.Env = testEnv("sqlite:" + filepath.Join(dir, "qs.db"))
+	out, err := cmd.CombinedOutput()
+	assert.Error(t, err)
+	assert.Contains(t, string(out), "-redis")
+	check(t, string(out))
+}
+
+// lockedBuffer is a bytes.Buffer that a process's output can be copied
+// into while a test reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

@@ -95,18 +95,22 @@ func openManager(ctx context.Context, e *env, dsnFlag string) (*apikey.Manager, 
 	return m, func() { m.Close(); st.Close() }, nil
 }
 
-// openForKey parses the arguments of a command that acts on one key ID
-// and opens a Manager for it.
+// openForKey parses the arguments of a command that acts on one key,
+// named by its ID or by the whole key, and opens a Manager for it. It
+// returns the key ID.
 func openForKey(ctx context.Context, e *env, fs *flag.FlagSet, db *string, args []string) (m *apikey.Manager, id string, done func(), err error) {
 	pos, err := parse(fs, args, 1)
 	if err != nil {
+		return nil, "", nil, err
+	}
+	if id, err = keyID(pos[0]); err != nil {
 		return nil, "", nil, err
 	}
 	m, done, err = openManager(ctx, e, *db)
 	if err != nil {
 		return nil, "", nil, err
 	}
-	return m, pos[0], done, nil
+	return m, id, done, nil
 }
 
 // listFlag collects a repeatable, comma-separated flag.
@@ -141,6 +145,14 @@ func runCreate(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintln(e.stderr, "apikey create: --owner is required")
 		fs.Usage()
 		return errUsage
+	}
+	for _, f := range []struct {
+		name   string
+		values []string
+	}{{"owner", []string{*owner}}, {"name", []string{*name}}, {"scopes", scopes}, {"meta", meta}} {
+		if err := refuseKeys(f.name, f.values...); err != nil {
+			return err
+		}
 	}
 	req := apikey.IssueRequest{Owner: *owner, Name: *name, Scopes: scopes, Prefix: envconfig.Prefix(*prefix)}
 	if *expires < 0 {
@@ -288,8 +300,18 @@ func runRotate(ctx context.Context, e *env, args []string) error {
 
 func runVerify(ctx context.Context, e *env, args []string) error {
 	fs, db, asJSON := flagSet(e, "verify", "< KEYFILE")
-	if _, err := parse(fs, args, 0); err != nil {
+	pos, err := parse(fs, args, -1)
+	if err != nil {
 		return err
+	}
+	if len(pos) > 0 {
+		// Not quoted: it is most likely a key.
+		msg := "apikey verify takes no arguments: it reads the key from standard input, so that the key stays out of shell history and the process list (apikey verify < keyfile)"
+		if looksLikeKey(strings.Join(pos, " ")) {
+			msg += "\nThe key you gave is now in your shell history: if it is a real key, remove it from there, or rotate the key."
+		}
+		fmt.Fprintln(e.stderr, msg)
+		return errUsage
 	}
 	line, err := bufio.NewReader(e.stdin).ReadString('\n')
 	line = strings.TrimSpace(line)
@@ -352,9 +374,11 @@ func explain(err error) error {
 	return err
 }
 
+// notFoundHint explains ErrNotFound for id, a key ID (never a key:
+// keyID made it).
 func notFoundHint(err error, id string) error {
 	if errors.Is(err, apikey.ErrNotFound) {
-		return fmt.Errorf("no key with ID %q (IDs are the 12 characters after the prefix; see apikey list)", id)
+		return fmt.Errorf("no key with ID %q (see apikey list)", id)
 	}
 	return err
 }

@@ -91,6 +91,9 @@ func main() {
 }
 
 func run(ctx context.Context, e *env, args []string) int {
+	// Errors may quote what the user typed, which may be a key or a DSN
+	// with a password (redact.go).
+	e = &env{stdin: e.stdin, stdout: e.stdout, stderr: redactingWriter{e.stderr}}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(e.stderr)
 		if len(args) == 0 {
@@ -120,7 +123,10 @@ func run(ctx context.Context, e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "apikey %s: %v\n", c.name, err)
 		return exitError
 	}
-	fmt.Fprintf(e.stderr, "apikey: unknown command %q\n\n", args[0])
+	fmt.Fprintf(e.stderr, "apikey: unknown command %q\n\n", args[0]) // redacted if it is a key
+	if looksLikeKey(args[0]) {
+		fmt.Fprintf(e.stderr, "That looks like an API key: to check one, pipe it in: apikey verify < keyfile\n\n")
+	}
 	usage(e.stderr)
 	return exitError
 }

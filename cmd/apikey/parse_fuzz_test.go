@@ -42,3 +42,48 @@ func FuzzListFlag(f *testing.F) {
 		}
 	})
 }
+
+// FuzzKeyID: an argument naming a key is taken as a key ID only if it is
+// shaped like one, or is a valid key; an error never quotes an argument
+// shaped like a key.
+func FuzzKeyID(f *testing.F) {
+	key := "acme_live_AbCdEf123456_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx139PKf"
+	for _, s := range []string{key, key[:len(key)-1] + "g", key + "x", "AbCdEf123456", "nope", "", "x" + key} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, arg string) {
+		id, err := keyID(arg)
+		if err != nil {
+			if looksLikeKey(arg) && strings.Contains(err.Error(), arg) {
+				t.Fatalf("keyID(%q): the error quotes it: %v", arg, err)
+			}
+			if looksLikeKey(redact(err.Error())) {
+				t.Fatalf("keyID(%q): the error, redacted, still looks like a key: %v", arg, err)
+			}
+			return
+		}
+		if len(id) != 12 || !base62(id) {
+			t.Fatalf("keyID(%q) = %q, not a key ID", arg, id)
+		}
+	})
+}
+
+// FuzzRedact: whatever the text, nothing in what redact returns looks
+// like a key or a secret, and text without either is left as it is.
+func FuzzRedact(f *testing.F) {
+	for _, s := range []string{
+		"acme_live_AbCdEf123456_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx139PKf",
+		"postgres://u:pw@h/db?password=x&sslpassword=y", "no key here", "_AbCdEf123456_AbCdEf12_",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		out := redact(s)
+		if looksLikeKey(out) {
+			t.Fatalf("redact(%q) = %q, which still looks like a key", s, out)
+		}
+		if !looksLikeKey(s) && !strings.Contains(s, "://") && !strings.Contains(s, "=") && out != s {
+			t.Fatalf("redact(%q) = %q: changed text with nothing to hide", s, out)
+		}
+	})
+}

@@ -33,6 +33,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -50,7 +51,8 @@ const demoOwner = "quickstart-demo"
 
 func main() {
 	if err := run(); err != nil {
-		fmt.Fprintln(os.Stderr, "quickstart:", err)
+		// An error may quote a -db or -redis URL, password and all.
+		fmt.Fprintln(os.Stderr, "quickstart:", redactDSN(err.Error()))
 		os.Exit(1)
 	}
 }
@@ -191,8 +193,13 @@ func issueDemoKey(ctx context.Context, m *apikey.Manager, base, dsn string) erro
 		return err
 	}
 	if len(existing) > 0 {
-		fmt.Fprintf(os.Stderr, "The demo key (%s) was issued and shown at first start. Make another with:\n"+
-			"  go run ./cmd/apikey create --db '%s' --owner you --scopes orders:read,orders:write\n\n", existing[0].ID, redactDSN(dsn))
+		shown := redactDSN(dsn)
+		note := ""
+		if shown != dsn {
+			note = " (with the passwords that are not shown here)"
+		}
+		fmt.Fprintf(os.Stderr, "The demo key (%s) was issued and shown at first start. Make another with%s:\n"+
+			"  go run ./cmd/apikey create --db '%s' --owner you --scopes orders:read,orders:write\n\n", existing[0].ID, note, shown)
 		return nil
 	}
 	secret, k, err := m.Issue(ctx, apikey.IssueRequest{
@@ -294,15 +301,18 @@ func parsePrefixes(list string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-// redactDSN drops a password from a postgres:// URL before printing it.
-func redactDSN(dsn string) string {
-	if i := strings.Index(dsn, "://"); i >= 0 {
-		if at := strings.LastIndex(dsn, "@"); at > i {
-			user := dsn[i+3 : at]
-			if name, _, ok := strings.Cut(user, ":"); ok {
-				return dsn[:i+3] + name + ":***" + dsn[at:]
-			}
-		}
-	}
-	return dsn
+// redactDSN hides the passwords in s, a DSN or a message quoting one,
+// before it is printed: the password in a URL's user information
+// (postgres://user:***@host/db) and the values of parameters whose name
+// says they hold a secret (password=***, sslpassword=***, and any other
+// name containing pass, pwd, secret or token), in a URL's query or in a
+// key=value DSN.
+func redactDSN(s string) string {
+	s = userPassword.ReplaceAllString(s, "${1}***@")
+	return secretParam.ReplaceAllString(s, "${1}***")
 }
+
+var (
+	userPassword = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://[^:/?#@\s]*:)[^/\s]*@`)
+	secretParam  = regexp.MustCompile(`(?i)\b([a-z_]*(?:pass|pwd|secret|token)[a-z_]*=)('[^']*'|[^&\s'"]*)`)
+)
