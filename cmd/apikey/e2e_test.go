@@ -13,11 +13,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/apikeykit/apikey"
+	"github.com/apikeykit/apikey/sqlstore/sqlopen"
 	_ "github.com/jackc/pgx/v5/stdlib" // driver "pgx", to make a schema for the test
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -56,6 +61,9 @@ func buildBinaries(t *testing.T) (cli, quickstart string) {
 }
 
 func TestMain(m *testing.M) {
+	if out := os.Getenv(rssFileVar); out != "" {
+		os.Exit(measureRSS(out, os.Args[1:]))
+	}
 	code := m.Run()
 	if binDir != "" {
 		os.RemoveAll(binDir)
@@ -736,4 +744,113 @@ func (b *lockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// TestListStreams: list prints every key, as a table or as one valid JSON
+// array, and holds only a page of them in memory, not the whole table.
+func TestListStreams(t *testing.T) {
+	cli, _ := buildBinaries(t)
+	db := "sqlite:" + filepath.Join(t.TempDir(), "keys.db")
+	env := testEnv(db)
+	const keys, metaBytes = 4000, 16 << 10
+	issueMany(t, env, db, keys, metaBytes)
+
+	r, rss := runCLIWithRSS(t, cli, env, "list", "--json")
+	require.Equal(t, exitOK, r.code, r.stderr)
+	var listed []struct {
+		ID       string            `json:"id"`
+		Metadata map[string]string `json:"metadata"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &listed), "one valid JSON array")
+	require.Len(t, listed, keys)
+	seen := make(map[string]bool)
+	for _, k := range listed {
+		seen[k.ID] = true
+		require.Len(t, k.Metadata["blob"], metaBytes)
+	}
+	assert.Len(t, seen, keys, "every key once")
+	t.Logf("list --json of %d keys with %d KiB of metadata each (%d MiB): peak RSS %d MiB", keys, metaBytes>>10, len(r.stdout)>>20, rss>>20)
+	assert.Less(t, rss, int64(64<<20), "list --json holds more than a page of keys in memory")
+
+	r, rss = runCLIWithRSS(t, cli, env, "list")
+	require.Equal(t, exitOK, r.code, r.stderr)
+	lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
+	require.Len(t, lines, 1+keys)
+	assert.True(t, strings.HasPrefix(lines[0], "ID "), lines[0])
+	ids := make(map[string]bool)
+	for _, l := range lines[1:] {
+		ids[strings.Fields(l)[0]] = true
+	}
+	assert.Equal(t, seen, ids)
+	t.Logf("list of the same keys: peak RSS %d MiB", rss>>20)
+	assert.Less(t, rss, int64(64<<20), "list holds more than a page of keys in memory")
+}
+
+// issueMany issues n keys in db, each with metaBytes of metadata, under
+// the pepper of testEnv.
+func issueMany(t *testing.T, env []string, db string, n, metaBytes int) {
+	t.Helper()
+	ctx := t.Context()
+	st, err := sqlopen.Open(ctx, db)
+	require.NoError(t, err)
+	defer st.Close()
+	require.NoError(t, st.Migrate(ctx))
+	var pepper string
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "APIKEY_PEPPER="); ok {
+			pepper = v
+		}
+	}
+	m, err := apikey.NewManager(st, apikey.WithPrefix("acme_live"), apikey.WithPepper("v1", []byte(pepper)))
+	require.NoError(t, err)
+	defer m.Close()
+	blob := strings.Repeat("m", metaBytes)
+	for i := range n {
+		_, _, err := m.Issue(ctx, apikey.IssueRequest{Owner: fmt.Sprintf("owner-%d", i%7), Metadata: map[string]string{"blob": blob}})
+		require.NoError(t, err)
+	}
+}
+
+// rssFileVar, when set, makes the test binary run the command in its
+// arguments, write the command's peak resident memory to the file the
+// variable names, and exit with the command's status (measureRSS).
+const rssFileVar = "APIKEY_E2E_RSS_FILE"
+
+// measureRSS runs args and writes its peak resident memory in bytes to
+// out. It runs in a fresh copy of the test binary because Linux counts
+// the memory of the process that starts a program in the program's own
+// peak (Go starts programs with vfork), and the test process has grown
+// by then.
+func measureRSS(out string, args []string) int {
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	err := cmd.Run()
+	if _, ok := err.(*exec.ExitError); err != nil && !ok {
+		fmt.Fprintln(os.Stderr, err)
+		return 127
+	}
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	if err := os.WriteFile(out, []byte(fmt.Sprint(ru.Maxrss<<10)), 0o644); err != nil { // kilobytes on Linux
+		fmt.Fprintln(os.Stderr, err)
+		return 127
+	}
+	return cmd.ProcessState.ExitCode()
+}
+
+// runCLIWithRSS is runCLI, also returning the command's peak resident
+// memory in bytes.
+func runCLIWithRSS(t *testing.T, bin string, env []string, args ...string) (cliResult, int64) {
+	t.Helper()
+	if runtime.GOOS != "linux" {
+		t.Skip("measures memory with Linux's getrusage")
+	}
+	file := filepath.Join(t.TempDir(), "rss")
+	self, err := os.Executable()
+	require.NoError(t, err)
+	r := runCLI(t, self, append(env, rssFileVar+"="+file), "", append([]string{bin}, args...)...)
+	raw, err := os.ReadFile(file)
+	require.NoError(t, err, r.stderr)
+	rss, err := strconv.ParseInt(string(raw), 10, 64)
+	require.NoError(t, err)
+	return r, rss
 }

@@ -225,21 +225,26 @@ func runList(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer done()
-	var all []*apikey.Key
-	cursor := ""
-	for {
-		keys, next, err := m.List(ctx, apikey.ListOptions{Owner: *owner, Cursor: cursor, Limit: apikey.MaxListLimit})
+	// Page by page: only one page of records is in memory at a time.
+	out := &listPrinter{e: e, asJSON: *asJSON, now: time.Now()}
+	for cursor := ""; ; {
+		keys, next, err := m.List(ctx, apikey.ListOptions{Owner: *owner, Cursor: cursor, Limit: listPageSize})
 		if err != nil {
 			return explain(err)
 		}
-		all = append(all, keys...)
+		if err := out.page(keys); err != nil {
+			return err
+		}
 		if next == "" {
 			break
 		}
 		cursor = next
 	}
-	return printKeys(e, all, *asJSON)
+	return out.end()
 }
+
+// listPageSize is how many records list reads, and holds, at a time.
+const listPageSize = apikey.DefaultListLimit
 
 func runShow(ctx context.Context, e *env, args []string) error {
 	fs, db, asJSON := flagSet(e, "show", "ID")

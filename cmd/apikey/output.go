@@ -148,28 +148,65 @@ func printKey(e *env, k *apikey.Key, asJSON bool) error {
 	return tw.Flush()
 }
 
-// printKeys shows records as a table, one per line.
-func printKeys(e *env, keys []*apikey.Key, asJSON bool) error {
-	now := time.Now()
-	if asJSON {
-		views := make([]keyView, 0, len(keys))
+// listPrinter prints records page by page as they are read, so that
+// listing holds one page in memory, however many keys there are: as one
+// JSON array, an element at a time, or as a table whose columns are
+// aligned within each page.
+type listPrinter struct {
+	e      *env
+	asJSON bool
+	now    time.Time
+	n      int // records printed so far
+}
+
+// page prints keys, the next page.
+func (p *listPrinter) page(keys []*apikey.Key) error {
+	if p.asJSON {
 		for _, k := range keys {
-			views = append(views, view(k, now))
+			b, err := json.MarshalIndent(view(k, p.now), "  ", "  ")
+			if err != nil {
+				return err
+			}
+			sep := ",\n  "
+			if p.n == 0 {
+				sep = "[\n  "
+			}
+			p.n++
+			if _, err := fmt.Fprintf(p.e.stdout, "%s%s", sep, b); err != nil {
+				return err
+			}
 		}
-		return writeJSON(e.stdout, views)
-	}
-	if len(keys) == 0 {
-		fmt.Fprintln(e.stderr, "no keys")
 		return nil
 	}
-	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tPREFIX\tOWNER\tNAME\tSCOPES\tSTATUS\tEXPIRES\tLAST USED")
+	if len(keys) == 0 {
+		return nil
+	}
+	tw := tabwriter.NewWriter(p.e.stdout, 0, 4, 2, ' ', 0)
+	if p.n == 0 {
+		fmt.Fprintln(tw, "ID\tPREFIX\tOWNER\tNAME\tSCOPES\tSTATUS\tEXPIRES\tLAST USED")
+	}
 	for _, k := range keys {
-		v := view(k, now)
+		v := view(k, p.now)
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.ID, v.Prefix, v.Owner, dash(v.Name),
 			dash(strings.Join(v.Scopes, ",")), v.Status, day(v.ExpiresAt), day(v.LastUsedAt))
+		p.n++
 	}
 	return tw.Flush()
+}
+
+// end finishes the output once every page is printed.
+func (p *listPrinter) end() error {
+	switch {
+	case p.asJSON && p.n == 0:
+		_, err := fmt.Fprintln(p.e.stdout, "[]")
+		return err
+	case p.asJSON:
+		_, err := fmt.Fprint(p.e.stdout, "\n]\n")
+		return err
+	case p.n == 0:
+		fmt.Fprintln(p.e.stderr, "no keys")
+	}
+	return nil
 }
 
 func dash(s string) string {
