@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/apikeykit/apikey"
+	"github.com/apikeykit/apikey/sqlstore"
 	"github.com/apikeykit/apikey/sqlstore/sqlopen"
 	_ "github.com/jackc/pgx/v5/stdlib" // driver "pgx", to make a schema for the test
 	"github.com/stretchr/testify/assert"
@@ -853,4 +854,217 @@ func runCLIWithRSS(t *testing.T, bin string, env []string, args ...string) (cliR
 	rss, err := strconv.ParseInt(string(raw), 10, 64)
 	require.NoError(t, err)
 	return r, rss
+}
+
+// TestCommandLineDetails covers the command line's smaller promises: what
+// list and show leave alone, JSON everywhere, lifetimes in days, start
+// times, stray arguments, and list --status.
+func TestCommandLineDetails(t *testing.T) {
+	cli, _ := buildBinaries(t)
+	dir := t.TempDir()
+	dbPath := filepath.Join(dir, "keys.db")
+	env := testEnv("sqlite:" + dbPath)
+	noPepper := func(env []string) []string {
+		var out []string
+		for _, kv := range env {
+			if !strings.HasPrefix(kv, "APIKEY_PEPPER=") {
+				out = append(out, kv)
+			}
+		}
+		return out
+	}
+	createJSON := func(t *testing.T, args ...string) (key string, record map[string]any) {
+		t.Helper()
+		r := runCLI(t, cli, env, "", append([]string{"create", "--owner", "details", "--json"}, args...)...)
+		require.Equal(t, exitOK, r.code, r.stderr)
+		var created struct {
+			Key    string         `json:"key"`
+			Record map[string]any `json:"record"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(r.stdout), &created))
+		return created.Key, created.Record
+	}
+	near := func(t *testing.T, want time.Time, got any) {
+		t.Helper()
+		s, _ := got.(string)
+		at, err := time.Parse(time.RFC3339, s)
+		require.NoError(t, err, "%v", got)
+		assert.WithinDuration(t, want, at, time.Minute)
+	}
+
+	t.Run("list and show create no database", func(t *testing.T) {
+		missing := filepath.Join(dir, "missing.db")
+		for _, args := range [][]string{{"list"}, {"show", "AbCdEf123456"}, {"revoke", "AbCdEf123456"}, {"list", "--db", "file:" + missing + "?_pragma=busy_timeout(1)"}} {
+			r := runCLI(t, cli, noPepper(testEnv("sqlite:"+missing)), "", args...)
+			assert.Equal(t, exitError, r.code, "%v", args)
+			assert.Contains(t, r.stderr, "apikey migrate", "%v", args)
+			assert.NotContains(t, r.stderr, "APIKEY_PEPPER", "%v", args)
+			assert.NoFileExists(t, missing, "%v", args)
+		}
+	})
+
+	t.Run("migrate --json", func(t *testing.T) {
+		r := runCLI(t, cli, env, "", "migrate", "--json")
+		require.Equal(t, exitOK, r.code, r.stderr)
+		assert.JSONEq(t, fmt.Sprintf(`{"migrated": true, "schema_version": %d}`, sqlstore.SchemaVersion), r.stdout)
+		r = runCLI(t, cli, env, "", "migrate", "--json")
+		require.Equal(t, exitOK, r.code, r.stderr)
+		assert.JSONEq(t, fmt.Sprintf(`{"migrated": false, "schema_version": %d}`, sqlstore.SchemaVersion), r.stdout)
+		r = runCLI(t, cli, env, "", "migrate")
+		require.Equal(t, exitOK, r.code, r.stderr)
+		assert.Contains(t, r.stdout, "up to date")
+	})
+
+	t.Run("no pepper warning where no pepper is used", func(t *testing.T) {
+		key, record := createJSON(t)
+		id := record["id"].(string)
+		for _, args := range [][]string{{"list"}, {"show", id}, {"list", "--json"}, {"revoke", id}} {
+			r := runCLI(t, cli, noPepper(env), "", args...)
+			assert.Equal(t, exitOK, r.code, "%v: %s", args, r.stderr)
+			assert.NotContains(t, r.stderr, "APIKEY_PEPPER", "%v", args)
+		}
+		r := runCLI(t, cli, noPepper(env), key+"\n", "verify")
+		assert.Contains(t, r.stderr, "APIKEY_PEPPER is not set", "verify digests, and says which pepper it uses")
+	})
+
+	t.Run("verify --json", func(t *testing.T) {
+		key, record := createJSON(t)
+		r := runCLI(t, cli, env, key+"\n", "verify", "--json")
+		require.Equal(t, exitOK, r.code, r.stderr)
+		var got map[string]any
+		require.NoError(t, json.Unmarshal([]byte(r.stdout), &got))
+		assert.Equal(t, true, got["valid"])
+		assert.Equal(t, record["id"], got["id"])
+		assertNoSecret(t, r.stdout, key)
+
+		r = runCLI(t, cli, env, "", "revoke", record["id"].(string))
+		require.Equal(t, exitOK, r.code, r.stderr)
+		bad := key[:len(key)-1] + map[bool]string{true: "a", false: "b"}[key[len(key)-1] != 'a']
+		for _, tt := range []struct{ input, reason, id string }{
+			{key, "revoked", record["id"].(string)},
+			{"nope", "malformed", ""},
+			{bad, "checksum", ""},
+		} {
+			r := runCLI(t, cli, env, tt.input+"\n", "verify", "--json")
+			assert.Equal(t, exitNegative, r.code, r.stderr)
+			var got map[string]any
+			require.NoError(t, json.Unmarshal([]byte(r.stdout), &got), "stdout: %q", r.stdout)
+			assert.Equal(t, false, got["valid"])
+			assert.Equal(t, tt.reason, got["reason"])
+			assert.NotEmpty(t, got["error"])
+			if tt.id != "" {
+				assert.Equal(t, tt.id, got["id"])
+			}
+			assertNoSecret(t, r.stdout+r.stderr, key)
+		}
+	})
+
+	t.Run("lifetimes in days", func(t *testing.T) {
+		for _, tt := range []struct {
+			expires string
+			want    time.Duration
+		}{{"30d", 30 * 24 * time.Hour}, {"1d12h", 36 * time.Hour}, {"365d", 365 * 24 * time.Hour}, {"720h", 720 * time.Hour}} {
+			_, record := createJSON(t, "--expires", tt.expires)
+			near(t, time.Now().Add(tt.want), record["expires_at"])
+		}
+		_, record := createJSON(t, "--expires", "2099-01-02")
+		assert.Equal(t, "2099-01-02T00:00:00Z", record["expires_at"])
+		_, record = createJSON(t)
+		r := runCLI(t, cli, env, "", "rotate", record["id"].(string), "--grace", "2d")
+		require.Equal(t, exitOK, r.code, r.stderr)
+		r = runCLI(t, cli, env, "", "show", record["id"].(string), "--json")
+		require.Equal(t, exitOK, r.code, r.stderr)
+		var old map[string]any
+		require.NoError(t, json.Unmarshal([]byte(r.stdout), &old))
+		near(t, time.Now().Add(48*time.Hour), old["expires_at"])
+		for _, bad := range []string{"30x", "-3d", "d", "1.5d", "0d"} {
+			r := runCLI(t, cli, env, "", "create", "--owner", "o", "--expires", bad)
+			assert.Equal(t, exitError, r.code, bad)
+			assert.Contains(t, r.stderr, "--expires", bad)
+		}
+	})
+
+	t.Run("--not-before", func(t *testing.T) {
+		key, record := createJSON(t, "--not-before", "2d")
+		near(t, time.Now().Add(48*time.Hour), record["not_before"])
+		assert.Equal(t, "not-yet-valid", record["status"])
+		r := runCLI(t, cli, env, key+"\n", "verify", "--json")
+		assert.Equal(t, exitNegative, r.code, r.stderr)
+		assert.Contains(t, r.stdout, `"not_yet_valid"`)
+		_, record = createJSON(t, "--not-before", "2099-01-02T03:04:05Z", "--expires", "2100-01-01")
+		assert.Equal(t, "2099-01-02T03:04:05Z", record["not_before"])
+		r = runCLI(t, cli, env, "", "create", "--owner", "o", "--not-before", "2d", "--expires", "1d")
+		assert.Equal(t, exitError, r.code)
+		assert.Contains(t, r.stderr, "not-before")
+	})
+
+	t.Run("stray arguments", func(t *testing.T) {
+		for _, tt := range []struct {
+			args []string
+			want string
+		}{
+			{[]string{"list", "team-42"}, "apikey list takes no arguments"},
+			{[]string{"migrate", "now"}, "apikey migrate takes no arguments"},
+			{[]string{"create", "--owner", "o", "CI"}, "apikey create takes no arguments"},
+			{[]string{"show"}, "apikey show takes one argument"},
+			{[]string{"show", "AbCdEf123456", "AbCdEf123457"}, "apikey show takes one argument"},
+			{[]string{"revoke", "AbCdEf123456", "now"}, "apikey revoke takes one argument"},
+			{[]string{"rotate", "AbCdEf123456", "24h"}, "apikey rotate takes one argument"},
+			{[]string{"verify", "x"}, "standard input"},
+		} {
+			r := runCLI(t, cli, env, "", tt.args...)
+			assert.Equal(t, exitError, r.code, "%v", tt.args)
+			assert.Contains(t, r.stderr, tt.want, "%v", tt.args)
+		}
+		r := runCLI(t, cli, env, "", "list", "team-42")
+		assert.Contains(t, r.stderr, `"team-42"`, "names the stray argument")
+	})
+
+	t.Run("list --status", func(t *testing.T) {
+		owner := "status-owner"
+		mk := func(args ...string) string {
+			r := runCLI(t, cli, env, "", append([]string{"create", "--owner", owner, "--json"}, args...)...)
+			require.Equal(t, exitOK, r.code, r.stderr)
+			var created struct{ ID string }
+			require.NoError(t, json.Unmarshal([]byte(r.stdout), &created))
+			return created.ID
+		}
+		active, revoked, later, expiring, rotated := mk(), mk(), mk("--not-before", "1d"), mk("--expires", "1s"), mk()
+		require.Equal(t, exitOK, runCLI(t, cli, env, "", "revoke", revoked).code)
+		r := runCLI(t, cli, env, "", "rotate", rotated, "--grace", "1h", "--json")
+		require.Equal(t, exitOK, r.code, r.stderr)
+		var replacement struct{ ID string }
+		require.NoError(t, json.Unmarshal([]byte(r.stdout), &replacement))
+		time.Sleep(1100 * time.Millisecond) // expiring expires
+		ids := func(status string) []string {
+			r := runCLI(t, cli, env, "", "list", "--owner", owner, "--status", status, "--json")
+			require.Equal(t, exitOK, r.code, r.stderr)
+			var listed []struct{ ID string }
+			require.NoError(t, json.Unmarshal([]byte(r.stdout), &listed))
+			var out []string
+			for _, k := range listed {
+				out = append(out, k.ID)
+			}
+			return out
+		}
+		assert.ElementsMatch(t, []string{active, rotated, replacement.ID}, ids("active"))
+		assert.ElementsMatch(t, []string{revoked}, ids("revoked"))
+		assert.ElementsMatch(t, []string{expiring}, ids("expired"))
+		assert.ElementsMatch(t, []string{later}, ids("not-yet-valid"))
+		assert.ElementsMatch(t, []string{rotated}, ids("rotating"))
+		assert.Empty(t, ids("suspended"))
+		r = runCLI(t, cli, env, "", "list", "--status", "revoked")
+		require.Equal(t, exitOK, r.code, r.stderr)
+		assert.Contains(t, r.stdout, revoked)
+		assert.NotContains(t, r.stdout, active)
+		r = runCLI(t, cli, env, "", "list", "--status", "gone")
+		assert.Equal(t, exitError, r.code)
+		assert.Contains(t, r.stderr, "active, revoked, expired, suspended, not-yet-valid")
+	})
+
+	t.Run("prefix documented", func(t *testing.T) {
+		r := runCLI(t, cli, env, "", "-h")
+		assert.Contains(t, r.stderr, "APIKEY_PREFIX")
+		assert.Contains(t, r.stderr, "acme_live")
+	})
 }

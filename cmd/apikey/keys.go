@@ -8,6 +8,9 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -57,24 +60,59 @@ func parse(fs *flag.FlagSet, args []string, positional int) ([]string, error) {
 		args = args[1:]
 	}
 	if positional >= 0 && len(pos) != positional {
+		name := strings.TrimPrefix(fs.Name(), "apikey ")
+		given := "none"
+		if len(pos) > 0 {
+			given = fmt.Sprintf("%d: %s", len(pos), quoteArgs(pos))
+		}
+		switch positional {
+		case 0:
+			fmt.Fprintf(fs.Output(), "apikey %s takes no arguments, only flags; given %s\n\n", name, given)
+		default:
+			fmt.Fprintf(fs.Output(), "apikey %s takes one argument, a key ID or a whole key; given %s\n\n", name, given)
+		}
 		fs.Usage()
 		return nil, errUsage
 	}
 	return pos, nil
 }
 
+// quoteArgs quotes each argument (standard error redacts any that is a
+// key).
+func quoteArgs(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		q[i] = strconv.Quote(a)
+	}
+	return strings.Join(q, " ")
+}
+
+// Whether a command computes digests, and so needs the pepper.
+const (
+	noDigests   = false // list, show, revoke: records only
+	withDigests = true  // create, rotate, verify
+)
+
 // openManager opens the database and a Manager on it. The caller closes
-// both with the returned function.
-func openManager(ctx context.Context, e *env, dsnFlag string) (*apikey.Manager, func(), error) {
+// both with the returned function. It never creates a SQLite file: only
+// migrate does. Without APIKEY_PEPPER it uses the development pepper,
+// and says so if the command computes digests (digests); the others read
+// and write records only, and the pepper makes no difference to them.
+func openManager(ctx context.Context, e *env, dsnFlag string, digests bool) (*apikey.Manager, func(), error) {
 	dsn, err := envconfig.DSN(dsnFlag)
 	if err != nil {
 		return nil, nil, explain(err)
+	}
+	if err := sqliteExists(dsn); err != nil {
+		return nil, nil, err
 	}
 	opts, err := envconfig.Peppers()
 	if errors.Is(err, envconfig.ErrNoPepper) {
 		// Trying things out: keys made so verify in the quickstart, which
 		// falls back the same way.
-		fmt.Fprintln(e.stderr, envconfig.DevPepperWarning)
+		if digests {
+			fmt.Fprintln(e.stderr, envconfig.DevPepperWarning)
+		}
 		opts, err = []apikey.Option{envconfig.DevPepper()}, nil
 	}
 	if err != nil {
@@ -95,10 +133,33 @@ func openManager(ctx context.Context, e *env, dsnFlag string) (*apikey.Manager, 
 	return m, func() { m.Close(); st.Close() }, nil
 }
 
+// sqliteExists fails if dsn names a SQLite file that does not exist, as
+// opening it would create it.
+func sqliteExists(dsn string) error {
+	scheme, rest, _ := strings.Cut(dsn, ":")
+	switch strings.ToLower(scheme) {
+	case "sqlite", "sqlite3", "file":
+	default:
+		return nil
+	}
+	path, query, _ := strings.Cut(rest, "?")
+	if after, ok := strings.CutPrefix(path, "//"); ok { // file://host/path
+		_, path, _ = strings.Cut(after, "/")
+		path = "/" + path
+	}
+	if path == "" || path == ":memory:" || strings.Contains(query, "mode=memory") {
+		return nil
+	}
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("no SQLite database at %s\n  run: apikey migrate, which creates it (no other command does); or check --db and %s", path, envconfig.VarDB)
+	}
+	return nil
+}
+
 // openForKey parses the arguments of a command that acts on one key,
 // named by its ID or by the whole key, and opens a Manager for it. It
 // returns the key ID.
-func openForKey(ctx context.Context, e *env, fs *flag.FlagSet, db *string, args []string) (m *apikey.Manager, id string, done func(), err error) {
+func openForKey(ctx context.Context, e *env, fs *flag.FlagSet, db *string, args []string, digests bool) (m *apikey.Manager, id string, done func(), err error) {
 	pos, err := parse(fs, args, 1)
 	if err != nil {
 		return nil, "", nil, err
@@ -106,7 +167,7 @@ func openForKey(ctx context.Context, e *env, fs *flag.FlagSet, db *string, args 
 	if id, err = keyID(pos[0]); err != nil {
 		return nil, "", nil, err
 	}
-	m, done, err = openManager(ctx, e, *db)
+	m, done, err = openManager(ctx, e, *db, digests)
 	if err != nil {
 		return nil, "", nil, err
 	}
@@ -131,7 +192,8 @@ func runCreate(ctx context.Context, e *env, args []string) error {
 	owner := fs.String("owner", "", "the user, team or service the key acts for (required)")
 	name := fs.String("name", "", "a label for people, e.g. \"CI deploy\"")
 	prefix := fs.String("prefix", "", "key prefix: vendor and environment, e.g. acme_live or acme_test (default $APIKEY_PREFIX, else "+envconfig.DefaultPrefix+")")
-	expires := fs.Duration("expires", 0, "lifetime, e.g. 720h (default: never expires)")
+	expires := fs.String("expires", "", "when the key stops working: "+timeSyntax+" (default: never)")
+	notBefore := fs.String("not-before", "", "when the key starts working, in the same forms as --expires (default: at once)")
 	rate := fs.String("rate", "", "rate limit, e.g. 100/m or 10/s")
 	quota := fs.String("quota", "", "usage cap, e.g. 10000/24h")
 	var scopes, allowIPs, meta listFlag
@@ -155,13 +217,18 @@ func runCreate(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	req := apikey.IssueRequest{Owner: *owner, Name: *name, Scopes: scopes, Prefix: envconfig.Prefix(*prefix)}
-	if *expires < 0 {
-		return fmt.Errorf("--expires %v: want a positive duration such as 720h", *expires)
-	}
-	if *expires > 0 {
-		req.ExpiresAt = time.Now().Add(*expires)
-	}
+	now := time.Now()
 	var err error
+	if *expires != "" {
+		if req.ExpiresAt, err = parseTime(*expires, now); err != nil || !req.ExpiresAt.After(now) {
+			return fmt.Errorf("--expires %q: want a time in the future: %s", *expires, timeSyntax)
+		}
+	}
+	if *notBefore != "" {
+		if req.NotBefore, err = parseTime(*notBefore, now); err != nil {
+			return fmt.Errorf("--not-before %q: %w", *notBefore, err)
+		}
+	}
 	if *rate != "" {
 		if req.RateLimit, err = apikey.ParseLimit(*rate); err != nil {
 			return fmt.Errorf("--rate: %w", err)
@@ -190,7 +257,7 @@ func runCreate(ctx context.Context, e *env, args []string) error {
 		req.Metadata[k] = v
 	}
 
-	m, done, err := openManager(ctx, e, *db)
+	m, done, err := openManager(ctx, e, *db, withDigests)
 	if err != nil {
 		return err
 	}
@@ -215,22 +282,31 @@ func parsePrefix(s string) (netip.Prefix, error) {
 }
 
 func runList(ctx context.Context, e *env, args []string) error {
-	fs, db, asJSON := flagSet(e, "list", "[--owner O]")
+	fs, db, asJSON := flagSet(e, "list", "[--owner O] [--status S]")
 	owner := fs.String("owner", "", "only this owner's keys")
+	state := fs.String("status", "", "only keys in this state: "+strings.Join(listStatuses, ", ")+"; active includes rotating, expired includes rotated")
 	if _, err := parse(fs, args, 0); err != nil {
 		return err
 	}
-	m, done, err := openManager(ctx, e, *db)
+	if *state != "" && !slices.Contains(listStatuses, *state) {
+		fmt.Fprintf(e.stderr, "apikey list: --status %q: want one of %s\n", *state, strings.Join(listStatuses, ", "))
+		return errUsage
+	}
+	m, done, err := openManager(ctx, e, *db, noDigests)
 	if err != nil {
 		return err
 	}
 	defer done()
 	// Page by page: only one page of records is in memory at a time.
-	out := &listPrinter{e: e, asJSON: *asJSON, now: time.Now()}
+	now := time.Now()
+	out := &listPrinter{e: e, asJSON: *asJSON, now: now}
 	for cursor := ""; ; {
 		keys, next, err := m.List(ctx, apikey.ListOptions{Owner: *owner, Cursor: cursor, Limit: listPageSize})
 		if err != nil {
 			return explain(err)
+		}
+		if *state != "" {
+			keys = slices.DeleteFunc(keys, func(k *apikey.Key) bool { return !hasStatus(k, now, *state) })
 		}
 		if err := out.page(keys); err != nil {
 			return err
@@ -247,8 +323,8 @@ func runList(ctx context.Context, e *env, args []string) error {
 const listPageSize = apikey.DefaultListLimit
 
 func runShow(ctx context.Context, e *env, args []string) error {
-	fs, db, asJSON := flagSet(e, "show", "ID")
-	m, id, done, err := openForKey(ctx, e, fs, db, args)
+	fs, db, asJSON := flagSet(e, "show", "ID|KEY")
+	m, id, done, err := openForKey(ctx, e, fs, db, args, noDigests)
 	if err != nil {
 		return err
 	}
@@ -261,8 +337,8 @@ func runShow(ctx context.Context, e *env, args []string) error {
 }
 
 func runRevoke(ctx context.Context, e *env, args []string) error {
-	fs, db, asJSON := flagSet(e, "revoke", "ID")
-	m, id, done, err := openForKey(ctx, e, fs, db, args)
+	fs, db, asJSON := flagSet(e, "revoke", "ID|KEY")
+	m, id, done, err := openForKey(ctx, e, fs, db, args, noDigests)
 	if err != nil {
 		return err
 	}
@@ -282,14 +358,18 @@ func runRevoke(ctx context.Context, e *env, args []string) error {
 }
 
 func runRotate(ctx context.Context, e *env, args []string) error {
-	fs, db, asJSON := flagSet(e, "rotate", "ID [--grace 24h]")
-	grace := fs.Duration("grace", 24*time.Hour, "how long the old key keeps working")
-	m, id, done, err := openForKey(ctx, e, fs, db, args)
+	fs, db, asJSON := flagSet(e, "rotate", "ID|KEY [--grace 24h]")
+	graceFlag := fs.String("grace", "24h", "how long the old key keeps working: "+lifetimeSyntax+"; 0 revokes it at once")
+	m, id, done, err := openForKey(ctx, e, fs, db, args, withDigests)
 	if err != nil {
 		return err
 	}
 	defer done()
-	secret, k, err := m.Rotate(ctx, id, *grace)
+	grace, err := parseLifetime(*graceFlag)
+	if err != nil {
+		return fmt.Errorf("--grace %q: %w", *graceFlag, err)
+	}
+	secret, k, err := m.Rotate(ctx, id, grace)
 	if err != nil {
 		return notFoundHint(explain(err), id)
 	}
@@ -326,27 +406,69 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 		}
 		return fmt.Errorf("no key on standard input: pipe it in, e.g. apikey verify < keyfile")
 	}
-	m, done, err := openManager(ctx, e, *db)
+	m, done, err := openManager(ctx, e, *db, withDigests)
 	if err != nil {
 		return err
 	}
 	defer done()
 	k, err := m.Verify(ctx, line)
+	if errors.Is(err, apikey.ErrUnavailable) {
+		return explain(err) // no answer, not a "no"
+	}
+	res := verifyResult{Valid: err == nil}
+	if t, perr := apikey.Parse(line); perr == nil {
+		res.ID = t.ID // public; the key itself is never printed
+	}
 	if err != nil {
-		if errors.Is(err, apikey.ErrUnavailable) {
-			return explain(err)
+		res.Reason, res.Error = invalidReason(err), err.Error()
+		if *asJSON {
+			if err := writeJSON(e.stdout, res); err != nil {
+				return err
+			}
+			return negative("")
 		}
 		return negative(fmt.Sprintf("invalid: %v", err))
 	}
 	if *asJSON {
-		return printKey(e, k, true)
+		v := view(k, time.Now())
+		res.Record = &v
+		return writeJSON(e.stdout, res)
 	}
 	fmt.Fprintf(e.stdout, "valid: %s (owner %s, scopes %s)\n", k.ID, k.Owner, strings.Join(k.Scopes, ","))
 	return nil
 }
 
+// verifyResult is what verify --json prints, for a valid key and for an
+// invalid one.
+type verifyResult struct {
+	Valid  bool     `json:"valid"`
+	ID     string   `json:"id,omitempty"`     // the kid, if the key parses
+	Reason string   `json:"reason,omitempty"` // why it is invalid: see invalidReason
+	Error  string   `json:"error,omitempty"`
+	Record *keyView `json:"record,omitempty"`
+}
+
+// invalidReason names why Verify refused a key, in a word: malformed,
+// checksum, invalid (unknown key ID, wrong secret, or another prefix:
+// deliberately not more precise), revoked, expired or not_yet_valid.
+func invalidReason(err error) string {
+	switch {
+	case errors.Is(err, apikey.ErrMalformedKey):
+		return "malformed"
+	case errors.Is(err, apikey.ErrChecksum):
+		return "checksum"
+	case errors.Is(err, apikey.ErrRevoked):
+		return "revoked"
+	case errors.Is(err, apikey.ErrExpired):
+		return "expired"
+	case errors.Is(err, apikey.ErrNotYetValid):
+		return "not_yet_valid"
+	}
+	return "invalid"
+}
+
 func runMigrate(ctx context.Context, e *env, args []string) error {
-	fs, db, _ := flagSet(e, "migrate", "")
+	fs, db, asJSON := flagSet(e, "migrate", "")
 	if _, err := parse(fs, args, 0); err != nil {
 		return err
 	}
@@ -359,10 +481,26 @@ func runMigrate(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer st.Close()
+	// Whether there is anything to do: every call but Migrate fails with
+	// ErrNotMigrated until the schema is current. (Another migrator may
+	// do the work between this call and ours; then Migrate finds nothing
+	// to do, and this one says it migrated.)
+	_, err = st.Get(ctx, "000000000000")
+	migrating := errors.Is(err, sqlstore.ErrNotMigrated)
 	if err := st.Migrate(ctx); err != nil {
 		return explain(err)
 	}
-	fmt.Fprintln(e.stdout, "database schema is up to date")
+	if *asJSON {
+		return writeJSON(e.stdout, struct {
+			Migrated      bool `json:"migrated"`
+			SchemaVersion int  `json:"schema_version"`
+		}{migrating, sqlstore.SchemaVersion})
+	}
+	if migrating {
+		fmt.Fprintf(e.stdout, "migrated the database schema to version %d\n", sqlstore.SchemaVersion)
+	} else {
+		fmt.Fprintf(e.stdout, "database schema is up to date (version %d)\n", sqlstore.SchemaVersion)
+	}
 	return nil
 }
 

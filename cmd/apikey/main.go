@@ -2,26 +2,30 @@
 // use the apikey library, and finds leaked keys in files.
 //
 //	apikey migrate
-//	apikey create --owner team-42 --name "CI deploy" --scopes orders:read --expires 720h
-//	apikey list [--owner team-42]
-//	apikey show ID
-//	apikey rotate ID --grace 24h
-//	apikey revoke ID
+//	apikey create --owner team-42 --name "CI deploy" --scopes orders:read --expires 30d
+//	apikey list [--owner team-42] [--status active]
+//	apikey show ID|KEY
+//	apikey rotate ID|KEY --grace 24h
+//	apikey revoke ID|KEY
 //	apikey verify < keyfile
-//	apikey scan PATH...
+//	apikey scan PATH... | -
 //
 // Settings come from the environment, read by package envconfig as the
 // services that share the database read them:
 //
 //	APIKEY_DB                       the database, unless --db: sqlite:PATH or a postgres:// URL
-//	APIKEY_PEPPER                   the pepper (at least 16 random bytes; never stored)
+//	APIKEY_PEPPER                   the pepper (at least 16 bytes, 32 random bytes recommended; never stored)
 //	APIKEY_PEPPER_VERSION           its name, recorded with each key (default v1)
 //	APIKEY_PREVIOUS_PEPPER          a pepper being rotated out, still accepted
 //	APIKEY_PREVIOUS_PEPPER_VERSION  its name
 //	APIKEY_PREFIX                   the prefix of new keys, unless --prefix (default acme_live)
 //
-// Without APIKEY_PEPPER the command uses a public development pepper and
-// says so on standard error. Every command takes -h and --json.
+// Without APIKEY_PEPPER the commands that compute digests (create, rotate,
+// verify) use a public development pepper and say so on standard error.
+// Only migrate creates a SQLite database. Every command takes -h and
+// --json. Exit status: 0 success; 1 a "no" (verify: the key is not valid;
+// scan: keys were found); 2 bad usage or an error; 3 scan found keys and
+// could not read some paths.
 //
 // Install: go install github.com/apikeykit/apikey/cmd/apikey@latest
 package main
@@ -35,6 +39,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/apikeykit/apikey/envconfig"
 )
 
 // Exit statuses.
@@ -68,10 +74,10 @@ type command struct {
 
 var commands = []command{
 	{"create", "--owner O [flags]", "issue a key and print it once", runCreate},
-	{"list", "[--owner O]", "list keys", runList},
-	{"show", "ID", "show one key's record", runShow},
-	{"revoke", "ID", "revoke a key at once", runRevoke},
-	{"rotate", "ID [--grace 24h]", "issue a replacement; the old key works until the grace period ends", runRotate},
+	{"list", "[--owner O] [--status S]", "list keys", runList},
+	{"show", "ID|KEY", "show one key's record", runShow},
+	{"revoke", "ID|KEY", "revoke a key at once", runRevoke},
+	{"rotate", "ID|KEY [--grace 24h]", "issue a replacement; the old key works until the grace period ends", runRotate},
 	{"verify", "< KEYFILE", "check a key read from standard input (exit 0 if valid, 1 if not)", runVerify},
 	{"scan", "PATH... | -", "find keys in files or standard input (exit 1 if any are found)", runScan},
 	{"migrate", "", "create or upgrade the database schema", runMigrate},
@@ -135,12 +141,16 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: apikey COMMAND [flags]")
 	fmt.Fprintln(w)
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-8s %-18s %s\n", c.name, c.args, c.summary)
+		fmt.Fprintf(w, "  %-8s %-25s %s\n", c.name, c.args, c.summary)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "The database is --db or APIKEY_DB: sqlite:PATH or a postgres:// URL.")
-	fmt.Fprintln(w, "The pepper is APIKEY_PEPPER (at least 16 random bytes; never stored), named by")
-	fmt.Fprintln(w, "APIKEY_PEPPER_VERSION (default v1); APIKEY_PREVIOUS_PEPPER and")
+	fmt.Fprintln(w, "The pepper is APIKEY_PEPPER (at least 16 bytes; use 32 random bytes; never")
+	fmt.Fprintln(w, "stored), named by APIKEY_PEPPER_VERSION (default v1); APIKEY_PREVIOUS_PEPPER and")
 	fmt.Fprintln(w, "APIKEY_PREVIOUS_PEPPER_VERSION name one being rotated out.")
+	fmt.Fprintf(w, "New keys get the prefix --prefix, else APIKEY_PREFIX, else %s: set your own\n", envconfig.DefaultPrefix)
+	fmt.Fprintln(w, "vendor and environment, such as acme_live or acme_test.")
+	fmt.Fprintln(w, "Exit status: 0 success; 1 verify: invalid key, scan: keys found; 2 bad usage or")
+	fmt.Fprintln(w, "an error; 3 scan: keys found and some paths unreadable.")
 	fmt.Fprintln(w, "Run 'apikey COMMAND -h' for a command's flags.")
 }

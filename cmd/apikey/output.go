@@ -77,11 +77,22 @@ func status(k *apikey.Key, now time.Time) string {
 	case errors.Is(err, apikey.ErrExpired):
 		return "expired"
 	case errors.Is(err, apikey.ErrNotYetValid):
-		return "not yet valid"
+		return "not-yet-valid"
 	case k.ReplacedBy != "":
 		return "rotating"
 	}
 	return "active"
+}
+
+// listStatuses are the values of list --status.
+var listStatuses = []string{"active", "revoked", "expired", "suspended", "not-yet-valid", "rotating", "rotated"}
+
+// hasStatus reports whether k is in state (one of listStatuses) at now:
+// a rotating key (replaced, in its grace period) is also active, and a
+// rotated one (its grace period over) also expired.
+func hasStatus(k *apikey.Key, now time.Time, state string) bool {
+	s := status(k, now)
+	return s == state || state == "active" && s == "rotating" || state == "expired" && s == "rotated"
 }
 
 func writeJSON(w io.Writer, v any) error {

@@ -3,6 +3,7 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // FuzzParsePrefix: the --allow-ip parser never panics, and what it accepts
@@ -87,3 +88,27 @@ func FuzzRedact(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseLifetime: the lifetime and time parsers never panic, accept
+// every Go duration that is not negative, and never return a negative
+// length or a time before now.
+func FuzzParseLifetime(f *testing.F) {
+	for _, s := range []string{"30d", "1d12h", "720h", "0d", "-3d", "d", "1.5d", "+1d", "106751d", "106752d", "2027-01-31", "2027-01-31T09:00:00Z", "1d-1h"} {
+		f.Add(s)
+	}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := parseLifetime(s)
+		if err == nil && d < 0 {
+			t.Fatalf("parseLifetime(%q) = %v, negative", s, d)
+		}
+		if std, stdErr := time.ParseDuration(s); stdErr == nil && std >= 0 && (err != nil || d != std) {
+			t.Fatalf("parseLifetime(%q) = %v, %v; time.ParseDuration says %v", s, d, err, std)
+		}
+		if at, err := parseTime(s, now); err == nil && d >= 0 && parseErr(s) == nil && at.Before(now) {
+			t.Fatalf("parseTime(%q) = %v, before now", s, at)
+		}
+	})
+}
+
+func parseErr(s string) error { _, err := parseLifetime(s); return err }
