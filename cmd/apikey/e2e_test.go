@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -1067,4 +1068,37 @@ func TestCommandLineDetails(t *testing.T) {
 		assert.Contains(t, r.stderr, "APIKEY_PREFIX")
 		assert.Contains(t, r.stderr, "acme_live")
 	})
+}
+
+// TestQuickstartLimitsFailedAuth: the quickstart refuses a client with 429
+// once it has sent 10 invalid keys within a minute, as its -failed-auth
+// default says, and -failed-auth off turns the limit off.
+func TestQuickstartLimitsFailedAuth(t *testing.T) {
+	_, quickstart := buildBinaries(t)
+	for _, tt := range []struct {
+		args    []string
+		limited bool
+	}{{nil, true}, {[]string{"-failed-auth", "off"}, false}} {
+		env := testEnv("sqlite:" + filepath.Join(t.TempDir(), "qs.db"))
+		base, demo := startQuickstart(t, quickstart, env, tt.args...)
+		codes := make([]int, 0, 12)
+		for range 12 {
+			forged, err := apikey.Generate("acme_live") // well formed, unknown: 401 invalid_token
+			require.NoError(t, err)
+			resp, _ := call(t, "GET", base+"/v1/whoami", forged.Secret().Reveal(), "")
+			codes = append(codes, resp.StatusCode)
+			if resp.StatusCode == 429 {
+				assert.NotEmpty(t, resp.Header.Get("Retry-After"))
+			}
+		}
+		resp, _ := call(t, "GET", base+"/v1/whoami", demo, "")
+		if !tt.limited {
+			assert.Equal(t, slices.Repeat([]int{401}, 12), codes, "%v", tt.args)
+			assert.Equal(t, 200, resp.StatusCode)
+			continue
+		}
+		assert.Equal(t, slices.Repeat([]int{401}, 10), codes[:10], "the first 10 failures are allowed")
+		assert.Equal(t, []int{429, 429}, codes[10:], "the 11th failure within a minute is refused")
+		assert.Equal(t, 429, resp.StatusCode, "a blocked client is refused before its key is looked at")
+	}
 }

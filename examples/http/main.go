@@ -1,10 +1,11 @@
-// Command http serves a small API protected by apikey's middleware on
-// 127.0.0.1 (and only there), logs every authentication decision with
+// Command http serves a small API protected by apikey's middleware on a
+// loopback address (-addr, 127.0.0.1:8080 by default, as the quickstart;
+// never another), logs every authentication decision with
 // log/slog through the middleware's event hook, and prints curl commands to
 // try it:
 //
 //	go run ./examples/http
-//	go run ./examples/http -port 9000
+//	go run ./examples/http -addr 127.0.0.1:9000
 //
 // The keys it prints are shown once, as a real service would show them to
 // their owner; the log only ever names a key by its ID.
@@ -19,9 +20,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
-	"strconv"
 	"time"
 
 	"github.com/apikeykit/apikey"
@@ -29,16 +30,26 @@ import (
 )
 
 func main() {
-	port := flag.Int("port", 8080, "TCP port to listen on, on 127.0.0.1 only")
+	addr := flag.String("addr", "127.0.0.1:8080", "listen address, on a loopback address only (as the quickstart's -addr)")
 	flag.Parse()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if err := run(*port, logger); err != nil {
+	if err := run(*addr, logger); err != nil {
 		logger.Error("exiting", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(port int, logger *slog.Logger) error {
+func run(addr string, logger *slog.Logger) error {
+	// Loopback only: this demo has no TLS, and keys must not cross a
+	// network in clear text.
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("-addr %q: want host:port, such as 127.0.0.1:8080", addr)
+	}
+	if ip, err := netip.ParseAddr(host); host != "localhost" && (err != nil || !ip.IsLoopback()) {
+		return fmt.Errorf("-addr %q: this demo serves keys without TLS, so only on a loopback address such as 127.0.0.1:8080", addr)
+	}
+
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 
@@ -61,9 +72,7 @@ func run(port int, logger *slog.Logger) error {
 		return err
 	}
 
-	// Loopback only: this demo has no TLS, and keys must not cross a
-	// network in clear text.
-	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}

@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -84,5 +88,34 @@ func TestLoggingNeverShowsTheSecret(t *testing.T) {
 	for _, s := range []string{key[len(key)-49 : len(key)-6], revoked.Reveal()[len(key)-49 : len(key)-6]} {
 		assert.NotContains(t, out, s, "a secret was logged")
 		assert.NotContains(t, bodies.String(), s, "a secret was echoed")
+	}
+}
+
+// TestAddrFlag: the demo listens where -addr says, as the quickstart does,
+// and only on a loopback address, since it serves keys without TLS.
+func TestAddrFlag(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the demo; skipped with -short")
+	}
+	bin := filepath.Join(t.TempDir(), "http")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+
+	cmd := exec.Command(bin, "-addr", "127.0.0.1:0")
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	defer func() {
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+	}()
+	first, err := bufio.NewReader(stdout).ReadString('\n')
+	require.NoError(t, err)
+	assert.Regexp(t, `^Serving on http://127\.0\.0\.1:\d+\.`, first)
+
+	for _, addr := range []string{"0.0.0.0:8080", ":8080", "192.0.2.1:8080", "nonsense"} {
+		out, err := exec.Command(bin, "-addr", addr).CombinedOutput()
+		assert.Error(t, err, addr)
+		assert.Contains(t, string(out), "-addr", addr)
 	}
 }

@@ -12,9 +12,14 @@
 //	POST /v1/orders   needs scope orders:write
 //	GET  /healthz     no key needed
 //
+// A client that sends 10 invalid keys within a minute is refused with 429
+// until its allowance refills, one more attempt every 6 seconds
+// (-failed-auth, apikey.Limits.FailedAuth), so guessing keys is slow.
+//
 // With -db postgres://… and -redis redis://…, several instances on
-// different ports behave as one service: limits and quotas are shared,
-// and a revocation reaches every instance within a second. It reads
+// different ports behave as one service: limits and quotas (and the
+// failed-authentication limit) are shared, and a revocation reaches every
+// instance within a second. It reads
 // APIKEY_DB, APIKEY_PEPPER and APIKEY_PREFIX with package envconfig,
 // exactly as the apikey command does (flags win), so keys made with the
 // command work here.
@@ -63,6 +68,7 @@ func run() error {
 	redisURL := flag.String("redis", "", "redis:// URL: keep rate limits and quotas in Redis, shared by every instance")
 	cacheTTL := flag.Duration("cache-ttl", apikey.DefaultCacheTTL, "how long a verified key is cached")
 	proxies := flag.String("trusted-proxies", "", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For is trusted")
+	failedAuth := flag.String("failed-auth", defaultFailedAuth, "how many invalid keys a client may send, as a rate limit (e.g. 10/m, 100/h,burst=20); off to turn the limit off")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -76,6 +82,12 @@ func run() error {
 	trusted, err := parsePrefixes(*proxies)
 	if err != nil {
 		return fmt.Errorf("-trusted-proxies: %w", err)
+	}
+	var failedAuthLimit apikey.Limit
+	if *failedAuth != "off" {
+		if failedAuthLimit, err = apikey.ParseLimit(*failedAuth); err != nil {
+			return fmt.Errorf("-failed-auth: %w", err)
+		}
 	}
 
 	store, err := sqlopen.Open(ctx, dsn)
@@ -108,6 +120,7 @@ func run() error {
 		return err
 	}
 	defer closeLimits()
+	limits.FailedAuth = failedAuthLimit
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -153,6 +166,13 @@ func run() error {
 	fmt.Fprintln(os.Stderr, "shutting down")
 	return srv.Shutdown(shutdownCtx)
 }
+
+// defaultFailedAuth is the quickstart's failed-authentication limit: 10
+// invalid keys per client a minute, in a burst or spread out. A client
+// over it gets 429 for every request, with or without a valid key, until
+// its allowance refills. A real service behind a load balancer also sets
+// -trusted-proxies, or every client shares the balancer's address.
+const defaultFailedAuth = "10/m"
 
 // sharedLimits returns where keys' rate limits and quotas are counted:
 // without redisURL, in this process's memory (the zero Limits: the
