@@ -95,7 +95,7 @@ func TestOpenPostgres(t *testing.T) {
 	}
 	defer st.Close()
 	t.Cleanup(func() {
-		for _, tbl := range []string{"keys", "quota_usage", "schema_version"} {
+		for _, tbl := range []string{"keys", "quota_usage", "vault_secrets", "schema_version"} {
 			st.DB().Exec("DROP TABLE IF EXISTS sqlopen_test_" + tbl)
 		}
 		st.DB().Exec("DROP FUNCTION IF EXISTS sqlopen_test_notify_change()")
