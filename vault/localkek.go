@@ -43,7 +43,17 @@ const MaxKEKVersionLen = 64
 type LocalKEK struct {
 	current  string
 	versions []string
-	aeads    map[string]cipher.AEAD
+	keys     *localKeys
+}
+
+// localKeys holds a LocalKEK's ciphers two pointers away from the
+// LocalKEK, because fmt prints by reflection wherever it cannot call
+// Format (a LocalKEK value rather than a pointer, an unexported field of
+// a caller's struct, a bad verb): on its bad-verb path it prints the
+// contents of the first pointer it meets, but never of a second, so a
+// cipher's key shows only as an address. TestRedaction guards this.
+type localKeys struct {
+	aeads map[string]cipher.AEAD
 }
 
 // ParseLocalKEK reads a LocalKEK from its text form (see LocalKEK). It
@@ -62,14 +72,14 @@ func ParseLocalKEK(text string) (*LocalKEK, error) {
 	if len(entries) == 0 {
 		return nil, fmt.Errorf("%w: no VERSION:KEY entry", ErrInvalidKEK)
 	}
-	k := &LocalKEK{aeads: make(map[string]cipher.AEAD, len(entries))}
+	k := &LocalKEK{keys: &localKeys{aeads: make(map[string]cipher.AEAD, len(entries))}}
 	var keys [][]byte
 	for i, e := range entries {
 		version, b64, ok := strings.Cut(e, ":")
 		if !ok || !validKEKVersion(version) {
 			return nil, fmt.Errorf("%w: entry %d: want VERSION:KEY with VERSION 1 to %d characters of [A-Za-z0-9._-]", ErrInvalidKEK, i+1, MaxKEKVersionLen)
 		}
-		if _, dup := k.aeads[version]; dup {
+		if _, dup := k.keys.aeads[version]; dup {
 			return nil, fmt.Errorf("%w: entry %d: version %q given twice", ErrInvalidKEK, i+1, version)
 		}
 		key, err := base64.StdEncoding.Strict().DecodeString(b64)
@@ -86,7 +96,7 @@ func ParseLocalKEK(text string) (*LocalKEK, error) {
 			return nil, fmt.Errorf("%w: entry %d (version %q)", ErrInvalidKEK, i+1, version)
 		}
 		keys = append(keys, key)
-		k.aeads[version] = aead
+		k.keys.aeads[version] = aead
 		k.versions = append(k.versions, version)
 	}
 	for _, key := range keys {
@@ -149,7 +159,7 @@ func (k *LocalKEK) Versions() []string { return append([]string(nil), k.versions
 
 // Wrap implements KEK with the current version.
 func (k *LocalKEK) Wrap(_ context.Context, dataKey, aad []byte) (string, []byte, error) {
-	aead := k.aeads[k.current]
+	aead := k.keys.aeads[k.current]
 	out := make([]byte, aead.NonceSize(), aead.NonceSize()+len(dataKey)+aead.Overhead())
 	if _, err := rand.Read(out); err != nil {
 		return "", nil, fmt.Errorf("apikey: vault: random nonce: %w", err)
@@ -159,7 +169,7 @@ func (k *LocalKEK) Wrap(_ context.Context, dataKey, aad []byte) (string, []byte,
 
 // Unwrap implements KEK.
 func (k *LocalKEK) Unwrap(_ context.Context, version string, wrapped, aad []byte) ([]byte, error) {
-	aead, ok := k.aeads[version]
+	aead, ok := k.keys.aeads[version]
 	if !ok {
 		return nil, fmt.Errorf("%w %.64q: this LocalKEK holds %s", ErrUnknownKEKVersion, version, strings.Join(k.versions, ", "))
 	}
