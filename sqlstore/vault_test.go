@@ -33,6 +33,38 @@ func TestVaultConformance(t *testing.T) {
 	}
 }
 
+// TestVaultNotMigrated: the vault's store fails clearly before Migrate,
+// and works once the schema is at version 3.
+func TestVaultNotMigrated(t *testing.T) {
+	ctx := context.Background()
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			need(t, b)
+			db, _ := b.open(t)
+			st, err := sqlstore.New(db, b.dialect)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v := newVault(t, st.Vault(), kekText("v1"))
+			if _, err := v.Put(ctx, "o", "n", apikey.NewSecret(providerKey())); !errors.Is(err, sqlstore.ErrNotMigrated) {
+				t.Fatalf("Put before Migrate: %v, want ErrNotMigrated", err)
+			}
+			if _, err := v.Reveal(ctx, "o", "n"); !errors.Is(err, sqlstore.ErrNotMigrated) {
+				t.Fatalf("Reveal before Migrate: %v, want ErrNotMigrated", err)
+			}
+			if err := st.Migrate(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if !tableExists(t, db, b.dialect, "apikey_vault_secrets") {
+				t.Fatal("Migrate did not create apikey_vault_secrets")
+			}
+			if _, err := v.Put(ctx, "o", "n", apikey.NewSecret(providerKey())); err != nil {
+				t.Fatalf("Put after Migrate: %v", err)
+			}
+		})
+	}
+}
+
 // kekText returns a LocalKEK text form with one random key per version.
 func kekText(versions ...string) string {
 	var parts []string

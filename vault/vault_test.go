@@ -440,3 +440,35 @@ func TestConcurrentPutReveal(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestRotateKEKWhilePutting: Puts racing RotateKEK, both from processes
+// that hold the new version, leave nothing that needs the old one.
+func TestRotateKEKWhilePutting(t *testing.T) {
+	ctx := context.Background()
+	st := vault.NewMemStore()
+	oldText, newText := kekText("old"), kekText("new")
+	old := newVault(t, st, oldText)
+	for i := range 300 {
+		_, err := old.Put(ctx, "o", fmt.Sprintf("n%03d", i), apikey.NewSecret(providerKey()))
+		require.NoError(t, err)
+	}
+	rotating := newVault(t, st, newText+","+oldText)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 299; i >= 0; i -= 3 {
+			if _, err := rotating.Put(ctx, "o", fmt.Sprintf("n%03d", i), apikey.NewSecret(providerKey())); err != nil && !errors.Is(err, vault.ErrConflict) {
+				t.Error(err)
+			}
+		}
+	}()
+	_, err := rotating.RotateKEK(ctx)
+	require.NoError(t, err)
+	wg.Wait()
+	onlyNew := newVault(t, st, newText)
+	for i := range 300 {
+		_, err := onlyNew.Reveal(ctx, "o", fmt.Sprintf("n%03d", i))
+		require.NoError(t, err, i)
+	}
+}
