@@ -57,9 +57,15 @@
 //     must be reported with an error wrapping ErrUnknownKEKVersion, and an
 //     authentication failure with one wrapping ErrDecrypt.
 //
-// Each Reveal that misses the data-key cache costs one Unwrap, so a KMS
-// adapter's latency is paid once per secret per cache lifetime. Never pass
-// the data key or aad to a log.
+// A KMS whose wrap operation cannot authenticate additional data (RSA key
+// wrapping, for instance) must not simply drop aad: have it wrap a key of
+// your own once, and wrap data keys locally under that key, as LocalKEK
+// does, with aad.
+//
+// Put costs one Wrap, RotateKEK one Unwrap and one Wrap per record, and a
+// Reveal that misses the data-key cache one Unwrap, so a KMS adapter's
+// latency is paid once per secret per cache lifetime on the Reveal path.
+// Never pass the data key or aad to a log.
 //
 // # Audit and redaction
 //
