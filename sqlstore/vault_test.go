@@ -404,6 +404,13 @@ func TestVaultNoPlaintextAtRest(t *testing.T) {
 				if len(blobs[1]) == 0 {
 					t.Fatal("the WAL is empty: the scan would prove nothing")
 				}
+				// Closed, the WAL is checkpointed into the file: scan that too.
+				db.Close()
+				data, err := os.ReadFile(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				blobs = append(blobs, data)
 			} else {
 				blobs = append(blobs, postgresDump(t, db))
 			}

@@ -11,7 +11,9 @@
 // The data key is then wrapped by a key-encryption key (KEK) behind the
 // KEK interface, and only the wrapped form is stored. A stored Record
 // holds the ciphertext, the nonce, the wrapped data key and the version of
-// the KEK that wrapped it; never the secret or the data key.
+// the KEK that wrapped it; never the secret or the data key. It also
+// holds, unencrypted, the masked hint List shows (Mask: at most 3 leading
+// and 4 trailing characters).
 //
 // A data key is per secret (per version of a secret), not per owner:
 // one leaked data key exposes one secret; Put never reads or writes
