@@ -65,6 +65,85 @@ func TestVaultNotMigrated(t *testing.T) {
 	}
 }
 
+// TestVaultMigrateFromVersion2: a database at schema version 2, with
+// keys, migrates to 3; its keys are kept and the vault works.
+func TestVaultMigrateFromVersion2(t *testing.T) {
+	ctx := context.Background()
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			need(t, b)
+			db, reopen := b.open(t)
+			st := newStore(t, db, b.dialect)
+			if err := st.Create(ctx, &apikey.Key{ID: "k1", Owner: "o", Digest: []byte{1}}); err != nil {
+				t.Fatal(err)
+			}
+			// Back to version 2, as a database made before this release.
+			for _, q := range []string{`DROP TABLE apikey_vault_secrets`, `DELETE FROM apikey_schema_version WHERE version = 3`} {
+				if _, err := db.Exec(q); err != nil {
+					t.Fatal(err)
+				}
+			}
+			st2, err := sqlstore.New(reopen(), b.dialect)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st2.Get(ctx, "k1"); !errors.Is(err, sqlstore.ErrNotMigrated) {
+				t.Fatalf("Get at version 2: %v, want ErrNotMigrated", err)
+			}
+			if err := st2.Migrate(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st2.Get(ctx, "k1"); err != nil {
+				t.Fatalf("the key after migrating to 3: %v", err)
+			}
+			v := newVault(t, st2.Vault(), kekText("v1"))
+			secret := providerKey()
+			if _, err := v.Put(ctx, "o", "openai", apikey.NewSecret(secret)); err != nil {
+				t.Fatal(err)
+			}
+			if s, err := v.Reveal(ctx, "o", "openai"); err != nil || s.Reveal() != secret {
+				t.Fatalf("Reveal after migrating: %v", err)
+			}
+		})
+	}
+}
+
+func ExampleStore_Vault() {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "vault-example")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "vault.db")+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)")
+	if err != nil {
+		panic(err)
+	}
+	st, err := sqlstore.New(db, sqlstore.SQLite, sqlstore.WithCloseDB())
+	if err != nil {
+		panic(err)
+	}
+	defer st.Close()
+	if err := st.Migrate(ctx); err != nil {
+		panic(err)
+	}
+	// In production: vault.LocalKEKFromEnv("APIKEY_VAULT_KEK"), or a KMS.
+	kek, err := vault.ParseLocalKEK("v1:Zm9yIGV4YW1wbGVzIG9ubHksIG5ldmVyIHVzZSB0aGk=")
+	if err != nil {
+		panic(err)
+	}
+	v, err := vault.New(st.Vault(), kek)
+	if err != nil {
+		panic(err)
+	}
+	if _, err := v.Put(ctx, "customer-42", "anthropic", apikey.NewSecret("sk-ant-api03-0123456789abcdefWXYZ")); err != nil {
+		panic(err)
+	}
+	es, _ := v.List(ctx, "customer-42")
+	fmt.Println(es[0].Name, es[0].Masked, es[0].KEKVersion)
+	// Output: anthropic sk-…WXYZ v1
+}
+
 // kekText returns a LocalKEK text form with one random key per version.
 func kekText(versions ...string) string {
 	var parts []string

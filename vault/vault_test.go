@@ -472,3 +472,23 @@ func TestRotateKEKWhilePutting(t *testing.T) {
 		require.NoError(t, err, i)
 	}
 }
+
+// failingStore fails every SetRevealed.
+type failingStore struct{ vault.Store }
+
+func (failingStore) SetRevealed(context.Context, string, string, int64, time.Time) error {
+	return fmt.Errorf("%w: disk full", apikey.ErrUnavailable)
+}
+
+// TestRevealFailsClosed: a Reveal whose time cannot be recorded returns
+// no secret.
+func TestRevealFailsClosed(t *testing.T) {
+	ctx := context.Background()
+	mem := vault.NewMemStore()
+	text := kekText("v1")
+	_, err := newVault(t, mem, text).Put(ctx, "o", "n", apikey.NewSecret(providerKey()))
+	require.NoError(t, err)
+	s, err := newVault(t, failingStore{mem}, text).Reveal(ctx, "o", "n")
+	require.ErrorIs(t, err, apikey.ErrUnavailable)
+	assert.True(t, s.IsZero())
+}
