@@ -76,7 +76,7 @@ func TestBlockListIsBounded(t *testing.T) {
 	b := newBlockList(4)
 	now := time.Unix(1_800_000_000, 0)
 	for i := 0; i < 10; i++ {
-		b.add(netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}), now, now.Add(1e9))
+		b.add(netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}), now.Add(1e9))
 	}
 	assert.LessOrEqual(t, len(b.until), 4)
 	assert.Positive(t, b.wait(netip.AddrFrom4([4]byte{192, 0, 2, 9}), now))
@@ -84,4 +84,49 @@ func TestBlockListIsBounded(t *testing.T) {
 	assert.Zero(t, b.wait(netip.AddrFrom4([4]byte{192, 0, 2, 9}), now.Add(2e9)))
 	assert.Equal(t, n-1, len(b.until), "an expired block is forgotten")
 	assert.Equal(t, int64(n-1), b.size.Load())
+}
+
+// TestBlockListEvictsOldest checks that a full list forgets its oldest
+// block to make room, in constant time: an attacker who keeps adding
+// addresses only ever pushes out its own earliest ones, and a re-blocked
+// or expired address is not counted twice.
+func TestBlockListEvictsOldest(t *testing.T) {
+	const max = 1024
+	b := newBlockList(max)
+	now := time.Unix(1_800_000_000, 0)
+	addr := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}) }
+	for i := range max {
+		b.add(addr(i), now.Add(time.Hour))
+	}
+	for i := max; i < max+100; i++ {
+		b.add(addr(i), now.Add(time.Hour))
+		assert.Zero(t, b.wait(addr(i-max), now), "block %d is the oldest and must go first", i-max)
+		assert.Positive(t, b.wait(addr(i-max+1), now), "block %d is not the oldest", i-max+1)
+		assert.Positive(t, b.wait(addr(i), now))
+		assert.Equal(t, int64(max), b.size.Load())
+	}
+	// Blocking an address again updates its entry and evicts nothing.
+	b.add(addr(500), now.Add(2*time.Hour))
+	assert.Equal(t, int64(max), b.size.Load())
+	assert.Positive(t, b.wait(addr(100), now), "the oldest stays")
+	assert.Equal(t, time.Hour+time.Minute, b.wait(addr(500), now.Add(59*time.Minute)))
+	// An expired block is forgotten when read, leaving its slot stale until
+	// the ring comes round to it; blocked again, the address takes the
+	// newest slot, which pushes out the oldest block. The list never grows
+	// past max.
+	later := now.Add(90 * time.Minute)
+	assert.Zero(t, b.wait(addr(102), later))
+	assert.Equal(t, int64(max-1), b.size.Load())
+	b.add(addr(102), later.Add(time.Hour))
+	assert.Equal(t, int64(max-1), b.size.Load())
+	assert.Zero(t, b.wait(addr(100), now), "the oldest went")
+	assert.Positive(t, b.wait(addr(102), later))
+	for i := range 2 * max {
+		b.add(addr(10000+i), later.Add(time.Hour))
+		assert.LessOrEqual(t, b.size.Load(), int64(max))
+	}
+	for i := max; i < 2*max; i++ {
+		assert.Positive(t, b.wait(addr(10000+i), later))
+	}
+	assert.Equal(t, int64(max), b.size.Load())
 }
