@@ -1,6 +1,8 @@
 package apikey
 
 import (
+	"context"
+	"net"
 	"net/http"
 	"net/netip"
 	"testing"
@@ -51,7 +53,47 @@ func TestClientIP(t *testing.T) {
 			if tt.xff != nil {
 				r.Header["X-Forwarded-For"] = tt.xff
 			}
-			got := clientIP(r, tt.trusted)
+			got := clientIP(r, tt.trusted, false)
+			if tt.want == "" {
+				assert.False(t, got.IsValid(), got.String())
+				return
+			}
+			assert.Equal(t, netip.MustParseAddr(tt.want), got)
+		})
+	}
+}
+
+func TestClientIPUnixSocket(t *testing.T) {
+	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	unixCtx := context.WithValue(context.Background(), http.LocalAddrContextKey, &net.UnixAddr{Name: "/run/api.sock", Net: "unix"})
+	tcpCtx := context.WithValue(context.Background(), http.LocalAddrContextKey, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 80})
+	tests := []struct {
+		name    string
+		ctx     context.Context
+		remote  string
+		xff     []string
+		trusted []netip.Prefix
+		unix    bool // WithTrustedUnixSocket
+		want    string
+	}{
+		{"unix peer, not trusted", unixCtx, "@", []string{"203.0.113.1"}, nil, false, ""},
+		{"unix peer, trusted", unixCtx, "@", []string{"203.0.113.1"}, nil, true, "203.0.113.1"},
+		{"unix peer with empty RemoteAddr", unixCtx, "", []string{"203.0.113.1"}, nil, true, "203.0.113.1"},
+		{"unix peer, no XFF", unixCtx, "@", nil, nil, true, ""},
+		{"unix peer, malformed XFF", unixCtx, "@", []string{"bogus"}, nil, true, ""},
+		{"unix peer, then trusted hops", unixCtx, "@", []string{"203.0.113.1, 10.1.1.1"}, trusted, true, "203.0.113.1"},
+		{"unix peer, spoof left of client", unixCtx, "@", []string{"6.6.6.6, 203.0.113.1"}, nil, true, "203.0.113.1"},
+		{"TCP peer without address is not a Unix socket", tcpCtx, "", []string{"203.0.113.1"}, nil, true, ""},
+		{"no local address in the context", context.Background(), "@", []string{"203.0.113.1"}, nil, true, ""},
+		{"TCP peer keeps its own address", tcpCtx, "198.51.100.7:1", []string{"203.0.113.1"}, nil, true, "198.51.100.7"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := (&http.Request{RemoteAddr: tt.remote, Header: http.Header{}}).WithContext(tt.ctx)
+			if tt.xff != nil {
+				r.Header["X-Forwarded-For"] = tt.xff
+			}
+			got := clientIP(r, tt.trusted, tt.unix)
 			if tt.want == "" {
 				assert.False(t, got.IsValid(), got.String())
 				return
@@ -69,7 +111,7 @@ func TestLimiterAddr(t *testing.T) {
 func TestClientIPAllocs(t *testing.T) {
 	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
 	r := &http.Request{RemoteAddr: "10.0.0.1:1", Header: http.Header{"X-Forwarded-For": {"6.6.6.6, 203.0.113.1, 10.1.1.1"}}}
-	assert.Zero(t, testing.AllocsPerRun(100, func() { clientIP(r, trusted) }))
+	assert.Zero(t, testing.AllocsPerRun(100, func() { clientIP(r, trusted, false) }))
 }
 
 func TestBlockListIsBounded(t *testing.T) {

@@ -14,19 +14,26 @@ func (mw *middleware) blockedFor(q *request) time.Duration {
 	if mw.blocked == nil || mw.blocked.empty() {
 		return 0
 	}
-	return mw.blocked.wait(limiterAddr(q.clientIP(mw)), mw.m.now())
+	addr, ok := mw.failureAddr(q)
+	if !ok {
+		return 0
+	}
+	return mw.blocked.wait(addr, mw.m.now())
 }
 
 // countFailure counts a failed authentication against the client under
 // Limits.FailedAuth. When that puts the client over the limit, it blocks
-// the client and returns how long for; otherwise, and when the limiter
-// fails, it returns 0.
+// the client and returns how long for; otherwise, when the limiter fails
+// and when the client has no address of its own, it returns 0.
 func (mw *middleware) countFailure(q *request) time.Duration {
 	if mw.blocked == nil {
 		return 0
 	}
-	addr := limiterAddr(q.clientIP(mw))
-	d, err := mw.limits.Limiter.Allow(q.r.Context(), "authfail:"+addrKey(addr), mw.limits.FailedAuth)
+	addr, ok := mw.failureAddr(q)
+	if !ok {
+		return 0
+	}
+	d, err := mw.limits.Limiter.Allow(q.r.Context(), "authfail:"+addr.String(), mw.limits.FailedAuth)
 	if err != nil || d.Allowed {
 		return 0
 	}
@@ -38,11 +45,18 @@ func (mw *middleware) countFailure(q *request) time.Duration {
 	return wait
 }
 
-func addrKey(a netip.Addr) string {
-	if !a.IsValid() {
-		return "unknown"
+// failureAddr returns the address that q's failed authentications count
+// under: the client's (its /64 for IPv6). It returns false when the client
+// has no address of its own: none at all (a Unix socket, an empty
+// RemoteAddr), or a trusted proxy's, found when the proxy named no client.
+// A bucket shared by such requests would let any one client lock out all
+// the others, so they are neither counted nor blocked.
+func (mw *middleware) failureAddr(q *request) (netip.Addr, bool) {
+	a := q.clientIP(mw)
+	if !a.IsValid() || containsAddr(mw.proxies, a) {
+		return netip.Addr{}, false
 	}
-	return a.String()
+	return limiterAddr(a), true
 }
 
 // maxBlocked bounds how many client addresses Limits.FailedAuth

@@ -81,8 +81,10 @@ type middleware struct {
 	realm    string
 	prefixes []string
 	proxies  []netip.Prefix
-	limits   Limits     // Limiter and Counter are never nil
-	blocked  *blockList // clients over Limits.FailedAuth; nil without it
+	// unixProxy treats a peer on a Unix socket as a trusted proxy.
+	unixProxy bool
+	limits    Limits     // Limiter and Counter are never nil
+	blocked   *blockList // clients over Limits.FailedAuth; nil without it
 
 	onEvent func(Event)
 	onError func(http.ResponseWriter, *http.Request, *AuthError)
@@ -139,7 +141,7 @@ type request struct {
 
 func (q *request) clientIP(mw *middleware) netip.Addr {
 	if !q.ipSet {
-		q.ip, q.ipSet = clientIP(q.r, mw.proxies), true
+		q.ip, q.ipSet = clientIP(q.r, mw.proxies, mw.unixProxy), true
 	}
 	return q.ip
 }

@@ -93,6 +93,22 @@ func WithTrustedProxies(prefixes ...netip.Prefix) MiddlewareOption {
 	}
 }
 
+// WithTrustedUnixSocket treats a peer on a Unix socket as a trusted proxy,
+// for servers that listen on one behind a reverse proxy: X-Forwarded-For
+// is then read as WithTrustedProxies says, from the right, and the first
+// address that is not a trusted proxy is the client. Such a peer has no
+// address of its own; without this option, or when X-Forwarded-For names
+// no client, the client has no address: key IP allowlists refuse it, and
+// Limits.FailedAuth does not count it. Off by default. A request is on a
+// Unix socket when its context's http.LocalAddrContextKey holds a
+// *net.UnixAddr, as net/http sets it.
+func WithTrustedUnixSocket() MiddlewareOption {
+	return func(mw *middleware) error {
+		mw.unixProxy = true
+		return nil
+	}
+}
+
 // Limits says how Manager.Middleware applies rate limits and quotas. The
 // zero Limits enforces each key's own RateLimit and Quota in this
 // process's memory, and nothing more.
@@ -131,10 +147,17 @@ type Limits struct {
 	// exceeds it, its requests get 429 with Retry-After before their key
 	// is even parsed, until the limiter would allow a failure again, so
 	// floods of made-up keys cannot reach the store unboundedly. Blocks are
-	// remembered in this process, for at most 65536 addresses; with a
-	// shared Limiter each process learns of a block at that client's next
-	// failure there. A Limiter error does not turn a 401 into anything
-	// else. If zero, failures are not limited.
+	// remembered in this process, for at most 65536 addresses, the oldest
+	// forgotten first; with a shared Limiter each process learns of a
+	// block at that client's next failure there. A Limiter error does not
+	// turn a 401 into anything else. If zero, failures are not limited.
+	//
+	// A request whose client has no address of its own is not counted and
+	// never blocked, since one bucket for all such requests would let any
+	// one client lock out every other: a request on a Unix socket (unless
+	// WithTrustedUnixSocket and X-Forwarded-For name the client), with an
+	// empty RemoteAddr, or from a trusted proxy that named no client (the
+	// address found is then the proxy's). Limit such failures at the proxy.
 	FailedAuth Limit
 
 	// Cost returns how many quota units a request costs, for example more
