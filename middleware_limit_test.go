@@ -2,6 +2,7 @@ package apikey_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
@@ -599,4 +600,52 @@ func TestMiddlewareFailedAuthNoSharedBucket(t *testing.T) {
 	assertRejected(t, serve(h, from("acme_test_made_up")), 401, chInvalid)
 	assertRejected(t, serve(h, from("acme_test_made_up")), 429, "")
 	assertRejected(t, serve(h, from(f.valid)), 429, "")
+}
+
+// TestMiddlewareRateLimitPolicyWindows checks the RateLimit-Policy item of
+// limits and quotas whose periods are not whole seconds or whose burst is
+// not their rate, and that a client keeping to it (q requests at once,
+// again w seconds later) is never refused.
+func TestMiddlewareRateLimitPolicyWindows(t *testing.T) {
+	f := newMWFixture(t)
+	for _, tc := range []struct {
+		limit, quota string
+		policy       string
+	}{
+		{limit: "10/100ms", policy: `"key";q=10;w=1`},
+		{limit: "1/1500ms", policy: `"key";q=1;w=2`},
+		{limit: "20/s,burst=5", policy: `"key";q=5;w=1`},
+		{limit: "1000/m,burst=50", policy: `"key";q=50;w=3`},
+		{limit: "100/1500ms", policy: `"key";q=66;w=1`},
+		{limit: "100/s", policy: `"key";q=100;w=1`},
+		{quota: "10/100ms", policy: `"quota";q=10;w=1`},
+		{quota: "1/1500ms", policy: `"quota";q=1;w=2`},
+		{quota: "5/2500ms", policy: `"quota";q=5;w=3`},
+	} {
+		t.Run(tc.limit+tc.quota, func(t *testing.T) {
+			lim := must(memlimit.NewLimiter(memlimit.WithClock(f.clock.Now)))
+			defer lim.Close()
+			ctr := must(memlimit.NewCounter(memlimit.WithClock(f.clock.Now)))
+			defer ctr.Close()
+			h, _ := f.handler(apikey.WithLimits(apikey.Limits{Limiter: lim, Counter: ctr}))
+			var req apikey.IssueRequest
+			if tc.limit != "" {
+				req.RateLimit = must(apikey.ParseLimit(tc.limit))
+			} else {
+				req.Quota = must(apikey.ParseQuota(tc.quota))
+			}
+			key, _ := issueKey(t, f, req)
+			var q, w int
+			_, err := fmt.Sscanf(tc.policy[strings.Index(tc.policy, ";"):], ";q=%d;w=%d", &q, &w)
+			require.NoError(t, err)
+			for round := range 3 {
+				for i := range q {
+					rec := serve(h, newRequest(withKey(key)))
+					require.Equal(t, 200, rec.Code, "round %d, request %d of %d", round, i+1, q)
+					assert.Equal(t, tc.policy, rec.Header().Get("RateLimit-Policy"))
+				}
+				f.clock.Advance(time.Duration(w) * time.Second)
+			}
+		})
+	}
 }
