@@ -49,9 +49,10 @@ const (
 	ReasonCanceled               Reason = "canceled"                // 503: the client gave up first
 )
 
-// Event reports one decision of the middleware (or of RequireScopes,
-// RequireAnyScope and Require behind it), for logging and metrics. It never
-// holds the key or any part of its secret.
+// Event reports the decision on one request, for logging and metrics:
+// the middleware's, or that of RequireScopes, RequireAnyScope or Require
+// behind it, which replaces it. Each request is reported once (see
+// WithOnEvent). It never holds the key or any part of its secret.
 //
 // Reason is the precise cause; see the Reason constants.
 type Event struct {
@@ -65,12 +66,14 @@ type Event struct {
 	ClientIP netip.Addr
 	Method   string
 	Path     string // r.URL.Path: never the query, where a key may travel
-	// Duration is the time the middleware spent deciding, not including
-	// the next handler.
+	// Duration is the time the middleware spent deciding (plus, for a
+	// refusal by RequireScopes and friends, theirs), not including the
+	// handlers behind it.
 	Duration time.Duration
 	// Err is the underlying error, if any: Verify's error for a refused
 	// key (ErrChecksum, ErrRevoked, ...), the store or limiter error for
-	// "store", "limiter" and "canceled", or, on success, the limiter error
-	// that Limits.FailOpen let pass. It never holds a key.
+	// "store", "limiter" and "canceled", the error of a quota refund that
+	// failed for a refusal by RequireScopes and friends, or the limiter
+	// error that Limits.FailOpen let pass. It never holds a key.
 	Err error
 }

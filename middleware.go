@@ -56,6 +56,15 @@ const (
 // Revoked and expired keys are named as such in error_description; every
 // other key failure is the same generic "invalid_token".
 //
+// Applied twice in one chain (chi's r.Use(auth) and a group's
+// g.Use(auth), or two Middlewares of the same Manager), the inner
+// Middleware passes a request the outer one authenticated straight to its
+// next handler: the key is verified, limited, charged and reported once,
+// by the outermost, and the inner one's options do not apply to it.
+// Middlewares of different Managers are independent: each authenticates
+// the request on its own, so it must carry a key both accept, and the
+// context then holds the inner Manager's key.
+//
 // Middleware panics if an option is invalid: configuration errors show at
 // start-up, not at request time. The handlers it returns are safe for
 // concurrent use. What a request allocates is in BENCHMARKS.md.
@@ -129,6 +138,9 @@ type request struct {
 	w     http.ResponseWriter
 	r     *http.Request
 	start time.Time
+	// prior is time spent deciding before start, by the middleware in
+	// front of RequireScopes: an Event's Duration is prior+since(start).
+	prior time.Duration
 	ip    netip.Addr
 	ipSet bool
 	token Token // the key presented, once it parsed
@@ -148,6 +160,12 @@ func (q *request) clientIP(mw *middleware) netip.Addr {
 
 func (h *authHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	mw := h.mw
+	if c, ok := r.Context().Value(contextKey{}).(*keyContext); ok && c.mw != nil && c.mw.m == mw.m && c.key != nil {
+		// A Middleware of the same Manager further out authenticated the
+		// request: it was verified, limited, charged and reported there.
+		h.next.ServeHTTP(w, r)
+		return
+	}
 	q := request{w: w, r: r}
 	if mw.onEvent != nil {
 		q.start = time.Now()
@@ -211,18 +229,38 @@ func (h *authHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// context, made before the limiter answers: a refusal wastes it,
 		// but a request let through saves two.
 		lc := &limitedContext{keyContext: keyContext{Context: r.Context(), key: k, mw: mw}}
-		if !mw.limit(&q, checks, &lc.fields) {
+		lc.lim = lc
+		if !mw.limit(&q, checks, lc) {
 			return
 		}
 		kc = &lc.keyContext
 	} else {
 		kc = &keyContext{Context: r.Context(), key: k, mw: mw}
 	}
+	h.serveNext(&q, kc)
+}
 
-	if mw.onEvent != nil {
-		mw.emit(&q, Event{Outcome: OutcomeAuthenticated, KeyID: k.ID, Owner: k.Owner, Err: q.err})
+// serveNext calls the next handler with kc in the request's context. With
+// an event hook, it reports the request's Event once the next handler
+// returns, unless a refusal behind it (RequireScopes and friends) settled
+// the request first and reported its own.
+func (h *authHandler) serveNext(q *request, kc *keyContext) {
+	if h.mw.onEvent != nil {
+		kc.decided = time.Since(q.start)
+		defer h.mw.reportPassed(q, kc)
 	}
-	h.next.ServeHTTP(w, r.WithContext(kc))
+	h.next.ServeHTTP(q.w, q.r.WithContext(kc))
+}
+
+// reportPassed reports the Event of a request that the middleware let
+// through, with the time the middleware took to decide, unless the
+// request was settled already.
+func (mw *middleware) reportPassed(q *request, kc *keyContext) {
+	if !kc.settled.CompareAndSwap(false, true) {
+		return
+	}
+	q.start, q.prior = time.Time{}, kc.decided
+	mw.emit(q, Event{Outcome: OutcomeAuthenticated, KeyID: kc.key.ID, Owner: kc.key.Owner, Err: q.err})
 }
 
 // verifyFailed answers a request whose key Verify refused.
@@ -310,8 +348,9 @@ func (mw *middleware) emit(q *request, ev Event) {
 	ev.ClientIP = q.clientIP(mw)
 	ev.Method = q.r.Method
 	ev.Path = q.r.URL.Path
+	ev.Duration = q.prior
 	if !q.start.IsZero() {
-		ev.Duration = time.Since(q.start)
+		ev.Duration += time.Since(q.start)
 	}
 	mw.onEvent(ev)
 }

@@ -74,12 +74,14 @@ func (mw *middleware) decide(r *http.Request, c *limitCheck) (Decision, error) {
 // limit counts the request against checks in order, stopping at the first
 // refusal, and writes the RateLimit fields of the policies that answered.
 // On a refusal or a backend failure it writes the whole response and
-// returns false.
+// returns false. It records in lc the quota it charged, for a refusal
+// behind the middleware to give back, and the error Limits.FailOpen
+// passed over.
 //
-// The fields' values are fields[0] and fields[1], which live in the
+// The fields' values are lc.fields[0] and lc.fields[1], which live in the
 // request's context allocation; both are slices of one string, the
 // request's only other allocation here.
-func (mw *middleware) limit(q *request, checks []limitCheck, fields *[2]string) bool {
+func (mw *middleware) limit(q *request, checks []limitCheck, lc *limitedContext) bool {
 	var polBuf, rateBuf [128]byte
 	pol, rate := polBuf[:0], rateBuf[:0]
 	var refused *limitCheck
@@ -107,6 +109,9 @@ func (mw *middleware) limit(q *request, checks []limitCheck, fields *[2]string) 
 			pol = appendPolicy(pol, c.name, q, w)
 		}
 		rate = appendRateItem(rate, c.name, d)
+		if d.Allowed && !c.quota.IsZero() {
+			lc.charge = quotaCharge{key: c.key, quota: c.quota, cost: c.cost}
+		}
 		if !d.Allowed {
 			refused = c
 			wait = d.RetryAfter
@@ -118,16 +123,18 @@ func (mw *middleware) limit(q *request, checks []limitCheck, fields *[2]string) 
 	}
 	if len(pol) > 0 {
 		s := string(append(pol, rate...))
-		fields[0], fields[1] = s[:len(pol)], s[len(pol):]
+		lc.fields[0], lc.fields[1] = s[:len(pol)], s[len(pol):]
 		h := q.w.Header()
-		h[headerRateLimitPolicy] = fields[0:1:1]
-		h[headerRateLimit] = fields[1:2:2]
+		h[headerRateLimitPolicy] = lc.fields[0:1:1]
+		h[headerRateLimit] = lc.fields[1:2:2]
 	}
 	if refused != nil {
+		// The quota is checked last: a refusal never follows a charge.
 		mw.reject(q, OutcomeLimited, refused.reason, "", &AuthError{
 			Status: http.StatusTooManyRequests, Description: refused.desc, RetryAfter: max(wait, time.Second)})
 		return false
 	}
+	lc.err = q.err
 	return true
 }
 

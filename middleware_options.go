@@ -166,6 +166,17 @@ type Limits struct {
 	// before the handler, so the cost must be known from the request
 	// alone. A result of 0 or less makes the request free: it is not
 	// counted. If nil, every request costs 1.
+	//
+	// Only a request that reaches the handlers behind the middleware
+	// costs quota. The quota is checked last, after the rate limits, so a
+	// 429 charges none (a rate limit checked before the one that refused
+	// keeps its token); 400, 401 and a 403 for the IP allowlist come
+	// before any limit and cost nothing but, for a bad key, one failure
+	// under FailedAuth. A 403 from RequireScopes, RequireAnyScope or
+	// Require behind the middleware is charged up front like any request,
+	// so that a key over its quota never reaches a handler, and the units
+	// come back when Counter is a Refunder (every Counter in this module
+	// is); its rate-limit tokens stay spent.
 	Cost func(*http.Request) int64
 
 	// FailOpen lets requests through when the Limiter or the Counter
@@ -196,10 +207,17 @@ func WithLimits(l Limits) MiddlewareOption {
 	}
 }
 
-// WithOnEvent calls fn with an Event for every request the middleware
-// decides, synchronously, before the response is written or the next
-// handler called. fn must be fast and safe for concurrent use; log with
-// slog or count with a metrics library there. Events never hold a key.
+// WithOnEvent calls fn with one Event for every request the middleware
+// handles, synchronously, so that a metric counting events counts
+// requests. A refusal is reported before its response is written. A
+// request let through is reported once the next handler returns (or
+// panics), unless RequireScopes, RequireAnyScope or Require behind it
+// refuses it: then that refusal is its one Event, reported before the
+// response. Duration is the deciding time either way, never the
+// handler's. A request that an outer Middleware of the same Manager
+// authenticated is reported by that one only. fn must be fast and safe for
+// concurrent use; log with slog or count with a metrics library there.
+// Events never hold a key.
 func WithOnEvent(fn func(Event)) MiddlewareOption {
 	return func(mw *middleware) error {
 		if fn == nil {
