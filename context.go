@@ -7,8 +7,10 @@ import (
 )
 
 // FromContext returns the key that authenticated the request whose context
-// is ctx, as put there by Manager.Middleware or NewContext. The Key is
-// shared and must not be modified.
+// is ctx, as put there by Manager.Middleware or NewContext. It reports
+// false for a request the middleware let through without a key
+// (WithAnonymous, WithCORSPreflight). The Key is shared and must not be
+// modified.
 func FromContext(ctx context.Context) (*Key, bool) {
 	c, _ := ctx.Value(contextKey{}).(*keyContext)
 	if c == nil || c.key == nil {
@@ -38,7 +40,7 @@ type contextKey struct{}
 // refusal gives back.
 type keyContext struct {
 	context.Context
-	key *Key
+	key *Key        // nil for a request let through without a key
 	mw  *middleware // nil when made by NewContext
 
 	// settled is set by whoever settles the request first: the

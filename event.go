@@ -11,6 +11,7 @@ type Outcome string
 // Outcomes reported in Event.Outcome.
 const (
 	OutcomeAuthenticated Outcome = "authenticated" // the next handler is called
+	OutcomeAnonymous     Outcome = "anonymous"     // the next handler is called without a key: WithAnonymous, WithCORSPreflight
 	OutcomeNoCredential  Outcome = "no_credential" // 401 without error code
 	OutcomeBadRequest    Outcome = "bad_request"   // 400 invalid_request
 	OutcomeInvalidKey    Outcome = "invalid_key"   // 401 invalid_token
@@ -24,8 +25,8 @@ const (
 // AuthError). New reasons may be added.
 type Reason string
 
-// Reasons reported in Event.Reason and AuthError.Reason. A request that
-// is let through has the Reason "".
+// Reasons reported in Event.Reason and AuthError.Reason. An authenticated
+// request has the Reason ""; an anonymous one no_credential or preflight.
 const (
 	ReasonNoCredential           Reason = "no_credential"           // 401: no key in the request
 	ReasonTwoCredentials         Reason = "two_credentials"         // 400: more than one key
@@ -47,6 +48,7 @@ const (
 	ReasonStore                  Reason = "store"                   // 503: the Store failed
 	ReasonLimiter                Reason = "limiter"                 // 503: the Limiter or Counter failed
 	ReasonCanceled               Reason = "canceled"                // 503: the client gave up first
+	ReasonPreflight              Reason = "preflight"               // let through: a CORS preflight (WithCORSPreflight)
 )
 
 // Event reports the decision on one request, for logging and metrics:

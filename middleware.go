@@ -35,11 +35,14 @@ const (
 //     ignored; a Bearer header of any other shape is 400 invalid_request;
 //   - the header of WithHeader ("X-API-Key" by default), holding the key
 //     as its whole value; an empty value is ignored;
+//   - the cookie of WithCookie, only if configured;
 //   - the query parameter of WithQueryParam, only if configured.
 //
-// Two credentials (two Authorization headers, or Bearer and X-API-Key even
-// with the same key, or the header twice) are 400 invalid_request; none is
-// 401 with a challenge and no error code. The key is then parsed once,
+// Header values lose leading and trailing spaces and tabs first, on
+// HTTP/2 as HTTP/1 does. Two credentials (two Authorization headers, or
+// Bearer and X-API-Key even with the same key, or the header twice) are
+// 400 invalid_request; none is 401 with a challenge and no error code,
+// unless WithAnonymous lets the request through. The key is then parsed once,
 // offline (length, shape, checksum, WithAllowedPrefixes), verified through
 // the Manager, checked against its IP allowlist (403), and counted against
 // its rate limits and quota (429).
@@ -86,12 +89,15 @@ func (m *Manager) Middleware(opts ...MiddlewareOption) func(http.Handler) http.H
 type middleware struct {
 	m        *Manager
 	header   string // canonical name of the API key header; "" disables it
+	cookie   string // cookie carrying a key; "" disables it
 	query    string // query parameter carrying a key; "" disables it
 	realm    string
 	prefixes []string
 	proxies  []netip.Prefix
 	// unixProxy treats a peer on a Unix socket as a trusted proxy.
 	unixProxy bool
+	anonymous bool       // let requests without a credential through
+	preflight bool       // let CORS preflight requests through
 	limits    Limits     // Limiter and Counter are never nil
 	blocked   *blockList // clients over Limits.FailedAuth; nil without it
 
@@ -147,8 +153,9 @@ type request struct {
 	// key is the verified key, once there is one. Its ID and Owner are
 	// read from it only when a refusal or an event needs them: its fields
 	// are memory the request touches for little else.
-	key *Key
-	err error // a limiter error passed over by Limits.FailOpen
+	key    *Key
+	err    error  // a limiter error passed over by Limits.FailOpen
+	reason Reason // why a request let through has no key
 }
 
 func (q *request) clientIP(mw *middleware) netip.Addr {
@@ -160,11 +167,17 @@ func (q *request) clientIP(mw *middleware) netip.Addr {
 
 func (h *authHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	mw := h.mw
-	if c, ok := r.Context().Value(contextKey{}).(*keyContext); ok && c.mw != nil && c.mw.m == mw.m && c.key != nil {
-		// A Middleware of the same Manager further out authenticated the
-		// request: it was verified, limited, charged and reported there.
-		h.next.ServeHTTP(w, r)
-		return
+	if c, ok := r.Context().Value(contextKey{}).(*keyContext); ok && c.mw != nil && c.mw.m == mw.m {
+		if c.key != nil {
+			// A Middleware of the same Manager further out authenticated
+			// the request: it was verified, limited, charged and
+			// reported there.
+			h.next.ServeHTTP(w, r)
+			return
+		}
+		// One further out let it through without a key: this one
+		// decides, and reports in its place.
+		c.settled.Store(true)
 	}
 	q := request{w: w, r: r}
 	if mw.onEvent != nil {
@@ -177,9 +190,20 @@ func (h *authHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if mw.preflight && isPreflight(r) {
+		q.reason = ReasonPreflight
+		h.serveNext(&q, &keyContext{Context: r.Context(), mw: mw})
+		return
+	}
+
 	raw, cred := mw.credential(r)
 	switch cred {
 	case credNone:
+		if mw.anonymous {
+			q.reason = ReasonNoCredential
+			h.serveNext(&q, &keyContext{Context: r.Context(), mw: mw})
+			return
+		}
 		mw.reject(&q, OutcomeNoCredential, ReasonNoCredential, mw.chNone, &AuthError{
 			Status: http.StatusUnauthorized, Description: descNoCredential})
 		return
@@ -260,6 +284,10 @@ func (mw *middleware) reportPassed(q *request, kc *keyContext) {
 		return
 	}
 	q.start, q.prior = time.Time{}, kc.decided
+	if kc.key == nil {
+		mw.emit(q, Event{Outcome: OutcomeAnonymous, Reason: q.reason})
+		return
+	}
 	mw.emit(q, Event{Outcome: OutcomeAuthenticated, KeyID: kc.key.ID, Owner: kc.key.Owner, Err: q.err})
 }
 

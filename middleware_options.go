@@ -29,6 +29,60 @@ func WithHeader(name string) MiddlewareOption {
 	}
 }
 
+// WithCookie also accepts a key as the value of the cookie name, for
+// browser clients. The cookie counts as a credential like the header: with
+// a header too, or twice, the request is 400 invalid_request; an empty
+// value is ignored. Off by default. The name must be an HTTP token.
+//
+// Browsers send cookies with cross-site requests too, so a route that
+// changes state and accepts a key in a cookie needs protection against
+// cross-site request forgery: a SameSite=Strict or Lax cookie, or
+// http.CrossOriginProtection in front of the middleware.
+func WithCookie(name string) MiddlewareOption {
+	return func(mw *middleware) error {
+		if !isToken(name) {
+			return fmt.Errorf("%w: WithCookie(%q): not a usable cookie name", ErrInvalidRequest, name)
+		}
+		mw.cookie = name
+		return nil
+	}
+}
+
+// WithAnonymous lets a request that carries no credential through to the
+// next handler without a key, for routes that serve everyone and serve
+// callers with a key more: FromContext reports false for it, and
+// RequireScopes, RequireAnyScope and Require refuse it with 401. A
+// credential that does not authenticate (a bad, revoked or expired key,
+// two credentials, a malformed Authorization header) is refused as
+// without this option. An anonymous request is not rate-limited by the
+// middleware, and is reported with OutcomeAnonymous and
+// ReasonNoCredential. Off by default.
+func WithAnonymous() MiddlewareOption {
+	return func(mw *middleware) error {
+		mw.anonymous = true
+		return nil
+	}
+}
+
+// WithCORSPreflight lets a CORS preflight request (OPTIONS with the
+// Origin and Access-Control-Request-Method headers) through to the next
+// handler without a key, which must answer it: browsers send preflights
+// without credentials, so the middleware would refuse them with 401 and
+// the browser would never send the request itself. Any credential a
+// preflight carries is not read. It is reported with OutcomeAnonymous and
+// ReasonPreflight; RequireScopes and friends refuse it with 401, so answer
+// preflights before them. Off by default.
+//
+// A CORS handler in front of the middleware answers preflights itself and
+// needs no option; it also adds the CORS headers to refusals, without
+// which a browser hides a 401 or a 429 from the page's code.
+func WithCORSPreflight() MiddlewareOption {
+	return func(mw *middleware) error {
+		mw.preflight = true
+		return nil
+	}
+}
+
 // WithQueryParam also accepts a key in the query parameter name. It is off
 // by default, and should stay off where it can: URLs end up in access logs,
 // browser history and Referer headers. Reading the query allocates.
