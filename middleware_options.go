@@ -170,7 +170,13 @@ func WithTrustedUnixSocket() MiddlewareOption {
 // Every rate-limited response carries the RateLimit-Policy and RateLimit
 // fields (draft-ietf-httpapi-ratelimit-headers) with one item per policy
 // that applied: "key", "owner" and "quota". A refusal is 429 with
-// Retry-After.
+// Retry-After. A policy's q and w promise only what the limiter always
+// allows: at most q requests in any w seconds, w whole seconds. A rate
+// limit is advertised as its burst per the time its bucket takes to refill
+// (rounded up to a second, or down when that describes a faster rate), so
+// "1000/m,burst=50" is q=50;w=3 and "20/s,burst=5" q=5;w=1; below a
+// second this is slower than the sustained rate ("10/100ms" is q=10;w=1).
+// A quota is its Limit per its Period rounded up to a second.
 type Limits struct {
 	// Limiter applies the rate limits: each key's RateLimit (or Default)
 	// under the limiter key k.ID, PerOwner under "owner:"+owner, and
