@@ -38,6 +38,7 @@ const (
 	ReasonInvalid                Reason = "invalid"                 // 401: unknown kid or wrong secret
 	ReasonRevoked                Reason = "revoked"                 // 401
 	ReasonExpired                Reason = "expired"                 // 401
+	ReasonSuspended              Reason = "suspended"               // 401: see Manager.Suspend
 	ReasonNotYetValid            Reason = "not_yet_valid"           // 401: before the key's NotBefore
 	ReasonIPNotAllowed           Reason = "ip_not_allowed"          // 403: client address not in AllowedIPs
 	ReasonInsufficientScope      Reason = "insufficient_scope"      // 403: from RequireScopes, RequireAnyScope, Require

@@ -105,7 +105,7 @@ type middleware struct {
 	onError func(http.ResponseWriter, *http.Request, *AuthError)
 
 	// Challenges for the common refusals, built once.
-	chNone, chTwo, chMalformed, chInvalid, chRevoked, chExpired string
+	chNone, chTwo, chMalformed, chInvalid, chRevoked, chExpired, chSuspended string
 }
 
 func newMiddleware(m *Manager, opts []MiddlewareOption) (*middleware, error) {
@@ -300,6 +300,9 @@ func (mw *middleware) verifyFailed(q *request, err error) {
 	case errors.Is(err, ErrExpired):
 		mw.reject(q, OutcomeInvalidKey, ReasonExpired, mw.chExpired, &AuthError{
 			Status: http.StatusUnauthorized, Code: CodeInvalidToken, Description: descExpired, Err: err})
+	case errors.Is(err, ErrSuspended):
+		mw.reject(q, OutcomeInvalidKey, ReasonSuspended, mw.chSuspended, &AuthError{
+			Status: http.StatusUnauthorized, Code: CodeInvalidToken, Description: descSuspended, Err: err})
 	case errors.Is(err, ErrInvalidKey), errors.Is(err, ErrNotYetValid):
 		mw.invalidKey(q, reasonFor(err), err)
 	case isContextError(err) && q.r.Context().Err() != nil:
@@ -392,6 +395,7 @@ const (
 	descInvalid      = "invalid API key"
 	descRevoked      = "API key revoked"
 	descExpired      = "API key expired"
+	descSuspended    = "API key suspended"
 	descIP           = "client address not allowed for this API key"
 	descScope        = "the API key lacks a required scope"
 	descRate         = "rate limit exceeded"
@@ -407,6 +411,7 @@ func (mw *middleware) buildChallenges() {
 	mw.chInvalid = challenge(mw.realm, CodeInvalidToken, descInvalid, nil)
 	mw.chRevoked = challenge(mw.realm, CodeInvalidToken, descRevoked, nil)
 	mw.chExpired = challenge(mw.realm, CodeInvalidToken, descExpired, nil)
+	mw.chSuspended = challenge(mw.realm, CodeInvalidToken, descSuspended, nil)
 }
 
 // defaultMiddleware answers for RequireScopes and friends when the key in

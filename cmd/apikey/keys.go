@@ -346,8 +346,12 @@ func explain(err error) error {
 }
 
 func notFoundHint(err error, id string) error {
-	if errors.Is(err, apikey.ErrNotFound) {
+	switch {
+	case errors.Is(err, apikey.ErrNotFound):
 		return fmt.Errorf("no key with ID %q (IDs are the 12 characters after the prefix; see apikey list)", id)
+	case errors.Is(err, apikey.ErrInvalidRequest):
+		// Not echoed: what was given may be a whole key.
+		return fmt.Errorf("%w (IDs are the 12 characters after the prefix; see apikey list)", err)
 	}
 	return err
 }
