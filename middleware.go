@@ -35,11 +35,14 @@ const (
 //     ignored; a Bearer header of any other shape is 400 invalid_request;
 //   - the header of WithHeader ("X-API-Key" by default), holding the key
 //     as its whole value; an empty value is ignored;
+//   - the cookie of WithCookie, only if configured;
 //   - the query parameter of WithQueryParam, only if configured.
 //
-// Two credentials (two Authorization headers, or Bearer and X-API-Key even
-// with the same key, or the header twice) are 400 invalid_request; none is
-// 401 with a challenge and no error code. The key is then parsed once,
+// Header values lose leading and trailing spaces and tabs first, on
+// HTTP/2 as HTTP/1 does. Two credentials (two Authorization headers, or
+// Bearer and X-API-Key even with the same key, or the header twice) are
+// 400 invalid_request; none is 401 with a challenge and no error code,
+// unless WithAnonymous lets the request through. The key is then parsed once,
 // offline (length, shape, checksum, WithAllowedPrefixes), verified through
 // the Manager, checked against its IP allowlist (403), and counted against
 // its rate limits and quota (429).
@@ -55,6 +58,15 @@ const (
 // application/problem+json body (see WriteProblem and WithErrorHandler).
 // Revoked and expired keys are named as such in error_description; every
 // other key failure is the same generic "invalid_token".
+//
+// Applied twice in one chain (chi's r.Use(auth) and a group's
+// g.Use(auth), or two Middlewares of the same Manager), the inner
+// Middleware passes a request the outer one authenticated straight to its
+// next handler: the key is verified, limited, charged and reported once,
+// by the outermost, and the inner one's options do not apply to it.
+// Middlewares of different Managers are independent: each authenticates
+// the request on its own, so it must carry a key both accept, and the
+// context then holds the inner Manager's key.
 //
 // Middleware panics if an option is invalid: configuration errors show at
 // start-up, not at request time. The handlers it returns are safe for
@@ -77,12 +89,17 @@ func (m *Manager) Middleware(opts ...MiddlewareOption) func(http.Handler) http.H
 type middleware struct {
 	m        *Manager
 	header   string // canonical name of the API key header; "" disables it
+	cookie   string // cookie carrying a key; "" disables it
 	query    string // query parameter carrying a key; "" disables it
 	realm    string
 	prefixes []string
 	proxies  []netip.Prefix
-	limits   Limits     // Limiter and Counter are never nil
-	blocked  *blockList // clients over Limits.FailedAuth; nil without it
+	// unixProxy treats a peer on a Unix socket as a trusted proxy.
+	unixProxy bool
+	anonymous bool       // let requests without a credential through
+	preflight bool       // let CORS preflight requests through
+	limits    Limits     // Limiter and Counter are never nil
+	blocked   *blockList // clients over Limits.FailedAuth; nil without it
 
 	onEvent func(Event)
 	onError func(http.ResponseWriter, *http.Request, *AuthError)
@@ -127,25 +144,41 @@ type request struct {
 	w     http.ResponseWriter
 	r     *http.Request
 	start time.Time
+	// prior is time spent deciding before start, by the middleware in
+	// front of RequireScopes: an Event's Duration is prior+since(start).
+	prior time.Duration
 	ip    netip.Addr
 	ipSet bool
 	token Token // the key presented, once it parsed
 	// key is the verified key, once there is one. Its ID and Owner are
 	// read from it only when a refusal or an event needs them: its fields
 	// are memory the request touches for little else.
-	key *Key
-	err error // a limiter error passed over by Limits.FailOpen
+	key    *Key
+	err    error  // a limiter error passed over by Limits.FailOpen
+	reason Reason // why a request let through has no key
 }
 
 func (q *request) clientIP(mw *middleware) netip.Addr {
 	if !q.ipSet {
-		q.ip, q.ipSet = clientIP(q.r, mw.proxies), true
+		q.ip, q.ipSet = clientIP(q.r, mw.proxies, mw.unixProxy), true
 	}
 	return q.ip
 }
 
 func (h *authHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	mw := h.mw
+	if c, ok := r.Context().Value(contextKey{}).(*keyContext); ok && c.mw != nil && c.mw.m == mw.m {
+		if c.key != nil {
+			// A Middleware of the same Manager further out authenticated
+			// the request: it was verified, limited, charged and
+			// reported there.
+			h.next.ServeHTTP(w, r)
+			return
+		}
+		// One further out let it through without a key: this one
+		// decides, and reports in its place.
+		c.settled.Store(true)
+	}
 	q := request{w: w, r: r}
 	if mw.onEvent != nil {
 		q.start = time.Now()
@@ -157,9 +190,20 @@ func (h *authHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if mw.preflight && isPreflight(r) {
+		q.reason = ReasonPreflight
+		h.serveNext(&q, &keyContext{Context: r.Context(), mw: mw})
+		return
+	}
+
 	raw, cred := mw.credential(r)
 	switch cred {
 	case credNone:
+		if mw.anonymous {
+			q.reason = ReasonNoCredential
+			h.serveNext(&q, &keyContext{Context: r.Context(), mw: mw})
+			return
+		}
 		mw.reject(&q, OutcomeNoCredential, ReasonNoCredential, mw.chNone, &AuthError{
 			Status: http.StatusUnauthorized, Description: descNoCredential})
 		return
@@ -209,18 +253,42 @@ func (h *authHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// context, made before the limiter answers: a refusal wastes it,
 		// but a request let through saves two.
 		lc := &limitedContext{keyContext: keyContext{Context: r.Context(), key: k, mw: mw}}
-		if !mw.limit(&q, checks, &lc.fields) {
+		lc.lim = lc
+		if !mw.limit(&q, checks, lc) {
 			return
 		}
 		kc = &lc.keyContext
 	} else {
 		kc = &keyContext{Context: r.Context(), key: k, mw: mw}
 	}
+	h.serveNext(&q, kc)
+}
 
-	if mw.onEvent != nil {
-		mw.emit(&q, Event{Outcome: OutcomeAuthenticated, KeyID: k.ID, Owner: k.Owner, Err: q.err})
+// serveNext calls the next handler with kc in the request's context. With
+// an event hook, it reports the request's Event once the next handler
+// returns, unless a refusal behind it (RequireScopes and friends) settled
+// the request first and reported its own.
+func (h *authHandler) serveNext(q *request, kc *keyContext) {
+	if h.mw.onEvent != nil {
+		kc.decided = time.Since(q.start)
+		defer h.mw.reportPassed(q, kc)
 	}
-	h.next.ServeHTTP(w, r.WithContext(kc))
+	h.next.ServeHTTP(q.w, q.r.WithContext(kc))
+}
+
+// reportPassed reports the Event of a request that the middleware let
+// through, with the time the middleware took to decide, unless the
+// request was settled already.
+func (mw *middleware) reportPassed(q *request, kc *keyContext) {
+	if !kc.settled.CompareAndSwap(false, true) {
+		return
+	}
+	q.start, q.prior = time.Time{}, kc.decided
+	if kc.key == nil {
+		mw.emit(q, Event{Outcome: OutcomeAnonymous, Reason: q.reason})
+		return
+	}
+	mw.emit(q, Event{Outcome: OutcomeAuthenticated, KeyID: kc.key.ID, Owner: kc.key.Owner, Err: q.err})
 }
 
 // verifyFailed answers a request whose key Verify refused.
@@ -311,8 +379,9 @@ func (mw *middleware) emit(q *request, ev Event) {
 	ev.ClientIP = q.clientIP(mw)
 	ev.Method = q.r.Method
 	ev.Path = q.r.URL.Path
+	ev.Duration = q.prior
 	if !q.start.IsZero() {
-		ev.Duration = time.Since(q.start)
+		ev.Duration += time.Since(q.start)
 	}
 	mw.onEvent(ev)
 }
