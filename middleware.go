@@ -60,13 +60,14 @@ const (
 // other key failure is the same generic "invalid_token".
 //
 // Applied twice in one chain (chi's r.Use(auth) and a group's
-// g.Use(auth), or two Middlewares of the same Manager), the inner
-// Middleware passes a request the outer one authenticated straight to its
-// next handler: the key is verified, limited, charged and reported once,
-// by the outermost, and the inner one's options do not apply to it.
-// Middlewares of different Managers are independent: each authenticates
-// the request on its own, so it must carry a key both accept, and the
-// context then holds the inner Manager's key.
+// g.Use(auth)), the inner one passes a request the outer one
+// authenticated straight to its next handler: the key is verified,
+// limited, charged and reported once. Only the same Middleware does so:
+// another Middleware, even of the same Manager, applies its own options
+// (a stricter WithAllowedPrefixes on a group, say) and so authenticates
+// the request again, on its own; to count a request once, use one
+// Middleware in both places. Middlewares of different Managers are
+// independent too, and the context then holds the inner Manager's key.
 //
 // Middleware panics if an option is invalid: configuration errors show at
 // start-up, not at request time. The handlers it returns are safe for
@@ -168,10 +169,10 @@ func (q *request) clientIP(mw *middleware) netip.Addr {
 func (h *authHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	mw := h.mw
 	if c, ok := r.Context().Value(contextKey{}).(*keyContext); ok && c.mw != nil && c.mw.m == mw.m {
-		if c.key != nil {
-			// A Middleware of the same Manager further out authenticated
-			// the request: it was verified, limited, charged and
-			// reported there.
+		if c.key != nil && c.mw == mw {
+			// This very Middleware, further out, authenticated the
+			// request: it was verified, limited, charged and reported
+			// there.
 			h.next.ServeHTTP(w, r)
 			return
 		}
