@@ -20,9 +20,11 @@
 // LISTEN/NOTIFY fed by a trigger, so that a change made by any client
 // reaches every Manager within a second (see WithNotifications and package
 // pglisten); on SQLite by polling a change log that triggers maintain.
-// Counter returns a quota counter on the same database.
+// Counter returns a quota counter on the same database, and Vault a store
+// for package vault's envelope-encrypted secrets.
 //
-// Only digests of keys are stored, never keys.
+// Only digests of keys are stored, never keys; the vault's rows hold only
+// ciphertexts and wrapped data keys.
 package sqlstore
 
 import (
