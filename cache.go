@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -27,12 +28,17 @@ type cacheID [IDLen]byte
 // call. It is safe for concurrent use.
 type keyCache struct {
 	shards      [cacheShards]cacheShard
-	perShard    int           // most entries per shard; 0 disables caching
+	perShard    int           // most positive entries per shard; 0 disables caching
+	negPerShard int           // most negative entries per shard, besides those
 	ttl, negTTL time.Duration // lifetimes of positive and negative entries
 	// staleIfError is how long past its TTL a positive entry may still
 	// answer when the store fails; 0 never.
 	staleIfError time.Duration
 	digests      *digesters // to resolve each record's DigestVersion once
+	// onBroken is told of each record that can never verify for a reason
+	// the operator must fix (a pepper that is not configured, limits that
+	// make no sense), when it is loaded.
+	onBroken func(k *Key, reason error)
 	// dummy is the digest held by entries that can never verify (see
 	// cacheEntry.verifiable). It is random, so no secret is known to
 	// match it; and were one to, verifiable still refuses it.
@@ -43,6 +49,14 @@ type cacheShard struct {
 	mu       sync.RWMutex
 	entries  map[cacheID]*cacheEntry
 	inflight map[cacheID]*cacheLoad
+	// Negative entries are bounded apart from positive ones, so that a
+	// flood of made-up IDs never evicts a real key: negatives counts them,
+	// and negRing holds their IDs in order of insertion (slots of entries
+	// that have gone since are stale and skipped), so the oldest is
+	// evicted in O(1).
+	negatives int
+	negRing   []cacheID
+	negNext   int // the ring's oldest slot, overwritten next
 	// gen changes on every invalidation in the shard. A load that started
 	// before an invalidation must not cache what it read: it may be the
 	// record as it was before a revocation.
@@ -69,9 +83,13 @@ type cacheEntry struct {
 	prefix   string
 	expires  int64 // of the entry, unix nanoseconds
 
-	// The key's validity, unix nanoseconds, math.MaxInt64 or MinInt64
-	// when unset, so checking it needs no time.Time arithmetic.
-	revokedAt, expiresAt, notBefore int64
+	// refusal is ErrRevoked or ErrSuspended when the record says so, or an
+	// error wrapping ErrUnavailable for a record that makes no sense; it
+	// is checked before the validity window, which is in unix
+	// nanoseconds (math.MaxInt64 or MinInt64 when unset), so that checking
+	// it needs no time.Time arithmetic.
+	refusal              error
+	expiresAt, notBefore int64
 
 	lastTouched atomic.Int64 // last use handed to the last-used batch
 	redigested  atomic.Bool  // a re-digest under the current pepper was tried
@@ -82,11 +100,12 @@ type cacheEntry struct {
 	verifiable bool
 }
 
-// status is Key.Status on the precomputed window.
+// status is Key.Status on the precomputed window, and the refusal of a
+// record that makes no sense.
 func (e *cacheEntry) status(now int64) error {
 	switch {
-	case now >= e.revokedAt:
-		return ErrRevoked
+	case e.refusal != nil:
+		return e.refusal
 	case now >= e.expiresAt:
 		return ErrExpired
 	case now < e.notBefore:
@@ -116,7 +135,7 @@ type cacheLoad struct {
 	err   error
 }
 
-func newKeyCache(size int, ttl, negTTL time.Duration, digests *digesters) *keyCache {
+func newKeyCache(size int, ttl time.Duration, negSize int, negTTL time.Duration, digests *digesters) *keyCache {
 	c := &keyCache{ttl: ttl, negTTL: negTTL, digests: digests}
 	rand.Read(c.dummy[:]) // never fails since Go 1.24
 	if size > 0 && ttl > 0 {
@@ -124,10 +143,14 @@ func newKeyCache(size int, ttl, negTTL time.Duration, digests *digesters) *keyCa
 		// more than its share: a cache sized for n active keys holds them.
 		perShard := (size + cacheShards - 1) / cacheShards
 		c.perShard = perShard + perShard/8
+		if negSize > 0 && negTTL > 0 {
+			c.negPerShard = max((negSize+cacheShards-1)/cacheShards, 1)
+		}
 	}
 	for i := range c.shards {
 		c.shards[i].entries = make(map[cacheID]*cacheEntry)
 		c.shards[i].inflight = make(map[cacheID]*cacheLoad)
+		c.shards[i].negRing = make([]cacheID, c.negPerShard)
 	}
 	return c
 }
@@ -189,7 +212,7 @@ func (c *keyCache) miss(ctx context.Context, s *cacheShard, id cacheID, idString
 	}
 	// An entry that is expired already (a negative TTL of 0) is not kept:
 	// it would only push out live ones.
-	if l.err == nil && s.gen == gen && c.perShard > 0 && l.entry.expires > now.UnixNano() {
+	if l.err == nil && s.gen == gen && l.entry.expires > now.UnixNano() {
 		c.putLocked(s, id, l.entry)
 	}
 	s.mu.Unlock()
@@ -201,66 +224,121 @@ func (c *keyCache) load(ctx context.Context, id string, now time.Time, store Sto
 	k, err := store.Get(ctx, id)
 	switch {
 	case err == nil:
-		return c.newEntry(k, now.Add(c.ttl)), nil
+		return c.newEntry(k, expiry(now, c.ttl)), nil
 	case errors.Is(err, ErrNotFound):
-		return c.negativeEntry(now.Add(c.negTTL)), nil
+		return c.negativeEntry(expiry(now, c.negTTL)), nil
 	}
 	return nil, err
+}
+
+// expiry is now + ttl in unix nanoseconds, saturated: a TTL meant as
+// "forever" (math.MaxInt64) must not wrap around into the past.
+func expiry(now time.Time, ttl time.Duration) int64 {
+	t := now.UnixNano()
+	if t > math.MaxInt64-int64(ttl) {
+		return math.MaxInt64
+	}
+	return t + int64(ttl)
 }
 
 // negativeEntry is the entry for an ID with no key: it compares as a key
 // whose secret nobody has, and its validity window (all zero: revoked and
 // expired since 1970) is never valid either.
-func (c *keyCache) negativeEntry(expires time.Time) *cacheEntry {
-	return &cacheEntry{digester: c.digests.current, digest: c.dummy, expires: expires.UnixNano()}
+func (c *keyCache) negativeEntry(expires int64) *cacheEntry {
+	return &cacheEntry{digester: c.digests.current, digest: c.dummy, expires: expires}
 }
 
-func (c *keyCache) newEntry(k *Key, expires time.Time) *cacheEntry {
+func (c *keyCache) newEntry(k *Key, expires int64) *cacheEntry {
 	e := &cacheEntry{
 		key:       k,
 		digester:  c.digests.lookup(k.DigestVersion),
 		prefix:    k.Prefix,
-		expires:   expires.UnixNano(),
-		revokedAt: unixNanos(k.RevokedAt, math.MaxInt64),
+		expires:   expires,
 		expiresAt: unixNanos(k.ExpiresAt, math.MaxInt64),
 		notBefore: unixNanos(k.NotBefore, math.MinInt64),
+	}
+	switch {
+	case !k.RevokedAt.IsZero():
+		e.refusal = ErrRevoked
+	case !k.SuspendedAt.IsZero():
+		e.refusal = ErrSuspended
+	default:
+		// Limits that make no sense must not pass for "no limit": the key
+		// is refused as unavailable until its record is fixed.
+		if err := checkLimits(k.RateLimit, k.Quota); err != nil {
+			e.refusal = fmt.Errorf("%w: %w: key %s: %w", ErrUnavailable, ErrCorruptRecord, k.ID, err)
+			c.broken(k, err)
+		}
 	}
 	// A record whose DigestVersion is not configured, or whose digest has
 	// the wrong size, never verifies; it is compared like an unknown ID.
 	e.verifiable = e.digester != nil && len(k.Digest) == digestSize && copy(e.digest[:], k.Digest) == digestSize
 	if !e.verifiable {
 		e.digester, e.digest = c.digests.current, c.dummy
+		if c.digests.lookup(k.DigestVersion) == nil {
+			c.broken(k, fmt.Errorf("digested under %q, which this Manager is not configured with (WithPepper, WithPreviousPepper)", k.DigestVersion))
+		}
 	}
 	return e
 }
 
-// putLocked stores e. When the shard is full it first evicts one
-// arbitrary entry: map iteration starts at a random place, so this is
-// random eviction, O(1), and needs no background sweep.
+func (c *keyCache) broken(k *Key, reason error) {
+	if c.onBroken != nil {
+		c.onBroken(k, reason)
+	}
+}
+
+// putLocked stores e, if the cache keeps entries of its kind. A negative
+// entry evicts the oldest negative one when there are negPerShard; a
+// positive entry evicts an arbitrary positive one when there are
+// perShard (map iteration starts at a random place, so this is random
+// eviction, and needs no background sweep). Neither kind ever evicts the
+// other.
 func (c *keyCache) putLocked(s *cacheShard, id cacheID, e *cacheEntry) {
-	if _, ok := s.entries[id]; !ok && len(s.entries) >= c.perShard {
-		for victim := range s.entries {
-			delete(s.entries, victim)
-			break
+	c.deleteLocked(s, id)
+	if e.key == nil {
+		if c.negPerShard == 0 {
+			return
+		}
+		// The slot to overwrite is the oldest; its entry, if it is still a
+		// negative one, goes. Every negative entry thus keeps a slot, so
+		// there are never more than the ring holds.
+		if old, ok := s.entries[s.negRing[s.negNext]]; ok && old.key == nil {
+			c.deleteLocked(s, s.negRing[s.negNext])
+		}
+		s.negRing[s.negNext] = id
+		s.negNext = (s.negNext + 1) % len(s.negRing)
+		s.negatives++
+		s.entries[id] = e
+		return
+	}
+	if c.perShard == 0 {
+		return
+	}
+	if len(s.entries)-s.negatives >= c.perShard {
+		for victim, old := range s.entries {
+			if old.key != nil {
+				delete(s.entries, victim)
+				break
+			}
 		}
 	}
 	s.entries[id] = e
 }
 
-// invalidate drops id, or every entry when id is "", and makes loads that
-// are in flight for it uncacheable.
-func (c *keyCache) invalidate(idString string) {
-	if idString == "" {
-		for i := range c.shards {
-			s := &c.shards[i]
-			s.mu.Lock()
-			clear(s.entries)
-			clear(s.inflight)
-			s.gen++
-			s.mu.Unlock()
+// deleteLocked drops id's entry, if any, keeping the count of negatives.
+func (c *keyCache) deleteLocked(s *cacheShard, id cacheID) {
+	if old, ok := s.entries[id]; ok {
+		if old.key == nil {
+			s.negatives--
 		}
-		return
+		delete(s.entries, id)
 	}
+}
+
+// invalidate drops id and makes loads that are in flight for it
+// uncacheable. An id that is not a key ID changes nothing.
+func (c *keyCache) invalidate(idString string) {
 	if len(idString) != IDLen {
 		return // no such ID can be cached
 	}
@@ -268,10 +346,24 @@ func (c *keyCache) invalidate(idString string) {
 	copy(id[:], idString)
 	s := c.shard(id)
 	s.mu.Lock()
-	delete(s.entries, id)
+	c.deleteLocked(s, id)
 	delete(s.inflight, id)
 	s.gen++
 	s.mu.Unlock()
+}
+
+// invalidateAll drops every entry and makes every load in flight
+// uncacheable.
+func (c *keyCache) invalidateAll() {
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		clear(s.entries)
+		clear(s.inflight)
+		s.negatives = 0
+		s.gen++
+		s.mu.Unlock()
+	}
 }
 
 // len returns the number of cached entries (for tests).

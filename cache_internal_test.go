@@ -3,6 +3,7 @@ package apikey
 import (
 	"context"
 	"fmt"
+	"math"
 	"testing"
 	"time"
 
@@ -11,7 +12,7 @@ import (
 )
 
 func TestCacheIsBounded(t *testing.T) {
-	c := newKeyCache(640, time.Hour, time.Hour, new(digesters))
+	c := newKeyCache(640, time.Hour, 640, time.Hour, new(digesters))
 	store := &fixedStore{}
 	now := time.Now()
 	for i := 0; i < 10_000; i++ {
@@ -25,7 +26,7 @@ func TestCacheIsBounded(t *testing.T) {
 }
 
 func TestCacheSpreadsOverShards(t *testing.T) {
-	c := newKeyCache(DefaultCacheSize, time.Hour, time.Hour, new(digesters))
+	c := newKeyCache(DefaultCacheSize, time.Hour, 0, 0, new(digesters))
 	counts := make(map[*cacheShard]int)
 	for i := 0; i < 64_000; i++ {
 		tok, err := Generate("k")
@@ -43,7 +44,7 @@ func TestCacheSpreadsOverShards(t *testing.T) {
 func TestCacheLoadRacingInvalidateIsNotCached(t *testing.T) {
 	// A load that read the store before an invalidation must not cache
 	// what it read: it may be the record from before a revocation.
-	c := newKeyCache(100, time.Hour, time.Hour, new(digesters))
+	c := newKeyCache(100, time.Hour, 100, time.Hour, new(digesters))
 	id := "AbCdEf123456"
 	store := &fixedStore{during: func() { c.invalidate(id) }}
 	_, err := c.get(context.Background(), id, time.Now(), store)
@@ -73,16 +74,18 @@ func TestCacheEntryStatusMatchesKeyStatus(t *testing.T) {
 	base := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 	times := []time.Time{{}, base.Add(-time.Hour), base, base.Add(time.Nanosecond), base.Add(time.Hour),
 		time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(1600, 1, 1, 0, 0, 0, 0, time.UTC)}
-	c := newKeyCache(10, time.Hour, time.Hour, new(digesters))
+	c := newKeyCache(10, time.Hour, 10, time.Hour, new(digesters))
 	for _, revoked := range times {
-		for _, expires := range times {
-			for _, notBefore := range times {
-				k := &Key{RevokedAt: revoked, ExpiresAt: expires, NotBefore: notBefore}
-				e := c.newEntry(k, base)
-				for _, now := range times[1:5] {
-					if got, want := e.status(now.UnixNano()), k.Status(now); got != want {
-						t.Fatalf("revoked %v, expires %v, not before %v, at %v: cache says %v, Key.Status %v",
-							revoked, expires, notBefore, now, got, want)
+		for _, suspended := range times {
+			for _, expires := range times {
+				for _, notBefore := range times {
+					k := &Key{RevokedAt: revoked, SuspendedAt: suspended, ExpiresAt: expires, NotBefore: notBefore}
+					e := c.newEntry(k, base.UnixNano())
+					for _, now := range times[1:5] {
+						if got, want := e.status(now.UnixNano()), k.Status(now); got != want {
+							t.Fatalf("revoked %v, suspended %v, expires %v, not before %v, at %v: cache says %v, Key.Status %v",
+								revoked, suspended, expires, notBefore, now, got, want)
+						}
 					}
 				}
 			}
@@ -95,13 +98,13 @@ type notFoundStore struct{ Store }
 
 func (notFoundStore) Get(context.Context, string) (*Key, error) { return nil, ErrNotFound }
 
-// TestCacheWithoutNegativeTTLKeepsNoNegativeEntries: WithNegativeCacheTTL(0)
+// TestCacheWithoutNegativeTTLKeepsNoNegativeEntries: WithNegativeCache(n, 0)
 // means unknown IDs are not remembered, so a flood of them cannot push
 // live keys out of the cache.
 func TestCacheWithoutNegativeTTLKeepsNoNegativeEntries(t *testing.T) {
 	digests := new(digesters)
 	digests.current = newUnkeyedDigester()
-	c := newKeyCache(640, time.Hour, 0, digests)
+	c := newKeyCache(640, time.Hour, 640, 0, digests)
 	now := time.Now()
 	for i := 0; i < 2000; i++ {
 		tok, err := Generate("k")
@@ -111,4 +114,74 @@ func TestCacheWithoutNegativeTTLKeepsNoNegativeEntries(t *testing.T) {
 		require.Nil(t, e.key)
 	}
 	assert.Zero(t, c.len())
+}
+
+// TestNegativeEntriesNeverEvictKeys is the flood of item 6 of issue 12:
+// made-up IDs, five times as many as the cache holds, must not push out
+// any of the real keys that fit, and negative entries stay within their
+// own bound.
+func TestNegativeEntriesNeverEvictKeys(t *testing.T) {
+	digests := new(digesters)
+	digests.current = newUnkeyedDigester()
+	c := newKeyCache(6400, time.Hour, 640, time.Hour, digests)
+	now := time.Now()
+	ctx := context.Background()
+	var hot []string
+	for range 2000 {
+		tok, err := Generate("k")
+		require.NoError(t, err)
+		hot = append(hot, tok.ID)
+		_, err = c.get(ctx, tok.ID, now, &fixedStore{})
+		require.NoError(t, err)
+	}
+	for range 32_000 {
+		tok, err := Generate("k")
+		require.NoError(t, err)
+		e, err := c.get(ctx, tok.ID, now, notFoundStore{})
+		require.NoError(t, err)
+		require.Nil(t, e.key)
+	}
+	counting := &countingGets{}
+	for _, id := range hot {
+		e, err := c.get(ctx, id, now, counting)
+		require.NoError(t, err)
+		require.NotNil(t, e.key)
+	}
+	assert.Zero(t, counting.n, "real keys were evicted by made-up ones")
+	negatives := 0
+	for i := range c.shards {
+		negatives += c.shards[i].negatives
+		n := 0
+		for _, e := range c.shards[i].entries {
+			if e.key == nil {
+				n++
+			}
+		}
+		require.Equal(t, n, c.shards[i].negatives, "shard %d miscounts its negative entries", i)
+	}
+	assert.LessOrEqual(t, negatives, c.negPerShard*cacheShards)
+	assert.Greater(t, negatives, c.negPerShard*cacheShards/2, "negative entries are still cached")
+}
+
+// countingGets counts Gets and answers each with a key.
+type countingGets struct {
+	Store
+	n int
+}
+
+func (s *countingGets) Get(_ context.Context, id string) (*Key, error) {
+	s.n++
+	return &Key{ID: id}, nil
+}
+
+// TestCacheTTLSaturates: a TTL meant as "forever" must not wrap around and
+// disable the cache (item 15 of issue 12).
+func TestCacheTTLSaturates(t *testing.T) {
+	c := newKeyCache(100, math.MaxInt64, 100, math.MaxInt64, new(digesters))
+	store := &countingGets{}
+	for range 3 {
+		_, err := c.get(context.Background(), "AbCdEf123456", time.Now(), store)
+		require.NoError(t, err)
+	}
+	assert.Equal(t, 1, store.n)
 }

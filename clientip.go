@@ -1,6 +1,7 @@
 package apikey
 
 import (
+	"net"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -16,11 +17,20 @@ import (
 // that passed the bad entry on, is then the client, which is safe for the
 // allowlist (no key allows a proxy by accident unless its owner says so).
 //
-// It returns the zero Addr if RemoteAddr does not hold an address (a Unix
-// socket, a test that leaves it empty); callers fail closed on that.
-func clientIP(r *http.Request, trusted []netip.Prefix) netip.Addr {
+// A peer on a Unix socket has no address. If unixTrusted, it is a trusted
+// proxy like the others, and X-Forwarded-For names the client; otherwise,
+// or if X-Forwarded-For names none, the client has no address either.
+//
+// It returns the zero Addr if no address is found (a Unix socket, a test
+// that leaves RemoteAddr empty); callers fail closed on that.
+func clientIP(r *http.Request, trusted []netip.Prefix, unixTrusted bool) netip.Addr {
 	addr := parseHostAddr(r.RemoteAddr)
-	if len(trusted) == 0 || !addr.IsValid() || !containsAddr(trusted, addr) {
+	switch {
+	case addr.IsValid():
+		if !containsAddr(trusted, addr) {
+			return addr
+		}
+	case !unixTrusted || !onUnixSocket(r):
 		return addr
 	}
 	values := r.Header["X-Forwarded-For"]
@@ -75,6 +85,12 @@ func parseHostAddr(s string) netip.Addr {
 		return normalAddr(a)
 	}
 	return netip.Addr{}
+}
+
+// onUnixSocket reports whether net/http received r on a Unix socket.
+func onUnixSocket(r *http.Request) bool {
+	_, ok := r.Context().Value(http.LocalAddrContextKey).(*net.UnixAddr)
+	return ok
 }
 
 func normalAddr(a netip.Addr) netip.Addr { return a.Unmap().WithZone("") }

@@ -1,6 +1,8 @@
 package apikey
 
 import (
+	"context"
+	"net"
 	"net/http"
 	"net/netip"
 	"testing"
@@ -51,7 +53,47 @@ func TestClientIP(t *testing.T) {
 			if tt.xff != nil {
 				r.Header["X-Forwarded-For"] = tt.xff
 			}
-			got := clientIP(r, tt.trusted)
+			got := clientIP(r, tt.trusted, false)
+			if tt.want == "" {
+				assert.False(t, got.IsValid(), got.String())
+				return
+			}
+			assert.Equal(t, netip.MustParseAddr(tt.want), got)
+		})
+	}
+}
+
+func TestClientIPUnixSocket(t *testing.T) {
+	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	unixCtx := context.WithValue(context.Background(), http.LocalAddrContextKey, &net.UnixAddr{Name: "/run/api.sock", Net: "unix"})
+	tcpCtx := context.WithValue(context.Background(), http.LocalAddrContextKey, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 80})
+	tests := []struct {
+		name    string
+		ctx     context.Context
+		remote  string
+		xff     []string
+		trusted []netip.Prefix
+		unix    bool // WithTrustedUnixSocket
+		want    string
+	}{
+		{"unix peer, not trusted", unixCtx, "@", []string{"203.0.113.1"}, nil, false, ""},
+		{"unix peer, trusted", unixCtx, "@", []string{"203.0.113.1"}, nil, true, "203.0.113.1"},
+		{"unix peer with empty RemoteAddr", unixCtx, "", []string{"203.0.113.1"}, nil, true, "203.0.113.1"},
+		{"unix peer, no XFF", unixCtx, "@", nil, nil, true, ""},
+		{"unix peer, malformed XFF", unixCtx, "@", []string{"bogus"}, nil, true, ""},
+		{"unix peer, then trusted hops", unixCtx, "@", []string{"203.0.113.1, 10.1.1.1"}, trusted, true, "203.0.113.1"},
+		{"unix peer, spoof left of client", unixCtx, "@", []string{"6.6.6.6, 203.0.113.1"}, nil, true, "203.0.113.1"},
+		{"TCP peer without address is not a Unix socket", tcpCtx, "", []string{"203.0.113.1"}, nil, true, ""},
+		{"no local address in the context", context.Background(), "@", []string{"203.0.113.1"}, nil, true, ""},
+		{"TCP peer keeps its own address", tcpCtx, "198.51.100.7:1", []string{"203.0.113.1"}, nil, true, "198.51.100.7"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := (&http.Request{RemoteAddr: tt.remote, Header: http.Header{}}).WithContext(tt.ctx)
+			if tt.xff != nil {
+				r.Header["X-Forwarded-For"] = tt.xff
+			}
+			got := clientIP(r, tt.trusted, tt.unix)
 			if tt.want == "" {
 				assert.False(t, got.IsValid(), got.String())
 				return
@@ -69,14 +111,14 @@ func TestLimiterAddr(t *testing.T) {
 func TestClientIPAllocs(t *testing.T) {
 	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
 	r := &http.Request{RemoteAddr: "10.0.0.1:1", Header: http.Header{"X-Forwarded-For": {"6.6.6.6, 203.0.113.1, 10.1.1.1"}}}
-	assert.Zero(t, testing.AllocsPerRun(100, func() { clientIP(r, trusted) }))
+	assert.Zero(t, testing.AllocsPerRun(100, func() { clientIP(r, trusted, false) }))
 }
 
 func TestBlockListIsBounded(t *testing.T) {
 	b := newBlockList(4)
 	now := time.Unix(1_800_000_000, 0)
 	for i := 0; i < 10; i++ {
-		b.add(netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}), now, now.Add(1e9))
+		b.add(netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}), now.Add(1e9))
 	}
 	assert.LessOrEqual(t, len(b.until), 4)
 	assert.Positive(t, b.wait(netip.AddrFrom4([4]byte{192, 0, 2, 9}), now))
@@ -84,4 +126,49 @@ func TestBlockListIsBounded(t *testing.T) {
 	assert.Zero(t, b.wait(netip.AddrFrom4([4]byte{192, 0, 2, 9}), now.Add(2e9)))
 	assert.Equal(t, n-1, len(b.until), "an expired block is forgotten")
 	assert.Equal(t, int64(n-1), b.size.Load())
+}
+
+// TestBlockListEvictsOldest checks that a full list forgets its oldest
+// block to make room, in constant time: an attacker who keeps adding
+// addresses only ever pushes out its own earliest ones, and a re-blocked
+// or expired address is not counted twice.
+func TestBlockListEvictsOldest(t *testing.T) {
+	const max = 1024
+	b := newBlockList(max)
+	now := time.Unix(1_800_000_000, 0)
+	addr := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}) }
+	for i := range max {
+		b.add(addr(i), now.Add(time.Hour))
+	}
+	for i := max; i < max+100; i++ {
+		b.add(addr(i), now.Add(time.Hour))
+		assert.Zero(t, b.wait(addr(i-max), now), "block %d is the oldest and must go first", i-max)
+		assert.Positive(t, b.wait(addr(i-max+1), now), "block %d is not the oldest", i-max+1)
+		assert.Positive(t, b.wait(addr(i), now))
+		assert.Equal(t, int64(max), b.size.Load())
+	}
+	// Blocking an address again updates its entry and evicts nothing.
+	b.add(addr(500), now.Add(2*time.Hour))
+	assert.Equal(t, int64(max), b.size.Load())
+	assert.Positive(t, b.wait(addr(100), now), "the oldest stays")
+	assert.Equal(t, time.Hour+time.Minute, b.wait(addr(500), now.Add(59*time.Minute)))
+	// An expired block is forgotten when read, leaving its slot stale until
+	// the ring comes round to it; blocked again, the address takes the
+	// newest slot, which pushes out the oldest block. The list never grows
+	// past max.
+	later := now.Add(90 * time.Minute)
+	assert.Zero(t, b.wait(addr(102), later))
+	assert.Equal(t, int64(max-1), b.size.Load())
+	b.add(addr(102), later.Add(time.Hour))
+	assert.Equal(t, int64(max-1), b.size.Load())
+	assert.Zero(t, b.wait(addr(100), now), "the oldest went")
+	assert.Positive(t, b.wait(addr(102), later))
+	for i := range 2 * max {
+		b.add(addr(10000+i), later.Add(time.Hour))
+		assert.LessOrEqual(t, b.size.Load(), int64(max))
+	}
+	for i := max; i < 2*max; i++ {
+		assert.Positive(t, b.wait(addr(10000+i), later))
+	}
+	assert.Equal(t, int64(max), b.size.Load())
 }

@@ -1,10 +1,16 @@
 package apikey
 
-import "context"
+import (
+	"context"
+	"sync/atomic"
+	"time"
+)
 
 // FromContext returns the key that authenticated the request whose context
-// is ctx, as put there by Manager.Middleware or NewContext. The Key is
-// shared and must not be modified.
+// is ctx, as put there by Manager.Middleware or NewContext. It reports
+// false for a request the middleware let through without a key
+// (WithAnonymous, WithCORSPreflight). The Key is shared and must not be
+// modified.
 func FromContext(ctx context.Context) (*Key, bool) {
 	c, _ := ctx.Value(contextKey{}).(*keyContext)
 	if c == nil || c.key == nil {
@@ -27,10 +33,22 @@ type contextKey struct{}
 // it so that RequireScopes answers in the same format and reports to the
 // same hook. It is one allocation where context.WithValue of a struct
 // holding both would be two.
+//
+// It also holds what the middleware left to settle once the handlers
+// behind it have run: its Event, unless a refusal by RequireScopes and
+// friends is reported instead, and the quota charged, which such a
+// refusal gives back.
 type keyContext struct {
 	context.Context
-	key *Key
+	key *Key        // nil for a request let through without a key
 	mw  *middleware // nil when made by NewContext
+
+	// settled is set by whoever settles the request first: the
+	// middleware, reporting its Event once the next handler returns, or a
+	// refusal behind it, which refunds the quota and reports instead.
+	settled atomic.Bool
+	decided time.Duration   // the middleware's own time, for the Event
+	lim     *limitedContext // the rest of the allocation, if limited
 }
 
 func (c *keyContext) Value(k any) any {
@@ -42,6 +60,29 @@ func (c *keyContext) Value(k any) any {
 
 func (c *keyContext) String() string { return "apikey.keyContext" }
 
+// settle claims the request for a refusal behind the middleware: it gives
+// back the quota units the middleware charged, when the Counter is a
+// Refunder, and returns the time the middleware took, which the refusal's
+// Event adds to its own, and the error to report: the refund's, or the
+// limiter error that Limits.FailOpen passed over. It returns false if the
+// request was settled already.
+func (c *keyContext) settle(ctx context.Context) (decided time.Duration, ok bool, err error) {
+	if c.mw == nil || !c.settled.CompareAndSwap(false, true) {
+		return 0, false, nil
+	}
+	if lc := c.lim; lc != nil {
+		err = lc.err
+		if lc.charge.cost > 0 {
+			if r, ok := c.mw.limits.Counter.(Refunder); ok {
+				if rerr := r.Refund(ctx, lc.charge.key, lc.charge.quota, lc.charge.cost); rerr != nil {
+					err = rerr
+				}
+			}
+		}
+	}
+	return c.decided, true, err
+}
+
 // limitedContext is a keyContext with room for the response's
 // RateLimit-Policy and RateLimit field values, so that a rate-limited
 // request allocates them with its context. The request carries a pointer
@@ -50,4 +91,13 @@ func (c *keyContext) String() string { return "apikey.keyContext" }
 type limitedContext struct {
 	keyContext
 	fields [2]string
+	charge quotaCharge // what the request's quota was charged
+	err    error       // a limiter error passed over by Limits.FailOpen
+}
+
+// quotaCharge is the units a request was charged under a quota.
+type quotaCharge struct {
+	key   string // the Counter's key
+	quota Quota
+	cost  int64 // 0: nothing charged
 }

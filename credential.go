@@ -2,6 +2,7 @@ package apikey
 
 import (
 	"net/http"
+	"net/textproto"
 	"strings"
 )
 
@@ -15,7 +16,10 @@ const (
 	credMalformed
 )
 
-// credential finds the one credential in r.
+// credential finds the one credential in r. Header values lose leading
+// and trailing spaces and tabs first, as net/textproto trims them on
+// HTTP/1 and nothing does on HTTP/2, so that both protocols read a
+// request alike.
 func (mw *middleware) credential(r *http.Request) (string, credStatus) {
 	var token string
 	n := 0
@@ -23,7 +27,7 @@ func (mw *middleware) credential(r *http.Request) (string, credStatus) {
 		if len(vs) > 1 {
 			return "", credTwo
 		}
-		t, status := parseBearer(vs[0])
+		t, status := parseBearer(textproto.TrimString(vs[0]))
 		switch status {
 		case credMalformed:
 			return "", credMalformed
@@ -37,8 +41,19 @@ func (mw *middleware) credential(r *http.Request) (string, credStatus) {
 			if len(vs) > 1 {
 				return "", credTwo
 			}
-			if vs[0] != "" {
-				token = vs[0]
+			if v := textproto.TrimString(vs[0]); v != "" {
+				token = v
+				n++
+			}
+		}
+	}
+	if mw.cookie != "" && len(r.Header["Cookie"]) > 0 {
+		if cs := r.CookiesNamed(mw.cookie); len(cs) > 0 {
+			if len(cs) > 1 {
+				return "", credTwo
+			}
+			if v := cs[0].Value; v != "" {
+				token = v
 				n++
 			}
 		}
@@ -130,4 +145,12 @@ func isToken(s string) bool {
 		}
 	}
 	return s != ""
+}
+
+// isPreflight reports whether r is a CORS preflight request: OPTIONS with
+// the Origin and Access-Control-Request-Method headers (the Fetch
+// standard).
+func isPreflight(r *http.Request) bool {
+	return r.Method == http.MethodOptions && len(r.Header["Origin"]) > 0 &&
+		len(r.Header["Access-Control-Request-Method"]) > 0
 }

@@ -32,6 +32,10 @@ var (
 	// whose grace period has ended.
 	ErrExpired = errors.New("apikey: key expired")
 
+	// ErrSuspended reports a key that was suspended (Manager.Suspend) and
+	// not resumed.
+	ErrSuspended = errors.New("apikey: key suspended")
+
 	// ErrNotYetValid reports a key used before its NotBefore time.
 	ErrNotYetValid = errors.New("apikey: key not yet valid")
 
@@ -47,6 +51,12 @@ var (
 	// perfectly valid, so it is neither a success nor an authentication
 	// failure (HTTP 503, not 401).
 	ErrUnavailable = errors.New("apikey: backend unavailable")
+
+	// ErrCorruptRecord reports a stored record that cannot be used as it
+	// is: it does not decode, or its limits make no sense. It comes
+	// wrapped with ErrUnavailable from Verify (the key is refused with 503
+	// until the record is fixed) and from stores that cannot decode a row.
+	ErrCorruptRecord = errors.New("apikey: corrupt key record")
 
 	// ErrInvalidRequest reports an IssueRequest, option or argument that
 	// breaks a rule; the wrapping error names the field.

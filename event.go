@@ -11,6 +11,7 @@ type Outcome string
 // Outcomes reported in Event.Outcome.
 const (
 	OutcomeAuthenticated Outcome = "authenticated" // the next handler is called
+	OutcomeAnonymous     Outcome = "anonymous"     // the next handler is called without a key: WithAnonymous, WithCORSPreflight
 	OutcomeNoCredential  Outcome = "no_credential" // 401 without error code
 	OutcomeBadRequest    Outcome = "bad_request"   // 400 invalid_request
 	OutcomeInvalidKey    Outcome = "invalid_key"   // 401 invalid_token
@@ -24,8 +25,8 @@ const (
 // AuthError). New reasons may be added.
 type Reason string
 
-// Reasons reported in Event.Reason and AuthError.Reason. A request that
-// is let through has the Reason "".
+// Reasons reported in Event.Reason and AuthError.Reason. An authenticated
+// request has the Reason ""; an anonymous one no_credential or preflight.
 const (
 	ReasonNoCredential           Reason = "no_credential"           // 401: no key in the request
 	ReasonTwoCredentials         Reason = "two_credentials"         // 400: more than one key
@@ -37,6 +38,7 @@ const (
 	ReasonInvalid                Reason = "invalid"                 // 401: unknown kid or wrong secret
 	ReasonRevoked                Reason = "revoked"                 // 401
 	ReasonExpired                Reason = "expired"                 // 401
+	ReasonSuspended              Reason = "suspended"               // 401: see Manager.Suspend
 	ReasonNotYetValid            Reason = "not_yet_valid"           // 401: before the key's NotBefore
 	ReasonIPNotAllowed           Reason = "ip_not_allowed"          // 403: client address not in AllowedIPs
 	ReasonInsufficientScope      Reason = "insufficient_scope"      // 403: from RequireScopes, RequireAnyScope, Require
@@ -47,11 +49,13 @@ const (
 	ReasonStore                  Reason = "store"                   // 503: the Store failed
 	ReasonLimiter                Reason = "limiter"                 // 503: the Limiter or Counter failed
 	ReasonCanceled               Reason = "canceled"                // 503: the client gave up first
+	ReasonPreflight              Reason = "preflight"               // let through: a CORS preflight (WithCORSPreflight)
 )
 
-// Event reports one decision of the middleware (or of RequireScopes,
-// RequireAnyScope and Require behind it), for logging and metrics. It never
-// holds the key or any part of its secret.
+// Event reports the decision on one request, for logging and metrics:
+// the middleware's, or that of RequireScopes, RequireAnyScope or Require
+// behind it, which replaces it. Each request is reported once (see
+// WithOnEvent). It never holds the key or any part of its secret.
 //
 // Reason is the precise cause; see the Reason constants.
 type Event struct {
@@ -65,12 +69,14 @@ type Event struct {
 	ClientIP netip.Addr
 	Method   string
 	Path     string // r.URL.Path: never the query, where a key may travel
-	// Duration is the time the middleware spent deciding, not including
-	// the next handler.
+	// Duration is the time the middleware spent deciding (plus, for a
+	// refusal by RequireScopes and friends, theirs), not including the
+	// handlers behind it.
 	Duration time.Duration
 	// Err is the underlying error, if any: Verify's error for a refused
 	// key (ErrChecksum, ErrRevoked, ...), the store or limiter error for
-	// "store", "limiter" and "canceled", or, on success, the limiter error
-	// that Limits.FailOpen let pass. It never holds a key.
+	// "store", "limiter" and "canceled", the error of a quota refund that
+	// failed for a refusal by RequireScopes and friends, or the limiter
+	// error that Limits.FailOpen let pass. It never holds a key.
 	Err error
 }

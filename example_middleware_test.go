@@ -82,3 +82,50 @@ func ExampleNewContext() {
 	// Output:
 	// 200 hello team-42
 }
+
+func ExampleWithAnonymous() {
+	m, err := apikey.NewManager(memstore.New(),
+		apikey.WithPrefix("acme_live"),
+		apikey.WithPepper("v1", []byte("load-me-from-a-secret-manager!!")),
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer m.Close()
+	secret, _, err := m.Issue(context.Background(), apikey.IssueRequest{Owner: "team-42"})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	// A catalogue that everyone may read, with more for callers with a key.
+	catalogue := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if caller, ok := apikey.FromContext(r.Context()); ok {
+			fmt.Fprintf(w, "full catalogue for %s\n", caller.Owner)
+			return
+		}
+		fmt.Fprintln(w, "public catalogue")
+	})
+	srv := httptest.NewServer(m.Middleware(apikey.WithAnonymous(), apikey.WithCookie("api_key"))(catalogue))
+	defer srv.Close()
+
+	for _, key := range []string{"", secret.Reveal(), "acme_live_not_a_key"} {
+		req, _ := http.NewRequest("GET", srv.URL+"/catalogue", nil)
+		if key != "" {
+			req.AddCookie(&http.Cookie{Name: "api_key", Value: key})
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			log.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			body = []byte(resp.Header.Get("WWW-Authenticate") + "\n")
+		}
+		fmt.Printf("%d %s", resp.StatusCode, body)
+	}
+	// Output:
+	// 200 public catalogue
+	// 200 full catalogue for team-42
+	// 401 Bearer realm="api", error="invalid_token", error_description="invalid API key"
+}

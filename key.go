@@ -25,11 +25,14 @@ type Key struct {
 	Digest        []byte
 	DigestVersion string
 
-	CreatedAt  time.Time
-	ExpiresAt  time.Time // zero: never expires
-	NotBefore  time.Time // zero: valid from creation
-	RevokedAt  time.Time // zero: not revoked
-	LastUsedAt time.Time // updated in batches, not on every request
+	CreatedAt time.Time
+	ExpiresAt time.Time // zero: never expires
+	NotBefore time.Time // zero: valid from creation
+	// RevokedAt and SuspendedAt are states: a key with either set does not
+	// verify, whatever any clock says; the times record when it happened.
+	RevokedAt   time.Time // zero: not revoked
+	SuspendedAt time.Time // zero: not suspended (see Manager.Suspend)
+	LastUsedAt  time.Time // updated in batches, not on every request
 
 	RateLimit  Limit          // zero: the middleware's Limits.Default, if any
 	Quota      Quota          // zero: no usage cap
@@ -59,13 +62,16 @@ func (k *Key) Clone() *Key {
 	return &c
 }
 
-// Status reports why k cannot be used at time now: ErrRevoked,
-// ErrExpired or ErrNotYetValid, or nil if it is usable. It does not check
-// the secret.
+// Status reports why k cannot be used at time now, or nil if it is
+// usable: ErrRevoked if RevokedAt is set and ErrSuspended if SuspendedAt
+// is, whatever now is; ErrExpired from ExpiresAt on; ErrNotYetValid
+// before NotBefore. It does not check the secret.
 func (k *Key) Status(now time.Time) error {
 	switch {
-	case !k.RevokedAt.IsZero() && !now.Before(k.RevokedAt):
+	case !k.RevokedAt.IsZero():
 		return ErrRevoked
+	case !k.SuspendedAt.IsZero():
+		return ErrSuspended
 	case !k.ExpiresAt.IsZero() && !now.Before(k.ExpiresAt):
 		return ErrExpired
 	case !k.NotBefore.IsZero() && now.Before(k.NotBefore):

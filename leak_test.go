@@ -43,10 +43,11 @@ func (c *captureLog) String() string {
 	return c.buf.String()
 }
 
-// printAll captures v with %v, %+v and %#v, as careless code might log it.
+// printAll captures v with %v, %+v, %#v, %s, %q, %d and %p, as careless
+// code might log it.
 func (c *captureLog) printAll(what string, vs ...any) {
 	for _, v := range vs {
-		c.printf("%s: %v | %+v | %#v | %s | %q", what, v, v, v, v, v)
+		c.printf("%s: %v | %+v | %#v | %s | %q | %d | %p", what, v, v, v, v, v, v, v)
 	}
 }
 
@@ -243,6 +244,12 @@ func TestNoSecretInLogs(t *testing.T) {
 		out.printAll("issued secret", s)
 		out.printAll("issued key", k, *k)
 		out.printAll("parsed token", tok)
+		// A caller's own struct, whose fields fmt cannot call methods on.
+		type issued struct {
+			secret apikey.Secret
+			token  apikey.Token
+		}
+		out.printAll("in a caller's struct", issued{s, tok}, &issued{s, tok}, []issued{{s, tok}})
 		logger.Info("issued", "secret", s, "key", k, "token", tok, slog.Group("g", "secret", s, "token", tok))
 		return remember(s), k
 	}

@@ -8,19 +8,6 @@ import (
 	"net/netip"
 	"slices"
 	"time"
-	"unicode"
-	"unicode/utf8"
-)
-
-// Bounds on what a key record may hold, checked when a key is issued.
-const (
-	MaxOwnerLen         = 255
-	MaxNameLen          = 255
-	MaxScopes           = 64
-	MaxAllowedIPs       = 256
-	MaxMetadataEntries  = 64
-	MaxMetadataKeyLen   = 128
-	MaxMetadataValueLen = 64 << 10
 )
 
 // IssueRequest describes a key to issue. Owner is required; every other
@@ -47,7 +34,14 @@ type IssueRequest struct {
 // nothing.
 func (m *Manager) Issue(ctx context.Context, req IssueRequest) (Secret, *Key, error) {
 	now := m.now()
-	if err := m.checkIssue(&req, now); err != nil {
+	if err := checkIssue(&req); err != nil {
+		return Secret{}, nil, err
+	}
+	if !req.ExpiresAt.IsZero() && !req.ExpiresAt.After(now) {
+		return Secret{}, nil, fmt.Errorf("%w: expiry %s is not in the future", ErrInvalidRequest, req.ExpiresAt.Format(time.RFC3339))
+	}
+	ips, err := normalPrefixes(req.AllowedIPs)
+	if err != nil {
 		return Secret{}, nil, err
 	}
 	k := &Key{
@@ -60,7 +54,7 @@ func (m *Manager) Issue(ctx context.Context, req IssueRequest) (Secret, *Key, er
 		NotBefore:  storedTime(req.NotBefore),
 		RateLimit:  req.RateLimit,
 		Quota:      req.Quota,
-		AllowedIPs: maskedPrefixes(req.AllowedIPs),
+		AllowedIPs: ips,
 		Metadata:   maps.Clone(req.Metadata),
 	}
 	if req.Prefix != "" {
@@ -98,134 +92,216 @@ func (m *Manager) create(ctx context.Context, k *Key, write func(*Key) error) (S
 	}
 }
 
-func (m *Manager) checkIssue(req *IssueRequest, now time.Time) error {
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidRequest}, args...)...)
-	}
-	if req.Prefix != "" {
-		if err := ValidatePrefix(req.Prefix); err != nil {
-			return err
-		}
-	}
-	if err := checkText("owner", req.Owner, MaxOwnerLen); err != nil {
-		return err
-	}
-	if req.Owner == "" {
-		return bad("owner is required")
-	}
-	if err := checkText("name", req.Name, MaxNameLen); err != nil {
-		return err
-	}
-	if len(req.Scopes) > MaxScopes {
-		return bad("%d scopes, at most %d allowed", len(req.Scopes), MaxScopes)
-	}
-	if err := ValidateScopes(req.Scopes); err != nil {
-		return err
-	}
-	if !req.ExpiresAt.IsZero() && !req.ExpiresAt.After(now) {
-		return bad("expiry %s is not in the future", req.ExpiresAt.Format(time.RFC3339))
-	}
-	if !req.NotBefore.IsZero() && !req.ExpiresAt.IsZero() && !req.NotBefore.Before(req.ExpiresAt) {
-		return bad("not-before %s is not before expiry %s", req.NotBefore.Format(time.RFC3339), req.ExpiresAt.Format(time.RFC3339))
-	}
-	if !req.RateLimit.IsZero() {
-		if err := req.RateLimit.Validate(); err != nil {
-			return err
-		}
-	}
-	if !req.Quota.IsZero() {
-		if err := req.Quota.Validate(); err != nil {
-			return err
-		}
-	}
-	if len(req.AllowedIPs) > MaxAllowedIPs {
-		return bad("%d allowed IP prefixes, at most %d", len(req.AllowedIPs), MaxAllowedIPs)
-	}
-	for _, p := range req.AllowedIPs {
-		if !p.IsValid() {
-			return bad("allowed IP prefix %v is not valid", p)
-		}
-	}
-	if len(req.Metadata) > MaxMetadataEntries {
-		return bad("%d metadata entries, at most %d", len(req.Metadata), MaxMetadataEntries)
-	}
-	for name, v := range req.Metadata {
-		if name == "" || len(name) > MaxMetadataKeyLen || !utf8.ValidString(name) {
-			return bad("metadata key %.40q must be 1 to %d bytes of UTF-8", name, MaxMetadataKeyLen)
-		}
-		if len(v) > MaxMetadataValueLen || !utf8.ValidString(v) {
-			return bad("metadata %.40q: value must be at most %d bytes of UTF-8", name, MaxMetadataValueLen)
-		}
-	}
-	return nil
-}
-
-// checkText accepts at most max bytes of UTF-8 without control characters.
-func checkText(field, s string, max int) error {
-	if len(s) > max {
-		return fmt.Errorf("%w: %s is %d bytes, at most %d", ErrInvalidRequest, field, len(s), max)
-	}
-	if !utf8.ValidString(s) {
-		return fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalidRequest, field)
-	}
-	for _, r := range s {
-		if unicode.IsControl(r) {
-			return fmt.Errorf("%w: %s %.40q contains a control character", ErrInvalidRequest, field, s)
-		}
-	}
-	return nil
-}
-
 // errNoChange tells update that its change is already in place.
 var errNoChange = errors.New("no change")
 
-// update applies change to the stored key id and writes it back,
-// retrying when another writer got there first, then drops the cached
-// entry. change returning errNoChange ends it without a write.
-func (m *Manager) update(ctx context.Context, id string, change func(*Key) error) error {
+// update applies change to a copy of the stored key id and writes it
+// back, retrying when another writer got there first, then drops the
+// cached entry, and returns the record as written. change returning
+// errNoChange ends it without a write, returning the stored record.
+func (m *Manager) update(ctx context.Context, id string, change func(*Key) error) (*Key, error) {
 	defer m.cache.invalidate(id)
 	for attempt := 0; ; attempt++ {
-		k, err := m.store.Get(ctx, id)
+		stored, err := m.store.Get(ctx, id)
 		if err != nil {
-			return storeError("get key", err)
+			return nil, storeError("get key", err)
 		}
+		k := stored.Clone() // change may fail half way
 		if err := change(k); err != nil {
 			if err == errNoChange {
-				return nil
+				return stored, nil
 			}
-			return err
+			return nil, err
 		}
 		err = m.store.Update(ctx, k)
-		if err == nil || !errors.Is(err, ErrConflict) || attempt == 9 {
-			return storeError("update key", err)
+		if err == nil {
+			return k, nil
+		}
+		if !errors.Is(err, ErrConflict) || attempt == 9 {
+			return nil, storeError("update key", err)
 		}
 	}
 }
 
-// Revoke revokes key id at once; Verify refuses it from then on in this
-// Manager, and in every Manager whose Store implements Watcher. Revoking a
+// Revoke revokes key id. Revocation is a state, not a time: once Revoke
+// returns, Verify refuses the key with ErrRevoked in this Manager, and in
+// every Manager whose Store implements Watcher, whatever any clock says;
+// RevokedAt records when it happened, by this Manager's clock. Revoking a
 // revoked key does nothing and returns nil. An unknown id returns
-// ErrNotFound.
+// ErrNotFound, and an id that is not a key ID an error wrapping
+// ErrInvalidRequest; neither changes anything. If the Store implements
+// Revoker, the record is revoked without being read, so a record that no
+// longer decodes can still be revoked.
 func (m *Manager) Revoke(ctx context.Context, id string) error {
-	now := m.now()
-	return m.update(ctx, id, func(k *Key) error {
+	if err := checkID(id); err != nil {
+		return err
+	}
+	now := storedTime(m.now())
+	if r, ok := m.store.(Revoker); ok {
+		defer m.cache.invalidate(id)
+		return storeError("revoke key", r.Revoke(ctx, id, now))
+	}
+	_, err := m.update(ctx, id, func(k *Key) error {
 		if !k.RevokedAt.IsZero() {
 			return errNoChange
 		}
-		k.RevokedAt = storedTime(now)
+		k.RevokedAt = now
 		return nil
 	})
+	return err
+}
+
+// Suspend disables key id without revoking it: Verify refuses it with
+// ErrSuspended, everywhere and at once as for Revoke, until Resume.
+// Suspending a suspended key does nothing and returns nil; a revoked key
+// cannot be suspended (ErrRevoked). Errors are as for Revoke.
+func (m *Manager) Suspend(ctx context.Context, id string) error {
+	if err := checkID(id); err != nil {
+		return err
+	}
+	now := storedTime(m.now())
+	_, err := m.update(ctx, id, func(k *Key) error {
+		switch {
+		case !k.RevokedAt.IsZero():
+			return fmt.Errorf("key %s: %w", id, ErrRevoked)
+		case !k.SuspendedAt.IsZero():
+			return errNoChange
+		}
+		k.SuspendedAt = now
+		return nil
+	})
+	return err
+}
+
+// Resume ends a suspension: the key verifies again, unless it is revoked
+// or expired. Resuming a key that is not suspended does nothing and
+// returns nil. Errors are as for Revoke.
+func (m *Manager) Resume(ctx context.Context, id string) error {
+	if err := checkID(id); err != nil {
+		return err
+	}
+	_, err := m.update(ctx, id, func(k *Key) error {
+		if k.SuspendedAt.IsZero() {
+			return errNoChange
+		}
+		k.SuspendedAt = time.Time{}
+		return nil
+	})
+	return err
+}
+
+// KeyUpdate describes a change to a key for Manager.Update. A nil field
+// leaves that field as it is; a pointer to the zero value clears it (no
+// expiry, no scopes, no limit, any address, no metadata). The key's
+// owner, prefix and secret never change: rotate or issue a new key for
+// that.
+type KeyUpdate struct {
+	Name       *string
+	Scopes     *[]string
+	ExpiresAt  *time.Time
+	NotBefore  *time.Time
+	RateLimit  *Limit
+	Quota      *Quota
+	AllowedIPs *[]netip.Prefix
+	Metadata   *map[string]string
+}
+
+// Update changes the fields of key id that u sets, after checking them by
+// the rules Issue applies (see IssueRequest), and returns the updated
+// record. The change takes effect everywhere as a revocation does. An
+// invalid change fails with an error wrapping ErrInvalidRequest or
+// ErrInvalidScope and writes nothing; so does a change to a revoked key
+// (ErrRevoked). Concurrent writers are retried as for Revoke.
+func (m *Manager) Update(ctx context.Context, id string, u KeyUpdate) (*Key, error) {
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	k, err := m.update(ctx, id, func(k *Key) error {
+		if !k.RevokedAt.IsZero() {
+			return fmt.Errorf("key %s: %w", id, ErrRevoked)
+		}
+		return u.apply(k)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return k.Clone(), nil
+}
+
+// apply checks u and writes it into k; on error k may be half changed, so
+// callers apply it to a copy they throw away on error (update does).
+func (u KeyUpdate) apply(k *Key) error {
+	if u.Name != nil {
+		if err := checkText("name", *u.Name, MaxNameLen); err != nil {
+			return err
+		}
+		k.Name = *u.Name
+	}
+	if u.Scopes != nil {
+		if err := checkScopes(*u.Scopes); err != nil {
+			return err
+		}
+		k.Scopes = slices.Clone(*u.Scopes)
+		if len(k.Scopes) == 0 {
+			k.Scopes = nil
+		}
+	}
+	if u.ExpiresAt != nil {
+		k.ExpiresAt = storedTime(*u.ExpiresAt)
+	}
+	if u.NotBefore != nil {
+		k.NotBefore = storedTime(*u.NotBefore)
+	}
+	if err := checkWindow(k.NotBefore, k.ExpiresAt); err != nil {
+		return err
+	}
+	if u.RateLimit != nil {
+		if err := checkLimits(*u.RateLimit, Quota{}); err != nil {
+			return err
+		}
+		k.RateLimit = *u.RateLimit
+	}
+	if u.Quota != nil {
+		if err := checkLimits(Limit{}, *u.Quota); err != nil {
+			return err
+		}
+		k.Quota = *u.Quota
+	}
+	if u.AllowedIPs != nil {
+		ips, err := normalPrefixes(*u.AllowedIPs)
+		if err != nil {
+			return err
+		}
+		if len(ips) == 0 {
+			ips = nil
+		}
+		k.AllowedIPs = ips
+	}
+	if u.Metadata != nil {
+		if err := checkMetadata(*u.Metadata); err != nil {
+			return err
+		}
+		k.Metadata = maps.Clone(*u.Metadata)
+		if len(k.Metadata) == 0 {
+			k.Metadata = nil
+		}
+	}
+	return nil
 }
 
 // Rotate issues a replacement for key id, with the same owner, name,
 // prefix, scopes, limits, allowed IPs and metadata, and the same lifetime
 // if the old key had an expiry. The old key keeps working for grace and
-// then fails with ErrExpired (grace 0 ends it at once). It returns the new
+// then fails with ErrExpired; with grace 0 it is revoked, so that it ends
+// at once whatever any clock says. It returns the new
 // key once, as a Secret. A revoked, expired or already rotated key cannot
 // be rotated (ErrRevoked, ErrExpired, ErrConflict). If the Store
 // implements Rotator both writes are one transaction; otherwise a failed
 // second write is undone by revoking the replacement.
 func (m *Manager) Rotate(ctx context.Context, id string, grace time.Duration) (Secret, *Key, error) {
+	if err := checkID(id); err != nil {
+		return Secret{}, nil, err
+	}
 	if grace < 0 {
 		return Secret{}, nil, fmt.Errorf("%w: negative grace period %v", ErrInvalidRequest, grace)
 	}
@@ -271,7 +347,9 @@ func (m *Manager) rotateOnce(ctx context.Context, id string, grace time.Duration
 	if !old.ExpiresAt.IsZero() {
 		k.ExpiresAt = storedTime(now.Add(old.ExpiresAt.Sub(old.CreatedAt)))
 	}
-	if end := storedTime(now.Add(grace)); old.ExpiresAt.IsZero() || end.Before(old.ExpiresAt) {
+	if grace == 0 {
+		old.RevokedAt = storedTime(now)
+	} else if end := storedTime(now.Add(grace)); old.ExpiresAt.IsZero() || end.Before(old.ExpiresAt) {
 		old.ExpiresAt = end
 	}
 	defer m.cache.invalidate(old.ID)
@@ -325,16 +403,4 @@ func storedTime(t time.Time) time.Time {
 		return t
 	}
 	return t.UTC().Truncate(time.Microsecond)
-}
-
-// maskedPrefixes returns ps with every prefix masked to its bits.
-func maskedPrefixes(ps []netip.Prefix) []netip.Prefix {
-	if ps == nil {
-		return nil
-	}
-	out := make([]netip.Prefix, len(ps))
-	for i, p := range ps {
-		out[i] = p.Masked()
-	}
-	return out
 }

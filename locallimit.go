@@ -48,6 +48,17 @@ func (c localCounter) Add(_ context.Context, key string, q Quota, n int64) (Deci
 	return Decision(c.c.AddAt(c.c.Now(), key, q.Limit, q.Period, n)), nil
 }
 
+func (c localCounter) Refund(_ context.Context, key string, q Quota, n int64) error {
+	if err := q.Validate(); err != nil {
+		return err
+	}
+	if n < 0 {
+		return fmt.Errorf("%w: negative quota refund %d", ErrInvalidRequest, n)
+	}
+	c.c.RefundAt(c.c.Now(), key, q.Period, n)
+	return nil
+}
+
 // localLimiter returns the Manager's own limiter, made on first use and
 // shared by all its middlewares, so that a key's limit is one bucket
 // whichever routes it calls. Close stops its sweeper.

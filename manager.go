@@ -3,6 +3,7 @@ package apikey
 import (
 	"context"
 	"crypto/hmac"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -22,6 +23,7 @@ type Manager struct {
 	lastUsed  *lastUsedBatch // nil if the store cannot record last use
 	onError   func(error)    // background failures
 	local     localLimits    // the middleware's limiter and counter by default
+	reported  reportedSet    // broken records already reported
 	stop      context.CancelFunc
 	done      sync.WaitGroup
 	closeOnce sync.Once
@@ -40,6 +42,7 @@ func NewManager(store Store, opts ...Option) (*Manager, error) {
 		onError:          logBackgroundError,
 		cacheSize:        DefaultCacheSize,
 		cacheTTL:         DefaultCacheTTL,
+		negativeSize:     DefaultNegativeCacheSize,
 		negativeTTL:      DefaultNegativeCacheTTL,
 		lastUsedInterval: DefaultLastUsedInterval,
 	}
@@ -76,7 +79,8 @@ func NewManager(store Store, opts ...Option) (*Manager, error) {
 		now:     s.now,
 		onError: s.onError,
 	}
-	m.cache = newKeyCache(s.cacheSize, s.cacheTTL, s.negativeTTL, &m.digests)
+	m.cache = newKeyCache(s.cacheSize, s.cacheTTL, s.negativeSize, s.negativeTTL, &m.digests)
+	m.cache.onBroken = m.reportBroken
 	m.cache.staleIfError = s.staleIfError
 	ctx, cancel := context.WithCancel(context.Background())
 	m.stop = cancel
@@ -174,7 +178,7 @@ func (m *Manager) verify(ctx context.Context, t Token) (*Key, error) {
 // pepper, and the next Manager (or this one after the cache entry expires)
 // tries again.
 func (m *Manager) redigest(ctx context.Context, t Token) {
-	_ = m.update(ctx, t.ID, func(k *Key) error {
+	_, _ = m.update(ctx, t.ID, func(k *Key) error {
 		if k.DigestVersion == m.digests.current.version {
 			return errNoChange
 		}
@@ -185,8 +189,12 @@ func (m *Manager) redigest(ctx context.Context, t Token) {
 	})
 }
 
-// Get returns a copy of the stored record of key id, or ErrNotFound.
+// Get returns a copy of the stored record of key id, or ErrNotFound; an id
+// that is not a key ID is an error wrapping ErrInvalidRequest.
 func (m *Manager) Get(ctx context.Context, id string) (*Key, error) {
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
 	k, err := m.store.Get(ctx, id)
 	if err != nil {
 		return nil, storeError("get key", err)
@@ -194,10 +202,15 @@ func (m *Manager) Get(ctx context.Context, id string) (*Key, error) {
 	return k, nil
 }
 
-// List returns a page of stored records; see Store.List.
+// List returns a page of stored records; see Store.List. If some records
+// of the page do not decode, it returns the others with an error matching
+// ErrCorruptRecord that names them.
 func (m *Manager) List(ctx context.Context, opts ListOptions) ([]*Key, string, error) {
 	keys, next, err := m.store.List(ctx, opts)
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrCorruptRecord):
+		return keys, next, err // the records that decode, and which did not
+	case err != nil:
 		return nil, "", storeError("list keys", err)
 	}
 	return keys, next, nil

@@ -9,10 +9,11 @@ import (
 
 // Defaults for the Manager's options.
 const (
-	DefaultCacheSize        = 100_000
-	DefaultCacheTTL         = 30 * time.Second
-	DefaultNegativeCacheTTL = 5 * time.Second
-	DefaultLastUsedInterval = 5 * time.Second
+	DefaultCacheSize         = 100_000
+	DefaultCacheTTL          = 30 * time.Second
+	DefaultNegativeCacheSize = 10_000
+	DefaultNegativeCacheTTL  = 5 * time.Second
+	DefaultLastUsedInterval  = 5 * time.Second
 )
 
 // Option configures a Manager in NewManager.
@@ -25,6 +26,7 @@ type settings struct {
 	now              func() time.Time
 	cacheSize        int
 	cacheTTL         time.Duration
+	negativeSize     int
 	negativeTTL      time.Duration
 	lastUsedInterval time.Duration
 	staleIfError     time.Duration
@@ -131,15 +133,19 @@ func WithCache(size int, ttl time.Duration) Option {
 	}
 }
 
-// WithNegativeCacheTTL sets how long "no key with this ID" is remembered
-// (default DefaultNegativeCacheTTL), which keeps floods of made-up keys
-// away from the Store. 0 disables negative caching.
-func WithNegativeCacheTTL(ttl time.Duration) Option {
+// WithNegativeCache sets how many "no key with this ID" answers are
+// remembered, and for how long (defaults: DefaultNegativeCacheSize,
+// DefaultNegativeCacheTTL), which keeps floods of made-up keys away from
+// the Store. They are held apart from the keys WithCache holds, so that
+// a flood of made-up IDs never evicts a real key: when they are full,
+// the oldest goes. A size or ttl of 0 disables negative caching; so does
+// disabling the cache.
+func WithNegativeCache(size int, ttl time.Duration) Option {
 	return func(s *settings) error {
-		if ttl < 0 {
-			return fmt.Errorf("%w: WithNegativeCacheTTL(%v): negative", ErrInvalidRequest, ttl)
+		if size < 0 || ttl < 0 {
+			return fmt.Errorf("%w: WithNegativeCache(%d, %v): negative", ErrInvalidRequest, size, ttl)
 		}
-		s.negativeTTL = ttl
+		s.negativeSize, s.negativeTTL = size, ttl
 		return nil
 	}
 }

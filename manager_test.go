@@ -278,7 +278,7 @@ func TestCacheTTL(t *testing.T) {
 	store := &countingStore{Store: mem}
 	clock := newFakeClock()
 	m, err := apikey.NewManager(store, apikey.WithPrefix("acme_test"), apikey.WithPepper("v1", testPepper),
-		apikey.WithClock(clock.Now), apikey.WithCache(100, time.Minute), apikey.WithNegativeCacheTTL(time.Second))
+		apikey.WithClock(clock.Now), apikey.WithCache(100, time.Minute), apikey.WithNegativeCache(100, time.Second))
 	require.NoError(t, err)
 	defer m.Close()
 	secret, _, err := m.Issue(ctx, apikey.IssueRequest{Owner: "o"})
@@ -465,7 +465,17 @@ func TestIssueRejects(t *testing.T) {
 		{"too much metadata", apikey.IssueRequest{Owner: "o", Metadata: tooMany}, apikey.ErrInvalidRequest},
 		{"empty metadata key", apikey.IssueRequest{Owner: "o", Metadata: map[string]string{"": "v"}}, apikey.ErrInvalidRequest},
 		{"metadata not UTF-8", apikey.IssueRequest{Owner: "o", Metadata: map[string]string{"k": "\xc3"}}, apikey.ErrInvalidRequest},
-		{"huge metadata value", apikey.IssueRequest{Owner: "o", Metadata: map[string]string{"k": strings.Repeat("v", apikey.MaxMetadataValueLen+1)}}, apikey.ErrInvalidRequest},
+		{"huge metadata value", apikey.IssueRequest{Owner: "o", Metadata: map[string]string{"k": strings.Repeat("v", apikey.MaxMetadataSize)}}, apikey.ErrInvalidRequest},
+		{"metadata over its total size", apikey.IssueRequest{Owner: "o", Metadata: func() map[string]string {
+			md := map[string]string{}
+			for i := range 60 {
+				md[fmt.Sprint("k", i)] = strings.Repeat("v", apikey.MaxMetadataSize/60)
+			}
+			return md
+		}()}, apikey.ErrInvalidRequest},
+		{"owner with a bidi override", apikey.IssueRequest{Owner: "admin\u202etxt.exe"}, apikey.ErrInvalidRequest},
+		{"name with a bidi isolate", apikey.IssueRequest{Owner: "o", Name: "ci\u2066key"}, apikey.ErrInvalidRequest},
+		{"IPv4-mapped prefix wider than /96", apikey.IssueRequest{Owner: "o", AllowedIPs: []netip.Prefix{netip.MustParsePrefix("::ffff:0.0.0.0/80")}}, apikey.ErrInvalidRequest},
 		{"bad prefix override", apikey.IssueRequest{Owner: "o", Prefix: "ACME"}, apikey.ErrInvalidPrefix},
 	}
 	for _, tt := range tests {

@@ -35,11 +35,14 @@ const (
 //     ignored; a Bearer header of any other shape is 400 invalid_request;
 //   - the header of WithHeader ("X-API-Key" by default), holding the key
 //     as its whole value; an empty value is ignored;
+//   - the cookie of WithCookie, only if configured;
 //   - the query parameter of WithQueryParam, only if configured.
 //
-// Two credentials (two Authorization headers, or Bearer and X-API-Key even
-// with the same key, or the header twice) are 400 invalid_request; none is
-// 401 with a challenge and no error code. The key is then parsed once,
+// Header values lose leading and trailing spaces and tabs first, on
+// HTTP/2 as HTTP/1 does. Two credentials (two Authorization headers, or
+// Bearer and X-API-Key even with the same key, or the header twice) are
+// 400 invalid_request; none is 401 with a challenge and no error code,
+// unless WithAnonymous lets the request through. The key is then parsed once,
 // offline (length, shape, checksum, WithAllowedPrefixes), verified through
 // the Manager, checked against its IP allowlist (403), and counted against
 // its rate limits and quota (429).
@@ -55,6 +58,16 @@ const (
 // application/problem+json body (see WriteProblem and WithErrorHandler).
 // Revoked and expired keys are named as such in error_description; every
 // other key failure is the same generic "invalid_token".
+//
+// Applied twice in one chain (chi's r.Use(auth) and a group's
+// g.Use(auth)), the inner one passes a request the outer one
+// authenticated straight to its next handler: the key is verified,
+// limited, charged and reported once. Only the same Middleware does so:
+// another Middleware, even of the same Manager, applies its own options
+// (a stricter WithAllowedPrefixes on a group, say) and so authenticates
+// the request again, on its own; to count a request once, use one
+// Middleware in both places. Middlewares of different Managers are
+// independent too, and the context then holds the inner Manager's key.
 //
 // Middleware panics if an option is invalid: configuration errors show at
 // start-up, not at request time. The handlers it returns are safe for
@@ -77,18 +90,23 @@ func (m *Manager) Middleware(opts ...MiddlewareOption) func(http.Handler) http.H
 type middleware struct {
 	m        *Manager
 	header   string // canonical name of the API key header; "" disables it
+	cookie   string // cookie carrying a key; "" disables it
 	query    string // query parameter carrying a key; "" disables it
 	realm    string
 	prefixes []string
 	proxies  []netip.Prefix
-	limits   Limits     // Limiter and Counter are never nil
-	blocked  *blockList // clients over Limits.FailedAuth; nil without it
+	// unixProxy treats a peer on a Unix socket as a trusted proxy.
+	unixProxy bool
+	anonymous bool       // let requests without a credential through
+	preflight bool       // let CORS preflight requests through
+	limits    Limits     // Limiter and Counter are never nil
+	blocked   *blockList // clients over Limits.FailedAuth; nil without it
 
 	onEvent func(Event)
 	onError func(http.ResponseWriter, *http.Request, *AuthError)
 
 	// Challenges for the common refusals, built once.
-	chNone, chTwo, chMalformed, chInvalid, chRevoked, chExpired string
+	chNone, chTwo, chMalformed, chInvalid, chRevoked, chExpired, chSuspended string
 }
 
 func newMiddleware(m *Manager, opts []MiddlewareOption) (*middleware, error) {
@@ -127,25 +145,41 @@ type request struct {
 	w     http.ResponseWriter
 	r     *http.Request
 	start time.Time
+	// prior is time spent deciding before start, by the middleware in
+	// front of RequireScopes: an Event's Duration is prior+since(start).
+	prior time.Duration
 	ip    netip.Addr
 	ipSet bool
 	token Token // the key presented, once it parsed
 	// key is the verified key, once there is one. Its ID and Owner are
 	// read from it only when a refusal or an event needs them: its fields
 	// are memory the request touches for little else.
-	key *Key
-	err error // a limiter error passed over by Limits.FailOpen
+	key    *Key
+	err    error  // a limiter error passed over by Limits.FailOpen
+	reason Reason // why a request let through has no key
 }
 
 func (q *request) clientIP(mw *middleware) netip.Addr {
 	if !q.ipSet {
-		q.ip, q.ipSet = clientIP(q.r, mw.proxies), true
+		q.ip, q.ipSet = clientIP(q.r, mw.proxies, mw.unixProxy), true
 	}
 	return q.ip
 }
 
 func (h *authHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	mw := h.mw
+	if c, ok := r.Context().Value(contextKey{}).(*keyContext); ok && c.mw != nil && c.mw.m == mw.m {
+		if c.key != nil && c.mw == mw {
+			// This very Middleware, further out, authenticated the
+			// request: it was verified, limited, charged and reported
+			// there.
+			h.next.ServeHTTP(w, r)
+			return
+		}
+		// One further out let it through without a key: this one
+		// decides, and reports in its place.
+		c.settled.Store(true)
+	}
 	q := request{w: w, r: r}
 	if mw.onEvent != nil {
 		q.start = time.Now()
@@ -157,9 +191,20 @@ func (h *authHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if mw.preflight && isPreflight(r) {
+		q.reason = ReasonPreflight
+		h.serveNext(&q, &keyContext{Context: r.Context(), mw: mw})
+		return
+	}
+
 	raw, cred := mw.credential(r)
 	switch cred {
 	case credNone:
+		if mw.anonymous {
+			q.reason = ReasonNoCredential
+			h.serveNext(&q, &keyContext{Context: r.Context(), mw: mw})
+			return
+		}
 		mw.reject(&q, OutcomeNoCredential, ReasonNoCredential, mw.chNone, &AuthError{
 			Status: http.StatusUnauthorized, Description: descNoCredential})
 		return
@@ -209,18 +254,42 @@ func (h *authHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// context, made before the limiter answers: a refusal wastes it,
 		// but a request let through saves two.
 		lc := &limitedContext{keyContext: keyContext{Context: r.Context(), key: k, mw: mw}}
-		if !mw.limit(&q, checks, &lc.fields) {
+		lc.lim = lc
+		if !mw.limit(&q, checks, lc) {
 			return
 		}
 		kc = &lc.keyContext
 	} else {
 		kc = &keyContext{Context: r.Context(), key: k, mw: mw}
 	}
+	h.serveNext(&q, kc)
+}
 
-	if mw.onEvent != nil {
-		mw.emit(&q, Event{Outcome: OutcomeAuthenticated, KeyID: k.ID, Owner: k.Owner, Err: q.err})
+// serveNext calls the next handler with kc in the request's context. With
+// an event hook, it reports the request's Event once the next handler
+// returns, unless a refusal behind it (RequireScopes and friends) settled
+// the request first and reported its own.
+func (h *authHandler) serveNext(q *request, kc *keyContext) {
+	if h.mw.onEvent != nil {
+		kc.decided = time.Since(q.start)
+		defer h.mw.reportPassed(q, kc)
 	}
-	h.next.ServeHTTP(w, r.WithContext(kc))
+	h.next.ServeHTTP(q.w, q.r.WithContext(kc))
+}
+
+// reportPassed reports the Event of a request that the middleware let
+// through, with the time the middleware took to decide, unless the
+// request was settled already.
+func (mw *middleware) reportPassed(q *request, kc *keyContext) {
+	if !kc.settled.CompareAndSwap(false, true) {
+		return
+	}
+	q.start, q.prior = time.Time{}, kc.decided
+	if kc.key == nil {
+		mw.emit(q, Event{Outcome: OutcomeAnonymous, Reason: q.reason})
+		return
+	}
+	mw.emit(q, Event{Outcome: OutcomeAuthenticated, KeyID: kc.key.ID, Owner: kc.key.Owner, Err: q.err})
 }
 
 // verifyFailed answers a request whose key Verify refused.
@@ -232,6 +301,9 @@ func (mw *middleware) verifyFailed(q *request, err error) {
 	case errors.Is(err, ErrExpired):
 		mw.reject(q, OutcomeInvalidKey, ReasonExpired, mw.chExpired, &AuthError{
 			Status: http.StatusUnauthorized, Code: CodeInvalidToken, Description: descExpired, Err: err})
+	case errors.Is(err, ErrSuspended):
+		mw.reject(q, OutcomeInvalidKey, ReasonSuspended, mw.chSuspended, &AuthError{
+			Status: http.StatusUnauthorized, Code: CodeInvalidToken, Description: descSuspended, Err: err})
 	case errors.Is(err, ErrInvalidKey), errors.Is(err, ErrNotYetValid):
 		mw.invalidKey(q, reasonFor(err), err)
 	case isContextError(err) && q.r.Context().Err() != nil:
@@ -308,8 +380,9 @@ func (mw *middleware) emit(q *request, ev Event) {
 	ev.ClientIP = q.clientIP(mw)
 	ev.Method = q.r.Method
 	ev.Path = q.r.URL.Path
+	ev.Duration = q.prior
 	if !q.start.IsZero() {
-		ev.Duration = time.Since(q.start)
+		ev.Duration += time.Since(q.start)
 	}
 	mw.onEvent(ev)
 }
@@ -323,6 +396,7 @@ const (
 	descInvalid      = "invalid API key"
 	descRevoked      = "API key revoked"
 	descExpired      = "API key expired"
+	descSuspended    = "API key suspended"
 	descIP           = "client address not allowed for this API key"
 	descScope        = "the API key lacks a required scope"
 	descRate         = "rate limit exceeded"
@@ -338,6 +412,7 @@ func (mw *middleware) buildChallenges() {
 	mw.chInvalid = challenge(mw.realm, CodeInvalidToken, descInvalid, nil)
 	mw.chRevoked = challenge(mw.realm, CodeInvalidToken, descRevoked, nil)
 	mw.chExpired = challenge(mw.realm, CodeInvalidToken, descExpired, nil)
+	mw.chSuspended = challenge(mw.realm, CodeInvalidToken, descSuspended, nil)
 }
 
 // defaultMiddleware answers for RequireScopes and friends when the key in

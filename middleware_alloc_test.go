@@ -35,6 +35,10 @@ func TestMiddlewareAllocs(t *testing.T) {
 		{"auth", f.m.Middleware()(noop), 2, ""},
 		{"auth+scope", f.m.Middleware()(apikey.RequireScopes("orders:read", "billing:read")(noop)), 2, ""},
 		{"auth+events", f.m.Middleware(apikey.WithOnEvent(func(apikey.Event) {}))(noop), 2, ""},
+		{"auth+events+scope", f.m.Middleware(apikey.WithOnEvent(func(apikey.Event) {}))(
+			apikey.RequireScopes("orders:read")(noop)), 2, ""},
+		// Applied twice, the inner one passes the request on.
+		{"auth nested", func() http.Handler { auth := f.m.Middleware(); return auth(auth(noop)) }(), 2, ""},
 		{"auth+ratelimit", f.m.Middleware(limits)(noop), 3, ""},
 		{"auth+ratelimit+scope", f.m.Middleware(limits)(
 			apikey.RequireScopes("orders:read", "billing:read")(noop)), 3, ""},

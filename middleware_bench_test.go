@@ -2,15 +2,19 @@ package apikey_test
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/apikeykit/apikey"
 	"github.com/apikeykit/apikey/memlimit"
+	"github.com/apikeykit/apikey/memstore"
 )
 
 // discardWriter is a resettable http.ResponseWriter that keeps nothing,
@@ -141,4 +145,109 @@ type fixedLimiter struct{}
 
 func (fixedLimiter) Allow(context.Context, string, apikey.Limit) (apikey.Decision, error) {
 	return apikey.Decision{Allowed: true, Limit: 100, Remaining: 42, Reset: 17 * time.Second}, nil
+}
+
+// BenchmarkMiddlewareFailedAuthChurn measures requests with a valid key
+// while Limits.FailedAuth's block list is full: "full" with nobody adding
+// to it, "churn" while an attacker keeps adding to it. The attacker is one
+// goroutine sending made-up keys from the 2^17 /64s of an IPv6 /47, two
+// failures each, so that every address it comes back to has been pushed
+// out and is blocked again. p50-ns and p99-ns are the latency of the valid
+// requests alone, blocks/op how many addresses the attacker blocked per
+// valid request; allocs/op includes the attacker's.
+func BenchmarkMiddlewareFailedAuthChurn(b *testing.B) {
+	m := must(apikey.NewManager(memstore.New(), apikey.WithPrefix("acme_test"), apikey.WithPepper("v1", testPepper)))
+	defer m.Close()
+	s, _, err := m.Issue(context.Background(), apikey.IssueRequest{Owner: "team-42"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	limiter := must(memlimit.NewLimiter())
+	defer limiter.Close()
+	noop := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
+	h := m.Middleware(apikey.WithLimits(apikey.Limits{Limiter: limiter,
+		FailedAuth: apikey.Limit{Rate: 1, Period: time.Hour, Burst: 1}}))(noop)
+
+	const attackers = 1 << 17
+	bad := make([]*http.Request, attackers)
+	for i := range bad {
+		r := httptest.NewRequest(http.MethodGet, "/orders", nil)
+		r.RemoteAddr = fmt.Sprintf("[2001:db8:%x:%x::1]:443", i>>16, i&0xffff)
+		r.Header.Set("X-API-Key", "acme_test_made_up")
+		bad[i] = r
+	}
+	attack := func(w *discardWriter, i int) {
+		for range 2 {
+			w.reset()
+			h.ServeHTTP(w, bad[i%attackers])
+		}
+	}
+	w := newDiscardWriter()
+	for i := range attackers / 2 { // the list holds 1<<16
+		attack(w, i)
+	}
+	good := httptest.NewRequest(http.MethodGet, "/orders", nil)
+	good.RemoteAddr = "192.0.2.10:40000"
+	good.Header.Set("Authorization", "Bearer "+s.Reveal())
+
+	next := attackers / 2
+	for _, churn := range []bool{false, true} {
+		name := "full"
+		if churn {
+			name = "churn"
+		}
+		b.Run(name, func(b *testing.B) {
+			stop := make(chan struct{})
+			var wg sync.WaitGroup
+			var blocks atomic.Int64
+			if churn {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					w := newDiscardWriter()
+					for ; ; next++ {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						attack(w, next)
+						blocks.Add(1)
+					}
+				}()
+			}
+			var mu sync.Mutex
+			var lat []time.Duration
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				w := newDiscardWriter()
+				mine := make([]time.Duration, 0, 1<<14)
+				for pb.Next() {
+					w.reset()
+					t0 := time.Now()
+					h.ServeHTTP(w, good)
+					if len(mine) < cap(mine) {
+						mine = append(mine, time.Since(t0))
+					}
+					if w.code != 0 {
+						b.Errorf("status %d", w.code)
+						return
+					}
+				}
+				mu.Lock()
+				lat = append(lat, mine...)
+				mu.Unlock()
+			})
+			b.StopTimer()
+			close(stop)
+			wg.Wait()
+			slices.Sort(lat)
+			if len(lat) > 0 {
+				b.ReportMetric(float64(lat[len(lat)/2]), "p50-ns")
+				b.ReportMetric(float64(lat[len(lat)*99/100]), "p99-ns")
+			}
+			b.ReportMetric(float64(blocks.Load())/float64(b.N), "blocks/op")
+		})
+	}
 }

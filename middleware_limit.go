@@ -74,12 +74,14 @@ func (mw *middleware) decide(r *http.Request, c *limitCheck) (Decision, error) {
 // limit counts the request against checks in order, stopping at the first
 // refusal, and writes the RateLimit fields of the policies that answered.
 // On a refusal or a backend failure it writes the whole response and
-// returns false.
+// returns false. It records in lc the quota it charged, for a refusal
+// behind the middleware to give back, and the error Limits.FailOpen
+// passed over.
 //
-// The fields' values are fields[0] and fields[1], which live in the
+// The fields' values are lc.fields[0] and lc.fields[1], which live in the
 // request's context allocation; both are slices of one string, the
 // request's only other allocation here.
-func (mw *middleware) limit(q *request, checks []limitCheck, fields *[2]string) bool {
+func (mw *middleware) limit(q *request, checks []limitCheck, lc *limitedContext) bool {
 	var polBuf, rateBuf [128]byte
 	pol, rate := polBuf[:0], rateBuf[:0]
 	var refused *limitCheck
@@ -100,11 +102,16 @@ func (mw *middleware) limit(q *request, checks []limitCheck, fields *[2]string) 
 			rate = append(rate, ", "...)
 		}
 		if c.quota.IsZero() {
-			pol = appendPolicy(pol, c.name, int64(c.limit.Rate), c.limit.Period)
+			q, w := limitPolicy(c.limit)
+			pol = appendPolicy(pol, c.name, q, w)
 		} else {
-			pol = appendPolicy(pol, c.name, c.quota.Limit, c.quota.Period)
+			q, w := quotaPolicy(c.quota)
+			pol = appendPolicy(pol, c.name, q, w)
 		}
 		rate = appendRateItem(rate, c.name, d)
+		if d.Allowed && !c.quota.IsZero() {
+			lc.charge = quotaCharge{key: c.key, quota: c.quota, cost: c.cost}
+		}
 		if !d.Allowed {
 			refused = c
 			wait = d.RetryAfter
@@ -116,30 +123,86 @@ func (mw *middleware) limit(q *request, checks []limitCheck, fields *[2]string) 
 	}
 	if len(pol) > 0 {
 		s := string(append(pol, rate...))
-		fields[0], fields[1] = s[:len(pol)], s[len(pol):]
+		lc.fields[0], lc.fields[1] = s[:len(pol)], s[len(pol):]
 		h := q.w.Header()
-		h[headerRateLimitPolicy] = fields[0:1:1]
-		h[headerRateLimit] = fields[1:2:2]
+		h[headerRateLimitPolicy] = lc.fields[0:1:1]
+		h[headerRateLimit] = lc.fields[1:2:2]
 	}
 	if refused != nil {
+		// The quota is checked last: a refusal never follows a charge.
 		mw.reject(q, OutcomeLimited, refused.reason, "", &AuthError{
 			Status: http.StatusTooManyRequests, Description: refused.desc, RetryAfter: max(wait, time.Second)})
 		return false
 	}
+	lc.err = q.err
 	return true
 }
 
-// appendPolicy appends a RateLimit-Policy item: quota q per window w, in
-// whole seconds, at least 1. For a token bucket that is its sustained rate.
+// The RateLimit-Policy field (draft-ietf-httpapi-ratelimit-headers-11,
+// section 3) describes each policy as a quota q of requests per window of
+// w seconds, w a whole number of seconds, at least 1: the draft has no
+// sub-second windows. The middleware reads "q per w" as "at most q
+// requests in any w seconds, however they are spread", and advertises only
+// what the limiter then always allows: a client that keeps to the policy
+// is never refused by it. Within that, it advertises the fastest rate.
+//
+// A token bucket (Limit) of BurstSize B that refills one token every
+// I = Period/Rate allows a request pattern with at most q in any w seconds
+// whenever q ≤ B (a burst of q at once fits) and q×I ≤ w (each window
+// refills what the last one took). Its policy is therefore q = B and w =
+// B×I, the time the bucket takes to refill, rounded up to whole seconds;
+// or, if it describes a faster rate, w = B×I rounded down and q = w/I
+// rounded down. Examples:
+//
+//	100/s             q=100;w=1     (exact)
+//	1000/m,burst=50   q=50;w=3      (exact: 50 every 3s is 1000 a minute)
+//	20/s,burst=5      q=5;w=1       (the bucket holds 5: 5 a second, not 20)
+//	10/100ms          q=10;w=1      (100/s sustained, but at most 10 at once)
+//	1/1500ms          q=1;w=2       (2 per 3s would allow 2 at once)
+//	100/1500ms        q=66;w=1
+//
+// Where B×I is under a second or not whole, the advertised rate is below
+// the sustained one; the RateLimit field (r, what the bucket holds now,
+// and t) tells a client the rest.
+//
+// A quota (Quota) counts fixed windows of Period aligned to the epoch. Any
+// w ≥ Period seconds contains a whole window, and a burst of q may land
+// in one window, so its policy is q = Limit and w = Period rounded up to
+// whole seconds: "10/100ms" is q=10;w=1, "1/1500ms" q=1;w=2.
+
+// limitPolicy returns the quota and window (seconds) of l's
+// RateLimit-Policy item. An l no limiter can apply gives q=0;w=1.
+func limitPolicy(l Limit) (q, w int64) {
+	interval, refill, err := l.GCRA()
+	if err != nil {
+		return 0, 1
+	}
+	q, w = int64(l.BurstSize()), max(ceilSeconds(refill), 1)
+	if wf := int64(refill / time.Second); wf >= 1 && wf < w {
+		qf := min(q, int64(time.Duration(wf)*time.Second/interval))
+		if float64(qf)/float64(wf) > float64(q)/float64(w) {
+			return qf, wf
+		}
+	}
+	return q, w
+}
+
+// quotaPolicy returns the quota and window (seconds) of q's
+// RateLimit-Policy item.
+func quotaPolicy(q Quota) (int64, int64) {
+	return q.Limit, max(ceilSeconds(q.Period), 1)
+}
+
+// appendPolicy appends a RateLimit-Policy item: quota q per window w.
 //
 //	"key";q=100;w=60
-func appendPolicy(b []byte, name string, q int64, w time.Duration) []byte {
+func appendPolicy(b []byte, name string, q, w int64) []byte {
 	b = append(b, '"')
 	b = append(b, name...)
 	b = append(b, `";q=`...)
 	b = strconv.AppendInt(b, q, 10)
 	b = append(b, ";w="...)
-	return strconv.AppendInt(b, max(ceilSeconds(w), 1), 10)
+	return strconv.AppendInt(b, w, 10)
 }
 
 // appendRateItem appends a RateLimit item: what remains and how many

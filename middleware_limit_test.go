@@ -2,10 +2,16 @@ package apikey_test
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -471,4 +477,175 @@ func TestMiddlewareMemlimitKey(t *testing.T) {
 	assert.True(t, d.Allowed)
 	assert.Equal(t, int64(0), d.Remaining, "two requests through the middleware and one here under k.ID share a bucket")
 	assertRejected(t, serve(h, newRequest(withKey(key))), 429, "")
+}
+
+// TestMiddlewareFailedAuthUnixSocket serves the middleware on a real Unix
+// socket, where every peer has the same (empty) address. Without
+// WithTrustedUnixSocket failures are not counted at all, so six bad
+// requests from one client do not lock out another holding a valid key;
+// with it, X-Forwarded-For names each client and each gets its own bucket.
+func TestMiddlewareFailedAuthUnixSocket(t *testing.T) {
+	f := newMWFixture(t)
+	lim := newRecordingLimiter(f.clock.Now)
+	limits := apikey.WithLimits(apikey.Limits{Limiter: lim, FailedAuth: apikey.Limit{Rate: 3, Period: time.Hour, Burst: 3}})
+	dir, err := os.MkdirTemp("", "apikey")
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	serveUnix := func(name string, h http.Handler) *http.Client {
+		path := filepath.Join(dir, name)
+		ln, err := net.Listen("unix", path)
+		require.NoError(t, err)
+		srv := &http.Server{Handler: h}
+		go srv.Serve(ln)
+		t.Cleanup(func() { srv.Close() })
+		return &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		}}}
+	}
+	get := func(c *http.Client, key, xff string) int {
+		r, err := http.NewRequest(http.MethodGet, "http://api/orders", nil)
+		require.NoError(t, err)
+		r.Header.Set("X-API-Key", key)
+		if xff != "" {
+			r.Header.Set("X-Forwarded-For", xff)
+		}
+		resp, err := c.Do(r)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	var remote atomic.Value
+	record := func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			remote.Store(r.RemoteAddr)
+			h.ServeHTTP(w, r)
+		})
+	}
+
+	t.Run("not trusted", func(t *testing.T) {
+		h, _ := f.handler(limits)
+		c := serveUnix("plain", record(h))
+		for range 6 {
+			assert.Equal(t, 401, get(c, "acme_test_made_up", "203.0.113.66"))
+		}
+		assert.Equal(t, 200, get(c, f.valid, ""), "another client on the socket is not locked out")
+		t.Logf("RemoteAddr of a Unix peer: %q", remote.Load())
+		assert.Zero(t, lim.callCount("authfail:unknown"))
+		assert.Zero(t, lim.callCount("authfail:203.0.113.66"), "X-Forwarded-For from an untrusted peer is ignored")
+		ev := f.events.last(t)
+		assert.False(t, ev.ClientIP.IsValid())
+	})
+	t.Run("trusted", func(t *testing.T) {
+		h, _ := f.handler(limits, apikey.WithTrustedUnixSocket())
+		c := serveUnix("trusted", h)
+		for range 3 {
+			assert.Equal(t, 401, get(c, "acme_test_made_up", "203.0.113.77"))
+		}
+		assert.Equal(t, 429, get(c, "acme_test_made_up", "203.0.113.77"))
+		assert.Equal(t, 429, get(c, f.valid, "203.0.113.77"), "the client that failed is blocked")
+		assert.Equal(t, 200, get(c, f.valid, "203.0.113.78"), "another is not")
+		assert.Equal(t, 4, lim.callCount("authfail:203.0.113.77"))
+		assert.Equal(t, netip.MustParseAddr("203.0.113.78"), f.events.last(t).ClientIP)
+		// Without X-Forwarded-For the client has no address: not counted.
+		for range 6 {
+			assert.Equal(t, 401, get(c, "acme_test_made_up", ""))
+		}
+		assert.Equal(t, 200, get(c, f.valid, ""))
+	})
+}
+
+// TestMiddlewareFailedAuthNoSharedBucket checks that requests whose client
+// has no address of its own are neither counted nor blocked: a trusted
+// proxy that names no client (its own address is then what is found) and
+// an empty RemoteAddr would otherwise put every client in one bucket.
+func TestMiddlewareFailedAuthNoSharedBucket(t *testing.T) {
+	f := newMWFixture(t)
+	lim := newRecordingLimiter(f.clock.Now)
+	h, _ := f.handler(apikey.WithTrustedProxies(netip.MustParsePrefix("10.0.0.0/8")),
+		apikey.WithLimits(apikey.Limits{Limiter: lim, FailedAuth: apikey.Limit{Rate: 1, Period: time.Hour, Burst: 1}}))
+	for _, tc := range []struct {
+		name, remote, xff, bucket string
+	}{
+		{"trusted proxy, no X-Forwarded-For", "10.0.0.1:1", "", "authfail:10.0.0.1"},
+		{"trusted proxy, malformed X-Forwarded-For", "10.0.0.2:1", "bogus", "authfail:10.0.0.2"},
+		{"trusted proxies all the way", "10.0.0.3:1", "10.9.9.9", "authfail:10.9.9.9"},
+		{"empty RemoteAddr", "", "", "authfail:unknown"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := func(key string) *http.Request {
+				return newRequest(func(r *http.Request) {
+					r.RemoteAddr = tc.remote
+					if tc.xff != "" {
+						r.Header.Set("X-Forwarded-For", tc.xff)
+					}
+					r.Header.Set("X-API-Key", key)
+				})
+			}
+			for range 5 {
+				assertRejected(t, serve(h, req("acme_test_made_up")), 401, chInvalid)
+			}
+			assert.Equal(t, 200, serve(h, req(f.valid)).Code)
+			assert.Zero(t, lim.callCount(tc.bucket))
+		})
+	}
+	// A client named by the proxy still has its own bucket.
+	from := func(key string) *http.Request {
+		return newRequest(func(r *http.Request) {
+			r.RemoteAddr = "10.0.0.1:1"
+			r.Header.Set("X-Forwarded-For", "203.0.113.5")
+			r.Header.Set("X-API-Key", key)
+		})
+	}
+	assertRejected(t, serve(h, from("acme_test_made_up")), 401, chInvalid)
+	assertRejected(t, serve(h, from("acme_test_made_up")), 429, "")
+	assertRejected(t, serve(h, from(f.valid)), 429, "")
+}
+
+// TestMiddlewareRateLimitPolicyWindows checks the RateLimit-Policy item of
+// limits and quotas whose periods are not whole seconds or whose burst is
+// not their rate, and that a client keeping to it (q requests at once,
+// again w seconds later) is never refused.
+func TestMiddlewareRateLimitPolicyWindows(t *testing.T) {
+	f := newMWFixture(t)
+	for _, tc := range []struct {
+		limit, quota string
+		policy       string
+	}{
+		{limit: "10/100ms", policy: `"key";q=10;w=1`},
+		{limit: "1/1500ms", policy: `"key";q=1;w=2`},
+		{limit: "20/s,burst=5", policy: `"key";q=5;w=1`},
+		{limit: "1000/m,burst=50", policy: `"key";q=50;w=3`},
+		{limit: "100/1500ms", policy: `"key";q=66;w=1`},
+		{limit: "100/s", policy: `"key";q=100;w=1`},
+		{quota: "10/100ms", policy: `"quota";q=10;w=1`},
+		{quota: "1/1500ms", policy: `"quota";q=1;w=2`},
+		{quota: "5/2500ms", policy: `"quota";q=5;w=3`},
+	} {
+		t.Run(tc.limit+tc.quota, func(t *testing.T) {
+			lim := must(memlimit.NewLimiter(memlimit.WithClock(f.clock.Now)))
+			defer lim.Close()
+			ctr := must(memlimit.NewCounter(memlimit.WithClock(f.clock.Now)))
+			defer ctr.Close()
+			h, _ := f.handler(apikey.WithLimits(apikey.Limits{Limiter: lim, Counter: ctr}))
+			var req apikey.IssueRequest
+			if tc.limit != "" {
+				req.RateLimit = must(apikey.ParseLimit(tc.limit))
+			} else {
+				req.Quota = must(apikey.ParseQuota(tc.quota))
+			}
+			key, _ := issueKey(t, f, req)
+			var q, w int
+			_, err := fmt.Sscanf(tc.policy[strings.Index(tc.policy, ";"):], ";q=%d;w=%d", &q, &w)
+			require.NoError(t, err)
+			for round := range 3 {
+				for i := range q {
+					rec := serve(h, newRequest(withKey(key)))
+					require.Equal(t, 200, rec.Code, "round %d, request %d of %d", round, i+1, q)
+					assert.Equal(t, tc.policy, rec.Header().Get("RateLimit-Policy"))
+				}
+				f.clock.Advance(time.Duration(w) * time.Second)
+			}
+		})
+	}
 }

@@ -29,6 +29,60 @@ func WithHeader(name string) MiddlewareOption {
 	}
 }
 
+// WithCookie also accepts a key as the value of the cookie name, for
+// browser clients. The cookie counts as a credential like the header: with
+// a header too, or twice, the request is 400 invalid_request; an empty
+// value is ignored. Off by default. The name must be an HTTP token.
+//
+// Browsers send cookies with cross-site requests too, so a route that
+// changes state and accepts a key in a cookie needs protection against
+// cross-site request forgery: a SameSite=Strict or Lax cookie, or
+// http.CrossOriginProtection in front of the middleware.
+func WithCookie(name string) MiddlewareOption {
+	return func(mw *middleware) error {
+		if !isToken(name) {
+			return fmt.Errorf("%w: WithCookie(%q): not a usable cookie name", ErrInvalidRequest, name)
+		}
+		mw.cookie = name
+		return nil
+	}
+}
+
+// WithAnonymous lets a request that carries no credential through to the
+// next handler without a key, for routes that serve everyone and serve
+// callers with a key more: FromContext reports false for it, and
+// RequireScopes, RequireAnyScope and Require refuse it with 401. A
+// credential that does not authenticate (a bad, revoked or expired key,
+// two credentials, a malformed Authorization header) is refused as
+// without this option. An anonymous request is not rate-limited by the
+// middleware, and is reported with OutcomeAnonymous and
+// ReasonNoCredential. Off by default.
+func WithAnonymous() MiddlewareOption {
+	return func(mw *middleware) error {
+		mw.anonymous = true
+		return nil
+	}
+}
+
+// WithCORSPreflight lets a CORS preflight request (OPTIONS with the
+// Origin and Access-Control-Request-Method headers) through to the next
+// handler without a key, which must answer it: browsers send preflights
+// without credentials, so the middleware would refuse them with 401 and
+// the browser would never send the request itself. Any credential a
+// preflight carries is not read. It is reported with OutcomeAnonymous and
+// ReasonPreflight; RequireScopes and friends refuse it with 401, so answer
+// preflights before them. Off by default.
+//
+// A CORS handler in front of the middleware answers preflights itself and
+// needs no option; it also adds the CORS headers to refusals, without
+// which a browser hides a 401 or a 429 from the page's code.
+func WithCORSPreflight() MiddlewareOption {
+	return func(mw *middleware) error {
+		mw.preflight = true
+		return nil
+	}
+}
+
 // WithQueryParam also accepts a key in the query parameter name. It is off
 // by default, and should stay off where it can: URLs end up in access logs,
 // browser history and Referer headers. Reading the query allocates.
@@ -93,6 +147,22 @@ func WithTrustedProxies(prefixes ...netip.Prefix) MiddlewareOption {
 	}
 }
 
+// WithTrustedUnixSocket treats a peer on a Unix socket as a trusted proxy,
+// for servers that listen on one behind a reverse proxy: X-Forwarded-For
+// is then read as WithTrustedProxies says, from the right, and the first
+// address that is not a trusted proxy is the client. Such a peer has no
+// address of its own; without this option, or when X-Forwarded-For names
+// no client, the client has no address: key IP allowlists refuse it, and
+// Limits.FailedAuth does not count it. Off by default. A request is on a
+// Unix socket when its context's http.LocalAddrContextKey holds a
+// *net.UnixAddr, as net/http sets it.
+func WithTrustedUnixSocket() MiddlewareOption {
+	return func(mw *middleware) error {
+		mw.unixProxy = true
+		return nil
+	}
+}
+
 // Limits says how Manager.Middleware applies rate limits and quotas. The
 // zero Limits enforces each key's own RateLimit and Quota in this
 // process's memory, and nothing more.
@@ -100,7 +170,13 @@ func WithTrustedProxies(prefixes ...netip.Prefix) MiddlewareOption {
 // Every rate-limited response carries the RateLimit-Policy and RateLimit
 // fields (draft-ietf-httpapi-ratelimit-headers) with one item per policy
 // that applied: "key", "owner" and "quota". A refusal is 429 with
-// Retry-After.
+// Retry-After. A policy's q and w promise only what the limiter always
+// allows: at most q requests in any w seconds, w whole seconds. A rate
+// limit is advertised as its burst per the time its bucket takes to refill
+// (rounded up to a second, or down when that describes a faster rate), so
+// "1000/m,burst=50" is q=50;w=3 and "20/s,burst=5" q=5;w=1; below a
+// second this is slower than the sustained rate ("10/100ms" is q=10;w=1).
+// A quota is its Limit per its Period rounded up to a second.
 type Limits struct {
 	// Limiter applies the rate limits: each key's RateLimit (or Default)
 	// under the limiter key k.ID, PerOwner under "owner:"+owner, and
@@ -131,10 +207,17 @@ type Limits struct {
 	// exceeds it, its requests get 429 with Retry-After before their key
 	// is even parsed, until the limiter would allow a failure again, so
 	// floods of made-up keys cannot reach the store unboundedly. Blocks are
-	// remembered in this process, for at most 65536 addresses; with a
-	// shared Limiter each process learns of a block at that client's next
-	// failure there. A Limiter error does not turn a 401 into anything
-	// else. If zero, failures are not limited.
+	// remembered in this process, for at most 65536 addresses, the oldest
+	// forgotten first; with a shared Limiter each process learns of a
+	// block at that client's next failure there. A Limiter error does not
+	// turn a 401 into anything else. If zero, failures are not limited.
+	//
+	// A request whose client has no address of its own is not counted and
+	// never blocked, since one bucket for all such requests would let any
+	// one client lock out every other: a request on a Unix socket (unless
+	// WithTrustedUnixSocket and X-Forwarded-For name the client), with an
+	// empty RemoteAddr, or from a trusted proxy that named no client (the
+	// address found is then the proxy's). Limit such failures at the proxy.
 	FailedAuth Limit
 
 	// Cost returns how many quota units a request costs, for example more
@@ -143,6 +226,17 @@ type Limits struct {
 	// before the handler, so the cost must be known from the request
 	// alone. A result of 0 or less makes the request free: it is not
 	// counted. If nil, every request costs 1.
+	//
+	// Only a request that reaches the handlers behind the middleware
+	// costs quota. The quota is checked last, after the rate limits, so a
+	// 429 charges none (a rate limit checked before the one that refused
+	// keeps its token); 400, 401 and a 403 for the IP allowlist come
+	// before any limit and cost nothing but, for a bad key, one failure
+	// under FailedAuth. A 403 from RequireScopes, RequireAnyScope or
+	// Require behind the middleware is charged up front like any request,
+	// so that a key over its quota never reaches a handler, and the units
+	// come back when Counter is a Refunder (every Counter in this module
+	// is); its rate-limit tokens stay spent.
 	Cost func(*http.Request) int64
 
 	// FailOpen lets requests through when the Limiter or the Counter
@@ -173,10 +267,17 @@ func WithLimits(l Limits) MiddlewareOption {
 	}
 }
 
-// WithOnEvent calls fn with an Event for every request the middleware
-// decides, synchronously, before the response is written or the next
-// handler called. fn must be fast and safe for concurrent use; log with
-// slog or count with a metrics library there. Events never hold a key.
+// WithOnEvent calls fn with one Event for every request the middleware
+// handles, synchronously, so that a metric counting events counts
+// requests. A refusal is reported before its response is written. A
+// request let through is reported once the next handler returns (or
+// panics), unless RequireScopes, RequireAnyScope or Require behind it
+// refuses it: then that refusal is its one Event, reported before the
+// response. Duration is the deciding time either way, never the
+// handler's. A request that an outer Middleware of the same Manager
+// authenticated is reported by that one only. fn must be fast and safe for
+// concurrent use; log with slog or count with a metrics library there.
+// Events never hold a key.
 func WithOnEvent(fn func(Event)) MiddlewareOption {
 	return func(mw *middleware) error {
 		if fn == nil {

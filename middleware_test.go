@@ -512,6 +512,8 @@ func TestMiddlewareRejectsBadOptions(t *testing.T) {
 		{"header with space", []apikey.MiddlewareOption{apikey.WithHeader("X API Key")}, "not a usable header name"},
 		{"Authorization as header", []apikey.MiddlewareOption{apikey.WithHeader("authorization")}, "not a usable header name"},
 		{"empty query param", []apikey.MiddlewareOption{apikey.WithQueryParam("")}, "WithQueryParam"},
+		{"cookie name with space", []apikey.MiddlewareOption{apikey.WithCookie("api key")}, "WithCookie"},
+		{"empty cookie name", []apikey.MiddlewareOption{apikey.WithCookie("")}, "WithCookie"},
 		{"realm with quote", []apikey.MiddlewareOption{apikey.WithRealm(`a"b`)}, "WithRealm"},
 		{"bad prefix", []apikey.MiddlewareOption{apikey.WithAllowedPrefixes("Acme")}, "invalid prefix"},
 		{"no prefixes", []apikey.MiddlewareOption{apikey.WithAllowedPrefixes()}, "no prefix"},

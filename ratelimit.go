@@ -96,6 +96,22 @@ type Counter interface {
 	Add(ctx context.Context, key string, q Quota, n int64) (Decision, error)
 }
 
+// Refunder is implemented by Counters that can give units back. The
+// middleware uses it when RequireScopes, RequireAnyScope or Require
+// refuses a request (403) after the Counter counted it, so that a refused
+// request costs no quota. With a Counter that does not implement it, such a
+// request keeps its cost. Every Counter in this module implements it.
+type Refunder interface {
+	// Refund takes n units off key's usage in the current window of q,
+	// never below zero: the units Add counted for a request that was
+	// refused after all. If the window Add counted them in has ended
+	// since, they come off the current one, which then allows up to n
+	// more. It refuses what Add refuses (an invalid q, a negative n) with
+	// an error wrapping ErrInvalidRequest, and fails with one wrapping
+	// ErrUnavailable when the backend does not answer.
+	Refund(ctx context.Context, key string, q Quota, n int64) error
+}
+
 // Validate reports whether a Limiter can apply l. It returns an error
 // wrapping ErrInvalidRequest, which says what is wrong, if l is zero (a
 // limiter cannot apply "no limit") or breaks a rule of Limit: Rate and

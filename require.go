@@ -12,7 +12,11 @@ import (
 // error="insufficient_scope" and the missing scopes in the challenge's
 // scope attribute. A request with no key in its context gets 401, so
 // middleware applied in the wrong order fails closed. Refusals go to the
-// authenticating middleware's error handler and event hook.
+// authenticating middleware's error handler and event hook, and settle the
+// request for it: the refusal's Event is the request's only one (its
+// Duration adds the middleware's time), and the quota units the
+// middleware charged come back when its Counter is a Refunder, so that a
+// refused request costs no quota. Its rate limits keep counting it.
 //
 // RequireScopes panics, like regexp.MustCompile, if scopes is empty or one
 // of them is not a valid literal scope (see ValidateScope; wildcards are
@@ -97,15 +101,21 @@ func requireFunc(missing func(granted []string) []string) func(http.Handler) htt
 				q.start = time.Now()
 			}
 			if c == nil || c.key == nil {
+				if c != nil {
+					q.prior, _, q.err = c.settle(r.Context())
+				}
 				mw.reject(&q, OutcomeNoCredential, ReasonNoCredential, mw.chNone, &AuthError{
-					Status: http.StatusUnauthorized, Description: descNoCredential})
+					Status: http.StatusUnauthorized, Description: descNoCredential, Err: q.err})
 				return
 			}
 			if m := missing(c.key.Scopes); m != nil {
+				// The refusal settles the request: the middleware's quota
+				// charge comes back, and this is the request's one Event.
 				q.key = c.key
+				q.prior, _, q.err = c.settle(r.Context())
 				mw.reject(&q, OutcomeForbidden, ReasonInsufficientScope,
 					challenge(mw.realm, CodeInsufficientScope, "", m), &AuthError{
-						Status: http.StatusForbidden, Code: CodeInsufficientScope, Description: descScope, Scopes: m})
+						Status: http.StatusForbidden, Code: CodeInsufficientScope, Description: descScope, Scopes: m, Err: q.err})
 				return
 			}
 			next.ServeHTTP(w, r)

@@ -29,6 +29,9 @@ type Store interface {
 	// List returns keys in ascending order of ID, at most opts.Limit of
 	// them, starting after opts.Cursor, restricted to opts.Owner when it is
 	// set. next is the cursor for the following page, "" after the last.
+	// A store that cannot decode some records of the page returns the
+	// others and the right next, with an error matching ErrCorruptRecord
+	// that names the records it skipped.
 	List(ctx context.Context, opts ListOptions) (keys []*Key, next string, err error)
 }
 
@@ -69,6 +72,16 @@ func (opts ListOptions) PageLimit() int {
 // replacement again if that update fails.
 type Rotator interface {
 	Rotate(ctx context.Context, old, replacement *Key) error
+}
+
+// Revoker is implemented by stores that can revoke a key without reading
+// its record, so that a record that no longer decodes can still be
+// revoked. Manager.Revoke uses it when the Store has it.
+type Revoker interface {
+	// Revoke sets RevokedAt of key id to at if it is not set, incrementing
+	// Revision, and does nothing if it is set. It fails with ErrNotFound
+	// if there is no such key.
+	Revoke(ctx context.Context, id string, at time.Time) error
 }
 
 // LastUsedRecorder is implemented by stores that can record when many keys

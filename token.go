@@ -2,6 +2,8 @@ package apikey
 
 import (
 	"crypto/rand"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"log/slog"
@@ -31,29 +33,58 @@ const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 // Token is a parsed API key. Its Prefix and ID are public; the secret part
 // is reachable only through Secret, which redacts itself when printed.
-// Token itself also prints redacted.
+// Token itself redacts as Secret does, wherever it is: fmt (every verb),
+// log, slog, templates, encoding/json, encoding/xml and
+// encoding.TextMarshaler show only the prefix and key ID, and reading a
+// Token back from JSON or text fails: Parse the key instead. encoding/gob
+// writes only Prefix and ID, and reads back a Token without its key.
+//
+// The zero Token is empty and prints as "". A Token is an immutable value,
+// safe for concurrent use. Two Tokens holding the same key need not be ==:
+// compare their Prefix and ID, or their keys with
+// crypto/subtle.ConstantTimeCompare on Secret().Reveal().
 type Token struct {
 	Prefix string // e.g. "acme_live"
 	ID     string // kid: 12 base62 characters
-	raw    string // the whole token
+	raw    sealed // the whole token (see sealed for why not a string)
 }
 
 // Secret returns the whole token as a Secret.
 func (t Token) Secret() Secret { return Secret{raw: t.raw} }
 
-// String returns the token with its secret part redacted.
+// String returns the token with its secret part redacted, as
+// Secret.String does.
 func (t Token) String() string { return t.Secret().String() }
 
-// GoString returns the redacted form too, so %#v does not leak the secret.
-func (t Token) GoString() string { return t.Secret().String() }
+// GoString implements fmt.GoStringer so %#v is redacted too.
+func (t Token) GoString() string { return "apikey.Token(" + t.String() + ")" }
+
+// Format implements fmt.Formatter: every verb prints the redacted form
+// (%#v the GoString form), as Secret.Format does.
+func (t Token) Format(f fmt.State, verb rune) { formatRedacted(f, verb, "apikey.Token", t.String()) }
 
 // LogValue implements slog.LogValuer: the token logs redacted.
-func (t Token) LogValue() slog.Value { return t.Secret().LogValue() }
+func (t Token) LogValue() slog.Value { return slog.StringValue(t.String()) }
+
+// MarshalText implements encoding.TextMarshaler with the redacted form.
+func (t Token) MarshalText() ([]byte, error) { return []byte(t.String()), nil }
+
+// MarshalJSON implements json.Marshaler with the redacted form.
+func (t Token) MarshalJSON() ([]byte, error) { return json.Marshal(t.String()) }
+
+// errTokenUnmarshal stops a redacted form from being read back as if it
+// were a key.
+var errTokenUnmarshal = errors.New("apikey: a Token cannot be unmarshaled; use Parse")
+
+// UnmarshalText refuses: a Token's text form is redacted, and reading one
+// back would silently produce a token that cannot verify.
+func (t *Token) UnmarshalText([]byte) error { return errTokenUnmarshal }
 
 // secretPart returns the 43 secret characters, without the checksum.
 func (t Token) secretPart() string {
-	n := len(t.raw)
-	return t.raw[n-ChecksumLen-SecretLen : n-ChecksumLen]
+	raw := t.raw.reveal()
+	n := len(raw)
+	return raw[n-ChecksumLen-SecretLen : n-ChecksumLen]
 }
 
 // ValidatePrefix reports whether p may be used as a key prefix: it must
@@ -128,7 +159,7 @@ func Generate(prefix string) (Token, error) {
 	n += SecretLen
 	putChecksum(buf[n:], crc32.ChecksumIEEE(buf[:n]))
 	raw := string(buf)
-	return Token{Prefix: raw[:len(prefix)], ID: raw[len(prefix)+1 : len(prefix)+1+IDLen], raw: raw}, nil
+	return Token{Prefix: raw[:len(prefix)], ID: raw[len(prefix)+1 : len(prefix)+1+IDLen], raw: seal(raw)}, nil
 }
 
 // randomBase62 fills dst with uniformly random base62 characters: each
@@ -204,7 +235,7 @@ func Parse(token string) (Token, error) {
 	if crc32.ChecksumIEEE(stringBytes(token[:crcAt])) != want {
 		return Token{}, ErrChecksum
 	}
-	return Token{Prefix: token[:prefixEnd], ID: token[idAt : secretAt-1], raw: token}, nil
+	return Token{Prefix: token[:prefixEnd], ID: token[idAt : secretAt-1], raw: seal(token)}, nil
 }
 
 // stringBytes views s as a byte slice without copying, for Parse's

@@ -13,7 +13,7 @@ func TestParseID(t *testing.T) {
 		for i := 0; i < 100; i++ {
 			tok, err := Generate(prefix)
 			require.NoError(t, err)
-			parsed, err := Parse(tok.raw)
+			parsed, err := Parse(tok.Secret().Reveal())
 			require.NoError(t, err)
 			require.Equal(t, tok.ID, parsed.ID, prefix)
 			require.Equal(t, tok.Prefix, parsed.Prefix, prefix)

@@ -12,7 +12,7 @@ func (m *Manager) watch(ctx context.Context, w Watcher) {
 	const maxBackoff = 30 * time.Second
 	backoff := time.Second
 	for {
-		err := w.Watch(ctx, m.cache.invalidate)
+		err := w.Watch(ctx, m.changed)
 		if ctx.Err() != nil {
 			return
 		}
@@ -24,4 +24,14 @@ func (m *Manager) watch(ctx context.Context, w Watcher) {
 		}
 		backoff = min(2*backoff, maxBackoff)
 	}
+}
+
+// changed drops what the cache holds for key id, or everything when id
+// is "" (the Watcher may have missed changes).
+func (m *Manager) changed(id string) {
+	if id == "" {
+		m.cache.invalidateAll()
+		return
+	}
+	m.cache.invalidate(id)
 }

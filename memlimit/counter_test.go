@@ -125,3 +125,46 @@ func TestCounterAddDoesNotAllocate(t *testing.T) {
 		t.Fatalf("Add on a known key: %v allocs, want 0", allocs)
 	}
 }
+
+// TestCounterRefund gives back what a refused request cost: Remaining
+// goes back up, never above the quota, and only in the current window.
+func TestCounterRefund(t *testing.T) {
+	c := newTestCounter(t)
+	ctx := context.Background()
+	q := apikey.Quota{Limit: 5, Period: time.Hour}
+	for range 5 {
+		must(c.Add(ctx, "k", q, 1))
+	}
+	if d := must(c.Add(ctx, "k", q, 1)); d.Allowed {
+		t.Fatal("quota not exhausted")
+	}
+	if err := c.Refund(ctx, "k", q, 2); err != nil {
+		t.Fatal(err)
+	}
+	if d := must(c.Add(ctx, "k", q, 0)); d.Remaining != 2 {
+		t.Fatalf("after refunding 2: %+v", d)
+	}
+	if err := c.Refund(ctx, "k", q, 50); err != nil {
+		t.Fatal(err)
+	}
+	if d := must(c.Add(ctx, "k", q, 0)); d.Remaining != 5 {
+		t.Fatalf("a refund above the usage: %+v, want Remaining 5", d)
+	}
+	// A window that has ended is not touched by a refund in the next.
+	must(c.AddAt(t0, "w", q, 3))
+	if err := c.RefundAt(t0.Add(q.Period), "w", q, 3); err != nil {
+		t.Fatal(err)
+	}
+	if d := must(c.AddAt(t0, "w", q, 0)); d.Remaining != 2 {
+		t.Fatalf("refund in the next window: %+v", d)
+	}
+	for _, tc := range []struct {
+		q apikey.Quota
+		n int64
+	}{{apikey.Quota{}, 1}, {apikey.Quota{Limit: -1, Period: time.Hour}, 1}, {q, -1}} {
+		if err := c.Refund(ctx, "k", tc.q, tc.n); !errors.Is(err, apikey.ErrInvalidRequest) {
+			t.Errorf("Refund(%v, %d): %v, want ErrInvalidRequest", tc.q, tc.n, err)
+		}
+	}
+	var _ apikey.Refunder = c
+}

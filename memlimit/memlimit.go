@@ -128,6 +128,27 @@ func (c *Counter) AddAt(now time.Time, key string, q apikey.Quota, n int64) (api
 	return apikey.Decision(c.c.AddAt(now, key, q.Limit, q.Period, n)), nil
 }
 
+// Refund implements apikey.Refunder: RefundAt at the counter's clock's
+// time.
+func (c *Counter) Refund(_ context.Context, key string, q apikey.Quota, n int64) error {
+	return c.RefundAt(c.c.Now(), key, q, n)
+}
+
+// RefundAt takes n units off key's usage in the window of q that contains
+// now, never below zero: the units of a request counted by AddAt and then
+// refused. It returns an error wrapping apikey.ErrInvalidRequest if
+// q.Validate refuses q or n is negative, and no other error.
+func (c *Counter) RefundAt(now time.Time, key string, q apikey.Quota, n int64) error {
+	if err := q.Validate(); err != nil {
+		return err
+	}
+	if n < 0 {
+		return fmt.Errorf("%w: negative quota refund %d", apikey.ErrInvalidRequest, n)
+	}
+	c.c.RefundAt(now, key, q.Period, n)
+	return nil
+}
+
 // Len returns the number of keys tracked, for tests and metrics.
 func (c *Counter) Len() int { return c.c.Len() }
 
@@ -139,6 +160,7 @@ func (c *Counter) Close() error {
 }
 
 var (
-	_ apikey.Limiter = (*Limiter)(nil)
-	_ apikey.Counter = (*Counter)(nil)
+	_ apikey.Limiter  = (*Limiter)(nil)
+	_ apikey.Counter  = (*Counter)(nil)
+	_ apikey.Refunder = (*Counter)(nil)
 )

@@ -87,16 +87,8 @@ func (c *Counter) Add(ctx context.Context, key string, q apikey.Quota, n int64) 
 }
 
 func (c *Counter) add(ctx context.Context, key string, q apikey.Quota, n int64) (apikey.Decision, time.Time, error) {
-	if err := q.Validate(); err != nil {
+	if err := checkQuota(q, n); err != nil {
 		return apikey.Decision{}, time.Time{}, err
-	}
-	switch {
-	case q.Period%time.Microsecond != 0:
-		return apikey.Decision{}, time.Time{}, fmt.Errorf("%w: redislimit: quota period %v is not a whole number of microseconds", apikey.ErrInvalidRequest, q.Period)
-	case q.Limit > maxExact:
-		return apikey.Decision{}, time.Time{}, fmt.Errorf("%w: redislimit: quota limit %d above 2^53", apikey.ErrInvalidRequest, q.Limit)
-	case n < 0 || n > maxExact:
-		return apikey.Decision{}, time.Time{}, fmt.Errorf("%w: redislimit: quota cost %d out of range [0, 2^53]", apikey.ErrInvalidRequest, n)
 	}
 	res, err := quotaScript.Run(ctx, c.client, []string{c.prefix + key}, q.Limit, int64(q.Period/time.Microsecond), n).Int64Slice()
 	if err != nil {
@@ -117,8 +109,64 @@ func (c *Counter) add(ctx context.Context, key string, q apikey.Quota, n int64) 
 	return d, time.Unix(res[3], res[4]*1000), nil
 }
 
+// refundScript takes units off the usage of the current window.
+//
+// KEYS[1]: the hash of quotaScript. ARGV[1]: the quota's period in µs;
+// ARGV[2]: the units to take off. A key whose hash holds another window
+// (or none) is left alone; HSET keeps the key's expiry. Returns the
+// usage left.
+var refundScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local period = tonumber(ARGV[1])
+local start = now - (now % period)
+local v = redis.call('HMGET', KEYS[1], 'w', 'n')
+if not (v[1] and tonumber(v[1]) == start) then
+  return 0
+end
+local left = (tonumber(v[2]) or 0) - tonumber(ARGV[2])
+if left < 0 then left = 0 end
+redis.call('HSET', KEYS[1], 'n', string.format('%d', left))
+return left
+`)
+
+// Refund implements apikey.Refunder: it takes n units off key's usage in
+// the current window of q, never below zero, at the time Redis reads from
+// its clock, in one round trip. It refuses what Add refuses, with an error
+// wrapping apikey.ErrInvalidRequest, and returns an error wrapping
+// apikey.ErrUnavailable if Redis does not answer.
+func (c *Counter) Refund(ctx context.Context, key string, q apikey.Quota, n int64) error {
+	if err := checkQuota(q, n); err != nil {
+		return err
+	}
+	if err := refundScript.Run(ctx, c.client, []string{c.prefix + key}, int64(q.Period/time.Microsecond), n).Err(); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// checkQuota refuses the quotas and costs that the scripts cannot count
+// exactly.
+func checkQuota(q apikey.Quota, n int64) error {
+	if err := q.Validate(); err != nil {
+		return err
+	}
+	switch {
+	case q.Period%time.Microsecond != 0:
+		return fmt.Errorf("%w: redislimit: quota period %v is not a whole number of microseconds", apikey.ErrInvalidRequest, q.Period)
+	case q.Limit > maxExact:
+		return fmt.Errorf("%w: redislimit: quota limit %d above 2^53", apikey.ErrInvalidRequest, q.Limit)
+	case n < 0 || n > maxExact:
+		return fmt.Errorf("%w: redislimit: quota cost %d out of range [0, 2^53]", apikey.ErrInvalidRequest, n)
+	}
+	return nil
+}
+
 // maxExact is the largest integer that every Lua number (a float64)
 // holds exactly.
 const maxExact = 1 << 53
 
-var _ apikey.Counter = (*Counter)(nil)
+var (
+	_ apikey.Counter  = (*Counter)(nil)
+	_ apikey.Refunder = (*Counter)(nil)
+)

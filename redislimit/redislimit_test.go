@@ -573,3 +573,86 @@ func BenchmarkRedisLimiter(b *testing.B) {
 		})
 	})
 }
+
+// TestCounterRefund gives units back on a real Redis: never below zero,
+// only to the window it is in, without creating a key or changing the
+// key's expiry, and in one round trip.
+func TestCounterRefund(t *testing.T) {
+	c := testClient(t)
+	prefix := testPrefix()
+	counter := newTestCounter(t, c, prefix)
+	ctx := context.Background()
+	q := apikey.Quota{Limit: 5, Period: 24 * time.Hour}
+	for range 5 {
+		if _, err := counter.Add(ctx, "k", q, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ttl := c.PTTL(ctx, prefix+"k").Val()
+	if d, _ := counter.Add(ctx, "k", q, 1); d.Allowed {
+		t.Fatal("quota not exhausted")
+	}
+	if err := counter.Refund(ctx, "warm", q, 0); err != nil { // loads the script
+		t.Fatal(err)
+	}
+	before := commandStats(t, c)
+	if err := counter.Refund(ctx, "k", q, 2); err != nil {
+		t.Fatal(err)
+	}
+	after := commandStats(t, c)
+	inScript := map[string]bool{"time": true, "hmget": true, "hset": true}
+	for cmd, n := range after {
+		d := n - before[cmd]
+		switch {
+		case cmd == "evalsha" && d != 1:
+			t.Errorf("%d EVALSHA calls for one refund", d)
+		case cmd != "evalsha" && cmd != "info" && !inScript[cmd] && d != 0:
+			t.Errorf("%d %s calls besides EVALSHA", d, strings.ToUpper(cmd))
+		}
+	}
+	if d, _ := counter.Add(ctx, "k", q, 0); d.Remaining != 2 {
+		t.Fatalf("after refunding 2: %+v", d)
+	}
+	if got := c.PTTL(ctx, prefix+"k").Val(); got > ttl || got < ttl-time.Minute {
+		t.Errorf("expiry %v after the refund, %v before: the refund must keep it", got, ttl)
+	}
+	if err := counter.Refund(ctx, "k", q, 1<<40); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := counter.Add(ctx, "k", q, 0); d.Remaining != 5 {
+		t.Fatalf("a refund above the usage: %+v, want Remaining 5", d)
+	}
+	if _, err := counter.Add(ctx, "k", q, 5); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := counter.Add(ctx, "k", q, 1); d.Allowed {
+		t.Fatal("the refunded units are counted again: quota not exhausted")
+	}
+	// No usage, no key: a refund creates nothing.
+	if err := counter.Refund(ctx, "none", q, 1); err != nil {
+		t.Fatal(err)
+	}
+	if n := c.Exists(ctx, prefix+"none").Val(); n != 0 {
+		t.Fatal("a refund created a key")
+	}
+	// A key that holds an ended window is left alone: 10ms windows.
+	short := apikey.Quota{Limit: 3, Period: 10 * time.Millisecond}
+	if _, err := counter.Add(ctx, "short", short, 3); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(25 * time.Millisecond)
+	if err := counter.Refund(ctx, "short", short, 3); err != nil {
+		t.Fatal(err)
+	}
+	if w := c.HGet(ctx, prefix+"short", "n").Val(); w != "3" && w != "" {
+		t.Errorf("a refund in a later window changed the ended one's usage to %q", w)
+	}
+	for _, tc := range []struct {
+		q apikey.Quota
+		n int64
+	}{{apikey.Quota{}, 1}, {apikey.Quota{Limit: 1, Period: time.Nanosecond}, 1}, {q, -1}, {q, 1<<53 + 1}} {
+		if err := counter.Refund(ctx, "k", tc.q, tc.n); !errors.Is(err, apikey.ErrInvalidRequest) {
+			t.Errorf("Refund(%v, %d): %v, want ErrInvalidRequest", tc.q, tc.n, err)
+		}
+	}
+}

@@ -27,17 +27,27 @@ const (
 // without Redis. Usage is counted in fixed windows aligned to the quota's
 // period (counted from the Unix epoch, by the calling process's clock),
 // with one upsert per Add; a refused Add writes nothing and costs one more
-// read. About once a minute an Add also deletes windows that ended over
+// read. Refund is one UPDATE. About once a minute an Add also deletes windows that ended over
 // a minute ago. A Counter is safe for concurrent use, and processes
 // sharing the database share the counts.
 type Counter struct {
 	s           *Store
+	refund      string       // the Refund statement
 	lastCleanup atomic.Int64 // Unix nanoseconds
 }
 
 // Counter returns a quota Counter that uses the Store's database and
 // table prefix. It needs a migrated schema, like the Store.
-func (s *Store) Counter() *Counter { return &Counter{s: s} }
+func (s *Store) Counter() *Counter {
+	// $1 the counter key, $2 the window's start, $3 the units; CASE
+	// rather than MAX or GREATEST, which only one dialect has.
+	q := `UPDATE ` + s.cfg.prefix + `quota_usage SET used = CASE WHEN used > $3 THEN used - $3 ELSE 0 END
+		WHERE counter_key = $1 AND window_start = $2`
+	if s.dialect == SQLite {
+		q = sqlitePlaceholders(q)
+	}
+	return &Counter{s: s, refund: q}
+}
 
 // Add implements apikey.Counter: AddAt at time.Now().
 func (c *Counter) Add(ctx context.Context, key string, q apikey.Quota, n int64) (apikey.Decision, error) {
@@ -52,26 +62,15 @@ func (c *Counter) Add(ctx context.Context, key string, q apikey.Quota, n int64) 
 // apikey.ErrInvalidRequest; a database that does not answer fails with
 // an error wrapping apikey.ErrUnavailable.
 func (c *Counter) AddAt(ctx context.Context, key string, q apikey.Quota, n int64, now time.Time) (apikey.Decision, error) {
-	if err := q.Validate(); err != nil {
+	if err := checkQuota(key, q, n); err != nil {
 		return apikey.Decision{}, err
-	}
-	switch {
-	case q.Period > maxQuotaPeriod:
-		return apikey.Decision{}, fmt.Errorf("%w: sqlstore: quota period %v above the maximum of %v", apikey.ErrInvalidRequest, q.Period, maxQuotaPeriod)
-	case n < 0:
-		return apikey.Decision{}, fmt.Errorf("%w: sqlstore: negative quota cost %d", apikey.ErrInvalidRequest, n)
-	case !validText(key):
-		return apikey.Decision{}, fmt.Errorf("%w: sqlstore: quota key must be UTF-8 without NUL bytes", apikey.ErrInvalidRequest)
 	}
 	if err := c.s.check(ctx); err != nil {
 		return apikey.Decision{}, err
 	}
-	t, period := now.UnixNano(), int64(q.Period)
-	start := t - t%period
-	if t < 0 && t%period != 0 {
-		start -= period // floor, not truncation, before 1970
-	}
-	end := start + period
+	t := now.UnixNano()
+	start := windowStart(t, int64(q.Period))
+	end := start + int64(q.Period)
 	reset := time.Duration(end - t)
 
 	var used int64
@@ -94,6 +93,57 @@ func (c *Counter) AddAt(ctx context.Context, key string, q apikey.Quota, n int64
 	return apikey.Decision{Allowed: true, Limit: q.Limit, Remaining: q.Limit - used, Reset: reset}, nil
 }
 
+// Refund implements apikey.Refunder: RefundAt at time.Now().
+func (c *Counter) Refund(ctx context.Context, key string, q apikey.Quota, n int64) error {
+	return c.RefundAt(ctx, key, q, n, time.Now())
+}
+
+// RefundAt takes n units off key's usage in the window of q that contains
+// now, never below zero, in one statement: the units of a request counted
+// by AddAt and then refused. It refuses what AddAt refuses, with an error
+// wrapping apikey.ErrInvalidRequest; a database that does not answer fails
+// with an error wrapping apikey.ErrUnavailable.
+func (c *Counter) RefundAt(ctx context.Context, key string, q apikey.Quota, n int64, now time.Time) error {
+	if err := checkQuota(key, q, n); err != nil {
+		return err
+	}
+	if err := c.s.check(ctx); err != nil {
+		return err
+	}
+	start := windowStart(now.UnixNano(), int64(q.Period))
+	if _, err := c.s.db.ExecContext(ctx, c.refund, key, start, n); err != nil {
+		return fmt.Errorf("%w: sqlstore: quota refund: %w", apikey.ErrUnavailable, err)
+	}
+	return nil
+}
+
+// checkQuota refuses what a Counter cannot count.
+func checkQuota(key string, q apikey.Quota, n int64) error {
+	if err := q.Validate(); err != nil {
+		return err
+	}
+	switch {
+	case q.Period > maxQuotaPeriod:
+		return fmt.Errorf("%w: sqlstore: quota period %v above the maximum of %v", apikey.ErrInvalidRequest, q.Period, maxQuotaPeriod)
+	case n < 0:
+		return fmt.Errorf("%w: sqlstore: negative quota cost %d", apikey.ErrInvalidRequest, n)
+	case !validText(key):
+		return fmt.Errorf("%w: sqlstore: quota key must be UTF-8 without NUL bytes", apikey.ErrInvalidRequest)
+	}
+	return nil
+}
+
+// windowStart returns the start of the window of length period (ns) that
+// contains t (Unix ns), windows starting at multiples of period since the
+// epoch.
+func windowStart(t, period int64) int64 {
+	start := t - t%period
+	if t < 0 && t%period != 0 {
+		start -= period // floor, not truncation, before 1970
+	}
+	return start
+}
+
 // cleanup deletes ended windows if none of this Counter's calls did in
 // the last cleanupEvery. It is best effort: a failure is retried later.
 func (c *Counter) cleanup(ctx context.Context, now int64) {
@@ -104,4 +154,7 @@ func (c *Counter) cleanup(ctx context.Context, now int64) {
 	c.s.db.ExecContext(ctx, c.s.q.quotaCleanup, now-int64(cleanupGrace))
 }
 
-var _ apikey.Counter = (*Counter)(nil)
+var (
+	_ apikey.Counter  = (*Counter)(nil)
+	_ apikey.Refunder = (*Counter)(nil)
+)

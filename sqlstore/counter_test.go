@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/apikeykit/apikey"
+	"github.com/apikeykit/apikey/sqlstore"
 )
 
 func TestCounter(t *testing.T) {
@@ -164,5 +165,101 @@ func TestCounterUnavailable(t *testing.T) {
 	_, err := c.Add(context.Background(), "k", apikey.Quota{Limit: 5, Period: time.Hour}, 1)
 	if !errors.Is(err, apikey.ErrUnavailable) {
 		t.Fatalf("Add on a closed database: %v, want ErrUnavailable", err)
+	}
+}
+
+// TestCounterRefund gives units back with one statement, on every
+// backend: never below zero, only in the window it is in, creating no row,
+// in a Store with its own table prefix too.
+func TestCounterRefund(t *testing.T) {
+	ctx := context.Background()
+	for _, b := range backends() {
+		for _, prefix := range []string{"", "other_"} {
+			t.Run(b.name+"/"+prefix, func(t *testing.T) {
+				need(t, b)
+				db, _ := b.open(t)
+				var opts []sqlstore.Option
+				table := "apikey_quota_usage"
+				if prefix != "" {
+					opts = append(opts, sqlstore.WithTablePrefix(prefix))
+					table = prefix + "quota_usage"
+				}
+				c := newStore(t, db, b.dialect, opts...).Counter()
+				q := apikey.Quota{Limit: 5, Period: time.Hour}
+				now := time.Date(2026, 11, 26, 12, 30, 0, 0, time.UTC)
+				remaining := func(key string, at time.Time) int64 {
+					t.Helper()
+					d, err := c.AddAt(ctx, key, q, 0, at)
+					if err != nil {
+						t.Fatal(err)
+					}
+					return d.Remaining
+				}
+				if _, err := c.AddAt(ctx, "k", q, 5, now); err != nil {
+					t.Fatal(err)
+				}
+				steps := []struct {
+					name      string
+					n         int64
+					remaining int64
+				}{
+					{"refund 2", 2, 2},
+					{"refund 0", 0, 2},
+					{"refund more than used: zero, not below", 1 << 40, 5},
+				}
+				for _, s := range steps {
+					if err := c.RefundAt(ctx, "k", q, s.n, now.Add(time.Minute)); err != nil {
+						t.Fatalf("%s: %v", s.name, err)
+					}
+					if got := remaining("k", now); got != s.remaining {
+						t.Fatalf("%s: remaining %d, want %d", s.name, got, s.remaining)
+					}
+				}
+				// The next window is another row: a refund there leaves this
+				// one alone and creates nothing.
+				if _, err := c.AddAt(ctx, "k", q, 3, now); err != nil {
+					t.Fatal(err)
+				}
+				if err := c.RefundAt(ctx, "k", q, 3, now.Add(time.Hour)); err != nil {
+					t.Fatal(err)
+				}
+				if got := remaining("k", now); got != 2 {
+					t.Fatalf("a refund in the next window: remaining %d, want 2", got)
+				}
+				var rows int
+				if err := db.QueryRow(`SELECT COUNT(*) FROM ` + table).Scan(&rows); err != nil {
+					t.Fatal(err)
+				}
+				if err := c.RefundAt(ctx, `x'; DELETE FROM `+table+`; --`, q, 1, now); err != nil {
+					t.Fatal(err)
+				}
+				var after int
+				if err := db.QueryRow(`SELECT COUNT(*) FROM ` + table).Scan(&after); err != nil {
+					t.Fatal(err)
+				}
+				if after != rows {
+					t.Fatalf("%d rows after refunding a key with no usage, %d before", after, rows)
+				}
+				if err := c.Refund(ctx, "k", q, -1); !errors.Is(err, apikey.ErrInvalidRequest) {
+					t.Fatalf("Refund(-1) = %v, want ErrInvalidRequest", err)
+				}
+				if err := c.Refund(ctx, "a\x00b", q, 1); !errors.Is(err, apikey.ErrInvalidRequest) {
+					t.Fatalf("Refund of a key with NUL = %v, want ErrInvalidRequest", err)
+				}
+			})
+		}
+	}
+}
+
+func TestCounterRefundUnavailable(t *testing.T) {
+	db, _ := openSQLite(t)
+	c := newStore(t, db, sqlstore.SQLite).Counter()
+	q := apikey.Quota{Limit: 5, Period: time.Hour}
+	if _, err := c.Add(context.Background(), "k", q, 1); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if err := c.Refund(context.Background(), "k", q, 1); !errors.Is(err, apikey.ErrUnavailable) {
+		t.Fatalf("Refund on a closed database: %v, want ErrUnavailable", err)
 	}
 }

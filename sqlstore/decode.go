@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -28,7 +29,7 @@ func (c jsonCol) Scan(v any) error {
 	case []byte:
 		s = string(v)
 	default:
-		return fmt.Errorf("sqlstore: cannot scan %T as JSON", v)
+		return fmt.Errorf("%w: cannot scan %T as JSON", errBadColumn, v)
 	}
 	switch dst := c.dst.(type) {
 	case *[]string:
@@ -56,8 +57,15 @@ func (c jsonCol) Scan(v any) error {
 			return nil
 		}
 	}
-	return json.Unmarshal([]byte(s), c.dst)
+	if err := json.Unmarshal([]byte(s), c.dst); err != nil {
+		return fmt.Errorf("%w: %w", errBadColumn, err)
+	}
+	return nil
 }
+
+// errBadColumn marks a column value that does not decode: the row is
+// corrupt, which is not a failure of the database.
+var errBadColumn = errors.New("bad column value")
 
 // plainString reads a JSON string without escapes at the start of s and
 // returns it and the rest of s.

@@ -20,9 +20,11 @@
 // LISTEN/NOTIFY fed by a trigger, so that a change made by any client
 // reaches every Manager within a second (see WithNotifications and package
 // pglisten); on SQLite by polling a change log that triggers maintain.
-// Counter returns a quota counter on the same database.
+// Counter returns a quota counter on the same database, and Vault a store
+// for package vault's envelope-encrypted secrets.
 //
-// Only digests of keys are stored, never keys.
+// Only digests of keys are stored, never keys; the vault's rows hold only
+// ciphertexts and wrapped data keys.
 package sqlstore
 
 import (
@@ -189,7 +191,7 @@ type execer interface {
 }
 
 func (s *Store) create(ctx context.Context, db execer, k *apikey.Key, args []any) error {
-	res, err := db.ExecContext(ctx, s.q.insert, args[:21]...)
+	res, err := db.ExecContext(ctx, s.q.insert, args...)
 	if err != nil {
 		return fmt.Errorf("sqlstore: create key %s: %w", k.ID, err)
 	}
@@ -219,6 +221,8 @@ func (s *Store) Get(ctx context.Context, id string) (*apikey.Key, error) {
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return nil, apikey.ErrNotFound
+	case errors.Is(err, apikey.ErrCorruptRecord):
+		return nil, err
 	case err != nil:
 		return nil, fmt.Errorf("sqlstore: get key %s: %w", id, err)
 	}
@@ -333,21 +337,74 @@ func (s *Store) List(ctx context.Context, opts apikey.ListOptions) ([]*apikey.Ke
 		return nil, "", fmt.Errorf("sqlstore: list keys: %w", err)
 	}
 	defer rows.Close()
-	var keys []*apikey.Key
+	var (
+		keys      []*apikey.Key
+		corrupt   []string // IDs of rows that do not decode
+		firstErr  error
+		n         int    // rows read, corrupt ones included
+		last      string // ID of the last row of the page
+		morePages bool
+	)
 	for rows.Next() {
-		k, err := scanKey(rows)
-		if err != nil {
-			return nil, "", fmt.Errorf("sqlstore: list keys: %w", err)
+		if n++; n > limit {
+			morePages = true
+			break
 		}
-		keys = append(keys, k)
+		k, err := scanKey(rows)
+		switch {
+		case errors.Is(err, apikey.ErrCorruptRecord):
+			corrupt = append(corrupt, k.ID)
+			if firstErr == nil {
+				firstErr = err
+			}
+		case err != nil:
+			return nil, "", fmt.Errorf("sqlstore: list keys: %w", err)
+		default:
+			keys = append(keys, k)
+		}
+		last = k.ID
 	}
 	if err := rows.Err(); err != nil {
 		return nil, "", fmt.Errorf("sqlstore: list keys: %w", err)
 	}
-	if len(keys) > limit {
-		return keys[:limit], keys[limit-1].ID, nil
+	next := ""
+	if morePages {
+		next = last
 	}
-	return keys, "", nil
+	if len(corrupt) > 0 {
+		return keys, next, fmt.Errorf("sqlstore: list keys: %d records do not decode (%s), first: %w",
+			len(corrupt), strings.Join(corrupt, ", "), firstErr)
+	}
+	return keys, next, nil
+}
+
+// Revoke implements apikey.Revoker: one UPDATE of revoked_at alone, so
+// that it works on a row whose other columns do not decode.
+func (s *Store) Revoke(ctx context.Context, id string, at time.Time) error {
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	if !validText(id) {
+		return apikey.ErrNotFound
+	}
+	res, err := s.db.ExecContext(ctx, s.q.revoke, id, s.timeArg(at))
+	if err != nil {
+		return fmt.Errorf("sqlstore: revoke key %s: %w", id, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("sqlstore: revoke key %s: %w", id, err)
+	} else if n > 0 {
+		return nil
+	}
+	// Already revoked, or no such key.
+	var one int
+	switch err := s.db.QueryRowContext(ctx, s.q.exists, id).Scan(&one); {
+	case errors.Is(err, sql.ErrNoRows):
+		return apikey.ErrNotFound
+	case err != nil:
+		return fmt.Errorf("sqlstore: revoke key %s: %w", id, err)
+	}
+	return nil
 }
 
 // RecordLastUsed implements apikey.LastUsedRecorder with one UPDATE
@@ -444,7 +501,7 @@ func (s *Store) args(k *apikey.Key) ([]any, error) {
 	return []any{
 		k.ID, k.Prefix, k.Owner, k.Name, scopes, digest, k.DigestVersion,
 		s.timeArg(k.CreatedAt), s.timeArg(k.ExpiresAt), s.timeArg(k.NotBefore),
-		s.timeArg(k.RevokedAt), s.timeArg(k.LastUsedAt),
+		s.timeArg(k.RevokedAt), s.timeArg(k.SuspendedAt), s.timeArg(k.LastUsedAt),
 		int64(k.RateLimit.Rate), int64(k.RateLimit.Period), int64(k.RateLimit.Burst),
 		k.Quota.Limit, int64(k.Quota.Period),
 		ips, meta, k.RotatedFrom, k.ReplacedBy,
@@ -497,7 +554,7 @@ func (c timeCol) Scan(v any) error {
 	case []byte:
 		return c.parse(string(v))
 	default:
-		return fmt.Errorf("sqlstore: cannot scan %T into a time", v)
+		return fmt.Errorf("%w: cannot scan %T into a time", errBadColumn, v)
 	}
 	return nil
 }
@@ -509,10 +566,12 @@ func (c timeCol) parse(s string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("sqlstore: cannot read %.40q as a time (want Unix microseconds)", s)
+	return fmt.Errorf("%w: cannot read %.40q as a time (want Unix microseconds)", errBadColumn, s)
 }
 
-// scanKey reads one row of columns.
+// scanKey reads one row of columns. A row that does not decode is an
+// error wrapping apikey.ErrCorruptRecord, returned with a Key holding
+// only the row's ID.
 func scanKey(row interface{ Scan(...any) error }) (*apikey.Key, error) {
 	var (
 		k                       apikey.Key
@@ -520,9 +579,14 @@ func scanKey(row interface{ Scan(...any) error }) (*apikey.Key, error) {
 		quotaLimit, quotaPeriod int64
 	)
 	err := row.Scan(&k.ID, &k.Prefix, &k.Owner, &k.Name, jsonCol{&k.Scopes}, &k.Digest, &k.DigestVersion,
-		timeCol{&k.CreatedAt}, timeCol{&k.ExpiresAt}, timeCol{&k.NotBefore}, timeCol{&k.RevokedAt}, timeCol{&k.LastUsedAt},
+		timeCol{&k.CreatedAt}, timeCol{&k.ExpiresAt}, timeCol{&k.NotBefore}, timeCol{&k.RevokedAt},
+		timeCol{&k.SuspendedAt}, timeCol{&k.LastUsedAt},
 		&rate, &period, &burst, &quotaLimit, &quotaPeriod,
 		jsonCol{&k.AllowedIPs}, jsonCol{&k.Metadata}, &k.RotatedFrom, &k.ReplacedBy, &k.Revision)
+	if errors.Is(err, errBadColumn) {
+		// Scan fills columns in order, so the ID, the first, is there.
+		return &apikey.Key{ID: k.ID}, fmt.Errorf("%w: sqlstore: key %s: %w", apikey.ErrCorruptRecord, k.ID, err)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -534,6 +598,7 @@ func scanKey(row interface{ Scan(...any) error }) (*apikey.Key, error) {
 var (
 	_ apikey.Store            = (*Store)(nil)
 	_ apikey.Rotator          = (*Store)(nil)
+	_ apikey.Revoker          = (*Store)(nil)
 	_ apikey.LastUsedRecorder = (*Store)(nil)
 	_ apikey.Watcher          = (*Store)(nil)
 )

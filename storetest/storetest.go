@@ -26,8 +26,9 @@ import (
 )
 
 // Run runs the conformance suite against the stores newStore returns.
-// Optional interfaces (apikey.Rotator, apikey.LastUsedRecorder,
-// apikey.Watcher) are tested when the store implements them.
+// Optional interfaces (apikey.Rotator, apikey.Revoker,
+// apikey.LastUsedRecorder, apikey.Watcher) are tested when the store
+// implements them.
 func Run(t *testing.T, newStore func() apikey.Store) {
 	t.Helper()
 	tests := []struct {
@@ -47,6 +48,8 @@ func Run(t *testing.T, newStore func() apikey.Store) {
 		{"LastUsedRecorder", testLastUsedRecorder},
 		{"Watcher", testWatcher},
 		{"ManagerRevokeIsFinal", testManagerRevokeIsFinal},
+		{"RevocationIsAState", testRevocationIsAState},
+		{"Revoker", testRevoker},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newStore()) })
@@ -220,6 +223,7 @@ func testRoundTrip(t *testing.T, s apikey.Store) {
 		k.Name = "renamed"
 		k.Scopes = append(k.Scopes, "extra:scope")
 		k.RevokedAt = time.Date(2026, 7, 1, 0, 0, 0, 1000, time.UTC)
+		k.SuspendedAt = time.Date(2026, 6, 1, 0, 0, 0, 2000, time.UTC)
 		want = k.Clone()
 		if err := s.Update(context.Background(), k); err != nil {
 			t.Fatalf("Update: %v", err)
@@ -731,5 +735,134 @@ func testManagerRevokeIsFinal(t *testing.T, s apikey.Store) {
 	}
 	if revoked != workers*each {
 		t.Errorf("%d keys revoked, want %d", revoked, workers*each)
+	}
+}
+
+// skewedManager returns a Manager over s whose clock is now()+skew, with
+// no cache, so that every Verify reads the store.
+func skewedManager(t *testing.T, s apikey.Store, now func() time.Time) *apikey.Manager {
+	t.Helper()
+	m, err := apikey.NewManager(s, apikey.WithPrefix("storetest"),
+		apikey.WithPepper("v1", []byte("storetest-pepper-0123456789abcdef")), apikey.WithCache(0, 0),
+		apikey.WithClock(now), apikey.WithBackgroundErrors(func(error) {}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+// testRevocationIsAState checks, on this store, that revocation does not
+// depend on anybody's clock: a Manager whose clock is ten minutes fast
+// revokes, and a Manager with the right clock refuses the key at once;
+// revoking again changes nothing; rotating with no grace ends the old key
+// everywhere; stepping a clock back after a revocation does not bring the
+// key back.
+func testRevocationIsAState(t *testing.T, s apikey.Store) {
+	ctx := context.Background()
+	fast := skewedManager(t, s, func() time.Time { return time.Now().Add(10 * time.Minute) })
+	right := skewedManager(t, s, time.Now)
+	owner := newOwner(t)
+
+	secret, k, err := fast.Issue(ctx, apikey.IssueRequest{Owner: owner})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := right.Verify(ctx, secret.Reveal()); err != nil {
+		t.Fatalf("before Revoke: %v", err)
+	}
+	if err := fast.Revoke(ctx, k.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := right.Verify(ctx, secret.Reveal()); !errors.Is(err, apikey.ErrRevoked) {
+		t.Fatalf("revoked by a Manager whose clock is fast: Verify = %v, want ErrRevoked", err)
+	}
+	before := mustGet(t, s, k.ID)
+	if err := right.Revoke(ctx, k.ID); err != nil {
+		t.Fatalf("second Revoke: %v", err)
+	}
+	if after := mustGet(t, s, k.ID); !after.RevokedAt.Equal(before.RevokedAt) || after.Revision != before.Revision {
+		t.Fatalf("a second Revoke changed the record: RevokedAt %v → %v, Revision %d → %d",
+			before.RevokedAt, after.RevokedAt, before.Revision, after.Revision)
+	}
+
+	// Rotation with no grace, from the fast clock.
+	secret, k, err = fast.Issue(ctx, apikey.IssueRequest{Owner: owner})
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, _, err := fast.Rotate(ctx, k.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := right.Verify(ctx, secret.Reveal()); !errors.Is(err, apikey.ErrRevoked) {
+		t.Fatalf("rotated with no grace by a fast clock: old key Verify = %v, want ErrRevoked", err)
+	}
+	if _, err := right.Verify(ctx, next.Reveal()); err != nil {
+		t.Fatalf("the replacement: %v", err)
+	}
+
+	// A clock stepped back after the revocation.
+	var mu sync.Mutex
+	at := time.Now()
+	stepped := skewedManager(t, s, func() time.Time { mu.Lock(); defer mu.Unlock(); return at })
+	secret, k, err = stepped.Issue(ctx, apikey.IssueRequest{Owner: owner})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stepped.Revoke(ctx, k.ID); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	at = at.Add(-2 * time.Second)
+	mu.Unlock()
+	if _, err := stepped.Verify(ctx, secret.Reveal()); !errors.Is(err, apikey.ErrRevoked) {
+		t.Fatalf("after stepping the clock back 2s: Verify = %v, want ErrRevoked", err)
+	}
+
+	// Suspension is a state too.
+	secret, k, err = fast.Issue(ctx, apikey.IssueRequest{Owner: owner})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fast.Suspend(ctx, k.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := right.Verify(ctx, secret.Reveal()); !errors.Is(err, apikey.ErrSuspended) {
+		t.Fatalf("suspended: Verify = %v, want ErrSuspended", err)
+	}
+	if err := right.Resume(ctx, k.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := right.Verify(ctx, secret.Reveal()); err != nil {
+		t.Fatalf("resumed: %v", err)
+	}
+}
+
+// testRevoker checks apikey.Revoker, when the store implements it.
+func testRevoker(t *testing.T, s apikey.Store) {
+	r, ok := s.(apikey.Revoker)
+	if !ok {
+		t.Skip("store does not implement apikey.Revoker")
+	}
+	ctx := context.Background()
+	k := minimalKey(t, newOwner(t))
+	mustCreate(t, s, k)
+	at := time.Date(2026, 8, 1, 0, 0, 0, 3000, time.UTC)
+	if err := r.Revoke(ctx, k.ID, at); err != nil {
+		t.Fatal(err)
+	}
+	got := mustGet(t, s, k.ID)
+	if !got.RevokedAt.Equal(at) || got.Revision != 2 {
+		t.Fatalf("after Revoke: RevokedAt %v, Revision %d; want %v, 2", got.RevokedAt, got.Revision, at)
+	}
+	if err := r.Revoke(ctx, k.ID, at.Add(time.Hour)); err != nil {
+		t.Fatalf("second Revoke: %v", err)
+	}
+	if again := mustGet(t, s, k.ID); !again.RevokedAt.Equal(at) || again.Revision != 2 {
+		t.Fatalf("a second Revoke changed the record: RevokedAt %v, Revision %d", again.RevokedAt, again.Revision)
+	}
+	if err := r.Revoke(ctx, newID(t), at); !errors.Is(err, apikey.ErrNotFound) {
+		t.Fatalf("Revoke of an unknown ID: %v, want ErrNotFound", err)
 	}
 }

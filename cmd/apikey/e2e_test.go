@@ -754,7 +754,8 @@ func TestListStreams(t *testing.T) {
 	cli, _ := buildBinaries(t)
 	db := "sqlite:" + filepath.Join(t.TempDir(), "keys.db")
 	env := testEnv(db)
-	const keys, metaBytes = 4000, 16 << 10
+	// As much metadata as a key may hold ("blob" and its value).
+	const keys, metaBytes = 4000, apikey.MaxMetadataSize - len("blob")
 	issueMany(t, env, db, keys, metaBytes)
 
 	r, rss := runCLIWithRSS(t, cli, env, "list", "--json")

@@ -520,8 +520,12 @@ func explain(err error) error {
 // notFoundHint explains ErrNotFound for id, a key ID (never a key:
 // keyID made it).
 func notFoundHint(err error, id string) error {
-	if errors.Is(err, apikey.ErrNotFound) {
+	switch {
+	case errors.Is(err, apikey.ErrNotFound):
 		return fmt.Errorf("no key with ID %q (see apikey list)", id)
+	case errors.Is(err, apikey.ErrInvalidRequest):
+		// Not echoed: what was given may be a whole key.
+		return fmt.Errorf("%w (IDs are the 12 characters after the prefix; see apikey list)", err)
 	}
 	return err
 }

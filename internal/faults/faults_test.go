@@ -166,7 +166,7 @@ func TestPostgresOutage(t *testing.T) {
 
 	// A short cache TTL, so the outage reaches the store quickly.
 	m, err := apikey.NewManager(st, apikey.WithPrefix("acme_live"), apikey.WithPepper("v1", testPepper),
-		apikey.WithCache(1000, 300*time.Millisecond), apikey.WithNegativeCacheTTL(300*time.Millisecond),
+		apikey.WithCache(1000, 300*time.Millisecond), apikey.WithNegativeCache(1000, 300*time.Millisecond),
 		apikey.WithBackgroundErrors(func(error) {}))
 	require.NoError(t, err)
 	defer m.Close()

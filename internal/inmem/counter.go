@@ -73,6 +73,20 @@ func (c *Counter) AddAt(now time.Time, key string, limit int64, period time.Dura
 	return d
 }
 
+// RefundAt takes n ≥ 0 units off key's usage in the window of length
+// period (> 0) that contains now, never below zero. A key with no usage in
+// that window is left alone.
+func (c *Counter) RefundAt(now time.Time, key string, period time.Duration, n int64) {
+	end, _ := windowEnd(now.UnixNano(), int64(period))
+	h := hashKey(maphash.String(c.seed, key))
+	s := &c.shards[shardOf(h)]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i, ok := s.usage.find(h); ok && s.usage.e[i].v.end == end {
+		s.usage.e[i].v.used = max(s.usage.e[i].v.used-n, 0)
+	}
+}
+
 // windowEnd returns the end of the window of length period (ns) that
 // contains t (Unix ns), windows starting at multiples of period since
 // the epoch, and the time from t to that end. The end saturates at

@@ -177,3 +177,43 @@ func TestCounterSweepForgetsEndedWindows(t *testing.T) {
 		t.Fatalf("%d keys after the day, want 0", n)
 	}
 }
+
+// TestCounterRefund takes units off the current window only, never below
+// zero, and leaves keys and windows it has no usage for alone.
+func TestCounterRefund(t *testing.T) {
+	c := NewCounter(Config{Now: at0, Sweep: time.Hour})
+	defer c.Close()
+	const period = time.Hour
+	now := it0.Truncate(period).Add(10 * time.Minute)
+	if d := c.AddAt(now, "k", 10, period, 7); !d.Allowed || d.Remaining != 3 {
+		t.Fatalf("add: %+v", d)
+	}
+	steps := []struct {
+		name      string
+		at        time.Time
+		refund    int64
+		remaining int64
+	}{
+		{"refund 2", now.Add(time.Minute), 2, 5},
+		{"refund 0", now, 0, 5},
+		{"refund more than used: zero, not below", now, 100, 10},
+	}
+	for _, s := range steps {
+		c.RefundAt(s.at, "k", period, s.refund)
+		if d := c.AddAt(s.at, "k", 10, period, 0); d.Remaining != s.remaining {
+			t.Fatalf("%s: remaining %d, want %d", s.name, d.Remaining, s.remaining)
+		}
+	}
+	// The next window's usage is its own: a refund there does not touch
+	// this one's, nor create anything.
+	c.AddAt(now, "k", 10, period, 4)
+	c.RefundAt(now.Add(period), "k", period, 4)
+	if d := c.AddAt(now, "k", 10, period, 0); d.Remaining != 6 {
+		t.Fatalf("refund in the next window changed this one: %+v", d)
+	}
+	n := c.Len()
+	c.RefundAt(now, "unknown", period, 1)
+	if c.Len() != n {
+		t.Fatal("a refund for a key with no usage created one")
+	}
+}

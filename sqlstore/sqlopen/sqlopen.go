@@ -26,8 +26,13 @@ import (
 // by default, so a server verifying keys on more goroutines than that
 // would open, and PostgreSQL fork, a new connection for most requests
 // that miss the Manager's cache (BENCHMARKS.md measures the difference).
-// Change them with Store.DB().
+// And it opens as many as are asked for: a flood of made-up keys while
+// the database is slow would open one per request, up to the server's
+// max_connections, so Open bounds them; requests beyond the bound wait
+// for a connection, within their own deadline. Change them with
+// Store.DB().
 const (
+	DefaultMaxOpenConns    = 32
 	DefaultMaxIdleConns    = 16
 	DefaultConnMaxIdleTime = 5 * time.Minute
 )
@@ -52,11 +57,11 @@ var sqlitePragmas = []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchr
 //	postgres://… or postgresql://…   a PostgreSQL URL, as pgx reads it
 //
 // A PostgreSQL Store pushes changes to every Manager with LISTEN/NOTIFY
-// (pglisten.Wait). The pool keeps DefaultMaxIdleConns idle connections for
-// DefaultConnMaxIdleTime and, as database/sql does, opens as many as are
-// asked for; bound them with Store.DB().SetMaxOpenConns below the
-// server's max_connections if callers can outnumber it. opts are passed to sqlstore.New. A DSN of another form,
-// or one that does not parse, fails with an error wrapping ErrBadDSN.
+// (pglisten.Wait); Watch holds one connection of the pool while it runs.
+// The pool opens at most DefaultMaxOpenConns connections and keeps
+// DefaultMaxIdleConns of them idle for DefaultConnMaxIdleTime. opts are
+// passed to sqlstore.New. A DSN of another form, or one that does not
+// parse, fails with an error wrapping ErrBadDSN.
 func Open(ctx context.Context, dsn string, opts ...sqlstore.Option) (*sqlstore.Store, error) {
 	driver, source, dialect, err := parse(dsn)
 	if err != nil {
@@ -70,6 +75,7 @@ func Open(ctx context.Context, dsn string, opts ...sqlstore.Option) (*sqlstore.S
 		// Every connection to :memory: is a database of its own.
 		db.SetMaxOpenConns(1)
 	} else {
+		db.SetMaxOpenConns(DefaultMaxOpenConns)
 		db.SetMaxIdleConns(DefaultMaxIdleConns)
 		db.SetConnMaxIdleTime(DefaultConnMaxIdleTime)
 	}

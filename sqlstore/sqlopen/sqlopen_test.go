@@ -95,7 +95,7 @@ func TestOpenPostgres(t *testing.T) {
 	}
 	defer st.Close()
 	t.Cleanup(func() {
-		for _, tbl := range []string{"keys", "quota_usage", "schema_version"} {
+		for _, tbl := range []string{"keys", "quota_usage", "vault_secrets", "schema_version"} {
 			st.DB().Exec("DROP TABLE IF EXISTS sqlopen_test_" + tbl)
 		}
 		st.DB().Exec("DROP FUNCTION IF EXISTS sqlopen_test_notify_change()")
@@ -180,5 +180,30 @@ func TestOpenKeepsIdleConnections(t *testing.T) {
 	}
 	if idle := st.DB().Stats().Idle; idle != burst {
 		t.Errorf("%d idle connections after a burst of %d, want %d", idle, burst, burst)
+	}
+}
+
+// TestOpenBoundsConnections: with the database paused, a flood of cache
+// misses used to open one PostgreSQL connection each (item 6 of issue
+// 12). Open bounds the pool, on PostgreSQL and SQLite alike.
+func TestOpenBoundsConnections(t *testing.T) {
+	ctx := context.Background()
+	dsns := map[string]string{"sqlite": "sqlite:" + filepath.Join(t.TempDir(), "bound.db")}
+	if pg := os.Getenv("APIKEY_TEST_POSTGRES"); pg != "" {
+		dsns["postgres"] = pg
+	} else {
+		t.Log("APIKEY_TEST_POSTGRES is not set: PostgreSQL not tested")
+	}
+	for name, dsn := range dsns {
+		t.Run(name, func(t *testing.T) {
+			st, err := sqlopen.Open(ctx, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			if got := st.DB().Stats().MaxOpenConnections; got != sqlopen.DefaultMaxOpenConns {
+				t.Fatalf("MaxOpenConnections = %d, want %d", got, sqlopen.DefaultMaxOpenConns)
+			}
+		})
 	}
 }
