@@ -1103,3 +1103,174 @@ func TestQuickstartLimitsFailedAuth(t *testing.T) {
 		assert.Equal(t, 429, resp.StatusCode, "a blocked client is refused before its key is looked at")
 	}
 }
+
+// TestUpdateSuspendResume: update changes what its flags name and nothing
+// else, an empty value clears a field, bad values change nothing; suspend
+// stops a key everywhere until resume, and the quickstart sees both.
+func TestUpdateSuspendResume(t *testing.T) {
+	cli, quickstart := buildBinaries(t)
+	env := testEnv("sqlite:" + filepath.Join(t.TempDir(), "keys.db"))
+	r := runCLI(t, cli, env, "", "migrate")
+	require.Equal(t, exitOK, r.code, r.stderr)
+	r = runCLI(t, cli, env, "", "create", "--owner", "erin", "--name", "old", "--scopes", "orders:read",
+		"--rate", "5/s", "--quota", "100/d", "--allow-ip", "127.0.0.1", "--meta", "team=a", "--expires", "30d", "--json")
+	require.Equal(t, exitOK, r.code, r.stderr)
+	var created struct {
+		Key    string         `json:"key"`
+		ID     string         `json:"id"`
+		Record map[string]any `json:"record"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &created))
+	record := func(t *testing.T) map[string]any {
+		t.Helper()
+		r := runCLI(t, cli, env, "", "show", created.ID, "--json")
+		require.Equal(t, exitOK, r.code, r.stderr)
+		var v map[string]any
+		require.NoError(t, json.Unmarshal([]byte(r.stdout), &v))
+		return v
+	}
+
+	t.Run("update", func(t *testing.T) {
+		r := runCLI(t, cli, env, "", "update", created.Key, "--name", "new", "--scopes", "orders:read,orders:write", "--json")
+		require.Equal(t, exitOK, r.code, r.stderr)
+		assertNoSecret(t, r.stdout+r.stderr, created.Key)
+		v := record(t)
+		assert.Equal(t, "new", v["name"])
+		assert.Equal(t, []any{"orders:read", "orders:write"}, v["scopes"])
+		for _, field := range []string{"rate_limit", "quota", "allowed_ips", "metadata", "expires_at"} {
+			assert.Equal(t, created.Record[field], v[field], "%s unchanged", field)
+		}
+
+		r = runCLI(t, cli, env, "", "update", created.ID, "--rate", "10/m", "--quota", "", "--allow-ip", "", "--meta", "team=b",
+			"--meta", "tier=gold", "--expires", "", "--not-before", "2099-01-01")
+		require.Equal(t, exitOK, r.code, r.stderr)
+		assert.Contains(t, r.stdout, "10/m")
+		v = record(t)
+		assert.Equal(t, "10/m", v["rate_limit"])
+		assert.Equal(t, map[string]any{"team": "b", "tier": "gold"}, v["metadata"])
+		for _, cleared := range []string{"quota", "allowed_ips", "expires_at"} {
+			assert.NotContains(t, v, cleared)
+		}
+		assert.Equal(t, "2099-01-01T00:00:00Z", v["not_before"])
+		assert.Equal(t, "not-yet-valid", v["status"])
+		r = runCLI(t, cli, env, "", "update", created.ID, "--not-before", "")
+		require.Equal(t, exitOK, r.code, r.stderr)
+
+		before := record(t)
+		for _, args := range [][]string{
+			{"--scopes", "orders::bad"},
+			{"--rate", "0/-5ns"},
+			{"--expires", "2020-01-01"},
+			{"--name", "CI " + created.Key},
+			{"--allow-ip", "nonsense"},
+			{"--meta", "novalue"},
+			{},
+		} {
+			r := runCLI(t, cli, env, "", append([]string{"update", created.ID}, args...)...)
+			assert.Equal(t, exitError, r.code, "%v", args)
+			assertNoSecret(t, r.stdout+r.stderr, created.Key)
+		}
+		assert.Equal(t, before, record(t), "refused updates changed nothing")
+		r = runCLI(t, cli, env, "", "update", "AbCdEf123456", "--name", "x")
+		assert.Equal(t, exitError, r.code)
+		assert.Contains(t, r.stderr, "no key with ID")
+	})
+
+	t.Run("suspend and resume", func(t *testing.T) {
+		base, _ := startQuickstart(t, quickstart, env, "-cache-ttl", "10m")
+		resp, _ := call(t, "GET", base+"/v1/whoami", created.Key, "")
+		require.Equal(t, 200, resp.StatusCode)
+
+		r := runCLI(t, cli, env, "", "suspend", created.Key)
+		require.Equal(t, exitOK, r.code, r.stderr)
+		assert.Contains(t, r.stdout, "suspended "+created.ID)
+		assertNoSecret(t, r.stdout+r.stderr, created.Key)
+		assert.Equal(t, "suspended", record(t)["status"])
+		assert.Eventually(t, func() bool {
+			resp, _ := call(t, "GET", base+"/v1/whoami", created.Key, "")
+			return resp.StatusCode == 401
+		}, 5*time.Second, 50*time.Millisecond, "the quickstart still accepts a suspended key")
+		r = runCLI(t, cli, env, created.Key+"\n", "verify", "--json")
+		assert.Equal(t, exitNegative, r.code)
+		assert.Contains(t, r.stdout, `"reason": "suspended"`)
+		r = runCLI(t, cli, env, "", "list", "--owner", "erin", "--status", "suspended")
+		assert.Contains(t, r.stdout, created.ID)
+		r = runCLI(t, cli, env, "", "suspend", created.ID)
+		assert.Equal(t, exitOK, r.code, "suspending twice is fine: %s", r.stderr)
+
+		r = runCLI(t, cli, env, "", "resume", created.ID, "--json")
+		require.Equal(t, exitOK, r.code, r.stderr)
+		assert.Contains(t, r.stdout, `"status": "active"`)
+		assert.Eventually(t, func() bool {
+			resp, _ := call(t, "GET", base+"/v1/whoami", created.Key, "")
+			return resp.StatusCode == 200
+		}, 5*time.Second, 50*time.Millisecond, "the quickstart still refuses a resumed key")
+
+		r = runCLI(t, cli, env, "", "revoke", created.ID)
+		require.Equal(t, exitOK, r.code, r.stderr)
+		r = runCLI(t, cli, env, "", "suspend", created.ID)
+		assert.Equal(t, exitError, r.code)
+		assert.Contains(t, r.stderr, "revoked")
+		r = runCLI(t, cli, env, "", "update", created.ID, "--name", "x")
+		assert.Equal(t, exitError, r.code)
+		assert.Contains(t, r.stderr, "revoked")
+	})
+}
+
+// TestVerifyExplainsPepper: verify, on the operator's machine, says why a
+// key made under a pepper it is not configured with fails, and which
+// settings would verify it; a service still answers a plain 401.
+func TestVerifyExplainsPepper(t *testing.T) {
+	cli, _ := buildBinaries(t)
+	db := "sqlite:" + filepath.Join(t.TempDir(), "keys.db")
+	withEnv := func(kvs ...string) []string {
+		env := append([]string{"APIKEY_DB=" + db}, kvs...)
+		for _, kv := range os.Environ() {
+			if !strings.HasPrefix(kv, "APIKEY_") {
+				env = append(env, kv)
+			}
+		}
+		return env
+	}
+	const old, current = "old-pepper-0123456789abcdef", "new-pepper-0123456789abcdef"
+	oldEnv := withEnv("APIKEY_PEPPER="+old, "APIKEY_PEPPER_VERSION=2025")
+	r := runCLI(t, cli, oldEnv, "", "migrate")
+	require.Equal(t, exitOK, r.code, r.stderr)
+	r = runCLI(t, cli, oldEnv, "", "create", "--owner", "o", "--json")
+	require.Equal(t, exitOK, r.code, r.stderr)
+	var created struct{ Key, ID string }
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &created))
+
+	newEnv := withEnv("APIKEY_PEPPER="+current, "APIKEY_PEPPER_VERSION=2026")
+	r = runCLI(t, cli, newEnv, created.Key+"\n", "verify")
+	assert.Equal(t, exitNegative, r.code, r.stderr)
+	assert.Contains(t, r.stderr, `pepper version "2025"`)
+	assert.Contains(t, r.stderr, "APIKEY_PREVIOUS_PEPPER_VERSION=2025")
+	assert.Contains(t, r.stderr, `"2026"`, "names the versions it has")
+	assert.NotContains(t, r.stderr, old)
+	assert.NotContains(t, r.stderr, current)
+	assertNoSecret(t, r.stdout+r.stderr, created.Key)
+
+	r = runCLI(t, cli, newEnv, created.Key+"\n", "verify", "--json")
+	assert.Equal(t, exitNegative, r.code, r.stderr)
+	var res map[string]any
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &res))
+	assert.Equal(t, "invalid", res["reason"])
+	assert.Contains(t, res["hint"], `pepper version "2025"`)
+
+	// Another pepper under the same version name: the secret does not match.
+	r = runCLI(t, cli, withEnv("APIKEY_PEPPER="+current, "APIKEY_PEPPER_VERSION=2025"), created.Key+"\n", "verify")
+	assert.Equal(t, exitNegative, r.code)
+	assert.Contains(t, r.stderr, "does not match")
+	// With the old pepper kept as the previous one, it verifies (and is
+	// digested under the new one from then on).
+	r = runCLI(t, cli, withEnv("APIKEY_PEPPER="+current, "APIKEY_PEPPER_VERSION=2026",
+		"APIKEY_PREVIOUS_PEPPER="+old, "APIKEY_PREVIOUS_PEPPER_VERSION=2025"), created.Key+"\n", "verify")
+	assert.Equal(t, exitOK, r.code, r.stderr)
+	// A key this database does not hold.
+	forged, err := apikey.Generate("acme_live")
+	require.NoError(t, err)
+	r = runCLI(t, cli, newEnv, forged.Secret().Reveal()+"\n", "verify")
+	assert.Equal(t, exitNegative, r.code)
+	assert.Contains(t, r.stderr, "no key with ID "+forged.ID)
+}

@@ -124,7 +124,10 @@ func openManager(ctx context.Context, e *env, dsnFlag string, digests bool) (*ap
 	}
 	// The command is a short-lived process: it needs no cache, and must
 	// not report a key as valid from a stale one.
-	opts = append(opts, apikey.WithPrefix(envconfig.Prefix("")), apikey.WithCache(0, 0))
+	opts = append(opts, apikey.WithPrefix(envconfig.Prefix("")), apikey.WithCache(0, 0),
+		// Into the command's standard error, which redacts, rather than
+		// the log package's.
+		apikey.WithBackgroundErrors(func(err error) { fmt.Fprintln(e.stderr, err) }))
 	m, err := apikey.NewManager(st, opts...)
 	if err != nil {
 		st.Close()
@@ -239,22 +242,11 @@ func runCreate(ctx context.Context, e *env, args []string) error {
 			return fmt.Errorf("--quota: %w", err)
 		}
 	}
-	for _, s := range allowIPs {
-		p, err := parsePrefix(s)
-		if err != nil {
-			return fmt.Errorf("--allow-ip %q: want an address or CIDR such as 10.0.0.0/8", s)
-		}
-		req.AllowedIPs = append(req.AllowedIPs, p)
+	if req.AllowedIPs, err = parseAllowIPs(allowIPs); err != nil {
+		return err
 	}
-	for _, kv := range meta {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok {
-			return fmt.Errorf("--meta %q: want key=value", kv)
-		}
-		if req.Metadata == nil {
-			req.Metadata = make(map[string]string)
-		}
-		req.Metadata[k] = v
+	if req.Metadata, err = parseMeta(meta); err != nil {
+		return err
 	}
 
 	m, done, err := openManager(ctx, e, *db, withDigests)
@@ -267,6 +259,35 @@ func runCreate(ctx context.Context, e *env, args []string) error {
 		return explain(err)
 	}
 	return printIssued(e, secret, k, *asJSON, "")
+}
+
+// parseAllowIPs reads the values of --allow-ip; none gives nil.
+func parseAllowIPs(values []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range values {
+		p, err := parsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("--allow-ip %q: want an address or CIDR such as 10.0.0.0/8", s)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// parseMeta reads the key=value values of --meta; none gives nil.
+func parseMeta(values []string) (map[string]string, error) {
+	var out map[string]string
+	for _, kv := range values {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return nil, fmt.Errorf("--meta %q: want key=value", kv)
+		}
+		if out == nil {
+			out = make(map[string]string)
+		}
+		out[k] = v
+	}
+	return out, nil
 }
 
 // parsePrefix accepts a CIDR or a single address.
@@ -416,18 +437,26 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 		return explain(err) // no answer, not a "no"
 	}
 	res := verifyResult{Valid: err == nil}
-	if t, perr := apikey.Parse(line); perr == nil {
+	t, perr := apikey.Parse(line)
+	if perr == nil {
 		res.ID = t.ID // public; the key itself is never printed
 	}
 	if err != nil {
 		res.Reason, res.Error = invalidReason(err), err.Error()
+		if res.Reason == "invalid" && perr == nil {
+			res.Hint = whyInvalid(ctx, m, t)
+		}
 		if *asJSON {
 			if err := writeJSON(e.stdout, res); err != nil {
 				return err
 			}
 			return negative("")
 		}
-		return negative(fmt.Sprintf("invalid: %v", err))
+		msg := fmt.Sprintf("invalid: %v", err)
+		if res.Hint != "" {
+			msg += "\n  " + res.Hint
+		}
+		return negative(msg)
 	}
 	if *asJSON {
 		v := view(k, time.Now())
@@ -445,12 +474,56 @@ type verifyResult struct {
 	ID     string   `json:"id,omitempty"`     // the kid, if the key parses
 	Reason string   `json:"reason,omitempty"` // why it is invalid: see invalidReason
 	Error  string   `json:"error,omitempty"`
+	Hint   string   `json:"hint,omitempty"` // for the operator: see whyInvalid
 	Record *keyView `json:"record,omitempty"`
 }
 
+// whyInvalid says, for the operator running verify, why Verify answered
+// ErrInvalidKey for t, which a service deliberately never tells a client:
+// no such key ID in this database, a record digested under a pepper
+// version this command is not configured with (and the settings that
+// would verify it), another prefix, or a secret that does not match. It
+// returns "" if the record cannot be read.
+func whyInvalid(ctx context.Context, m *apikey.Manager, t apikey.Token) string {
+	k, err := m.Get(ctx, t.ID)
+	switch {
+	case errors.Is(err, apikey.ErrNotFound):
+		return fmt.Sprintf("no key with ID %s in this database (a key of another database, or deleted?)", t.ID)
+	case err != nil:
+		return ""
+	}
+	versions := m.DigestVersions()
+	if !slices.Contains(versions, k.DigestVersion) {
+		have := strings.Join(quoteAll(versions), ", ")
+		pepper, ok := strings.CutPrefix(k.DigestVersion, "hmac-sha256/")
+		if !ok {
+			return fmt.Sprintf("key %s has a digest of kind %q, which this command does not verify (it verifies %s)", t.ID, k.DigestVersion, have)
+		}
+		return fmt.Sprintf("key %s was digested under pepper version %q, which this command is not configured with (it has %s): "+
+			"set %s to that pepper with %s=%s, or keep it as %s with %s=%s while keys move to the new one",
+			t.ID, pepper, have, envconfig.VarPepper, envconfig.VarPepperVersion, pepper,
+			envconfig.VarPreviousPepper, envconfig.VarPreviousPepperVersion, pepper)
+	}
+	if k.Prefix != t.Prefix {
+		return fmt.Sprintf("key %s was issued with prefix %q, not %q", t.ID, k.Prefix, t.Prefix)
+	}
+	return fmt.Sprintf("key %s exists, but the secret does not match: the key is mistyped, or the pepper of version %q is not the one it was made with",
+		t.ID, strings.TrimPrefix(k.DigestVersion, "hmac-sha256/"))
+}
+
+// quoteAll quotes the pepper versions of digest versions, for whyInvalid.
+func quoteAll(versions []string) []string {
+	out := make([]string, len(versions))
+	for i, v := range versions {
+		out[i] = strconv.Quote(strings.TrimPrefix(v, "hmac-sha256/"))
+	}
+	return out
+}
+
 // invalidReason names why Verify refused a key, in a word: malformed,
-// checksum, invalid (unknown key ID, wrong secret, or another prefix:
-// deliberately not more precise), revoked, expired or not_yet_valid.
+// checksum, invalid (unknown key ID, wrong secret, another prefix, or a
+// pepper that is not configured: Verify is deliberately not more precise,
+// verify's hint is), revoked, suspended, expired or not_yet_valid.
 func invalidReason(err error) string {
 	switch {
 	case errors.Is(err, apikey.ErrMalformedKey):
@@ -459,6 +532,8 @@ func invalidReason(err error) string {
 		return "checksum"
 	case errors.Is(err, apikey.ErrRevoked):
 		return "revoked"
+	case errors.Is(err, apikey.ErrSuspended):
+		return "suspended"
 	case errors.Is(err, apikey.ErrExpired):
 		return "expired"
 	case errors.Is(err, apikey.ErrNotYetValid):

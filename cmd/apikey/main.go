@@ -7,6 +7,9 @@
 //	apikey show ID|KEY
 //	apikey rotate ID|KEY --grace 24h
 //	apikey revoke ID|KEY
+//	apikey update ID|KEY --scopes orders:read --expires 90d
+//	apikey suspend ID|KEY
+//	apikey resume ID|KEY
 //	apikey verify < keyfile
 //	apikey scan PATH... | -
 //
@@ -21,7 +24,8 @@
 //	APIKEY_PREFIX                   the prefix of new keys, unless --prefix (default acme_live)
 //
 // Without APIKEY_PEPPER the commands that compute digests (create, rotate,
-// verify) use a public development pepper and say so on standard error.
+// verify) use a public development pepper and say so on standard error;
+// the others need no pepper.
 // Only migrate creates a SQLite database. Every command takes -h and
 // --json. Exit status: 0 success; 1 a "no" (verify: the key is not valid;
 // scan: keys were found); 2 bad usage or an error; 3 scan found keys and
@@ -78,6 +82,9 @@ var commands = []command{
 	{"show", "ID|KEY", "show one key's record", runShow},
 	{"revoke", "ID|KEY", "revoke a key at once", runRevoke},
 	{"rotate", "ID|KEY [--grace 24h]", "issue a replacement; the old key works until the grace period ends", runRotate},
+	{"update", "ID|KEY [flags]", "change a key's name, scopes, lifetime, limits, addresses or metadata", runUpdate},
+	{"suspend", "ID|KEY", "stop a key at once, until resume", runSuspend},
+	{"resume", "ID|KEY", "let a suspended key work again", runResume},
 	{"verify", "< KEYFILE", "check a key read from standard input (exit 0 if valid, 1 if not)", runVerify},
 	{"scan", "PATH... | -", "find keys in files or standard input (exit 1 if any are found)", runScan},
 	{"migrate", "", "create or upgrade the database schema", runMigrate},

@@ -27,6 +27,7 @@ type keyView struct {
 	ExpiresAt   *time.Time        `json:"expires_at,omitempty"`
 	NotBefore   *time.Time        `json:"not_before,omitempty"`
 	RevokedAt   *time.Time        `json:"revoked_at,omitempty"`
+	SuspendedAt *time.Time        `json:"suspended_at,omitempty"`
 	LastUsedAt  *time.Time        `json:"last_used_at,omitempty"`
 	RateLimit   string            `json:"rate_limit,omitempty"`
 	Quota       string            `json:"quota,omitempty"`
@@ -48,7 +49,7 @@ func view(k *apikey.Key, now time.Time) keyView {
 		ID: k.ID, Prefix: k.Prefix, Owner: k.Owner, Name: k.Name, Scopes: k.Scopes,
 		Status:    status(k, now),
 		CreatedAt: opt(k.CreatedAt), ExpiresAt: opt(k.ExpiresAt), NotBefore: opt(k.NotBefore),
-		RevokedAt: opt(k.RevokedAt), LastUsedAt: opt(k.LastUsedAt),
+		RevokedAt: opt(k.RevokedAt), SuspendedAt: opt(k.SuspendedAt), LastUsedAt: opt(k.LastUsedAt),
 		Metadata: k.Metadata, RotatedFrom: k.RotatedFrom, ReplacedBy: k.ReplacedBy,
 	}
 	if v.Scopes == nil {
@@ -72,6 +73,8 @@ func status(k *apikey.Key, now time.Time) string {
 	switch {
 	case errors.Is(err, apikey.ErrRevoked):
 		return "revoked"
+	case errors.Is(err, apikey.ErrSuspended):
+		return "suspended"
 	case errors.Is(err, apikey.ErrExpired) && k.ReplacedBy != "":
 		return "rotated"
 	case errors.Is(err, apikey.ErrExpired):
@@ -147,6 +150,7 @@ func printKey(e *env, k *apikey.Key, asJSON bool) error {
 	row("expires", ts(v.ExpiresAt))
 	row("not before", ts(v.NotBefore))
 	row("revoked", ts(v.RevokedAt))
+	row("suspended", ts(v.SuspendedAt))
 	row("last used", ts(v.LastUsedAt))
 	row("rate limit", v.RateLimit)
 	row("quota", v.Quota)
