@@ -90,10 +90,11 @@ func base62(s string) bool {
 }
 
 // refuseKeys fails if the value of flag name holds what looks like a
-// key: it would be stored in clear, and shown by list and show.
+// key, prefix or not: it would be stored in clear, and shown by list and
+// show. A long run of letters and digits alone (a hash, say) is allowed.
 func refuseKeys(name string, values ...string) error {
 	for _, v := range values {
-		if looksLikeKey(v) {
+		if keyPattern.MatchString(v) {
 			return fmt.Errorf("--%s holds what looks like an API key: refusing to store it in clear, where list and show would print it", name)
 		}
 	}
