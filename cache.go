@@ -144,7 +144,9 @@ func newKeyCache(size int, ttl time.Duration, negSize int, negTTL time.Duration,
 		perShard := (size + cacheShards - 1) / cacheShards
 		c.perShard = perShard + perShard/8
 		if negSize > 0 && negTTL > 0 {
-			c.negPerShard = max((negSize+cacheShards-1)/cacheShards, 1)
+			// The same eighth more than a shard's share as for keys.
+			negPerShard := (negSize + cacheShards - 1) / cacheShards
+			c.negPerShard = negPerShard + negPerShard/8
 		}
 	}
 	for i := range c.shards {
