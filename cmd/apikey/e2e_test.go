@@ -992,7 +992,7 @@ func TestCommandLineDetails(t *testing.T) {
 	t.Run("--not-before", func(t *testing.T) {
 		key, record := createJSON(t, "--not-before", "2d")
 		near(t, time.Now().Add(48*time.Hour), record["not_before"])
-		assert.Equal(t, "not-yet-valid", record["status"])
+		assert.Equal(t, "not_yet_valid", record["status"])
 		r := runCLI(t, cli, env, key+"\n", "verify", "--json")
 		assert.Equal(t, exitNegative, r.code, r.stderr)
 		assert.Contains(t, r.stdout, `"not_yet_valid"`)
@@ -1155,7 +1155,7 @@ func TestUpdateSuspendResume(t *testing.T) {
 			assert.NotContains(t, v, cleared)
 		}
 		assert.Equal(t, "2099-01-01T00:00:00Z", v["not_before"])
-		assert.Equal(t, "not-yet-valid", v["status"])
+		assert.Equal(t, "not_yet_valid", v["status"])
 		r = runCLI(t, cli, env, "", "update", created.ID, "--not-before", "")
 		require.Equal(t, exitOK, r.code, r.stderr)
 

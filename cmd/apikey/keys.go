@@ -470,12 +470,12 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 // verifyResult is what verify --json prints, for a valid key and for an
 // invalid one.
 type verifyResult struct {
-	Valid  bool     `json:"valid"`
-	ID     string   `json:"id,omitempty"`     // the kid, if the key parses
-	Reason string   `json:"reason,omitempty"` // why it is invalid: see invalidReason
-	Error  string   `json:"error,omitempty"`
-	Hint   string   `json:"hint,omitempty"` // for the operator: see whyInvalid
-	Record *keyView `json:"record,omitempty"`
+	Valid  bool            `json:"valid"`
+	ID     string          `json:"id,omitempty"`     // the kid, if the key parses
+	Reason string          `json:"reason,omitempty"` // why it is invalid: see invalidReason
+	Error  string          `json:"error,omitempty"`
+	Hint   string          `json:"hint,omitempty"` // for the operator: see whyInvalid
+	Record *apikey.KeyView `json:"record,omitempty"`
 }
 
 // whyInvalid says, for the operator running verify, why Verify answered

@@ -14,58 +14,10 @@ import (
 	"github.com/apikeykit/apikey"
 )
 
-// keyView is a key record as the command shows it: no digest, times in
-// RFC 3339, limits in the syntax the flags take.
-type keyView struct {
-	ID          string            `json:"id"`
-	Prefix      string            `json:"prefix"`
-	Owner       string            `json:"owner"`
-	Name        string            `json:"name,omitempty"`
-	Scopes      []string          `json:"scopes"`
-	Status      string            `json:"status"`
-	CreatedAt   *time.Time        `json:"created_at,omitempty"`
-	ExpiresAt   *time.Time        `json:"expires_at,omitempty"`
-	NotBefore   *time.Time        `json:"not_before,omitempty"`
-	RevokedAt   *time.Time        `json:"revoked_at,omitempty"`
-	SuspendedAt *time.Time        `json:"suspended_at,omitempty"`
-	LastUsedAt  *time.Time        `json:"last_used_at,omitempty"`
-	RateLimit   string            `json:"rate_limit,omitempty"`
-	Quota       string            `json:"quota,omitempty"`
-	AllowedIPs  []string          `json:"allowed_ips,omitempty"`
-	Metadata    map[string]string `json:"metadata,omitempty"`
-	RotatedFrom string            `json:"rotated_from,omitempty"`
-	ReplacedBy  string            `json:"replaced_by,omitempty"`
-}
-
-func view(k *apikey.Key, now time.Time) keyView {
-	opt := func(t time.Time) *time.Time {
-		if t.IsZero() {
-			return nil
-		}
-		t = t.UTC()
-		return &t
-	}
-	v := keyView{
-		ID: k.ID, Prefix: k.Prefix, Owner: k.Owner, Name: k.Name, Scopes: k.Scopes,
-		Status:    status(k, now),
-		CreatedAt: opt(k.CreatedAt), ExpiresAt: opt(k.ExpiresAt), NotBefore: opt(k.NotBefore),
-		RevokedAt: opt(k.RevokedAt), SuspendedAt: opt(k.SuspendedAt), LastUsedAt: opt(k.LastUsedAt),
-		Metadata: k.Metadata, RotatedFrom: k.RotatedFrom, ReplacedBy: k.ReplacedBy,
-	}
-	if v.Scopes == nil {
-		v.Scopes = []string{}
-	}
-	if !k.RateLimit.IsZero() {
-		v.RateLimit = k.RateLimit.String()
-	}
-	if !k.Quota.IsZero() {
-		v.Quota = k.Quota.String()
-	}
-	for _, p := range k.AllowedIPs {
-		v.AllowedIPs = append(v.AllowedIPs, p.String())
-	}
-	return v
-}
+// view is a key record as the command shows it: the library's KeyView
+// (no digest, times in RFC 3339, limits in the syntax the flags take).
+// Text output names the status in finer words (see status).
+func view(k *apikey.Key, now time.Time) apikey.KeyView { return k.View(now) }
 
 // status says in a word or two whether k can be used now.
 func status(k *apikey.Key, now time.Time) string {
@@ -108,9 +60,9 @@ func writeJSON(w io.Writer, v any) error {
 func printIssued(e *env, secret apikey.Secret, k *apikey.Key, asJSON bool, note string) error {
 	if asJSON {
 		return writeJSON(e.stdout, struct {
-			Key    string  `json:"key"`
-			ID     string  `json:"id"`
-			Record keyView `json:"record"`
+			Key    string         `json:"key"`
+			ID     string         `json:"id"`
+			Record apikey.KeyView `json:"record"`
 		}{secret.Reveal(), k.ID, view(k, time.Now())})
 	}
 	fmt.Fprintf(e.stdout, "%s\n\n", secret.Reveal())
@@ -134,8 +86,8 @@ func printKey(e *env, k *apikey.Key, asJSON bool) error {
 			fmt.Fprintf(tw, "%s\t%s\n", name, value)
 		}
 	}
-	ts := func(t *time.Time) string {
-		if t == nil {
+	ts := func(t time.Time) string {
+		if t.IsZero() {
 			return ""
 		}
 		return t.Format(time.RFC3339)
@@ -145,7 +97,7 @@ func printKey(e *env, k *apikey.Key, asJSON bool) error {
 	row("owner", v.Owner)
 	row("name", v.Name)
 	row("scopes", strings.Join(v.Scopes, " "))
-	row("status", v.Status)
+	row("status", status(k, time.Now()))
 	row("created", ts(v.CreatedAt))
 	row("expires", ts(v.ExpiresAt))
 	row("not before", ts(v.NotBefore))
@@ -203,7 +155,7 @@ func (p *listPrinter) page(keys []*apikey.Key) error {
 	for _, k := range keys {
 		v := view(k, p.now)
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.ID, v.Prefix, v.Owner, dash(v.Name),
-			dash(strings.Join(v.Scopes, ",")), v.Status, day(v.ExpiresAt), day(v.LastUsedAt))
+			dash(strings.Join(v.Scopes, ",")), status(k, p.now), day(v.ExpiresAt), day(v.LastUsedAt))
 		p.n++
 	}
 	return tw.Flush()
@@ -231,8 +183,8 @@ func dash(s string) string {
 	return s
 }
 
-func day(t *time.Time) string {
-	if t == nil {
+func day(t time.Time) string {
+	if t.IsZero() {
 		return "-"
 	}
 	return t.Format("2006-01-02 15:04")
