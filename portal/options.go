@@ -13,10 +13,10 @@ import (
 
 // Defaults of the policy, used when the matching option is not given.
 const (
-	DefaultMaxKeys         = 20
-	DefaultLifetime        = 90 * 24 * time.Hour
-	DefaultMaxLifetime     = 365 * 24 * time.Hour
-	DefaultRotationGrace   = 24 * time.Hour
+	DefaultMaxKeys          = 20
+	DefaultLifetime         = 90 * 24 * time.Hour
+	DefaultMaxLifetime      = 365 * 24 * time.Hour
+	DefaultRotationGrace    = 24 * time.Hour
 	DefaultMaxRotationGrace = 7 * 24 * time.Hour
 )
 

@@ -31,9 +31,9 @@ func staticFS() fs.FS {
 
 // Page limits and thresholds.
 const (
-	pageKeys      = 100                  // keys shown on the page, newest first; the API pages through all
-	unusedAfter   = 90 * 24 * time.Hour  // "unused for 90 days"
-	expiringSoon  = 14 * 24 * time.Hour  // "expires in N days" turns to a warning
+	pageKeys      = 100                 // keys shown on the page, newest first; the API pages through all
+	unusedAfter   = 90 * 24 * time.Hour // "unused for 90 days"
+	expiringSoon  = 14 * 24 * time.Hour // "expires in N days" turns to a warning
 	timeFormatUTC = "2006-01-02 15:04 UTC"
 )
 
@@ -259,4 +259,3 @@ func describe(d time.Duration) string {
 	}
 	return d.String()
 }
-
