@@ -7,7 +7,9 @@ import (
 	"html/template"
 	"io/fs"
 	"log/slog"
+	"mime"
 	"net/http"
+	"path"
 	"strings"
 	"time"
 
@@ -20,13 +22,19 @@ var templateFS embed.FS
 //go:embed static
 var embeddedStatic embed.FS
 
-// staticFS is the page's CSS and script, served under static/.
-func staticFS() fs.FS {
-	sub, err := fs.Sub(embeddedStatic, "static")
-	if err != nil {
-		panic(err) // the directory is embedded above
+// serveStatic serves the page's CSS and script from the embedded files.
+// It writes them itself, rather than through http.FileServer, so that a
+// miss keeps the security headers and no directory is ever listed.
+func serveStatic(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("file")
+	ctype := mime.TypeByExtension(path.Ext(name))
+	body, err := fs.ReadFile(embeddedStatic, "static/"+name)
+	if err != nil || ctype == "" || !fs.ValidPath(name) {
+		http.NotFound(w, r)
+		return
 	}
-	return sub
+	w.Header().Set("Content-Type", ctype)
+	w.Write(body)
 }
 
 // Page limits and thresholds.

@@ -95,7 +95,7 @@ func New(m *apikey.Manager, owner func(*http.Request) (string, error), opts ...O
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /{$}", h.withOwner(page.serve(h)))
-	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(staticFS())))
+	mux.HandleFunc("GET /static/{file}", serveStatic)
 	mux.Handle("GET /api/keys", h.withOwner(h.list))
 	mux.Handle("POST /api/keys", h.withOwner(h.create))
 	mux.Handle("GET /api/keys/{id}", h.withOwner(h.get))
