@@ -141,6 +141,9 @@ func parseAllowedIP(s string) (netip.Prefix, error) {
 	if err != nil {
 		return netip.Prefix{}, err
 	}
+	if a.Zone() != "" {
+		return netip.Prefix{}, errors.New("an address with a zone")
+	}
 	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
@@ -174,10 +177,18 @@ func parseDuration(s string) (time.Duration, error) {
 	return d, nil
 }
 
-// formatDuration writes d as parseDuration reads it, in days when whole.
+// formatDuration writes d as parseDuration reads it, in the largest whole
+// unit of days, hours or minutes: "30d", "36h", "90m", "0".
 func formatDuration(d time.Duration) string {
-	if d%(24*time.Hour) == 0 && d > 0 {
+	switch {
+	case d == 0:
+		return "0"
+	case d%(24*time.Hour) == 0:
 		return strconv.FormatInt(int64(d/(24*time.Hour)), 10) + "d"
+	case d%time.Hour == 0:
+		return strconv.FormatInt(int64(d/time.Hour), 10) + "h"
+	case d%time.Minute == 0:
+		return strconv.FormatInt(int64(d/time.Minute), 10) + "m"
 	}
 	return d.String()
 }
