@@ -553,6 +553,7 @@ func TestSecurityHeaders(t *testing.T) {
 		{"GET", "/", "", "", 401},
 		{"GET", "/static/portal.js", "", "", 200},
 		{"GET", "/static/portal.css", "", "", 200},
+		{"GET", "/static/favicon.svg", "", "", 200},
 		{"GET", "/static/nope", "", "", 404},
 		{"GET", "/api/keys", "alice", "", 200},
 		{"GET", "/api/nope", "alice", "", 404},
