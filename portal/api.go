@@ -186,13 +186,13 @@ func (h *handler) expiry(in, at *string, now time.Time) (time.Time, error) {
 		if err != nil {
 			return time.Time{}, badRequest("expires_in", "expires_in: "+err.Error())
 		}
-		if d == 0 {
-			return time.Time{}, badRequest("expires_in", "expires_in: the expiry would be now, not in the future")
+		if d < time.Minute {
+			return time.Time{}, badRequest("expires_in", "expires_in: at least 1m, so that the key can be stored and used")
 		}
 		if max > 0 && d > max {
 			return time.Time{}, badRequest("expires_in", fmt.Sprintf("expires_in: %s is past the maximum lifetime, %s", *in, formatDuration(max)))
 		}
-		t = now.Add(d)
+		t = now.Add(d).Truncate(time.Second)
 	case at != nil:
 		var err error
 		if t, err = time.Parse(time.RFC3339, *at); err != nil {
@@ -205,7 +205,7 @@ func (h *handler) expiry(in, at *string, now time.Time) (time.Time, error) {
 			return time.Time{}, badRequest("expires_at", fmt.Sprintf("expires_at: past the maximum lifetime, %s from now", formatDuration(max)))
 		}
 	case h.cfg.lifetime > 0:
-		t = now.Add(h.cfg.lifetime)
+		t = now.Add(h.cfg.lifetime).Truncate(time.Second)
 	}
 	return t, nil
 }
