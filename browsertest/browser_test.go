@@ -292,3 +292,43 @@ func TestBrowserSeesCSPRefusals(t *testing.T) {
 		"the refused inline script was not reported")
 	assert.Contains(t, strings.Join(problems(), "\n"), "Content Security Policy")
 }
+
+// TestPortalByKeyboard creates a key and dismisses its dialog with the
+// keyboard alone, from the top of the page: Tab, Space, Enter and
+// Escape, no click. Escape does not close the dialog before the key is
+// confirmed stored.
+func TestPortalByKeyboard(t *testing.T) {
+	ctx, problems := browser(t)
+	s := newServer(t, nil)
+	focused := func() string {
+		return value(t, ctx, chromedp.Evaluate[string](`document.activeElement.id || document.activeElement.value || document.activeElement.tagName`))
+	}
+	step(t, ctx, "sign in",
+		chromedp.Navigate(s.URL+"/signin?as=kim"),
+		chromedp.WaitVisible(css("#create-form")),
+		chromedp.KeyEvent("\t"),
+	)
+	require.Equal(t, "create-name", focused(), "the first Tab reaches the name")
+	step(t, ctx, "fill the form", chromedp.KeyEvent("keyboard key"), chromedp.KeyEvent("\t"))
+	require.Equal(t, "orders:*", focused())
+	step(t, ctx, "pick a scope", chromedp.KeyEvent(" "))
+	for _, want := range []string{"billing:read", "create-expires", "create-prefix", "create-ips", "create-submit"} {
+		step(t, ctx, "tab", chromedp.KeyEvent("\t"))
+		require.Equal(t, want, focused())
+	}
+	step(t, ctx, "submit", chromedp.KeyEvent("\r"), chromedp.WaitVisible(css("#token-value")))
+	key := value(t, ctx, chromedp.Text(css("#token-value")))
+	assert.Equal(t, 200, s.call(t, key))
+	assert.Equal(t, "token-copy", focused(), "the dialog takes the focus")
+
+	step(t, ctx, "escape before confirming", chromedp.KeyEvent("\x1b"), chromedp.Sleep(200*time.Millisecond))
+	assert.True(t, value(t, ctx, chromedp.Evaluate[bool](`document.getElementById("token-dialog").open`)),
+		"Escape closed the dialog before the key was confirmed stored")
+	step(t, ctx, "confirm", chromedp.KeyEvent("\t"))
+	require.Equal(t, "token-stored", focused())
+	step(t, ctx, "check", chromedp.KeyEvent(" "), chromedp.KeyEvent("\t"))
+	require.Equal(t, "token-close", focused())
+	step(t, ctx, "done", chromedp.KeyEvent("\r"), chromedp.WaitVisible(css("li.key")))
+	assertKeyGone(t, ctx, s, sessionOf(t, s), key)
+	assert.Empty(t, problems())
+}
