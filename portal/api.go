@@ -104,9 +104,10 @@ func (h *handler) create(w http.ResponseWriter, r *http.Request, owner string) {
 		writeError(w, r, err)
 		return
 	}
-	h.createMu.Lock()
+	mu := h.createLock(owner)
+	mu.Lock()
 	secret, k, err := h.issueWithin(r, ir, now)
-	h.createMu.Unlock()
+	mu.Unlock()
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -116,7 +117,7 @@ func (h *handler) create(w http.ResponseWriter, r *http.Request, owner string) {
 }
 
 // issueWithin issues ir unless the owner already holds the most live keys
-// the policy allows. The caller holds createMu.
+// the policy allows. The caller holds the owner's createLock.
 func (h *handler) issueWithin(r *http.Request, ir apikey.IssueRequest, now time.Time) (apikey.Secret, *apikey.Key, error) {
 	keys, err := h.ownerKeys(r.Context(), ir.Owner)
 	if err != nil {

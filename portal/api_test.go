@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -484,8 +485,10 @@ func TestSignInRequired(t *testing.T) {
 	e := newEnv(t)
 	kb := e.create("alice", `{"name":"a"}`)
 	before := e.snapshot()
+	page := e.do("GET", "/", "", "")
+	require.Equal(t, 401, page.Code)
+	assert.Equal(t, "Sign in to manage your API keys.\n", page.Body.String())
 	for _, r := range []struct{ method, path, body string }{
-		{"GET", "/", ""},
 		{"GET", "/api/keys", ""},
 		{"POST", "/api/keys", `{"name":"x"}`},
 		{"GET", "/api/keys/" + kb.Key.ID, ""},
@@ -646,5 +649,38 @@ func TestAuditEvent(t *testing.T) {
 	for _, s := range []string{fmt.Sprint(e.lastEvent()), fmt.Sprintf("%+v", e.lastEvent()), fmt.Sprintf("%#v", e.lastEvent())} {
 		assert.NotContains(t, s, kb.Token)
 		assert.NotContains(t, s, kb.Token[len(kb.Token)-49:])
+	}
+}
+
+// TestCreateConcurrentlyKeepsMaxKeys: creates racing for one owner never
+// pass WithMaxKeys, while another owner's go on.
+func TestCreateConcurrentlyKeepsMaxKeys(t *testing.T) {
+	e := newEnv(t, portal.WithMaxKeys(5))
+	var wg sync.WaitGroup
+	codes := make(chan int, 40)
+	for i := range 40 {
+		wg.Go(func() {
+			owner := "alice"
+			if i%4 == 0 {
+				owner = "bob"
+			}
+			codes <- e.do("POST", "/api/keys", owner, `{"name":"racer"}`).Code
+		})
+	}
+	wg.Wait()
+	close(codes)
+	created := 0
+	for c := range codes {
+		if c == 201 {
+			created++
+		} else {
+			assert.Equal(t, 400, c)
+		}
+	}
+	assert.Equal(t, 10, created, "5 for each owner")
+	for _, owner := range []string{"alice", "bob"} {
+		var lr struct{ Keys []apikey.KeyView }
+		require.NoError(t, json.Unmarshal(e.do("GET", "/api/keys", owner, "").Body.Bytes(), &lr))
+		assert.Len(t, lr.Keys, 5, owner)
 	}
 }

@@ -44,6 +44,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"io"
 	"net/http"
 	"slices"
 	"sync"
@@ -69,7 +71,17 @@ type handler struct {
 	cfg    config
 	routes http.Handler
 
-	createMu sync.Mutex // counts and creates one key at a time, so WithMaxKeys holds in this process
+	// createMu serializes count-then-create per owner, so that WithMaxKeys
+	// holds within this process; owners share a lock by hash, so that
+	// one owner's creates never wait on more than a few others'.
+	createMu [64]sync.Mutex
+}
+
+// createLock returns the lock serializing owner's creates.
+func (h *handler) createLock(owner string) *sync.Mutex {
+	f := fnv.New32a()
+	f.Write([]byte(owner))
+	return &h.createMu[f.Sum32()%uint32(len(h.createMu))]
 }
 
 // New returns the portal over m. owner maps a request to the owner whose
@@ -94,7 +106,7 @@ func New(m *apikey.Manager, owner func(*http.Request) (string, error), opts ...O
 		return nil, err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /{$}", h.withOwner(page.serve(h)))
+	mux.Handle("GET /{$}", h.pageOwner(page.serve(h)))
 	mux.HandleFunc("GET /static/{file}", serveStatic)
 	mux.Handle("GET /api/keys", h.withOwner(h.list))
 	mux.Handle("POST /api/keys", h.withOwner(h.create))
@@ -134,6 +146,22 @@ func (h *handler) withOwner(next ownerFunc) http.Handler {
 		owner, err := h.owner(r)
 		if err != nil || owner == "" {
 			writeProblem(w, http.StatusUnauthorized, "", "sign in to manage your API keys")
+			return
+		}
+		next(w, r, owner)
+	})
+}
+
+// pageOwner is withOwner for the page: a browser that is not signed in
+// gets a short page, not a problem document. Hosts usually send it to
+// their sign-in before it gets here.
+func (h *handler) pageOwner(next ownerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		owner, err := h.owner(r)
+		if err != nil || owner == "" {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.WriteHeader(http.StatusUnauthorized)
+			io.WriteString(w, "Sign in to manage your API keys.\n")
 			return
 		}
 		next(w, r, owner)
