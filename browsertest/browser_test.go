@@ -332,3 +332,43 @@ func TestPortalByKeyboard(t *testing.T) {
 	assertKeyGone(t, ctx, s, sessionOf(t, s), key)
 	assert.Empty(t, problems())
 }
+
+// TestPortalEdit renames a key and changes its allowlist in the edit
+// dialog; a malformed CIDR is refused in the dialog and changes nothing.
+func TestPortalEdit(t *testing.T) {
+	ctx, problems := browser(t)
+	s := newServer(t, nil)
+	step(t, ctx, "sign in and create",
+		chromedp.Navigate(s.URL+"/signin?as=lee"),
+		chromedp.WaitVisible(css("#create-form")),
+		chromedp.SendKeys(css("#create-name"), "to rename"),
+		chromedp.Click(css("#create-submit")),
+		chromedp.WaitVisible(css("#token-value")),
+		chromedp.Click(css("#token-stored")),
+		chromedp.Click(css("#token-close")),
+		chromedp.WaitVisible(css("li.key button.edit")),
+	)
+	step(t, ctx, "a bad CIDR",
+		chromedp.Click(css("li.key button.edit")),
+		chromedp.WaitVisible(css("#edit-dialog")),
+		chromedp.SetValue(css("#edit-ips"), "10.0.0.0/33"),
+		chromedp.Click(css("#edit-save")),
+		chromedp.WaitVisible(css("#edit-error")),
+	)
+	assert.Contains(t, value(t, ctx, chromedp.Text(css("#edit-error"))), "allowed_ips[0]")
+	assert.Equal(t, "true", value(t, ctx, chromedp.Evaluate[string](`document.getElementById("edit-ips").getAttribute("aria-invalid")`)))
+	step(t, ctx, "rename",
+		chromedp.SetValue(css("#edit-name"), "renamed in the browser"),
+		chromedp.SetValue(css("#edit-ips"), "192.0.2.0/24"),
+		chromedp.Click(css("#edit-save")),
+		chromedp.WaitVisible(css("li.key")),
+	)
+	require.Eventually(t, func() bool {
+		renamed, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector("li.key h3")?.textContent === "renamed in the browser"`))
+		return err == nil && renamed // an error: the page is reloading
+	}, 20*time.Second, 100*time.Millisecond, "the key was not renamed on the page")
+	assert.Contains(t, value(t, ctx, chromedp.Text(css("li.key dl"))), "192.0.2.0/24")
+	for _, p := range problems() { // the refused PATCH is logged as a failed load, and nothing else
+		assert.Contains(t, p, "status of 400", "the page logged an error")
+	}
+}

@@ -84,6 +84,7 @@ type keyItem struct {
 	Created    string
 	Expires    string
 	LastUsed   string
+	CanEdit    bool
 	CanRotate  bool
 	CanRevoke  bool
 	ScopesText string
@@ -152,6 +153,7 @@ func newKeyItem(k *apikey.Key, now time.Time) keyItem {
 		it.LastUsed = v.LastUsedAt.Format(timeFormatUTC)
 	}
 	it.CanRevoke = v.Status != apikey.StatusRevoked
+	it.CanEdit = it.CanRevoke
 	it.CanRotate = v.Status == apikey.StatusActive && v.ReplacedBy == ""
 	it.Badges = badges(k, v, now)
 	return it

@@ -232,6 +232,50 @@
     }
   });
 
+  // --- edit: the name and the allowed addresses ---
+
+  const editDialog = $("edit-dialog");
+  let editing = null;
+
+  function openEdit(item) {
+    editing = item.dataset.id;
+    clearError($("edit-error"));
+    $("edit-masked").textContent = item.dataset.masked;
+    $("edit-name").value = item.dataset.name;
+    $("edit-ips").value = item.dataset.ips;
+    editDialog.showModal();
+    $("edit-name").focus();
+  }
+
+  $("edit-cancel").addEventListener("click", () => editDialog.close());
+
+  $("edit-save").addEventListener("click", async () => {
+    if (!editing) return;
+    $("edit-save").disabled = true;
+    try {
+      await api("PATCH", "api/keys/" + encodeURIComponent(editing), {
+        name: $("edit-name").value,
+        allowed_ips: $("edit-ips").value.split(/[\s,]+/).filter((s) => s !== ""),
+      });
+      editing = null;
+      editDialog.close();
+      location.reload();
+    } catch (problem) {
+      showError($("edit-error"), problem);
+      const el = problem && problem.field === "name" ? $("edit-name") : problem && problem.field === "allowed_ips" ? $("edit-ips") : null;
+      if (el) {
+        el.setAttribute("aria-invalid", "true");
+        el.focus();
+      }
+    } finally {
+      $("edit-save").disabled = false;
+    }
+  });
+
+  for (const button of document.querySelectorAll("button.edit")) {
+    button.addEventListener("click", () => openEdit(button.closest("li.key")));
+  }
+
   for (const button of document.querySelectorAll("button.rotate, button.revoke")) {
     button.addEventListener("click", () => {
       openConfirm(button.classList.contains("revoke") ? "revoke" : "rotate", button.closest("li.key"));
