@@ -24,6 +24,7 @@ type Manager struct {
 	onError   func(error)    // background failures
 	local     localLimits    // the middleware's limiter and counter by default
 	reported  reportedSet    // broken records already reported
+	legacy    *legacyState   // keys imported from another system (legacy.go)
 	stop      context.CancelFunc
 	done      sync.WaitGroup
 	closeOnce sync.Once
@@ -72,12 +73,18 @@ func NewManager(store Store, opts ...Option) (*Manager, error) {
 		return nil, fmt.Errorf("%w: no pepper: give WithPepper(version, secret), or opt in to WithUnkeyedDigest()", ErrInvalidRequest)
 	}
 
+	legacy, err := newLegacyState(s.legacy, store, &s.digests, s.cacheSize, s.cacheTTL)
+	if err != nil {
+		return nil, err
+	}
+
 	m := &Manager{
 		store:   store,
 		prefix:  s.prefix,
 		digests: s.digests,
 		now:     s.now,
 		onError: s.onError,
+		legacy:  legacy,
 	}
 	m.cache = newKeyCache(s.cacheSize, s.cacheTTL, s.negativeSize, s.negativeTTL, &m.digests)
 	m.cache.onBroken = m.reportBroken
@@ -140,7 +147,7 @@ func (m *Manager) Prefix() string { return m.prefix }
 func (m *Manager) Verify(ctx context.Context, token string) (*Key, error) {
 	t, err := Parse(token)
 	if err != nil {
-		return nil, err
+		return m.verifyLegacy(ctx, token, err) // err, unless WithLegacy finds it
 	}
 	return m.verify(ctx, t)
 }
