@@ -19,8 +19,8 @@ type Store struct {
 	mu      sync.RWMutex
 	keys    map[string]*apikey.Key
 	legacy  map[string]apikey.LegacyRecord // by Lookup
-	all     *idList            // every ID
-	byOwner map[string]*idList // IDs of each owner
+	all     *idList                        // every ID
+	byOwner map[string]*idList             // IDs of each owner
 
 	watchMu  sync.Mutex
 	watchers map[int]func(id string)
