@@ -27,7 +27,10 @@ type LegacyImport struct {
 // ImportError reports which item of an ImportLegacy call is wrong.
 type ImportError struct {
 	Index int // of the item in the slice
-	Err   error
+	// Earlier is, for an item that repeats an earlier one (ErrConflict),
+	// the earlier one's index; -1 otherwise.
+	Earlier int
+	Err     error
 }
 
 func (e *ImportError) Error() string { return fmt.Sprintf("key %d: %v", e.Index, e.Err) }
@@ -67,10 +70,10 @@ func (m *Manager) ImportLegacy(ctx context.Context, keys []LegacyImport) ([]*Key
 	for i := range keys {
 		k, r, err := m.legacyRecord(&keys[i], now)
 		if err != nil {
-			return nil, &ImportError{Index: i, Err: err}
+			return nil, &ImportError{Index: i, Earlier: -1, Err: err}
 		}
 		if j, dup := seen[r.Lookup]; dup {
-			return nil, &ImportError{Index: i, Err: fmt.Errorf("%w: the same key as key %d (%s)", ErrConflict, j, describeLookup(r.Lookup))}
+			return nil, &ImportError{Index: i, Earlier: j, Err: fmt.Errorf("%w: the same key as key %d (%s)", ErrConflict, j, describeLookup(r.Lookup))}
 		}
 		seen[r.Lookup] = i
 		out[i], records[i] = k, r
@@ -87,8 +90,10 @@ func (m *Manager) ImportLegacy(ctx context.Context, keys []LegacyImport) ([]*Key
 			return nil, storeError("look up legacy keys", err)
 		}
 		if len(found) > 0 {
-			i := seen[found[0].Lookup]
-			return nil, &ImportError{Index: i, Err: fmt.Errorf("%w: imported before, as key %s (%s)", ErrConflict, found[0].KeyID, describeLookup(found[0].Lookup))}
+			// The first in the batch, whatever order the store answered in.
+			first := slices.MinFunc(found, func(a, b LegacyRecord) int { return seen[a.Lookup] - seen[b.Lookup] })
+			return nil, &ImportError{Index: seen[first.Lookup], Earlier: -1,
+				Err: fmt.Errorf("%w: imported before, as key %s (%s)", ErrConflict, first.KeyID, describeLookup(first.Lookup))}
 		}
 	}
 	if err := l.store.CreateLegacy(ctx, out, records); err != nil {
