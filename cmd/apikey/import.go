@@ -50,6 +50,7 @@ func runImport(ctx context.Context, e *env, args []string) error {
 	var mem, passes uint
 	fs.UintVar(&mem, "max-argon2-memory", apikey.DefaultMaxArgon2Memory, "refuse argon2id hashes that need more memory, in KiB")
 	fs.UintVar(&passes, "max-argon2-time", apikey.DefaultMaxArgon2Time, "refuse argon2id hashes with more passes")
+	hmacEnv := fs.String("hmac-secret-env", "", "the environment variable holding the old system's HMAC secret; required for hmac-sha256 hashes, which verify only where services have it (LegacyConfig.HMACSecret)")
 	pos, err := parse(fs, args, 1)
 	if err != nil {
 		return err
@@ -109,6 +110,11 @@ func runImport(ctx context.Context, e *env, args []string) error {
 		if batch[i], err = recs[i].legacyImport(now); err != nil {
 			return fmt.Errorf("%s: line %d: %w; nothing imported", path, lines[i], err)
 		}
+		if strings.HasPrefix(recs[i].Hash, apikey.LegacyHMACSHA256+":") {
+			if err := checkHMACSecret(*hmacEnv); err != nil {
+				return fmt.Errorf("%s: line %d: %w; nothing imported", path, lines[i], err)
+			}
+		}
 	}
 
 	// Unsalted hashes are stored as digests under the pepper: imported
@@ -152,6 +158,20 @@ func runImport(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "  line %d: %s (owner %s)\n", k.Line, k.ID, k.Owner)
 	}
 	fmt.Fprintln(e.stdout, "They verify in services whose Manager has apikey.WithLegacy and the same pepper.")
+	return nil
+}
+
+// checkHMACSecret makes sure whoever imports hmac-sha256 hashes has the
+// old system's secret at hand: the import itself does not need it (the
+// hash is stored as a digest under the pepper), but without it in every
+// service no such key ever verifies.
+func checkHMACSecret(name string) error {
+	if name == "" {
+		return errors.New("an hmac-sha256 hash verifies only with the old system's secret: give --hmac-secret-env VAR, and the same secret to the services (LegacyConfig.HMACSecret)")
+	}
+	if v, ok := os.LookupEnv(name); !ok || v == "" {
+		return fmt.Errorf("--hmac-secret-env %s: the variable is not set", name)
+	}
 	return nil
 }
 

@@ -96,8 +96,11 @@ func TestImportCommand(t *testing.T) {
 	require.Equal(t, 0, r.code, "a raised cap lets it in: %s", r.stderr)
 	runCLI(t, cli, env, "", "revoke", strings.Split(strings.Split(r.stdout, `"id": "`)[1], `"`)[0])
 
-	// Then the good ones.
+	// Then the good ones; the HMAC one only with the old secret at hand.
 	r = runCLI(t, cli, env, "", "import", csvFile)
+	require.Equal(t, 2, r.code)
+	assert.Contains(t, r.stderr, "line 3: an hmac-sha256 hash verifies only with the old system's secret: give --hmac-secret-env")
+	r = runCLI(t, cli, append(env, "OLD_HMAC_SECRET="+string(hmacSecret)), "", "import", "--hmac-secret-env", "OLD_HMAC_SECRET", csvFile)
 	require.Equal(t, 0, r.code, r.stderr)
 	assert.Contains(t, r.stdout, "imported 3 keys")
 	r = runCLI(t, cli, env, "", "import", "--json", jsonFile)
@@ -113,7 +116,7 @@ func TestImportCommand(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &out), r.stdout)
 	assert.Equal(t, 1, out.Imported)
 	assert.Equal(t, "team-4", out.Keys[0].Owner)
-	r = runCLI(t, cli, env, "", "import", csvFile)
+	r = runCLI(t, cli, append(env, "OLD_HMAC_SECRET=x"), "", "import", "--hmac-secret-env", "OLD_HMAC_SECRET", csvFile)
 	assert.Equal(t, 2, r.code)
 	assert.Contains(t, r.stderr, "line 2: apikey: conflicting write: imported before")
 
