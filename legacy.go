@@ -373,6 +373,9 @@ func (m *Manager) legacyKey(ctx context.Context, id string, now time.Time) (*Key
 func (m *Manager) upgradeLegacy(ctx context.Context, k *Key) *Key {
 	u := m.legacy.cfg.Upgrade
 	secret, repl, err := m.Rotate(ctx, k.ID, u.Grace)
+	if errors.Is(err, ErrConflict) {
+		return k // a concurrent first use upgraded it
+	}
 	if err != nil {
 		m.onError(fmt.Errorf("apikey: upgrading legacy key %s: %w", k.ID, err))
 		return k

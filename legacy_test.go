@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -388,6 +389,26 @@ func TestLegacyUpgrade(t *testing.T) {
 		assert.ErrorIs(t, err, apikey.ErrExpired)
 		_, err = m.Verify(ctx, delivered[0].Reveal())
 		assert.NoError(t, err)
+	})
+	t.Run("concurrent first use", func(t *testing.T) {
+		var delivered atomic.Int64
+		var reported atomic.Int64
+		m := newLegacyManager(t, memstore.New(), newFakeClock(), apikey.LegacyConfig{Upgrade: &apikey.LegacyUpgrade{
+			Grace:   time.Hour,
+			Deliver: func(context.Context, *apikey.Key, apikey.Secret) error { delivered.Add(1); return nil },
+		}}, apikey.WithBackgroundErrors(func(error) { reported.Add(1) }))
+		key, _ := newLegacyKey(t)
+		importOne(t, m, legacyFormats[0].hash(t, key), "", apikey.IssueRequest{})
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				_, err := m.Verify(ctx, key)
+				assert.NoError(t, err)
+			})
+		}
+		wg.Wait()
+		assert.EqualValues(t, 1, delivered.Load(), "one replacement, however many first uses race")
+		assert.Zero(t, reported.Load())
 	})
 	t.Run("delivery fails", func(t *testing.T) {
 		var replacement apikey.Secret

@@ -137,7 +137,10 @@ func (m *Manager) Prefix() string { return m.prefix }
 // unknown IDs take the same path against a dummy digest), and checks
 // revocation (ErrRevoked), expiry (ErrExpired) and NotBefore
 // (ErrNotYetValid). A Store failure returns an error wrapping
-// ErrUnavailable: fail closed on it, it says nothing about the key.
+// ErrUnavailable: fail closed on it, it says nothing about the key. With
+// WithLegacy, a token that does not parse is looked for among the keys
+// imported from another system (see LegacyConfig); without it, or when it
+// is not found there, it fails as before.
 //
 // The returned Key is shared with other callers and must not be modified;
 // call Clone for a copy of your own. On a cache hit Verify does no I/O and
