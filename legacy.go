@@ -421,7 +421,16 @@ type legacyCache struct {
 	entries map[[sha256.Size]byte]*legacyEntry
 	size    int
 	ttl     time.Duration
-	pool    sync.Pool // of hash.Hash, HMAC under a key of this process
+	pool    sync.Pool // of *legacySumState
+}
+
+// legacySumState is a pooled HMAC under the cache's key, with scratch
+// space kept off the caller's stack so that a cache hit allocates
+// nothing.
+type legacySumState struct {
+	h   hash.Hash
+	buf [MaxTokenLen]byte
+	sum [sha256.Size]byte
 }
 
 type legacyEntry struct {
@@ -437,18 +446,20 @@ func newLegacyCache(size int, ttl time.Duration) *legacyCache {
 	}
 	key := make([]byte, 32)
 	rand.Read(key)
-	c.pool.New = func() any { return hmac.New(sha256.New, key) }
+	c.pool.New = func() any { return &legacySumState{h: hmac.New(sha256.New, key)} }
 	return c
 }
 
-// sum is the cache's key for a presented key.
+// sum is the cache's key for a presented key, at most MaxTokenLen bytes.
 func (c *legacyCache) sum(key string) [sha256.Size]byte {
-	h := c.pool.Get().(hash.Hash)
-	h.Reset()
-	h.Write([]byte(key))
-	var sum [sha256.Size]byte
-	h.Sum(sum[:0])
-	c.pool.Put(h)
+	s := c.pool.Get().(*legacySumState)
+	n := copy(s.buf[:], key)
+	s.h.Reset()
+	s.h.Write(s.buf[:n])
+	s.h.Sum(s.sum[:0])
+	sum := s.sum
+	clear(s.buf[:n]) // the key is secret
+	c.pool.Put(s)
 	return sum
 }
 

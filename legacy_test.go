@@ -452,3 +452,28 @@ func TestLegacyRejectsBadConfig(t *testing.T) {
 	_, err := apikey.NewManager(&countingStore{Store: memstore.New()}, apikey.WithPrefix("acme_test"), apikey.WithPepper("v1", testPepper), apikey.WithLegacy(apikey.LegacyConfig{}))
 	assert.ErrorIs(t, err, apikey.ErrInvalidRequest, "a Store without LegacyStore")
 }
+
+// TestLegacyVerifyCacheHitDoesNotAllocate: a cached legacy key, of any
+// kind, verifies without allocating, as a native one does.
+func TestLegacyVerifyCacheHitDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are meaningless under -race; .ci/run runs this test without it")
+	}
+	ctx := context.Background()
+	m := newLegacyManager(t, memstore.New(), newFakeClock(), apikey.LegacyConfig{})
+	for _, f := range legacyFormats {
+		key, id := newLegacyKey(t)
+		if !f.salted {
+			id = ""
+		}
+		importOne(t, m, f.hash(t, key), id, apikey.IssueRequest{})
+		_, err := m.Verify(ctx, key)
+		require.NoError(t, err)
+		allocs := testing.AllocsPerRun(1000, func() {
+			if _, err := m.Verify(ctx, key); err != nil {
+				t.Fatal(err)
+			}
+		})
+		assert.Zero(t, allocs, f.name)
+	}
+}
