@@ -277,7 +277,7 @@ func (c *keyCache) newEntry(k *Key, expires int64) *cacheEntry {
 	e.verifiable = e.digester != nil && len(k.Digest) == digestSize && copy(e.digest[:], k.Digest) == digestSize
 	if !e.verifiable {
 		e.digester, e.digest = c.digests.current, c.dummy
-		if c.digests.lookup(k.DigestVersion) == nil {
+		if c.digests.lookup(k.DigestVersion) == nil && k.DigestVersion != LegacyDigestVersion {
 			c.broken(k, fmt.Errorf("digested under %q, which this Manager is not configured with (WithPepper, WithPreviousPepper)", k.DigestVersion))
 		}
 	}

@@ -24,6 +24,7 @@ type Manager struct {
 	onError   func(error)    // background failures
 	local     localLimits    // the middleware's limiter and counter by default
 	reported  reportedSet    // broken records already reported
+	legacy    *legacyState   // keys imported from another system (legacy.go)
 	stop      context.CancelFunc
 	done      sync.WaitGroup
 	closeOnce sync.Once
@@ -72,12 +73,18 @@ func NewManager(store Store, opts ...Option) (*Manager, error) {
 		return nil, fmt.Errorf("%w: no pepper: give WithPepper(version, secret), or opt in to WithUnkeyedDigest()", ErrInvalidRequest)
 	}
 
+	legacy, err := newLegacyState(s.legacy, store, &s.digests, s.cacheSize, s.cacheTTL)
+	if err != nil {
+		return nil, err
+	}
+
 	m := &Manager{
 		store:   store,
 		prefix:  s.prefix,
 		digests: s.digests,
 		now:     s.now,
 		onError: s.onError,
+		legacy:  legacy,
 	}
 	m.cache = newKeyCache(s.cacheSize, s.cacheTTL, s.negativeSize, s.negativeTTL, &m.digests)
 	m.cache.onBroken = m.reportBroken
@@ -130,7 +137,10 @@ func (m *Manager) Prefix() string { return m.prefix }
 // unknown IDs take the same path against a dummy digest), and checks
 // revocation (ErrRevoked), expiry (ErrExpired) and NotBefore
 // (ErrNotYetValid). A Store failure returns an error wrapping
-// ErrUnavailable: fail closed on it, it says nothing about the key.
+// ErrUnavailable: fail closed on it, it says nothing about the key. With
+// WithLegacy, a token that does not parse is looked for among the keys
+// imported from another system (see LegacyConfig); without it, or when it
+// is not found there, it fails as before.
 //
 // The returned Key is shared with other callers and must not be modified;
 // call Clone for a copy of your own. On a cache hit Verify does no I/O and
@@ -140,7 +150,7 @@ func (m *Manager) Prefix() string { return m.prefix }
 func (m *Manager) Verify(ctx context.Context, token string) (*Key, error) {
 	t, err := Parse(token)
 	if err != nil {
-		return nil, err
+		return m.verifyLegacy(ctx, token, err) // err, unless WithLegacy finds it
 	}
 	return m.verify(ctx, t)
 }

@@ -31,6 +31,7 @@ type settings struct {
 	lastUsedInterval time.Duration
 	staleIfError     time.Duration
 	onError          func(error)
+	legacy           *LegacyConfig // WithLegacy
 }
 
 // WithPrefix sets the prefix of issued keys, for example "acme_live". It is

@@ -222,21 +222,23 @@ func (h *authHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		mw.invalidKey(&q, ReasonTooLong, nil)
 		return
 	}
+	var k *Key
 	t, err := Parse(raw)
 	if err != nil {
-		mw.invalidKey(&q, reasonFor(err), err)
-		return
+		if k = mw.legacyKey(&q, raw, err); k == nil { // legacy_middleware.go
+			return
+		}
 	}
-	q.token = t
-	if len(mw.prefixes) > 0 && !slices.Contains(mw.prefixes, t.Prefix) {
-		mw.invalidKey(&q, ReasonWrongPrefix, nil)
-		return
-	}
-
-	k, err := mw.m.verify(r.Context(), t)
-	if err != nil {
-		mw.verifyFailed(&q, err)
-		return
+	if k == nil {
+		q.token = t
+		if len(mw.prefixes) > 0 && !slices.Contains(mw.prefixes, t.Prefix) {
+			mw.invalidKey(&q, ReasonWrongPrefix, nil)
+			return
+		}
+		if k, err = mw.m.verify(r.Context(), t); err != nil {
+			mw.verifyFailed(&q, err)
+			return
+		}
 	}
 	q.key = k
 

@@ -12,14 +12,15 @@ import (
 )
 
 // Store is an in-memory apikey.Store. It also implements apikey.Rotator,
-// apikey.LastUsedRecorder and apikey.Watcher, so several Managers sharing
+// apikey.LastUsedRecorder, apikey.LegacyStore and apikey.Watcher, so several Managers sharing
 // one Store see each other's revocations at once. The zero value is not
 // usable; call New. A Store is safe for concurrent use.
 type Store struct {
 	mu      sync.RWMutex
 	keys    map[string]*apikey.Key
-	all     *idList            // every ID
-	byOwner map[string]*idList // IDs of each owner
+	legacy  map[string]apikey.LegacyRecord // by Lookup
+	all     *idList                        // every ID
+	byOwner map[string]*idList             // IDs of each owner
 
 	watchMu  sync.Mutex
 	watchers map[int]func(id string)
@@ -30,6 +31,7 @@ type Store struct {
 func New() *Store {
 	return &Store{
 		keys:     make(map[string]*apikey.Key),
+		legacy:   make(map[string]apikey.LegacyRecord),
 		all:      new(idList),
 		byOwner:  make(map[string]*idList),
 		watchers: make(map[int]func(string)),
@@ -249,4 +251,5 @@ var (
 	_ apikey.Rotator          = (*Store)(nil)
 	_ apikey.LastUsedRecorder = (*Store)(nil)
 	_ apikey.Watcher          = (*Store)(nil)
+	_ apikey.LegacyStore      = (*Store)(nil)
 )

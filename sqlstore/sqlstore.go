@@ -21,7 +21,9 @@
 // reaches every Manager within a second (see WithNotifications and package
 // pglisten); on SQLite by polling a change log that triggers maintain.
 // Counter returns a quota counter on the same database, and Vault a store
-// for package vault's envelope-encrypted secrets.
+// for package vault's envelope-encrypted secrets. It also implements
+// apikey.LegacyStore, for keys imported from another system
+// (apikey.Manager.ImportLegacy), in one transaction per import.
 //
 // Only digests of keys are stored, never keys; the vault's rows hold only
 // ciphertexts and wrapped data keys.
@@ -82,7 +84,8 @@ var (
 )
 
 // Store is an apikey.Store in a SQL database. It also implements
-// apikey.Rotator, apikey.LastUsedRecorder and apikey.Watcher. A Store is
+// apikey.Rotator, apikey.LastUsedRecorder, apikey.LegacyStore and
+// apikey.Watcher. A Store is
 // safe for concurrent use; it holds no connection of its own apart from
 // the one Watch uses while it runs on PostgreSQL.
 type Store struct {

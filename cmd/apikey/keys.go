@@ -98,7 +98,7 @@ const (
 // migrate does. Without APIKEY_PEPPER it uses the development pepper,
 // and says so if the command computes digests (digests); the others read
 // and write records only, and the pepper makes no difference to them.
-func openManager(ctx context.Context, e *env, dsnFlag string, digests bool) (*apikey.Manager, func(), error) {
+func openManager(ctx context.Context, e *env, dsnFlag string, digests bool, extra ...apikey.Option) (*apikey.Manager, func(), error) {
 	dsn, err := envconfig.DSN(dsnFlag)
 	if err != nil {
 		return nil, nil, explain(err)
@@ -128,7 +128,7 @@ func openManager(ctx context.Context, e *env, dsnFlag string, digests bool) (*ap
 		// Into the command's standard error, which redacts, rather than
 		// the log package's.
 		apikey.WithBackgroundErrors(func(err error) { fmt.Fprintln(e.stderr, err) }))
-	m, err := apikey.NewManager(st, opts...)
+	m, err := apikey.NewManager(st, append(opts, extra...)...)
 	if err != nil {
 		st.Close()
 		return nil, nil, err

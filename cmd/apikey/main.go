@@ -12,6 +12,7 @@
 //	apikey resume ID|KEY
 //	apikey verify < keyfile
 //	apikey scan PATH... | -
+//	apikey import keys.csv
 //
 // Settings come from the environment, read by package envconfig as the
 // services that share the database read them:
@@ -88,6 +89,7 @@ var commands = []command{
 	{"verify", "< KEYFILE", "check a key read from standard input (exit 0 if valid, 1 if not)", runVerify},
 	{"scan", "PATH... | -", "find keys in files or standard input (exit 1 if any are found)", runScan},
 	{"migrate", "", "create or upgrade the database schema", runMigrate},
+	{"import", "FILE.csv|FILE.jsonl|-", "import keys of another system (SHA-256, HMAC, bcrypt, argon2id hashes)", runImport},
 }
 
 // env is what commands read and write; tests substitute it.
