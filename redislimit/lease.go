@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,13 +52,19 @@ const DefaultSyncInterval = 100 * time.Millisecond
 //
 // # Redis commands
 //
-// Each lease is one EVALSHA. The size of a share adapts to the key's
+// Leases are batched: the leases that requests (and leases ahead of
+// time) ask for while one script call is in flight go together in the
+// next one, up to 128 keys per call, on a *redis.Client (a single Redis,
+// or one behind Sentinel). On a ClusterClient, a Ring or another
+// UniversalClient, whose keys may live on different nodes, each lease is
+// a call of its own. The size of a share adapts to the key's
 // traffic on this instance: it starts at one token, doubles each time a
 // share is spent before its interval ends, up to the limit's burst, and
 // shrinks to what was spent when an interval ends with tokens left. A key
 // that makes n requests per sync interval on an instance costs about one
-// command per n decisions there; a key used less than once per interval
-// costs one per decision, as with Limiter. A refusal by Redis is kept
+// lease per n decisions there; a key used less than once per interval
+// costs one lease per decision, as with Limiter, but leases of
+// concurrent requests share a script call. A refusal by Redis is kept
 // locally until the bucket has a token again (Redis says when), so a
 // flood over the limit costs no commands.
 //
@@ -67,8 +74,8 @@ const DefaultSyncInterval = 100 * time.Millisecond
 // interval ends. Then it fails closed: it returns an error wrapping
 // apikey.ErrUnavailable (at once, without asking Redis, for a sync
 // interval after a lease failed, so that a Redis that is down or slow
-// costs one waiting request per interval, not every request), unless WithLocalFallback was given, in which
-// case each instance applies the limit on its own in memory (a fleet of N
+// costs one failed call per interval, not one per request), unless
+// WithLocalFallback was given, in which case each instance applies the limit on its own in memory (a fleet of N
 // instances then allows up to N times the limit) until Redis answers
 // again.
 //
@@ -77,12 +84,13 @@ const DefaultSyncInterval = 100 * time.Millisecond
 // the time until the bucket is full as Redis last said.
 //
 // A LeaseLimiter is safe for concurrent use. It runs a goroutine that
-// forgets idle keys, and one per lease taken ahead of time; Close stops
-// them.
+// forgets idle keys, which Close stops, and one that makes the batched
+// script calls while there are leases to take.
 type LeaseLimiter struct {
 	client   redis.UniversalClient
 	prefix   string
 	interval time.Duration
+	batch    bool              // batch leases of distinct keys in one call
 	fallback *memlimit.Limiter // nil: fail closed
 	epoch    time.Time         // local times are nanoseconds since epoch, on the monotonic clock
 	seed     maphash.Seed
@@ -92,24 +100,32 @@ type LeaseLimiter struct {
 	// per sync interval, not one per request.
 	downUntil atomic.Int64
 
-	stop     chan struct{}
-	done     chan struct{}
-	closeMu  sync.Once
-	life     sync.Mutex     // guards closed, and inflight.Add against Close's Wait
-	closed   bool           // after Close: no more leases ahead of time
-	inflight sync.WaitGroup // leases taken ahead of time, in flight
+	bmu      sync.Mutex
+	pending  []*leaseReq // leases waiting for the next batched call
+	flushing bool        // a goroutine is making batched calls
+
+	stop    chan struct{}
+	done    chan struct{}
+	closeMu sync.Once
 }
 
-const leaseShards = 64
+const (
+	leaseShards = 64
+	maxBatch    = 128 // keys per script call
+)
 
+// leaseShard holds the states of keys by a 64-bit hash of the key; a key
+// whose hash another key's state holds takes the slot over, which drops
+// the other key's share (unspent tokens are never a risk).
 type leaseShard struct {
 	mu sync.Mutex
-	m  map[string]*leaseState
+	m  map[uint64]*leaseState
 }
 
 // leaseState is one key's local share. Times are local nanoseconds (see
 // LeaseLimiter.now). Guarded by its shard's mutex.
 type leaseState struct {
+	key   string
 	limit apikey.Limit
 
 	tokens  int64 // unspent tokens of the current share
@@ -126,6 +142,18 @@ type leaseState struct {
 	lastSeen  int64
 
 	syncing chan struct{} // non-nil while a lease is in flight; closed when it ends
+}
+
+// leaseReq is one lease to take: st's next share, of want tokens. done
+// is st.syncing; err is set before done is closed.
+type leaseReq struct {
+	sh                  *leaseShard
+	key                 string
+	st                  *leaseState
+	done                chan struct{}
+	interval, tolerance time.Duration
+	want                int64
+	err                 error
 }
 
 // NewLeaseLimiter returns a LeaseLimiter on the Redis that client talks
@@ -145,10 +173,12 @@ func NewLeaseLimiter(client redis.UniversalClient, opts ...LeaseOption) (*LeaseL
 			return nil, err
 		}
 	}
+	_, single := client.(*redis.Client)
 	l := &LeaseLimiter{
 		client:   client,
 		prefix:   c.prefix,
 		interval: c.interval,
+		batch:    single,
 		epoch:    time.Now(),
 		seed:     maphash.MakeSeed(),
 		stop:     make(chan struct{}),
@@ -162,61 +192,66 @@ func NewLeaseLimiter(client redis.UniversalClient, opts ...LeaseOption) (*LeaseL
 		l.fallback = fb
 	}
 	for i := range l.shards {
-		l.shards[i].m = make(map[string]*leaseState)
+		l.shards[i].m = make(map[uint64]*leaseState)
 	}
 	go l.sweep()
 	return l, nil
 }
 
-// leaseScript takes up to ARGV[3] tokens at once from the bucket of
-// gcraScript (same key, same format): the most k ≤ ARGV[3] such that k
-// requests to gcraScript now would all be allowed. ARGV[1] and ARGV[2]
-// are gcraScript's.
+// leaseScript takes, for each KEYS[i], up to ARGV[3i] tokens at once
+// from the bucket of gcraScript (same key, same format): the most k ≤
+// ARGV[3i] such that k requests to gcraScript now would all be allowed.
+// ARGV[3i-2] and ARGV[3i-1] are gcraScript's interval and tolerance.
 //
-// Returns {granted, left in the bucket, reset_ns, retry_after_ns}; a
-// grant of 0 changes nothing.
+// Returns, for each key in turn, {granted, left in the bucket, reset_ns,
+// retry_after_ns}; a grant of 0 changes nothing.
 var leaseScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now_s = tonumber(t[1])
 local now_ns = tonumber(t[2]) * 1000
-local interval = tonumber(ARGV[1])
-local tolerance = tonumber(ARGV[2])
-local want = tonumber(ARGV[3])
+local out = {}
+for i, key in ipairs(KEYS) do
+  local interval = tonumber(ARGV[3*i-2])
+  local tolerance = tonumber(ARGV[3*i-1])
+  local want = tonumber(ARGV[3*i])
 
-local ahead = 0
-local v = redis.call('GET', KEYS[1])
-if v then
-  local s = tonumber(string.sub(v, 1, -10))
-  local ns = tonumber(string.sub(v, -9))
-  if s and ns then
-    ahead = (s - now_s) * 1000000000 + (ns - now_ns)
-    if ahead < 0 then ahead = 0 end
+  local ahead = 0
+  local v = redis.call('GET', key)
+  if v then
+    local s = tonumber(string.sub(v, 1, -10))
+    local ns = tonumber(string.sub(v, -9))
+    if s and ns then
+      ahead = (s - now_s) * 1000000000 + (ns - now_ns)
+      if ahead < 0 then ahead = 0 end
+    end
+  end
+
+  -- avail = floor((tolerance - ahead) / interval), corrected for the
+  -- rounding of the division: the tokens in the bucket.
+  local x = tolerance - ahead
+  local avail = math.floor(x / interval)
+  if avail * interval > x then avail = avail - 1 end
+  if (avail + 1) * interval <= x then avail = avail + 1 end
+  local n = #out
+  if avail < 1 then
+    out[n+1], out[n+2], out[n+3], out[n+4] = 0, 0, ahead, ahead + interval - tolerance
+  else
+    local k = want
+    if k > avail then k = avail end
+    local nxt = ahead + k * interval
+    local q = math.floor(nxt / 1000000000)
+    local r = nxt - q * 1000000000
+    local sec = now_s + q
+    local nsec = now_ns + r
+    if nsec >= 1000000000 then
+      nsec = nsec - 1000000000
+      sec = sec + 1
+    end
+    redis.call('SET', key, string.format('%d%09d', sec, nsec), 'PX', math.floor(nxt / 1000000) + 1)
+    out[n+1], out[n+2], out[n+3], out[n+4] = k, avail - k, nxt, 0
   end
 end
-
--- avail = floor((tolerance - ahead) / interval), corrected for the
--- rounding of the division: the tokens in the bucket.
-local x = tolerance - ahead
-local avail = math.floor(x / interval)
-if avail * interval > x then avail = avail - 1 end
-if (avail + 1) * interval <= x then avail = avail + 1 end
-if avail < 1 then
-  return {0, 0, ahead, ahead + interval - tolerance}
-end
-local k = want
-if k > avail then k = avail end
-local nxt = ahead + k * interval
-
-local q = math.floor(nxt / 1000000000)
-local r = nxt - q * 1000000000
-local sec = now_s + q
-local nsec = now_ns + r
-if nsec >= 1000000000 then
-  nsec = nsec - 1000000000
-  sec = sec + 1
-end
-redis.call('SET', KEYS[1], string.format('%d%09d', sec, nsec), 'PX', math.floor(nxt / 1000000) + 1)
-return {k, avail - k, nxt, 0}
+return out
 `)
 
 // Allow takes one request from key's bucket under limit, from this
@@ -238,24 +273,36 @@ func (l *LeaseLimiter) allow(ctx context.Context, key string, limit apikey.Limit
 	if err != nil {
 		return apikey.Decision{}, 0, err
 	}
-	sh := &l.shards[maphash.String(l.seed, key)%leaseShards]
+	h := maphash.String(l.seed, key)
+	sh := &l.shards[h%leaseShards]
 	for {
 		sh.mu.Lock()
 		now := l.now()
-		st := sh.m[key]
-		if st == nil || st.limit != limit {
+		st := sh.m[h]
+		if st == nil || st.limit != limit || st.key != key {
 			// A new key, or a new limit for it: a share leased under
 			// another limit is not spent under this one.
-			st = &leaseState{limit: limit, want: 1}
-			sh.m[key] = st
+			st = &leaseState{key: key, limit: limit, want: 1}
+			sh.m[h] = st
 		}
 		st.lastSeen = now
 		if st.take(now) {
 			d := st.decision(now, true)
-			if st.syncing == nil && st.leased >= 4 && st.tokens*4 <= st.leased {
+			if st.syncing == nil && st.leased >= 4 && st.tokens*4 <= st.leased && now >= l.downUntil.Load() {
 				// Three quarters spent: lease the next share now,
 				// so that requests do not wait for it.
-				l.leaseAhead(sh, key, st, interval, tolerance)
+				r := l.newReq(sh, key, st, now, interval, tolerance)
+				if l.batch {
+					l.enqueue(r)
+				} else {
+					go func() {
+						// A share that arrives after its interval
+						// would be no use.
+						ctx, cancel := context.WithTimeout(context.Background(), l.interval)
+						defer cancel()
+						l.call(ctx, []*leaseReq{r})
+					}()
+				}
 			}
 			sh.mu.Unlock()
 			return d, now, nil
@@ -279,13 +326,25 @@ func (l *LeaseLimiter) allow(ctx context.Context, key string, limit apikey.Limit
 			sh.mu.Unlock()
 			return l.failed(ctx, key, limit, errRedisDown)
 		}
-		ch := make(chan struct{})
-		st.syncing = ch
+		if err := ctx.Err(); err != nil {
+			sh.mu.Unlock()
+			return l.failed(ctx, key, limit, err)
+		}
+		r := l.newReq(sh, key, st, now, interval, tolerance)
 		sh.mu.Unlock()
-		if err := l.lease(ctx, sh, key, st, ch, interval, tolerance); err != nil {
-			if ctx.Err() == nil {
-				l.downUntil.Store(l.now() + int64(l.interval))
+		if l.batch {
+			l.enqueue(r)
+			select {
+			case <-r.done:
+				err = r.err
+			case <-ctx.Done():
+				err = ctx.Err()
 			}
+		} else {
+			l.call(ctx, []*leaseReq{r})
+			err = r.err
+		}
+		if err != nil {
 			return l.failed(ctx, key, limit, err)
 		}
 	}
@@ -295,24 +354,12 @@ func (l *LeaseLimiter) allow(ctx context.Context, key string, limit apikey.Limit
 // a lease failed less than a sync interval ago.
 var errRedisDown = errors.New("a lease failed less than a sync interval ago")
 
-// leaseAhead starts a lease for st in the background, unless the
-// limiter is closed. The caller holds sh.mu.
-func (l *LeaseLimiter) leaseAhead(sh *leaseShard, key string, st *leaseState, interval, tolerance time.Duration) {
-	l.life.Lock()
-	defer l.life.Unlock()
-	if l.closed {
-		return
-	}
-	ch := make(chan struct{})
-	st.syncing = ch
-	l.inflight.Add(1)
-	go func() {
-		defer l.inflight.Done()
-		// A share that arrives after its interval would be useless.
-		ctx, cancel := context.WithTimeout(context.Background(), l.interval)
-		defer cancel()
-		l.lease(ctx, sh, key, st, ch, interval, tolerance)
-	}()
+// newReq marks st as syncing and returns the lease to take for it. The
+// caller holds sh.mu.
+func (l *LeaseLimiter) newReq(sh *leaseShard, key string, st *leaseState, now int64, interval, tolerance time.Duration) *leaseReq {
+	r := &leaseReq{sh: sh, key: key, st: st, done: make(chan struct{}), interval: interval, tolerance: tolerance, want: st.nextWant(now)}
+	st.syncing = r.done
+	return r
 }
 
 // failed is the answer when no share is left and none could be leased.
@@ -324,43 +371,91 @@ func (l *LeaseLimiter) failed(ctx context.Context, key string, limit apikey.Limi
 	return apikey.Decision{}, 0, unavailable(err)
 }
 
-// lease takes a new share for st from Redis, one script call, and closes
-// ch (st.syncing) when done. Its caller set st.syncing to ch.
-func (l *LeaseLimiter) lease(ctx context.Context, sh *leaseShard, key string, st *leaseState, ch chan struct{}, interval, tolerance time.Duration) error {
-	defer close(ch)
-	sh.mu.Lock()
-	want := st.nextWant(l.now())
-	sh.mu.Unlock()
+// enqueue adds r to the next batched call, and starts the goroutine that
+// makes the calls if none runs.
+func (l *LeaseLimiter) enqueue(r *leaseReq) {
+	l.bmu.Lock()
+	l.pending = append(l.pending, r)
+	start := !l.flushing
+	l.flushing = true
+	l.bmu.Unlock()
+	if start {
+		go l.flush()
+	}
+}
 
-	// The share's interval starts before the script runs, so no token is
+// flush makes batched calls until no lease is pending. While one call is
+// in flight, the leases asked for meanwhile gather for the next.
+func (l *LeaseLimiter) flush() {
+	for {
+		l.bmu.Lock()
+		n := min(len(l.pending), maxBatch)
+		if n == 0 {
+			l.flushing = false
+			l.bmu.Unlock()
+			return
+		}
+		batch := slices.Clone(l.pending[:n])
+		l.pending = slices.Delete(l.pending, 0, n)
+		l.bmu.Unlock()
+		// No request's context: the call serves several requests, each
+		// of which stops waiting at its own deadline. The client's
+		// timeouts bound it.
+		l.call(context.Background(), batch)
+	}
+}
+
+// call takes the leases of batch in one script call, records each share
+// in its state, sets each one's err, and closes each done channel.
+func (l *LeaseLimiter) call(ctx context.Context, batch []*leaseReq) {
+	keys := make([]string, len(batch))
+	args := make([]any, 0, 3*len(batch))
+	for i, r := range batch {
+		keys[i] = l.prefix + r.key
+		args = append(args, int64(r.interval), int64(r.tolerance), r.want)
+	}
+	// The shares' intervals start before the script runs, so no token is
 	// spent more than l.interval after Redis handed it out.
 	sent := l.now()
-	res, err := leaseScript.Run(ctx, l.client, []string{l.prefix + key}, int64(interval), int64(tolerance), want).Int64Slice()
-	if err == nil && len(res) != 4 {
-		err = fmt.Errorf("unexpected script reply %v", res)
+	res, err := leaseScript.Run(ctx, l.client, keys, args...).Int64Slice()
+	if err == nil && len(res) != 4*len(batch) {
+		err = fmt.Errorf("unexpected script reply of %d numbers for %d keys", len(res), len(batch))
 	}
+	switch {
+	case err == nil:
+		l.downUntil.Store(0)
+	case ctx.Err() == nil:
+		// Redis failed, not the request that asked.
+		l.downUntil.Store(l.now() + int64(l.interval))
+	}
+	for i, r := range batch {
+		r.sh.mu.Lock()
+		r.st.syncing = nil
+		if err != nil {
+			r.err = err
+		} else {
+			r.st.record(l.now(), sent, sent+int64(l.interval), res[4*i:4*i+4])
+		}
+		r.sh.mu.Unlock()
+		close(r.done)
+	}
+}
 
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	st.syncing = nil
-	if err != nil {
-		return err
-	}
-	now := l.now()
-	l.downUntil.Store(0)
+// record sets the share that leaseScript returned (res), leased at sent
+// and usable until expires.
+func (st *leaseState) record(now, sent, expires int64, res []int64) {
 	if granted := res[0]; granted > 0 {
 		if st.tokens > 0 && now < st.expires {
 			st.prevTokens, st.prevExpires = st.tokens, st.expires
 		} else {
 			st.prevTokens, st.prevExpires = 0, 0
 		}
-		st.tokens, st.expires, st.leased = granted, sent+int64(l.interval), granted
+		st.tokens, st.expires, st.leased = granted, expires, granted
 		st.denyUntil = 0
 	} else {
 		st.denyUntil = sent + res[3]
 	}
 	st.resetAt = sent + res[2]
-	return nil
 }
 
 // take spends one token of st's shares, the older first.
@@ -449,18 +544,14 @@ func (l *LeaseLimiter) Len() int {
 	return n
 }
 
-// Close stops the goroutine that forgets idle keys and waits for the
-// leases in flight. Shares held are dropped unspent, which Redis counts
-// as spent. The limiter still answers afterwards. Close is idempotent
-// and returns nil.
+// Close stops the goroutine that forgets idle keys. Shares held are
+// dropped unspent, which Redis counts as spent. The limiter still
+// answers afterwards, and a lease in flight ends on its own, within the
+// client's timeouts. Close is idempotent and returns nil.
 func (l *LeaseLimiter) Close() error {
 	l.closeMu.Do(func() {
 		close(l.stop)
 		<-l.done
-		l.life.Lock()
-		l.closed = true
-		l.life.Unlock()
-		l.inflight.Wait()
 		if l.fallback != nil {
 			l.fallback.Close()
 		}

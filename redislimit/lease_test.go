@@ -221,6 +221,28 @@ func TestLeaseCommandsPerDecision(t *testing.T) {
 	}
 	t.Logf("%d script calls for %d decisions", cmds, decisions)
 
+	// Cold keys asked for at once share script calls.
+	const cold = 64
+	before = commandStats(t, c)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range cold {
+		wg.Go(func() {
+			<-start
+			if d, err := l.Allow(ctx, fmt.Sprint("cold", i), limit); err != nil || !d.Allowed {
+				t.Errorf("%+v, %v", d, err)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	after = commandStats(t, c)
+	if n := after["evalsha"] - before["evalsha"]; n >= cold {
+		t.Errorf("%d script calls for %d cold keys asked for at once, want fewer", n, cold)
+	} else {
+		t.Logf("%d script calls for %d cold keys asked for at once", n, cold)
+	}
+
 	// A flood over the limit: the first refusal asks Redis, the rest
 	// do not.
 	slow := apikey.Limit{Rate: 1, Period: time.Hour}
