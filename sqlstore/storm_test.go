@@ -175,7 +175,9 @@ func TestVerifyStorm(t *testing.T) {
 		t.Errorf("peak of %d open connections, above the pool's bound of %d", p, sqlopen.DefaultMaxOpenConns)
 	}
 	slices.Sort(lat)
-	pct := func(p float64) time.Duration { return lat[min(len(lat)-1, int(p*float64(len(lat))))].Round(time.Microsecond) }
+	pct := func(p float64) time.Duration {
+		return lat[min(len(lat)-1, int(p*float64(len(lat))))].Round(time.Microsecond)
+	}
 	t.Logf("storm: %d keys cold from %d goroutines: %d ok, %d 503; last success at %v (all done at %v); "+
 		"open connections: %d idle before, peak %d (sampled every 1ms; bound %d), %d in pg_stat_activity after; "+
 		"latency p50 %v, p90 %v, p99 %v, max %v",
