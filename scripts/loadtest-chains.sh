@@ -8,8 +8,8 @@
 # costs. Rounds are interleaved: each round runs every phase once, in
 # turn, and each phase is reported as ratios to bare's figures in the same
 # round, with the median and the range over the rounds. Valid keys only
-# first; then the mixed classes (valid, limited to 10/s, invalid) on
-# /full. Exits 1 on any unexpected status.
+# first (N of them); then the mixed classes on /full: 20 valid keys, 5
+# limited to 10/s, 7 invalid (revoked, unknown), in turn. Exits 1 on any unexpected status.
 #
 #	scripts/loadtest-chains.sh              ROUNDS=3 DURATION=5 (seconds per phase) N=1000 (valid keys)
 set -euo pipefail
@@ -36,6 +36,9 @@ for _ in $(seq 200); do
 	sleep 0.1
 done
 grep '^valid ' "$work/keys" >"$work/valid"
+# The mixed phase: 20 valid keys, so that each of the 5 limited ones comes
+# round often enough to pass its 10/s, and the invalid ones.
+{ head -n 20 "$work/valid"; grep -v '^valid ' "$work/keys"; } >"$work/mixed"
 
 # run NAME PATH KEYS: one wrk phase; its output lands in $work/NAME.ROUND.
 run() {
@@ -53,7 +56,7 @@ for round in $(seq "$rounds"); do
 	run bare /bare "$work/valid"
 	run auth /auth "$work/valid"
 	run full /full "$work/valid"
-	run mixed /full "$work/keys"
+	run mixed /full "$work/mixed"
 done
 
 # figures FILE prints requests/s, p50 and p99 (in µs) that wrk reported.
@@ -94,7 +97,7 @@ for phase in empty bare auth full mixed; do
 		names["bare"] = "`/bare`: the JSON handler"
 		names["auth"] = "`/auth`: authentication"
 		names["full"] = "`/full`: authentication, per-key limit, RequireScopes"
-		names["mixed"] = "`/full`, mixed keys: valid, limited, invalid"
+		names["mixed"] = "`/full`, mixed keys: 20 valid, 5 limited (10/s), 7 invalid"
 		a = span(r1, n); b = span(r2, n); c = span(r3, n)
 		printf "| %s | %.0f | %.2f× (%s) | %.2f× (%s) | %.2f× (%s) | %.0f µs, %.0f µs |\n", names[phase], med(rps, n), med(r1, n), a, med(r2, n), b, med(r3, n), c, med(p50, n), med(p99, n)
 	}'
