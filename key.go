@@ -34,6 +34,11 @@ type Key struct {
 	SuspendedAt time.Time // zero: not suspended (see Manager.Suspend)
 	LastUsedAt  time.Time // updated in batches, not on every request
 
+	// RevokedReason says why the key was revoked, as given to
+	// Manager.RevokeWithReason (for example "leaked: <url>"); "" when no
+	// reason was given. It is set with RevokedAt and never changes after.
+	RevokedReason string
+
 	RateLimit  Limit          // zero: the middleware's Limits.Default, if any
 	Quota      Quota          // zero: no usage cap
 	AllowedIPs []netip.Prefix // nil: any client address

@@ -130,14 +130,37 @@ func (m *Manager) update(ctx context.Context, id string, change func(*Key) error
 // revoked key does nothing and returns nil. An unknown id returns
 // ErrNotFound, and an id that is not a key ID an error wrapping
 // ErrInvalidRequest; neither changes anything. If the Store implements
-// Revoker, the record is revoked without being read, so a record that no
-// longer decodes can still be revoked.
+// ReasonRevoker or Revoker, the record is revoked without being read, so a
+// record that no longer decodes can still be revoked.
 func (m *Manager) Revoke(ctx context.Context, id string) error {
+	return m.RevokeWithReason(ctx, id, "")
+}
+
+// RevokeWithReason is Revoke, recording reason in the key's RevokedReason
+// (for example "leaked: https://github.com/…"), where its owner sees it.
+// reason is at most MaxRevokedReasonLen bytes of UTF-8 without control or
+// bidi formatting characters, or the call fails with an error wrapping
+// ErrInvalidRequest and changes nothing. The first revocation wins:
+// revoking a revoked key changes neither its time nor its reason.
+//
+// A Store that implements ReasonRevoker records the reason without
+// reading the record. One that implements only Revoker has the record
+// read and updated; if that record no longer decodes, the key is revoked
+// through Revoker all the same, without its reason.
+func (m *Manager) RevokeWithReason(ctx context.Context, id, reason string) error {
 	if err := checkID(id); err != nil {
 		return err
 	}
+	if err := checkText("revocation reason", reason, MaxRevokedReasonLen); err != nil {
+		return err
+	}
 	now := storedTime(m.now())
-	if r, ok := m.store.(Revoker); ok {
+	if r, ok := m.store.(ReasonRevoker); ok {
+		defer m.cache.invalidate(id)
+		return storeError("revoke key", r.RevokeWithReason(ctx, id, now, reason))
+	}
+	r, canRevoke := m.store.(Revoker)
+	if canRevoke && reason == "" {
 		defer m.cache.invalidate(id)
 		return storeError("revoke key", r.Revoke(ctx, id, now))
 	}
@@ -145,9 +168,13 @@ func (m *Manager) Revoke(ctx context.Context, id string) error {
 		if !k.RevokedAt.IsZero() {
 			return errNoChange
 		}
-		k.RevokedAt = now
+		k.RevokedAt, k.RevokedReason = now, reason
 		return nil
 	})
+	if canRevoke && errors.Is(err, ErrCorruptRecord) {
+		defer m.cache.invalidate(id)
+		return storeError("revoke key", r.Revoke(ctx, id, now)) // revoked without its reason beats not revoked
+	}
 	return err
 }
 

@@ -84,6 +84,17 @@ type Revoker interface {
 	Revoke(ctx context.Context, id string, at time.Time) error
 }
 
+// ReasonRevoker is implemented by stores that can revoke a key, and record
+// why, without reading its record: a Revoker that also sets RevokedReason.
+// Manager.Revoke and Manager.RevokeWithReason use it when the Store has it.
+type ReasonRevoker interface {
+	// RevokeWithReason sets RevokedAt of key id to at and RevokedReason to
+	// reason if RevokedAt is not set, incrementing Revision, and does
+	// nothing if it is set: the first revocation's time and reason stay.
+	// It fails with ErrNotFound if there is no such key.
+	RevokeWithReason(ctx context.Context, id string, at time.Time, reason string) error
+}
+
 // LastUsedRecorder is implemented by stores that can record when many keys
 // were last used in one call. The Manager collects uses in memory and
 // flushes them in batches, so verification never waits on a write. A store

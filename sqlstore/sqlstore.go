@@ -82,7 +82,8 @@ var (
 )
 
 // Store is an apikey.Store in a SQL database. It also implements
-// apikey.Rotator, apikey.LastUsedRecorder and apikey.Watcher. A Store is
+// apikey.Rotator, apikey.Revoker, apikey.ReasonRevoker,
+// apikey.LastUsedRecorder and apikey.Watcher. A Store is
 // safe for concurrent use; it holds no connection of its own apart from
 // the one Watch uses while it runs on PostgreSQL.
 type Store struct {
@@ -378,16 +379,26 @@ func (s *Store) List(ctx context.Context, opts apikey.ListOptions) ([]*apikey.Ke
 	return keys, next, nil
 }
 
-// Revoke implements apikey.Revoker: one UPDATE of revoked_at alone, so
-// that it works on a row whose other columns do not decode.
+// Revoke implements apikey.Revoker: RevokeWithReason with no reason.
 func (s *Store) Revoke(ctx context.Context, id string, at time.Time) error {
+	return s.RevokeWithReason(ctx, id, at, "")
+}
+
+// RevokeWithReason implements apikey.ReasonRevoker: one UPDATE of
+// revoked_at and revoked_reason alone, of a row not yet revoked, so that
+// it works on a row whose other columns do not decode and the first
+// revocation's reason stays.
+func (s *Store) RevokeWithReason(ctx context.Context, id string, at time.Time, reason string) error {
 	if err := s.check(ctx); err != nil {
 		return err
 	}
 	if !validText(id) {
 		return apikey.ErrNotFound
 	}
-	res, err := s.db.ExecContext(ctx, s.q.revoke, id, s.timeArg(at))
+	if !validText(reason) {
+		return fmt.Errorf("%w: sqlstore: key %s: revocation reason must be UTF-8 without NUL bytes", apikey.ErrInvalidRequest, id)
+	}
+	res, err := s.db.ExecContext(ctx, s.q.revoke, id, s.timeArg(at), reason)
 	if err != nil {
 		return fmt.Errorf("sqlstore: revoke key %s: %w", id, err)
 	}
@@ -458,11 +469,12 @@ func validText(s string) bool {
 	return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0
 }
 
-// args returns k's columns in insert order ($1 to $21).
+// args returns k's columns in insert order ($1 to $23).
 func (s *Store) args(k *apikey.Key) ([]any, error) {
 	for _, f := range []struct{ name, v string }{
 		{"ID", k.ID}, {"Prefix", k.Prefix}, {"Owner", k.Owner}, {"Name", k.Name},
 		{"DigestVersion", k.DigestVersion}, {"RotatedFrom", k.RotatedFrom}, {"ReplacedBy", k.ReplacedBy},
+		{"RevokedReason", k.RevokedReason},
 	} {
 		if !validText(f.v) {
 			return nil, fmt.Errorf("%w: sqlstore: key %.40q: %s must be UTF-8 without NUL bytes", apikey.ErrInvalidRequest, k.ID, f.name)
@@ -504,7 +516,7 @@ func (s *Store) args(k *apikey.Key) ([]any, error) {
 		s.timeArg(k.RevokedAt), s.timeArg(k.SuspendedAt), s.timeArg(k.LastUsedAt),
 		int64(k.RateLimit.Rate), int64(k.RateLimit.Period), int64(k.RateLimit.Burst),
 		k.Quota.Limit, int64(k.Quota.Period),
-		ips, meta, k.RotatedFrom, k.ReplacedBy,
+		ips, meta, k.RotatedFrom, k.ReplacedBy, k.RevokedReason,
 	}, nil
 }
 
@@ -582,7 +594,7 @@ func scanKey(row interface{ Scan(...any) error }) (*apikey.Key, error) {
 		timeCol{&k.CreatedAt}, timeCol{&k.ExpiresAt}, timeCol{&k.NotBefore}, timeCol{&k.RevokedAt},
 		timeCol{&k.SuspendedAt}, timeCol{&k.LastUsedAt},
 		&rate, &period, &burst, &quotaLimit, &quotaPeriod,
-		jsonCol{&k.AllowedIPs}, jsonCol{&k.Metadata}, &k.RotatedFrom, &k.ReplacedBy, &k.Revision)
+		jsonCol{&k.AllowedIPs}, jsonCol{&k.Metadata}, &k.RotatedFrom, &k.ReplacedBy, &k.RevokedReason, &k.Revision)
 	if errors.Is(err, errBadColumn) {
 		// Scan fills columns in order, so the ID, the first, is there.
 		return &apikey.Key{ID: k.ID}, fmt.Errorf("%w: sqlstore: key %s: %w", apikey.ErrCorruptRecord, k.ID, err)
@@ -599,6 +611,7 @@ var (
 	_ apikey.Store            = (*Store)(nil)
 	_ apikey.Rotator          = (*Store)(nil)
 	_ apikey.Revoker          = (*Store)(nil)
+	_ apikey.ReasonRevoker    = (*Store)(nil)
 	_ apikey.LastUsedRecorder = (*Store)(nil)
 	_ apikey.Watcher          = (*Store)(nil)
 )

@@ -359,12 +359,13 @@ func runShow(ctx context.Context, e *env, args []string) error {
 
 func runRevoke(ctx context.Context, e *env, args []string) error {
 	fs, db, asJSON := flagSet(e, "revoke", "ID|KEY")
+	reason := fs.String("reason", "", "why, shown to the key's owner (e.g. \"leaked in a CI log\"); the first revocation's reason stays")
 	m, id, done, err := openForKey(ctx, e, fs, db, args, noDigests)
 	if err != nil {
 		return err
 	}
 	defer done()
-	if err := m.Revoke(ctx, id); err != nil {
+	if err := m.RevokeWithReason(ctx, id, *reason); err != nil {
 		return notFoundHint(explain(err), id)
 	}
 	k, err := m.Get(ctx, id)
@@ -375,6 +376,9 @@ func runRevoke(ctx context.Context, e *env, args []string) error {
 		return printKey(e, k, true)
 	}
 	fmt.Fprintf(e.stdout, "revoked %s (owner %s) at %s\n", k.ID, k.Owner, k.RevokedAt.Format(time.RFC3339))
+	if k.RevokedReason != "" {
+		fmt.Fprintf(e.stdout, "reason: %s\n", k.RevokedReason)
+	}
 	return nil
 }
 
