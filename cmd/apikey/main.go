@@ -88,6 +88,7 @@ var commands = []command{
 	{"verify", "< KEYFILE", "check a key read from standard input (exit 0 if valid, 1 if not)", runVerify},
 	{"scan", "PATH... | -", "find keys in files or standard input (exit 1 if any are found)", runScan},
 	{"migrate", "", "create or upgrade the database schema", runMigrate},
+	{"patterns", "[--prefix P] [--format F]", "print the key regex, partner program registration, gitleaks and trufflehog rules", runPatterns},
 }
 
 // env is what commands read and write; tests substitute it.
