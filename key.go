@@ -85,6 +85,16 @@ func (k *Key) Status(now time.Time) error {
 	return nil
 }
 
+// LastActive returns when k was last used, or when it was created if it
+// was never used (or its use was recorded before its creation, as a
+// clock step can make it): what "unused for N days" counts from.
+func (k *Key) LastActive() time.Time {
+	if k.LastUsedAt.IsZero() || k.LastUsedAt.Before(k.CreatedAt) {
+		return k.CreatedAt
+	}
+	return k.LastUsedAt
+}
+
 // AllowsIP reports whether addr may use k: true when AllowedIPs is empty
 // or one of its prefixes contains addr. IPv4-mapped IPv6 addresses are
 // compared as IPv4, and an IPv6 zone is ignored.

@@ -40,6 +40,9 @@ func (m *Manager) Issue(ctx context.Context, req IssueRequest) (Secret, *Key, er
 	if !req.ExpiresAt.IsZero() && !req.ExpiresAt.After(now) {
 		return Secret{}, nil, fmt.Errorf("%w: expiry %s is not in the future", ErrInvalidRequest, req.ExpiresAt.Format(time.RFC3339))
 	}
+	if err := m.checkLifetime(now, req.ExpiresAt); err != nil {
+		return Secret{}, nil, err
+	}
 	ips, err := normalPrefixes(req.AllowedIPs)
 	if err != nil {
 		return Secret{}, nil, err
@@ -64,7 +67,23 @@ func (m *Manager) Issue(ctx context.Context, req IssueRequest) (Secret, *Key, er
 	if err != nil {
 		return Secret{}, nil, err
 	}
+	m.emit(KeyCreated, k, now)
 	return secret, k.Clone(), nil
+}
+
+// checkLifetime refuses, under WithMaxLifetime, an expiry that is not
+// within the maximum lifetime of now.
+func (m *Manager) checkLifetime(now, expiresAt time.Time) error {
+	switch {
+	case m.maxLife == 0:
+		return nil
+	case expiresAt.IsZero():
+		return fmt.Errorf("%w: keys must expire within %v (WithMaxLifetime): give an expiry", ErrLifetime, m.maxLife)
+	case expiresAt.Sub(now) > m.maxLife:
+		return fmt.Errorf("%w: expiry %s is %v away, beyond the maximum lifetime %v (WithMaxLifetime)", ErrLifetime,
+			expiresAt.Format(time.RFC3339), expiresAt.Sub(now).Round(time.Second), m.maxLife)
+	}
+	return nil
 }
 
 // create gives k a fresh token and digest and writes it with write,
@@ -155,27 +174,63 @@ func (m *Manager) RevokeWithReason(ctx context.Context, id, reason string) error
 		return err
 	}
 	now := storedTime(m.now())
-	if r, ok := m.store.(ReasonRevoker); ok {
-		defer m.cache.invalidate(id)
-		return storeError("revoke key", r.RevokeWithReason(ctx, id, now, reason))
+	revoked, err := m.revoke(ctx, id, reason, now)
+	if err != nil {
+		return err
 	}
+	if revoked && m.onKeyEvent != nil {
+		if k, err := m.store.Get(ctx, id); err == nil {
+			m.emit(KeyRevoked, k, now)
+		}
+	}
+	return nil
+}
+
+// revoke stores the revocation of key id at now, with reason, and says
+// whether this call revoked it. Through a Revoker it cannot know for sure:
+// it says so if the key was not revoked before the call and is revoked at
+// now after it (two calls racing at one instant may both say so).
+func (m *Manager) revoke(ctx context.Context, id, reason string, now time.Time) (bool, error) {
 	r, canRevoke := m.store.(Revoker)
-	if canRevoke && reason == "" {
+	rr, canReason := m.store.(ReasonRevoker)
+	if canReason || (canRevoke && reason == "") {
 		defer m.cache.invalidate(id)
-		return storeError("revoke key", r.Revoke(ctx, id, now))
+		wasRevoked := false
+		if m.onKeyEvent != nil {
+			if k, err := m.store.Get(ctx, id); err == nil {
+				wasRevoked = !k.RevokedAt.IsZero()
+			}
+		}
+		var err error
+		if canReason {
+			err = rr.RevokeWithReason(ctx, id, now, reason)
+		} else {
+			err = r.Revoke(ctx, id, now)
+		}
+		if err != nil {
+			return false, storeError("revoke key", err)
+		}
+		if wasRevoked || m.onKeyEvent == nil {
+			return false, nil
+		}
+		k, err := m.store.Get(ctx, id)
+		return err == nil && k.RevokedAt.Equal(now), nil
 	}
+	changed := false
 	_, err := m.update(ctx, id, func(k *Key) error {
+		changed = false
 		if !k.RevokedAt.IsZero() {
 			return errNoChange
 		}
 		k.RevokedAt, k.RevokedReason = now, reason
+		changed = true
 		return nil
 	})
 	if canRevoke && errors.Is(err, ErrCorruptRecord) {
 		defer m.cache.invalidate(id)
-		return storeError("revoke key", r.Revoke(ctx, id, now)) // revoked without its reason beats not revoked
+		return false, storeError("revoke key", r.Revoke(ctx, id, now)) // revoked without its reason beats not revoked
 	}
-	return err
+	return changed && err == nil, err
 }
 
 // Suspend disables key id without revoking it: Verify refuses it with
@@ -187,7 +242,9 @@ func (m *Manager) Suspend(ctx context.Context, id string) error {
 		return err
 	}
 	now := storedTime(m.now())
-	_, err := m.update(ctx, id, func(k *Key) error {
+	changed := false
+	k, err := m.update(ctx, id, func(k *Key) error {
+		changed = false
 		switch {
 		case !k.RevokedAt.IsZero():
 			return fmt.Errorf("key %s: %w", id, ErrRevoked)
@@ -195,8 +252,12 @@ func (m *Manager) Suspend(ctx context.Context, id string) error {
 			return errNoChange
 		}
 		k.SuspendedAt = now
+		changed = true
 		return nil
 	})
+	if err == nil && changed {
+		m.emit(KeySuspended, k, now)
+	}
 	return err
 }
 
@@ -243,9 +304,15 @@ func (m *Manager) Update(ctx context.Context, id string, u KeyUpdate) (*Key, err
 	if err := checkID(id); err != nil {
 		return nil, err
 	}
+	now := m.now()
 	k, err := m.update(ctx, id, func(k *Key) error {
 		if !k.RevokedAt.IsZero() {
 			return fmt.Errorf("key %s: %w", id, ErrRevoked)
+		}
+		if u.ExpiresAt != nil {
+			if err := m.checkLifetime(now, *u.ExpiresAt); err != nil {
+				return err
+			}
 		}
 		return u.apply(k)
 	})
@@ -374,6 +441,9 @@ func (m *Manager) rotateOnce(ctx context.Context, id string, grace time.Duration
 	if !old.ExpiresAt.IsZero() {
 		k.ExpiresAt = storedTime(now.Add(old.ExpiresAt.Sub(old.CreatedAt)))
 	}
+	if err := m.checkLifetime(now, k.ExpiresAt); err != nil {
+		return Secret{}, nil, fmt.Errorf("key %s: its replacement would keep its lifetime: %w; issue a new key with an expiry within it instead", id, err)
+	}
 	if grace == 0 {
 		old.RevokedAt = storedTime(now)
 	} else if end := storedTime(now.Add(grace)); old.ExpiresAt.IsZero() || end.Before(old.ExpiresAt) {
@@ -396,6 +466,7 @@ func (m *Manager) rotateOnce(ctx context.Context, id string, grace time.Duration
 	if err != nil {
 		return Secret{}, nil, err
 	}
+	m.emit(KeyRotated, k, now)
 	return secret, k.Clone(), nil
 }
 

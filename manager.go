@@ -15,24 +15,29 @@ import (
 // Close when done with it, to stop its background work and flush
 // last-used times.
 type Manager struct {
-	store     Store
-	prefix    string
-	digests   digesters
-	now       func() time.Time
-	cache     *keyCache
-	lastUsed  *lastUsedBatch // nil if the store cannot record last use
-	onError   func(error)    // background failures
-	local     localLimits    // the middleware's limiter and counter by default
-	reported  reportedSet    // broken records already reported
-	stop      context.CancelFunc
-	done      sync.WaitGroup
-	closeOnce sync.Once
+	store      Store
+	prefix     string
+	digests    digesters
+	now        func() time.Time
+	cache      *keyCache
+	lastUsed   *lastUsedBatch // nil if the store cannot record last use
+	onError    func(error)    // background failures
+	local      localLimits    // the middleware's limiter and counter by default
+	reported   reportedSet    // broken records already reported
+	maxLife    time.Duration  // WithMaxLifetime; 0: no cap
+	onKeyEvent func(KeyEvent) // WithKeyEvents; nil: none
+	sweeper    *sweeper       // nil without sweeps
+	stop       context.CancelFunc
+	done       sync.WaitGroup
+	closeOnce  sync.Once
 }
 
 // NewManager returns a Manager over store. WithPrefix is required, and so
 // is WithPepper unless WithUnkeyedDigest is given. If store implements
 // Watcher, the Manager watches it; if it implements LastUsedRecorder, the
-// Manager flushes last-used times in the background. Both stop at Close.
+// Manager flushes last-used times in the background; with a sweep option
+// (WithExpiringSweep, WithUnusedSweep, WithAutoRevokeUnused) it sweeps in
+// the background. All stop at Close.
 func NewManager(store Store, opts ...Option) (*Manager, error) {
 	if store == nil {
 		return nil, fmt.Errorf("%w: nil Store", ErrInvalidRequest)
@@ -45,6 +50,7 @@ func NewManager(store Store, opts ...Option) (*Manager, error) {
 		negativeSize:     DefaultNegativeCacheSize,
 		negativeTTL:      DefaultNegativeCacheTTL,
 		lastUsedInterval: DefaultLastUsedInterval,
+		sweep:            sweepConfig{interval: DefaultSweepInterval, batch: DefaultSweepBatch},
 	}
 	for _, opt := range opts {
 		if err := opt(&s); err != nil {
@@ -73,11 +79,13 @@ func NewManager(store Store, opts ...Option) (*Manager, error) {
 	}
 
 	m := &Manager{
-		store:   store,
-		prefix:  s.prefix,
-		digests: s.digests,
-		now:     s.now,
-		onError: s.onError,
+		store:      store,
+		prefix:     s.prefix,
+		digests:    s.digests,
+		now:        s.now,
+		onError:    s.onError,
+		maxLife:    s.maxLifetime,
+		onKeyEvent: s.onKeyEvent,
 	}
 	m.cache = newKeyCache(s.cacheSize, s.cacheTTL, s.negativeSize, s.negativeTTL, &m.digests)
 	m.cache.onBroken = m.reportBroken
@@ -89,6 +97,14 @@ func NewManager(store Store, opts ...Option) (*Manager, error) {
 		go func() {
 			defer m.done.Done()
 			m.watch(ctx, w)
+		}()
+	}
+	if s.sweep.on() {
+		m.sweeper = &sweeper{cfg: s.sweep, claimed: make(map[[2]string]bool)}
+		m.done.Add(1)
+		go func() {
+			defer m.done.Done()
+			m.runSweeps(ctx)
 		}()
 	}
 	if r, ok := store.(LastUsedRecorder); ok {

@@ -117,3 +117,16 @@ type Watcher interface {
 	// watch at all.
 	Watch(ctx context.Context, changed func(id string)) error
 }
+
+// EventClaimer is implemented by stores that can record that an event
+// about a key was sent, so that of many Managers sweeping the same keys
+// (see WithExpiringSweep) exactly one sends each event. Without it, each
+// Manager remembers what it sent in memory, and several Managers may each
+// send the same event once.
+type EventClaimer interface {
+	// ClaimEvent records event (such as "expiring:<expiry>") for key id,
+	// at time at, and reports whether this call recorded it: true for the
+	// first claim of that event for that key, by any process, and false
+	// for every claim after. It does not check that the key exists.
+	ClaimEvent(ctx context.Context, id, event string, at time.Time) (bool, error)
+}

@@ -11,7 +11,7 @@ const columns = `id, prefix, owner, name, scopes, digest, digest_version,
 // queries are built once per Store, for its dialect and table prefix.
 type queries struct {
 	get, exists, insert, update       string
-	revoke                            string
+	revoke, claimEvent                string
 	list, listOwner                   string
 	lastUsed                          string
 	quotaAdd, quotaGet, quotaCleanup  string
@@ -39,7 +39,8 @@ func buildQueries(d Dialect, p string) queries {
 			WHERE id = $1 AND revision = $24`,
 		// Revoke touches nothing but the revocation, so that it works on a
 		// row whose other columns do not decode.
-		revoke: `UPDATE ` + t + ` SET revoked_at = $2, revoked_reason = $3, revision = revision + 1 WHERE id = $1 AND revoked_at IS NULL`,
+		revoke:     `UPDATE ` + t + ` SET revoked_at = $2, revoked_reason = $3, revision = revision + 1 WHERE id = $1 AND revoked_at IS NULL`,
+		claimEvent: `INSERT INTO ` + p + `event_claims (key_id, event, claimed_at) VALUES ($1, $2, $3) ON CONFLICT (key_id, event) DO NOTHING`,
 		// Cursor pagination on the primary key or the (owner, id) index;
 		// one row more than the page tells whether another page follows.
 		list:      `SELECT ` + columns + ` FROM ` + t + ` WHERE id > $1 ORDER BY id LIMIT $2`,
@@ -71,7 +72,7 @@ func buildQueries(d Dialect, p string) queries {
 		q.createVersionTable = `CREATE TABLE IF NOT EXISTS ` + p + `schema_version (
 			version    INTEGER NOT NULL PRIMARY KEY,
 			applied_at TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))`
-		for _, s := range []*string{&q.get, &q.exists, &q.insert, &q.update, &q.revoke, &q.list, &q.listOwner,
+		for _, s := range []*string{&q.get, &q.exists, &q.insert, &q.update, &q.revoke, &q.claimEvent, &q.list, &q.listOwner,
 			&q.quotaAdd, &q.quotaGet, &q.quotaCleanup, &q.changesSince, &q.tableExists,
 			&q.schemaVersion, &q.insertVersion} {
 			*s = sqlitePlaceholders(*s)

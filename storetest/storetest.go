@@ -28,7 +28,8 @@ import (
 
 // Run runs the conformance suite against the stores newStore returns.
 // Optional interfaces (apikey.Rotator, apikey.Revoker,
-// apikey.ReasonRevoker, apikey.LastUsedRecorder, apikey.Watcher) are tested when the store
+// apikey.ReasonRevoker, apikey.LastUsedRecorder, apikey.EventClaimer,
+// apikey.Watcher) are tested when the store
 // implements them.
 func Run(t *testing.T, newStore func() apikey.Store) {
 	t.Helper()
@@ -53,6 +54,7 @@ func Run(t *testing.T, newStore func() apikey.Store) {
 		{"Revoker", testRevoker},
 		{"ReasonRevoker", testReasonRevoker},
 		{"RevokeWithReason", testRevokeWithReason},
+		{"EventClaimer", testEventClaimer},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newStore()) })
@@ -958,5 +960,48 @@ func testRevokeWithReason(t *testing.T, s apikey.Store) {
 	}
 	if got := mustGet(t, s, k2.ID); got.RevokedReason != "" || got.RevokedAt.IsZero() {
 		t.Fatalf("Revoke: RevokedReason %q, RevokedAt %v", got.RevokedReason, got.RevokedAt)
+	}
+}
+
+// testEventClaimer checks apikey.EventClaimer, when the store implements
+// it: of many concurrent claims of one event exactly one succeeds, and
+// another event, or the same event of another key, is a claim of its own.
+func testEventClaimer(t *testing.T, s apikey.Store) {
+	c, ok := s.(apikey.EventClaimer)
+	if !ok {
+		t.Skip("store does not implement apikey.EventClaimer")
+	}
+	ctx := context.Background()
+	id, other := newID(t), newID(t)
+	at := time.Date(2026, 8, 1, 0, 0, 0, 0, time.UTC)
+	var wins sync.WaitGroup
+	var mu sync.Mutex
+	won := 0
+	for range 16 {
+		wins.Go(func() {
+			ok, err := c.ClaimEvent(ctx, id, "expiring:1", at)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if ok {
+				mu.Lock()
+				won++
+				mu.Unlock()
+			}
+		})
+	}
+	wins.Wait()
+	if won != 1 {
+		t.Fatalf("16 concurrent claims of one event: %d succeeded, want 1", won)
+	}
+	for _, claim := range []struct{ id, event string }{{id, "expiring:2"}, {other, "expiring:1"}, {id, "unused:1"}} {
+		ok, err := c.ClaimEvent(ctx, claim.id, claim.event, at)
+		if err != nil || !ok {
+			t.Fatalf("ClaimEvent(%s, %s) = %v, %v; want a claim of its own", claim.id, claim.event, ok, err)
+		}
+	}
+	if ok, err := c.ClaimEvent(ctx, id, "expiring:1", at.Add(time.Hour)); err != nil || ok {
+		t.Fatalf("a later claim of a claimed event = %v, %v; want false", ok, err)
 	}
 }

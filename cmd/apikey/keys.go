@@ -303,15 +303,32 @@ func parsePrefix(s string) (netip.Prefix, error) {
 }
 
 func runList(ctx context.Context, e *env, args []string) error {
-	fs, db, asJSON := flagSet(e, "list", "[--owner O] [--status S]")
+	fs, db, asJSON := flagSet(e, "list", "[--owner O] [--status S] [--expiring 14d] [--unused 90d]")
 	owner := fs.String("owner", "", "only this owner's keys")
 	state := fs.String("status", "", "only keys in this state: "+strings.Join(listStatuses, ", ")+"; active includes rotating, expired includes rotated")
+	expiringFlag := fs.String("expiring", "", "only usable keys that expire within this long: "+lifetimeSyntax)
+	unusedFlag := fs.String("unused", "", "only usable keys not used for at least this long (never used: since created): "+lifetimeSyntax)
 	if _, err := parse(fs, args, 0); err != nil {
 		return err
 	}
 	if *state != "" && !slices.Contains(listStatuses, *state) {
 		fmt.Fprintf(e.stderr, "apikey list: --status %q: want one of %s\n", *state, strings.Join(listStatuses, ", "))
 		return errUsage
+	}
+	var expiring, unused time.Duration
+	for _, f := range []struct {
+		name, value string
+		dst         *time.Duration
+	}{{"expiring", *expiringFlag, &expiring}, {"unused", *unusedFlag, &unused}} {
+		if f.value == "" {
+			continue
+		}
+		d, err := parseLifetime(f.value)
+		if err != nil || d == 0 {
+			fmt.Fprintf(e.stderr, "apikey list: --%s %q: want %s, more than 0\n", f.name, f.value, lifetimeSyntax)
+			return errUsage
+		}
+		*f.dst = d
 	}
 	m, done, err := openManager(ctx, e, *db, noDigests)
 	if err != nil {
@@ -328,6 +345,14 @@ func runList(ctx context.Context, e *env, args []string) error {
 		}
 		if *state != "" {
 			keys = slices.DeleteFunc(keys, func(k *apikey.Key) bool { return !hasStatus(k, now, *state) })
+		}
+		if expiring > 0 {
+			keys = slices.DeleteFunc(keys, func(k *apikey.Key) bool {
+				return k.Status(now) != nil || k.ExpiresAt.IsZero() || k.ExpiresAt.Sub(now) > expiring
+			})
+		}
+		if unused > 0 {
+			keys = slices.DeleteFunc(keys, func(k *apikey.Key) bool { return k.Status(now) != nil || now.Sub(k.LastActive()) < unused })
 		}
 		if err := out.page(keys); err != nil {
 			return err

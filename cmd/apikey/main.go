@@ -78,7 +78,7 @@ type command struct {
 
 var commands = []command{
 	{"create", "--owner O [flags]", "issue a key and print it once", runCreate},
-	{"list", "[--owner O] [--status S]", "list keys", runList},
+	{"list", "[--owner O] [--status S]", "list keys; --expiring 14d, --unused 90d", runList},
 	{"show", "ID|KEY", "show one key's record", runShow},
 	{"revoke", "ID|KEY", "revoke a key at once", runRevoke},
 	{"rotate", "ID|KEY [--grace 24h]", "issue a replacement; the old key works until the grace period ends", runRotate},
