@@ -66,3 +66,28 @@ func TestParseSecret(t *testing.T) {
 	assert.True(t, webhook.Secret{}.IsZero())
 	assert.Equal(t, "", webhook.Secret{}.Reveal())
 }
+
+// FuzzParseSecret: ParseSecret never panics; what it accepts has a key of
+// an allowed size whose text form parses back to the same key, and its
+// errors never repeat the input.
+func FuzzParseSecret(f *testing.F) {
+	for _, seed := range []string{"", "whsec_", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", " whsec_" + strings.Repeat("QUFB", 8) + "\n", "whsec_====", "WHSEC_abc"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		sec, err := webhook.ParseSecret(s)
+		if err != nil {
+			if len(s) > 12 && strings.Contains(err.Error(), s) {
+				t.Fatalf("error repeats the input: %v", err)
+			}
+			return
+		}
+		again, err := webhook.ParseSecret(sec.Reveal())
+		if err != nil || again.Reveal() != sec.Reveal() {
+			t.Fatalf("%q parsed, but its Reveal %q does not parse back: %v", s, sec.Reveal(), err)
+		}
+		if fmt.Sprint(sec) != "whsec_[REDACTED]" {
+			t.Fatalf("prints as %q", fmt.Sprint(sec))
+		}
+	})
+}
