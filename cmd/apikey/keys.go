@@ -391,6 +391,9 @@ func runRevoke(ctx context.Context, e *env, args []string) error {
 	}
 	defer done()
 	if err := m.RevokeWithReason(ctx, id, *reason); err != nil {
+		if *reason != "" && errors.Is(err, apikey.ErrInvalidRequest) && !errors.Is(err, apikey.ErrNotFound) {
+			return fmt.Errorf("--reason: %w", err) // the ID was checked already; the reason is what is wrong
+		}
 		return notFoundHint(explain(err), id)
 	}
 	k, err := m.Get(ctx, id)
