@@ -15,21 +15,23 @@ import (
 // Close when done with it, to stop its background work and flush
 // last-used times.
 type Manager struct {
-	store      Store
-	prefix     string
-	digests    digesters
-	now        func() time.Time
-	cache      *keyCache
-	lastUsed   *lastUsedBatch // nil if the store cannot record last use
-	onError    func(error)    // background failures
-	local      localLimits    // the middleware's limiter and counter by default
-	reported   reportedSet    // broken records already reported
+	store     Store
+	prefix    string
+	digests   digesters
+	now       func() time.Time
+	cache     *keyCache
+	lastUsed  *lastUsedBatch // nil if the store cannot record last use
+	onError   func(error)    // background failures
+	local     localLimits    // the middleware's limiter and counter by default
+	reported  reportedSet    // broken records already reported
+	stop      context.CancelFunc
+	done      sync.WaitGroup
+	closeOnce sync.Once
+
+	// Key lifecycle (issue 15): manager_options.go, sweep.go.
 	maxLife    time.Duration  // WithMaxLifetime; 0: no cap
 	onKeyEvent func(KeyEvent) // WithKeyEvents; nil: none
 	sweeper    *sweeper       // nil without sweeps
-	stop       context.CancelFunc
-	done       sync.WaitGroup
-	closeOnce  sync.Once
 }
 
 // NewManager returns a Manager over store. WithPrefix is required, and so
@@ -79,14 +81,13 @@ func NewManager(store Store, opts ...Option) (*Manager, error) {
 	}
 
 	m := &Manager{
-		store:      store,
-		prefix:     s.prefix,
-		digests:    s.digests,
-		now:        s.now,
-		onError:    s.onError,
-		maxLife:    s.maxLifetime,
-		onKeyEvent: s.onKeyEvent,
+		store:   store,
+		prefix:  s.prefix,
+		digests: s.digests,
+		now:     s.now,
+		onError: s.onError,
 	}
+	m.maxLife, m.onKeyEvent = s.maxLifetime, s.onKeyEvent
 	m.cache = newKeyCache(s.cacheSize, s.cacheTTL, s.negativeSize, s.negativeTTL, &m.digests)
 	m.cache.onBroken = m.reportBroken
 	m.cache.staleIfError = s.staleIfError
