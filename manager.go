@@ -28,12 +28,19 @@ type Manager struct {
 	stop      context.CancelFunc
 	done      sync.WaitGroup
 	closeOnce sync.Once
+
+	// Key lifecycle (issue 15): manager_options.go, sweep.go.
+	maxLife    time.Duration  // WithMaxLifetime; 0: no cap
+	onKeyEvent func(KeyEvent) // WithKeyEvents; nil: none
+	sweeper    *sweeper       // nil without sweeps
 }
 
 // NewManager returns a Manager over store. WithPrefix is required, and so
 // is WithPepper unless WithUnkeyedDigest is given. If store implements
 // Watcher, the Manager watches it; if it implements LastUsedRecorder, the
-// Manager flushes last-used times in the background. Both stop at Close.
+// Manager flushes last-used times in the background; with a sweep option
+// (WithExpiringSweep, WithUnusedSweep, WithAutoRevokeUnused) it sweeps in
+// the background. All stop at Close.
 func NewManager(store Store, opts ...Option) (*Manager, error) {
 	if store == nil {
 		return nil, fmt.Errorf("%w: nil Store", ErrInvalidRequest)
@@ -46,6 +53,7 @@ func NewManager(store Store, opts ...Option) (*Manager, error) {
 		negativeSize:     DefaultNegativeCacheSize,
 		negativeTTL:      DefaultNegativeCacheTTL,
 		lastUsedInterval: DefaultLastUsedInterval,
+		sweep:            sweepConfig{interval: DefaultSweepInterval, batch: DefaultSweepBatch},
 	}
 	for _, opt := range opts {
 		if err := opt(&s); err != nil {
@@ -86,6 +94,7 @@ func NewManager(store Store, opts ...Option) (*Manager, error) {
 		onError: s.onError,
 		legacy:  legacy,
 	}
+	m.maxLife, m.onKeyEvent = s.maxLifetime, s.onKeyEvent
 	m.cache = newKeyCache(s.cacheSize, s.cacheTTL, s.negativeSize, s.negativeTTL, &m.digests)
 	m.cache.onBroken = m.reportBroken
 	m.cache.staleIfError = s.staleIfError
@@ -96,6 +105,14 @@ func NewManager(store Store, opts ...Option) (*Manager, error) {
 		go func() {
 			defer m.done.Done()
 			m.watch(ctx, w)
+		}()
+	}
+	if s.sweep.on() {
+		m.sweeper = &sweeper{cfg: s.sweep, claimed: make(map[[2]string]bool)}
+		m.done.Add(1)
+		go func() {
+			defer m.done.Done()
+			m.runSweeps(ctx)
 		}()
 	}
 	if r, ok := store.(LastUsedRecorder); ok {

@@ -12,7 +12,7 @@ import (
 )
 
 // Store is an in-memory apikey.Store. It also implements apikey.Rotator,
-// apikey.LastUsedRecorder, apikey.LegacyStore and apikey.Watcher, so several Managers sharing
+// apikey.LastUsedRecorder, apikey.LegacyStore, apikey.EventClaimer and apikey.Watcher, so several Managers sharing
 // one Store see each other's revocations at once. The zero value is not
 // usable; call New. A Store is safe for concurrent use.
 type Store struct {
@@ -21,6 +21,7 @@ type Store struct {
 	legacy  map[string]apikey.LegacyRecord // by Lookup
 	all     *idList                        // every ID
 	byOwner map[string]*idList             // IDs of each owner
+	claims  map[[2]string]time.Time
 
 	watchMu  sync.Mutex
 	watchers map[int]func(id string)
@@ -34,6 +35,7 @@ func New() *Store {
 		legacy:   make(map[string]apikey.LegacyRecord),
 		all:      new(idList),
 		byOwner:  make(map[string]*idList),
+		claims:   make(map[[2]string]time.Time),
 		watchers: make(map[int]func(string)),
 	}
 }
@@ -214,6 +216,21 @@ func (s *Store) RecordLastUsed(ctx context.Context, used map[string]time.Time) e
 	return nil
 }
 
+// ClaimEvent implements apikey.EventClaimer.
+func (s *Store) ClaimEvent(ctx context.Context, id, event string, at time.Time) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := [2]string{id, event}
+	if _, ok := s.claims[key]; ok {
+		return false, nil
+	}
+	s.claims[key] = at
+	return true, nil
+}
+
 // Watch implements apikey.Watcher. changed is called synchronously by the
 // goroutine that made the change, after the change is visible, so it must
 // be quick and must not call back into the Store.
@@ -252,4 +269,5 @@ var (
 	_ apikey.LastUsedRecorder = (*Store)(nil)
 	_ apikey.Watcher          = (*Store)(nil)
 	_ apikey.LegacyStore      = (*Store)(nil)
+	_ apikey.EventClaimer     = (*Store)(nil)
 )

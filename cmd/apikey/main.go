@@ -79,7 +79,7 @@ type command struct {
 
 var commands = []command{
 	{"create", "--owner O [flags]", "issue a key and print it once", runCreate},
-	{"list", "[--owner O] [--status S]", "list keys", runList},
+	{"list", "[--owner O] [--status S]", "list keys; --expiring 14d, --unused 90d", runList},
 	{"show", "ID|KEY", "show one key's record", runShow},
 	{"revoke", "ID|KEY", "revoke a key at once", runRevoke},
 	{"rotate", "ID|KEY [--grace 24h]", "issue a replacement; the old key works until the grace period ends", runRotate},
@@ -90,6 +90,7 @@ var commands = []command{
 	{"scan", "PATH... | -", "find keys in files or standard input (exit 1 if any are found)", runScan},
 	{"migrate", "", "create or upgrade the database schema", runMigrate},
 	{"import", "FILE.csv|FILE.jsonl|-", "import keys of another system (SHA-256, HMAC, bcrypt, argon2id hashes)", runImport},
+	{"patterns", "[--prefix P] [--format F]", "print the key regex, partner program registration, gitleaks and trufflehog rules", runPatterns},
 }
 
 // env is what commands read and write; tests substitute it.
