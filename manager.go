@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -27,6 +28,8 @@ type Manager struct {
 	stop      context.CancelFunc
 	done      sync.WaitGroup
 	closeOnce sync.Once
+
+	notifications atomic.Uint64 // changes the Watcher reported, for CacheStats
 }
 
 // NewManager returns a Manager over store. WithPrefix is required, and so
