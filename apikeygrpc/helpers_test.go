@@ -102,7 +102,9 @@ type env struct {
 	client testpb.TestServiceClient
 	addr   string // the server's address on loopback TCP
 	tlsCfg *tls.Config
-	lis    *bufconn.Listener
+	lis    *bufconn.Listener // TLS
+	// plainLis is a bufconn listener without TLS.
+	plainLis *bufconn.Listener
 }
 
 type envConfig struct {
@@ -150,6 +152,8 @@ func newEnv(t testing.TB, cfg envConfig) *env {
 	e.tlsCfg = &tls.Config{RootCAs: pool, ServerName: "apikey.test", MinVersion: tls.VersionTLS13}
 	e.lis = bufconn.Listen(1 << 20)
 	go newServer(grpc.Creds(credentials.NewServerTLSFromCert(&cert))).Serve(e.lis)
+	e.plainLis = bufconn.Listen(1 << 20)
+	go newServer().Serve(e.plainLis)
 
 	e.conn, err = grpc.NewClient(e.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(t, err)
