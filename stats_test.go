@@ -92,10 +92,14 @@ func TestCacheStatsNotifications(t *testing.T) {
 	b, err := apikey.NewManager(store, apikey.WithPrefix("acme_test"), apikey.WithPepper("v1", testPepper))
 	require.NoError(t, err)
 	defer b.Close()
-	_, k, err := a.Issue(ctx, apikey.IssueRequest{Owner: "o"})
-	require.NoError(t, err)
-	require.Eventually(t, func() bool { return b.CacheStats().Notifications >= 1 }, time.Second, time.Millisecond,
-		"the other Manager hears of the new key")
+	// b may not be watching yet when the first key is issued: issue until
+	// it hears of one.
+	var k *apikey.Key
+	require.Eventually(t, func() bool {
+		_, k, err = a.Issue(ctx, apikey.IssueRequest{Owner: "o"})
+		require.NoError(t, err)
+		return b.CacheStats().Notifications >= 1
+	}, time.Second, 10*time.Millisecond, "the other Manager hears of new keys")
 	n := b.CacheStats().Notifications
 	require.NoError(t, a.Revoke(ctx, k.ID))
 	require.Eventually(t, func() bool { return b.CacheStats().Notifications > n }, time.Second, time.Millisecond,
