@@ -249,4 +249,3 @@ var (
 		apikey.ReasonStore, apikey.ReasonLimiter, apikey.ReasonCanceled, apikey.ReasonPreflight,
 	}
 )
-
