@@ -7,14 +7,23 @@ import (
 	"github.com/apikeykit/apikey"
 )
 
-// Policies and decisions of the limiter and quota metrics.
+// Policies and decisions of the limiter and quota metrics, as indexes
+// into policies and decisions.
 const (
-	policyKey        = "key"
-	policyOwner      = "owner"
-	policyFailedAuth = "failed_auth"
-	decisionAllowed  = "allowed"
-	decisionLimited  = "limited"
-	decisionError    = "error"
+	policyKey = iota
+	policyOwner
+	policyFailedAuth
+)
+
+const (
+	decisionAllowed = iota
+	decisionLimited
+	decisionError
+)
+
+var (
+	policies  = [...]string{policyKey: "key", policyOwner: "owner", policyFailedAuth: "failed_auth"}
+	decisions = [...]string{decisionAllowed: "allowed", decisionLimited: "limited", decisionError: "error"}
 )
 
 // Limiter returns l counting its decisions in apikey.limiter.decisions,
@@ -37,7 +46,7 @@ func (l *limiter) Allow(ctx context.Context, key string, limit apikey.Limit) (ap
 	case strings.HasPrefix(key, "authfail:"):
 		policy = policyFailedAuth
 	}
-	l.a.limiter.Add(ctx, 1, l.a.limitSets[policy+"/"+decision(d, err)])
+	l.a.limiter.Add(ctx, 1, l.a.limitSets[policy][decision(d, err)]...)
 	return d, err
 }
 
@@ -58,7 +67,7 @@ type counter struct {
 
 func (c *counter) Add(ctx context.Context, key string, q apikey.Quota, n int64) (apikey.Decision, error) {
 	d, err := c.c.Add(ctx, key, q, n)
-	c.a.quota.Add(ctx, 1, c.a.quotaSets[decision(d, err)])
+	c.a.quota.Add(ctx, 1, c.a.quotaSets[decision(d, err)]...)
 	return d, err
 }
 
@@ -71,7 +80,7 @@ func (c *refundingCounter) Refund(ctx context.Context, key string, q apikey.Quot
 	return c.r.Refund(ctx, key, q, n)
 }
 
-func decision(d apikey.Decision, err error) string {
+func decision(d apikey.Decision, err error) int {
 	switch {
 	case err != nil:
 		return decisionError

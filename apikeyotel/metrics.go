@@ -83,8 +83,8 @@ type Adapter struct {
 	events  map[eventKey]eventAttrs
 	unknown sync.Map // eventKey → eventAttrs, for reasons added later
 
-	limitSets map[string]metric.MeasurementOption // policy + "/" + decision
-	quotaSets map[string]metric.MeasurementOption // decision
+	limitSets [3][3][]metric.AddOption // by policy, decision (see limits.go)
+	quotaSets [3][]metric.AddOption    // by decision
 }
 
 type eventKey struct {
@@ -92,9 +92,11 @@ type eventKey struct {
 	reason  apikey.Reason
 }
 
+// eventAttrs are the options of an Event's measurements, as slices
+// built once: a variadic call with a slice of its own allocates nothing.
 type eventAttrs struct {
-	count    metric.MeasurementOption // outcome and reason
-	duration metric.MeasurementOption // outcome
+	count    []metric.AddOption    // outcome and reason
+	duration []metric.RecordOption // outcome
 }
 
 // New returns an Adapter for m, with its instruments created on the
@@ -182,23 +184,21 @@ func New(m *apikey.Manager, opts ...Option) (*Adapter, error) {
 			a.events[eventKey{oc, r}] = newEventAttrs(oc, r)
 		}
 	}
-	a.limitSets = make(map[string]metric.MeasurementOption)
-	for _, p := range []string{policyKey, policyOwner, policyFailedAuth} {
-		for _, d := range []string{decisionAllowed, decisionLimited, decisionError} {
-			a.limitSets[p+"/"+d] = metric.WithAttributeSet(attribute.NewSet(KeyPolicy.String(p), KeyDecision.String(d)))
+	for p, policy := range policies {
+		for d, decision := range decisions {
+			a.limitSets[p][d] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(KeyPolicy.String(policy), KeyDecision.String(decision)))}
 		}
 	}
-	a.quotaSets = make(map[string]metric.MeasurementOption)
-	for _, d := range []string{decisionAllowed, decisionLimited, decisionError} {
-		a.quotaSets[d] = metric.WithAttributeSet(attribute.NewSet(KeyDecision.String(d)))
+	for d, decision := range decisions {
+		a.quotaSets[d] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(KeyDecision.String(decision)))}
 	}
 	return a, nil
 }
 
 func newEventAttrs(oc apikey.Outcome, r apikey.Reason) eventAttrs {
 	return eventAttrs{
-		count:    metric.WithAttributeSet(attribute.NewSet(KeyOutcome.String(string(oc)), KeyReason.String(string(r)))),
-		duration: metric.WithAttributeSet(attribute.NewSet(KeyOutcome.String(string(oc)))),
+		count:    []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(KeyOutcome.String(string(oc)), KeyReason.String(string(r))))},
+		duration: []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(KeyOutcome.String(string(oc))))},
 	}
 }
 
@@ -216,8 +216,8 @@ func (a *Adapter) OnEvent(ev apikey.Event) {
 		attrs = v.(eventAttrs)
 	}
 	ctx := context.Background()
-	a.verified.Add(ctx, 1, attrs.count)
-	a.duration.Record(ctx, ev.Duration.Seconds(), attrs.duration)
+	a.verified.Add(ctx, 1, attrs.count...)
+	a.duration.Record(ctx, ev.Duration.Seconds(), attrs.duration...)
 }
 
 // MiddlewareOptions returns the options that connect a middleware to the
