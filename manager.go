@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -30,9 +31,10 @@ type Manager struct {
 	closeOnce sync.Once
 
 	// Key lifecycle (issue 15): manager_options.go, sweep.go.
-	maxLife    time.Duration  // WithMaxLifetime; 0: no cap
-	onKeyEvent func(KeyEvent) // WithKeyEvents; nil: none
-	sweeper    *sweeper       // nil without sweeps
+	maxLife       time.Duration  // WithMaxLifetime; 0: no cap
+	onKeyEvent    func(KeyEvent) // WithKeyEvents; nil: none
+	sweeper       *sweeper       // nil without sweeps
+	notifications atomic.Uint64  // changes the Watcher reported, for CacheStats
 }
 
 // NewManager returns a Manager over store. WithPrefix is required, and so
