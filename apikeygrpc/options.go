@@ -1,6 +1,7 @@
 package apikeygrpc
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/apikeykit/apikey"
@@ -13,6 +14,7 @@ type options struct {
 	public     []string
 	middleware []apikey.MiddlewareOption
 	header     string
+	onRefusal  func(ctx context.Context, e *apikey.AuthError)
 }
 
 // WithPublicMethods lets calls to the named full methods through without
@@ -59,6 +61,22 @@ func WithMiddlewareOptions(opts ...apikey.MiddlewareOption) Option {
 func WithHeader(name string) Option {
 	return func(o *options) error {
 		o.header = name
+		return nil
+	}
+}
+
+// WithOnRefusal calls fn with the call's context and the refusal, before
+// the interceptor answers with its status, for what needs the context: a
+// span, as apikeyotel.AnnotateRefusal annotates it. Refusals by scope are
+// included; calls to methods in neither the scopes map nor
+// WithPublicMethods are not (the middleware never sees them). fn must be
+// fast and safe for concurrent use; e never holds a key.
+func WithOnRefusal(fn func(ctx context.Context, e *apikey.AuthError)) Option {
+	return func(o *options) error {
+		if fn == nil {
+			return fmt.Errorf("%w: apikeygrpc: WithOnRefusal(nil)", apikey.ErrInvalidRequest)
+		}
+		o.onRefusal = fn
 		return nil
 	}
 }

@@ -96,7 +96,7 @@ func NewInterceptor(m *apikey.Manager, scopes map[string]string, opts ...Option)
 	}
 
 	mwOpts := append(o.middleware[:len(o.middleware):len(o.middleware)],
-		apikey.WithHeader(o.header), apikey.WithErrorHandler(captureRefusal))
+		apikey.WithHeader(o.header), apikey.WithErrorHandler(captureRefusal(o.onRefusal)))
 	auth, err := middleware(m, mwOpts)
 	if err != nil {
 		return nil, err
@@ -264,11 +264,17 @@ func (c *call) Header() http.Header {
 func (c *call) Write(b []byte) (int, error) { return len(b), nil }
 func (c *call) WriteHeader(int)             {}
 
-// captureRefusal is the middleware's error handler: it keeps the refusal
-// for the interceptor to answer with.
-func captureRefusal(w http.ResponseWriter, _ *http.Request, e *apikey.AuthError) {
-	if c, ok := w.(*call); ok {
-		c.refusal = e
+// captureRefusal returns the middleware's error handler: it keeps the
+// refusal for the interceptor to answer with, after telling onRefusal, if
+// set.
+func captureRefusal(onRefusal func(context.Context, *apikey.AuthError)) func(http.ResponseWriter, *http.Request, *apikey.AuthError) {
+	return func(w http.ResponseWriter, r *http.Request, e *apikey.AuthError) {
+		if onRefusal != nil {
+			onRefusal(r.Context(), e)
+		}
+		if c, ok := w.(*call); ok {
+			c.refusal = e
+		}
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -435,4 +436,33 @@ func TestOverTLSOnBufconn(t *testing.T) {
 	_, err = client.UnaryCall(context.Background(), &testpb.SimpleRequest{})
 	assert.Equal(t, codes.Unauthenticated, status.Code(err))
 	assert.False(t, errors.Is(err, context.Canceled))
+}
+
+func TestOnRefusal(t *testing.T) {
+	type seen struct {
+		reason apikey.Reason
+		md     bool // the call's incoming metadata is in the context
+	}
+	var mu sync.Mutex
+	var got []seen
+	e := newEnv(t, envConfig{grpcOpts: []apikeygrpc.Option{apikeygrpc.WithOnRefusal(func(ctx context.Context, ae *apikey.AuthError) {
+		_, ok := metadata.FromIncomingContext(ctx)
+		mu.Lock()
+		got = append(got, seen{ae.Reason, ok})
+		mu.Unlock()
+	})}})
+	ctx := context.Background()
+	s, _ := e.issue(t, apikey.IssueRequest{Scopes: []string{"billing:read"}})
+	_, err := e.client.UnaryCall(ctx, &testpb.SimpleRequest{})
+	require.Error(t, err)
+	_, err = e.client.UnaryCall(withMD(ctx, bearer(s)...), &testpb.SimpleRequest{})
+	require.Error(t, err)
+	_, err = e.client.UnaryCall(withMD(ctx, bearer(s)...), &testpb.SimpleRequest{}, grpc.WaitForReady(true))
+	require.Error(t, err)
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, []seen{{apikey.ReasonNoCredential, true}, {apikey.ReasonInsufficientScope, true}, {apikey.ReasonInsufficientScope, true}}, got)
+
+	_, err = apikeygrpc.NewInterceptor(e.m, nil, apikeygrpc.WithOnRefusal(nil))
+	assert.ErrorIs(t, err, apikey.ErrInvalidRequest)
 }

@@ -15,8 +15,8 @@
 // the reader collects. Wrap the Limits' Limiter and Counter with
 // Adapter.Limiter and Adapter.Counter to count their decisions.
 //
-// For gRPC, pass MiddlewareOptions' WithOnEvent through
-// apikeygrpc.WithMiddlewareOptions(apikey.WithOnEvent(metrics.OnEvent)),
+// For gRPC, pass apikeygrpc.WithMiddlewareOptions(apikey.WithOnEvent(metrics.OnEvent))
+// and apikeygrpc.WithOnRefusal(apikeyotel.AnnotateRefusal) to NewInterceptor,
 // and call AnnotateKey from a handler or an interceptor after apikeygrpc's.
 //
 // No metric attribute holds a key ID or an owner, whose number has no
