@@ -31,6 +31,9 @@ type settings struct {
 	lastUsedInterval time.Duration
 	staleIfError     time.Duration
 	onError          func(error)
+	usageInterval    time.Duration // see usage_meter.go
+	usageBatch       int
+	usageOff         bool
 }
 
 // WithPrefix sets the prefix of issued keys, for example "acme_live". It is

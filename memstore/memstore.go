@@ -12,7 +12,8 @@ import (
 )
 
 // Store is an in-memory apikey.Store. It also implements apikey.Rotator,
-// apikey.LastUsedRecorder and apikey.Watcher, so several Managers sharing
+// apikey.LastUsedRecorder, apikey.UsageRecorder (usage is kept for as
+// long as the Store, one entry per key and hour) and apikey.Watcher, so several Managers sharing
 // one Store see each other's revocations at once. The zero value is not
 // usable; call New. A Store is safe for concurrent use.
 type Store struct {
@@ -20,6 +21,9 @@ type Store struct {
 	keys    map[string]*apikey.Key
 	all     *idList            // every ID
 	byOwner map[string]*idList // IDs of each owner
+
+	usageMu sync.Mutex
+	usage   map[usageBucket]usageCell
 
 	watchMu  sync.Mutex
 	watchers map[int]func(id string)
@@ -33,6 +37,7 @@ func New() *Store {
 		all:      new(idList),
 		byOwner:  make(map[string]*idList),
 		watchers: make(map[int]func(string)),
+		usage:    make(map[usageBucket]usageCell),
 	}
 }
 

@@ -78,7 +78,7 @@ func TestVaultMigrateFromVersion2(t *testing.T) {
 				t.Fatal(err)
 			}
 			// Back to version 2, as a database made before this release.
-			for _, q := range []string{`DROP TABLE apikey_vault_secrets`, `DELETE FROM apikey_schema_version WHERE version = 3`} {
+			for _, q := range []string{`DROP TABLE apikey_usage`, `DROP TABLE apikey_vault_secrets`, `DELETE FROM apikey_schema_version WHERE version >= 3`} {
 				if _, err := db.Exec(q); err != nil {
 					t.Fatal(err)
 				}
