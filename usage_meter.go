@@ -146,7 +146,9 @@ func (u *usageMeter) run(ctx context.Context) {
 		case <-t.C:
 		case <-u.full:
 		}
-		fctx, cancel := context.WithTimeout(ctx, max(u.interval, 10*time.Second))
+		// Not ctx: a write that Close cut short might have committed
+		// all the same, and would then be retried and counted twice.
+		fctx, cancel := context.WithTimeout(context.Background(), max(u.interval, 10*time.Second))
 		if err := u.flush(fctx); err != nil {
 			u.onError(err) // what was not written is kept and retried
 		}
@@ -175,29 +177,21 @@ func (u *usageMeter) flush(ctx context.Context) error {
 }
 
 // take empties the shards and returns what they held as rows, sorted.
+// The maps are cleared, not replaced, so that they keep their room for
+// the next interval's buckets, which are likely the same keys'.
 func (u *usageMeter) take() []UsageRow {
-	var rows []UsageRow
+	rows := make([]UsageRow, 0, u.pending.Load())
 	for i := range u.shards {
 		s := &u.shards[i]
 		s.mu.Lock()
-		old := s.cells
-		if len(old) > 0 {
-			// As large as the last one: the keys in use now are likely
-			// those of the next interval too.
-			s.cells = make(map[usageKey]usageCell, len(old))
-		}
-		s.mu.Unlock()
-		if len(old) == 0 {
-			continue
-		}
-		u.pending.Add(-int64(len(old)))
-		if rows == nil {
-			rows = make([]UsageRow, 0, len(old)*usageShards)
-		}
-		for k, c := range old {
+		for k, c := range s.cells {
 			rows = append(rows, UsageRow{KeyID: string(k.id[:]), Owner: c.owner,
 				Start: time.Unix(k.hour*3600, 0).UTC(), Requests: c.requests, Units: c.units})
 		}
+		n := len(s.cells)
+		clear(s.cells)
+		s.mu.Unlock()
+		u.pending.Add(-int64(n))
 	}
 	slices.SortFunc(rows, func(a, b UsageRow) int {
 		return cmp.Or(cmp.Compare(a.KeyID, b.KeyID), a.Start.Compare(b.Start))
