@@ -122,8 +122,15 @@ var (
 	ErrUsageUnsupported = errors.New("apikey: usage not recorded by this store")
 )
 
+// usageQueryErr is a bad UsageQuery: it matches ErrInvalidUsageQuery and
+// ErrInvalidRequest, and says what is wrong once.
+type usageQueryErr struct{ msg string }
+
+func (e *usageQueryErr) Error() string   { return ErrInvalidUsageQuery.Error() + ": " + e.msg }
+func (e *usageQueryErr) Unwrap() []error { return []error{ErrInvalidUsageQuery, ErrInvalidRequest} }
+
 func usageQueryError(format string, args ...any) error {
-	return fmt.Errorf("%w: %w: %s", ErrInvalidUsageQuery, ErrInvalidRequest, fmt.Sprintf(format, args...))
+	return &usageQueryErr{fmt.Sprintf(format, args...)}
 }
 
 // normalize checks q and returns it with its times in UTC, truncated to
