@@ -53,6 +53,11 @@ const (
 // WithLimits, which also sets a default limit, a per-owner limit and a
 // limit on failed authentications.
 //
+// When the Manager meters usage (see Manager.Usage), each request let
+// through is counted once the next handler returns, with its cost
+// (Limits.Cost, or what Cost and SetCost set after routing); refusals
+// are not counted.
+//
 // A store or limiter failure is 503 with Retry-After, and the next handler
 // is not called. Every refusal carries Cache-Control: no-store and an
 // application/problem+json body (see WriteProblem and WithErrorHandler).
