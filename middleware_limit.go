@@ -172,7 +172,8 @@ func (mw *middleware) limit(q *request, checks []limitCheck, lc *limitedContext)
 // A quota (Quota) counts fixed windows of Period aligned to the epoch. Any
 // w ≥ Period seconds contains a whole window, and a burst of q may land
 // in one window, so its policy is q = Limit and w = Period rounded up to
-// whole seconds: "10/100ms" is q=10;w=1, "1/1500ms" q=1;w=2.
+// whole seconds: "10/100ms" is q=10;w=1, "1/1500ms" q=1;w=2. A calendar
+// month ("N/month") is q=N;w=2678400, 31 days.
 
 // limitPolicy returns the quota and window (seconds) of l's
 // RateLimit-Policy item. An l no limiter can apply gives q=0;w=1.
@@ -192,8 +193,12 @@ func limitPolicy(l Limit) (q, w int64) {
 }
 
 // quotaPolicy returns the quota and window (seconds) of q's
-// RateLimit-Policy item.
+// RateLimit-Policy item. A calendar month is advertised as 31 days, the
+// longest: any 31 days hold a whole month's window.
 func quotaPolicy(q Quota) (int64, int64) {
+	if q.Period == MonthPeriod {
+		return q.Limit, 31 * 24 * 3600
+	}
 	return q.Limit, max(ceilSeconds(q.Period), 1)
 }
 
