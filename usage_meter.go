@@ -50,8 +50,13 @@ func WithoutUsage() Option {
 	}
 }
 
-// usageShards is how many independently locked parts the meter has.
-const usageShards = 64
+// usageShards is how many independently locked parts the meter has, and
+// maxShardPresize the most buckets a shard's map has room for from the
+// start (it grows beyond, and keeps its size across flushes).
+const (
+	usageShards     = 64
+	maxShardPresize = 4096
+)
 
 // usageKey is one hourly bucket of one key.
 type usageKey struct {
@@ -90,7 +95,9 @@ type usageMeter struct {
 func newUsageMeter(rec UsageRecorder, interval time.Duration, batch int, onError func(error)) *usageMeter {
 	u := &usageMeter{rec: rec, interval: interval, batch: batch, onError: onError, full: make(chan struct{}, 1)}
 	for i := range u.shards {
-		u.shards[i].cells = make(map[usageKey]usageCell, max(batch/usageShards, 16))
+		// Room for a full batch, within reason: a huge batch size must
+		// not allocate its whole map up front.
+		u.shards[i].cells = make(map[usageKey]usageCell, min(max(batch/usageShards, 16), maxShardPresize))
 	}
 	return u
 }
