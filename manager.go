@@ -22,6 +22,7 @@ type Manager struct {
 	now       func() time.Time
 	cache     *keyCache
 	lastUsed  *lastUsedBatch // nil if the store cannot record last use
+	usage     *usageMeter    // nil if the store cannot record usage, or WithoutUsage
 	onError   func(error)    // background failures
 	local     localLimits    // the middleware's limiter and counter by default
 	reported  reportedSet    // broken records already reported
@@ -56,6 +57,8 @@ func NewManager(store Store, opts ...Option) (*Manager, error) {
 		negativeTTL:      DefaultNegativeCacheTTL,
 		lastUsedInterval: DefaultLastUsedInterval,
 		sweep:            sweepConfig{interval: DefaultSweepInterval, batch: DefaultSweepBatch},
+		usageInterval:    DefaultUsageFlushInterval,
+		usageBatch:       DefaultUsageBatchSize,
 	}
 	for _, opt := range opts {
 		if err := opt(&s); err != nil {
@@ -125,11 +128,19 @@ func NewManager(store Store, opts ...Option) (*Manager, error) {
 			m.lastUsed.run(ctx)
 		}()
 	}
+	if r, ok := store.(UsageRecorder); ok && !s.usageOff {
+		m.usage = newUsageMeter(r, s.usageInterval, s.usageBatch, m.onError)
+		m.done.Add(1)
+		go func() {
+			defer m.done.Done()
+			m.usage.run(ctx)
+		}()
+	}
 	return m, nil
 }
 
 // Close stops the Manager's background work and flushes pending last-used
-// times. It is safe to call more than once. Verify and the middleware keep
+// times and usage (see WithUsageFlush). It is safe to call more than once. Verify and the middleware keep
 // working after Close, but uses are no longer recorded, and the
 // middleware's own limiter and counter no longer forget idle keys.
 func (m *Manager) Close() error {
@@ -142,6 +153,11 @@ func (m *Manager) Close() error {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			err = m.lastUsed.flush(ctx)
+		}
+		if m.usage != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			err = errors.Join(err, m.usage.flush(ctx))
 		}
 	})
 	return err

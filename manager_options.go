@@ -35,6 +35,9 @@ type settings struct {
 	maxLifetime      time.Duration
 	onKeyEvent       func(KeyEvent)
 	sweep            sweepConfig
+	usageInterval    time.Duration // see usage_meter.go
+	usageBatch       int
+	usageOff         bool
 }
 
 // WithPrefix sets the prefix of issued keys, for example "acme_live". It is

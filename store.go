@@ -104,6 +104,24 @@ type LastUsedRecorder interface {
 	RecordLastUsed(ctx context.Context, used map[string]time.Time) error
 }
 
+// UsageRecorder is implemented by stores that can record and read how
+// much keys were used. The Manager counts requests in memory, in hourly
+// buckets per key, and flushes them in batches (see WithUsageFlush), so a
+// request never waits on a write; Manager.Usage reads them back.
+type UsageRecorder interface {
+	// RecordUsage adds each row's Requests and Units to the hourly bucket
+	// of key row.KeyID that starts at row.Start (a whole hour in UTC),
+	// creating it if needed, and sets the bucket's owner to row.Owner. It
+	// writes every row or none, and must accept keys it does not hold:
+	// usage outlives keys.
+	RecordUsage(ctx context.Context, rows []UsageRow) error
+
+	// Usage returns the buckets q selects, summed per q.Granularity (per
+	// key when q.KeyID is set, per owner otherwise, with KeyID ""), in
+	// ascending order of Start. q has been through UsageQuery.Normalize.
+	Usage(ctx context.Context, q UsageQuery) ([]UsageRow, error)
+}
+
 // Watcher is implemented by stores that can report changes to keys made by
 // any process, so that every Manager drops cached records at once instead of
 // at the end of their TTL (revocation everywhere within a second).

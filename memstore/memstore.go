@@ -12,7 +12,9 @@ import (
 )
 
 // Store is an in-memory apikey.Store. It also implements apikey.Rotator,
-// apikey.LastUsedRecorder, apikey.LegacyStore, apikey.EventClaimer and apikey.Watcher, so several Managers sharing
+// apikey.LastUsedRecorder, apikey.LegacyStore, apikey.EventClaimer,
+// apikey.UsageRecorder (usage is kept for as long as the Store, one entry
+// per key and hour) and apikey.Watcher, so several Managers sharing
 // one Store see each other's revocations at once. The zero value is not
 // usable; call New. A Store is safe for concurrent use.
 type Store struct {
@@ -22,6 +24,9 @@ type Store struct {
 	all     *idList                        // every ID
 	byOwner map[string]*idList             // IDs of each owner
 	claims  map[[2]string]time.Time
+
+	usageMu sync.Mutex
+	usage   map[usageBucket]usageCell
 
 	watchMu  sync.Mutex
 	watchers map[int]func(id string)
@@ -37,6 +42,7 @@ func New() *Store {
 		byOwner:  make(map[string]*idList),
 		claims:   make(map[[2]string]time.Time),
 		watchers: make(map[int]func(string)),
+		usage:    make(map[usageBucket]usageCell),
 	}
 }
 

@@ -12,14 +12,14 @@ import (
 )
 
 // undoVersion5 takes a migrated database back to schema version 4, as a
-// database made before revocation reasons and event claims.
+// database made before revocation reasons and event claims (5) and usage (6).
 func undoVersion5(t *testing.T, db *sql.DB, d sqlstore.Dialect) {
 	t.Helper()
-	qs := []string{`DROP TABLE apikey_event_claims`}
+	qs := []string{`DROP TABLE apikey_usage`, `DROP TABLE apikey_event_claims`}
 	if d == sqlstore.SQLite {
 		qs = append(qs, `DROP TRIGGER apikey_keys_changed_update`) // it names the column
 	}
-	qs = append(qs, `ALTER TABLE apikey_keys DROP COLUMN revoked_reason`, `DELETE FROM apikey_schema_version WHERE version = 5`)
+	qs = append(qs, `ALTER TABLE apikey_keys DROP COLUMN revoked_reason`, `DELETE FROM apikey_schema_version WHERE version >= 5`)
 	for _, q := range qs {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatalf("%s: %v", q, err)

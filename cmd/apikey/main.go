@@ -11,6 +11,7 @@
 //	apikey suspend ID|KEY
 //	apikey resume ID|KEY
 //	apikey verify < keyfile
+//	apikey usage --owner team-42 --by month [--from 2026-01-01] [--to 2026-12-01]
 //	apikey scan PATH... | -
 //	apikey import keys.csv
 //
@@ -87,6 +88,7 @@ var commands = []command{
 	{"suspend", "ID|KEY", "stop a key at once, until resume", runSuspend},
 	{"resume", "ID|KEY", "let a suspended key work again", runResume},
 	{"verify", "< KEYFILE", "check a key read from standard input (exit 0 if valid, 1 if not)", runVerify},
+	{"usage", "--owner O | --key ID", "show requests and units per hour, day or month", runUsage},
 	{"scan", "PATH... | -", "find keys in files or standard input (exit 1 if any are found)", runScan},
 	{"migrate", "", "create or upgrade the database schema", runMigrate},
 	{"import", "FILE.csv|FILE.jsonl|-", "import keys of another system (SHA-256, HMAC, bcrypt, argon2id hashes)", runImport},
