@@ -201,14 +201,14 @@ func TestScopeRefusalCostsNoQuota(t *testing.T) {
 	e := newEnv(t, envConfig{})
 	ctx := context.Background()
 	s, _ := e.issue(t, apikey.IssueRequest{Scopes: []string{"orders:read"}, Quota: apikey.Quota{Limit: 1, Period: time.Hour}})
-	for range 3 {
-		_, err := e.client.FullDuplexCall(withMD(ctx, bearer(s)...))
+	// One stream at a time, each refused before the next opens: a stream
+	// in flight holds its charge until its refusal gives it back.
+	for range 4 {
+		stream, err := e.client.FullDuplexCall(withMD(ctx, bearer(s)...))
 		require.NoError(t, err) // a stream opens lazily; the refusal comes on Recv
+		_, err = stream.Recv()
+		assert.Equal(t, codes.PermissionDenied, status.Code(err), "orders:write is missing")
 	}
-	stream, err := e.client.FullDuplexCall(withMD(ctx, bearer(s)...))
-	require.NoError(t, err)
-	_, err = stream.Recv()
-	assert.Equal(t, codes.PermissionDenied, status.Code(err), "orders:write is missing")
 	resp, err := e.client.UnaryCall(withMD(ctx, bearer(s)...), &testpb.SimpleRequest{})
 	require.NoError(t, err, "the refused calls cost no quota")
 	assert.NotEqual(t, "none", resp.Username)
