@@ -52,19 +52,11 @@ func mysqlFits(k *apikey.Key) error {
 // checkMySQLSession fails with ErrUnsupportedSession unless the session
 // is in strict mode and the driver counts changed rows: the Store tells a
 // taken ID from an insert, and a refused quota from an accepted one, by
-// the rows affected, and must never have a value truncated silently. It
-// needs the schema_version table, so it runs once the schema is current.
+// the rows affected, and must never have a value truncated silently. The
+// second check needs a current schema_version table.
 func (s *Store) checkMySQLSession(ctx context.Context, db execer) error {
-	var mode string
-	if err := db.QueryRowContext(ctx, `SELECT @@SESSION.sql_mode`).Scan(&mode); err != nil {
-		return fmt.Errorf("sqlstore: read sql_mode: %w", err)
-	}
-	strict := false
-	for _, m := range strings.Split(strings.ToUpper(mode), ",") {
-		strict = strict || m == "STRICT_TRANS_TABLES" || m == "STRICT_ALL_TABLES"
-	}
-	if !strict {
-		return fmt.Errorf("%w: sql_mode %q is not strict (want STRICT_TRANS_TABLES or STRICT_ALL_TABLES, so that nothing is truncated silently)", ErrUnsupportedSession, mode)
+	if err := checkStrict(ctx, db); err != nil {
+		return err
 	}
 	// An UPDATE that matches a row and changes nothing affects 0 rows,
 	// unless the connection asked for found rows.
@@ -78,6 +70,21 @@ func (s *Store) checkMySQLSession(ctx context.Context, db execer) error {
 		return fmt.Errorf("%w: the connection counts found rows, not changed ones (remove clientFoundRows=true from the DSN)", ErrUnsupportedSession)
 	}
 	return nil
+}
+
+// checkStrict fails with ErrUnsupportedSession unless the session's
+// sql_mode is strict.
+func checkStrict(ctx context.Context, db execer) error {
+	var mode string
+	if err := db.QueryRowContext(ctx, `SELECT @@SESSION.sql_mode`).Scan(&mode); err != nil {
+		return fmt.Errorf("sqlstore: read sql_mode: %w", err)
+	}
+	for _, m := range strings.Split(strings.ToUpper(mode), ",") {
+		if m == "STRICT_TRANS_TABLES" || m == "STRICT_ALL_TABLES" {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: sql_mode %q is not strict (want STRICT_TRANS_TABLES or STRICT_ALL_TABLES, so that nothing is truncated silently)", ErrUnsupportedSession, mode)
 }
 
 // migrateMySQL is Migrate on MySQL, where every DDL statement commits at
@@ -108,6 +115,9 @@ func (s *Store) migrateMySQL(ctx context.Context, ms []migration) error {
 			c.Raw(func(any) error { return errBadConn }) // closing the session releases it
 		}
 	}()
+	if err := checkStrict(ctx, conn); err != nil {
+		return err // before writing anything
+	}
 	current, err := s.version(ctx, conn)
 	if err != nil {
 		return fmt.Errorf("sqlstore: migrate: %w", err)
