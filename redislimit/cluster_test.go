@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -79,7 +80,7 @@ func TestClusterScriptsTouchOneSlot(t *testing.T) {
 	l := newTestLimiter(t, c, testPrefix())
 	counter := newTestCounter(t, c, testPrefix())
 	masters := map[string]bool{}
-	slots, err := c.ClusterSlots(ctx).Result()
+	shards, err := c.ClusterShards(ctx).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +102,7 @@ func TestClusterScriptsTouchOneSlot(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		masters[slotOwner(slots, slot)] = true
+		masters[slotOwner(shards, slot)] = true
 	}
 	if len(masters) < 2 {
 		t.Fatalf("the keys landed on %d master(s): the test proves nothing about a cluster", len(masters))
@@ -112,11 +113,18 @@ func newKeyID(i int) string {
 	return "key" + strings.Repeat("Z", i%12)
 }
 
-// slotOwner returns the address of the master that serves slot.
-func slotOwner(slots []redis.ClusterSlot, slot int64) string {
-	for _, s := range slots {
-		if int64(s.Start) <= slot && slot <= int64(s.End) && len(s.Nodes) > 0 {
-			return s.Nodes[0].Addr
+// slotOwner returns the address (host:port) of the master that serves
+// slot.
+func slotOwner(shards []redis.ClusterShard, slot int64) string {
+	for _, sh := range shards {
+		for _, r := range sh.Slots {
+			if r.Start <= slot && slot <= r.End {
+				for _, n := range sh.Nodes {
+					if n.Role == "master" {
+						return net.JoinHostPort(n.IP, strconv.FormatInt(n.Port, 10))
+					}
+				}
+			}
 		}
 	}
 	return ""
@@ -187,7 +195,7 @@ func TestClusterMasterDown(t *testing.T) {
 	}
 
 	// The master that holds the key's bucket (the limiter is asked first).
-	slots, err := c.ClusterSlots(ctx).Result()
+	shards, err := c.ClusterShards(ctx).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +203,7 @@ func TestClusterMasterDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	victim := slotOwner(slots, slot)
+	victim := slotOwner(shards, slot)
 	_, port, _ := net.SplitHostPort(victim)
 	restart := filepath.Join(dir, "node-"+port, "restart.sh")
 	if _, err := os.Stat(restart); err != nil {
