@@ -12,6 +12,7 @@ import (
 
 	"github.com/apikeykit/apikey"
 	"github.com/apikeykit/apikey/sqlstore"
+	"github.com/apikeykit/apikey/vault"
 )
 
 // TestMySQLSessionChecks: a Store refuses, with ErrUnsupportedSession, a
@@ -146,6 +147,15 @@ func TestMySQLLimits(t *testing.T) {
 	var n int
 	if err := db.QueryRow(`SELECT COUNT(*) FROM apikey_keys`).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("%d keys stored (%v), want none", n, err)
+	}
+	v := st.Vault()
+	for _, r := range []vault.Record{
+		{Owner: long, Name: "n", Version: 1, KEKVersion: "v1"},
+		{Owner: "o", Name: long, Version: 1, KEKVersion: "v1"},
+	} {
+		if err := v.Put(ctx, r); !errors.Is(err, apikey.ErrInvalidRequest) {
+			t.Errorf("vault Put(%.20q, %.20q): %v, want ErrInvalidRequest", r.Owner, r.Name, err)
+		}
 	}
 	// The largest that fits goes in and comes out as it was.
 	edge := &apikey.Key{ID: strings.Repeat("i", 255), Owner: strings.Repeat("ö", 127), Digest: []byte(strings.Repeat("\xff", 255)),

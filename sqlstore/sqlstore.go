@@ -55,8 +55,9 @@ const (
 	// Postgres is PostgreSQL 11 or later, for example through
 	// github.com/jackc/pgx/v5/stdlib.
 	Postgres
-	// MySQL is MariaDB 10.6 or later, or MySQL 8.0 or later (for
-	// JSON_TABLE), with InnoDB, through github.com/go-sql-driver/mysql.
+	// MySQL is MariaDB 10.6 or later, or MySQL 8.0.16 or later (for
+	// JSON_TABLE and CHECK constraints), with InnoDB, through
+	// github.com/go-sql-driver/mysql. It is tested on MariaDB.
 	// The session must be in strict mode (STRICT_TRANS_TABLES or
 	// STRICT_ALL_TABLES, the servers' default), so that nothing is
 	// silently truncated, and the driver must count changed rows, not

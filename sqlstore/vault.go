@@ -100,6 +100,9 @@ func (v *VaultStore) Put(ctx context.Context, r vault.Record) error {
 	if r.Version < 1 {
 		return vault.ErrConflict
 	}
+	if v.s.dialect == MySQL && max(len(r.Owner), len(r.Name), len(r.KEKVersion), len(r.Hint), len(r.Nonce)) > mysqlMaxBytes {
+		return fmt.Errorf("%w: sqlstore: vault: owner, name, KEK version, hint and nonce must be at most %d bytes on MySQL", apikey.ErrInvalidRequest, mysqlMaxBytes)
+	}
 	args := []any{r.Owner, r.Name, r.Version, r.KEKVersion, nonNil(r.WrappedKey), nonNil(r.Nonce), nonNil(r.Ciphertext),
 		r.Hint, v.s.timeArg(r.CreatedAt), v.s.timeArg(r.RevealedAt)}
 	query := v.q.insert
