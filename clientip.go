@@ -60,6 +60,18 @@ func clientIP(r *http.Request, trusted []netip.Prefix, unixTrusted bool) netip.A
 	return addr // every hop was a trusted proxy: the furthest one is the client
 }
 
+// ClientIP returns the address of the client that sent r, found as the
+// middleware finds it with WithTrustedProxies(trusted...): the host of
+// r.RemoteAddr, unless that is a trusted proxy, and then X-Forwarded-For
+// read from the right up to the first address that is not a trusted proxy.
+// With no trusted proxies, headers are never read. It returns the zero
+// Addr when r has no address (a Unix socket, an empty RemoteAddr). It is
+// for other handlers of the same service, such as package portal's audit
+// events, so that they name the client as the middleware does.
+func ClientIP(r *http.Request, trusted ...netip.Prefix) netip.Addr {
+	return clientIP(r, trusted, false)
+}
+
 // parseHostAddr parses "ip", "ip:port", "[ipv6]" or "[ipv6]:port",
 // dropping any IPv6 zone and unmapping IPv4-mapped IPv6, so the same client
 // always gives the same Addr. It picks the parser by shape, because a

@@ -54,6 +54,7 @@ func TestClientIP(t *testing.T) {
 				r.Header["X-Forwarded-For"] = tt.xff
 			}
 			got := clientIP(r, tt.trusted, false)
+			assert.Equal(t, got, ClientIP(r, tt.trusted...), "the exported ClientIP disagrees")
 			if tt.want == "" {
 				assert.False(t, got.IsValid(), got.String())
 				return

@@ -57,3 +57,21 @@ func ExampleScopeMatches() {
 	// *            billing:invoices:read  true
 	// orders:read  Orders:read            false
 }
+
+// A customer holding orders:* may give a new key any part of it, and
+// nothing else.
+func ExampleScopeWithin() {
+	granted := []string{"orders:*", "billing:read"}
+	for _, scope := range []string{"orders:read", "orders:*", "orders:eu:*", "orders", "billing:*", "*:read"} {
+		fmt.Printf("%-12s %v\n", scope, apikey.ScopeWithin(granted, scope))
+	}
+	fmt.Println(apikey.ScopesWithin(granted, []string{"orders:write", "billing:read"}))
+	// Output:
+	// orders:read  true
+	// orders:*     true
+	// orders:eu:*  true
+	// orders       false
+	// billing:*    false
+	// *:read       false
+	// true
+}

@@ -236,3 +236,65 @@ func matchValid(granted, required string) bool {
 func isWildcardAt(s string, i int) bool {
 	return i < len(s) && s[i] == '*' && (i+1 == len(s) || s[i+1] == ':')
 }
+
+// ScopeWithin reports whether scope, which may itself hold wildcards, is
+// within the granted scopes: whether every required scope that scope
+// matches is also matched by one of granted, by ScopeMatches's rules. It
+// is the check for delegation, when a holder of granted scopes gives some
+// of them to a new key: a holder of "orders:*" may give "orders:read",
+// "orders:eu:*" or "orders:*", but not "orders" (which "orders:*" does not
+// match), "*:read" or "billing:read". For a literal scope it is HasScope.
+//
+// Because segments are drawn from an unbounded alphabet, a wildcard scope
+// is within a list exactly when it is within one member of it, so
+// ScopeWithin compares scope with each granted scope in turn. An invalid
+// scope is within nothing, and an invalid granted scope contains nothing.
+// ScopeWithin does not allocate.
+func ScopeWithin(granted []string, scope string) bool {
+	if reason, _ := checkScope(scope, false); reason != "" {
+		return false
+	}
+	for _, g := range granted {
+		if reason, _ := checkScope(g, false); reason == "" && containsScope(g, scope) {
+			return true
+		}
+	}
+	return false
+}
+
+// ScopesWithin reports whether every one of scopes is within granted, as
+// ScopeWithin says. An empty list is within anything.
+func ScopesWithin(granted, scopes []string) bool {
+	for _, s := range scopes {
+		if !ScopeWithin(granted, s) {
+			return false
+		}
+	}
+	return true
+}
+
+// containsScope reports whether the valid granted scope g matches every
+// required scope the valid scope s matches. A trailing "*" of g covers the
+// rest of s, one or more segments, wildcards or not; any other "*" of g
+// covers one segment of s, "*" included; a literal segment of g covers
+// only itself. A trailing "*" of s matches any number of segments, so
+// only a trailing "*" of g covers it.
+func containsScope(g, s string) bool {
+	for {
+		gSeg, gRest, gMore := strings.Cut(g, ":")
+		sSeg, sRest, sMore := strings.Cut(s, ":")
+		if gSeg == "*" && !gMore {
+			return true // g's trailing "*": the rest of s is one or more segments
+		}
+		if sSeg == "*" && !sMore {
+			return false // s's trailing "*" matches more segments than g's one
+		}
+		if gSeg != "*" && gSeg != sSeg {
+			return false
+		}
+		if !gMore || !sMore {
+			return gMore == sMore
+		}
+		g, s = gRest, sRest
+	}
+}

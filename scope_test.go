@@ -392,3 +392,116 @@ func BenchmarkScopeMatch(b *testing.B) {
 		}
 	})
 }
+
+func TestScopeWithin(t *testing.T) {
+	tests := []struct {
+		granted []string
+		scope   string
+		want    bool
+	}{
+		{[]string{"orders:*"}, "orders:read", true},
+		{[]string{"orders:*"}, "orders:*", true},
+		{[]string{"orders:*"}, "orders:eu:*", true},
+		{[]string{"orders:*"}, "orders:*:read", true},
+		{[]string{"orders:*"}, "orders", false},
+		{[]string{"orders:*"}, "billing:read", false},
+		{[]string{"orders:*"}, "*:read", false},
+		{[]string{"orders:*"}, "*", false},
+		{[]string{"orders:read"}, "orders:read", true},
+		{[]string{"orders:read"}, "orders:*", false},
+		{[]string{"orders:read"}, "orders:read:x", false},
+		{[]string{"*:read"}, "orders:read", true},
+		{[]string{"*:read"}, "*:read", true},
+		{[]string{"*:read"}, "orders:*", false},
+		{[]string{"*:read"}, "*", false},
+		{[]string{"*:read"}, "orders:eu:read", false},
+		{[]string{"orders:*:read"}, "orders:eu:read", true},
+		{[]string{"orders:*:read"}, "orders:*:read", true},
+		{[]string{"orders:*:read"}, "orders:*:*", false},
+		{[]string{"*"}, "*", true},
+		{[]string{"*"}, "a:b:c", true},
+		{[]string{"*"}, "*:read", true},
+		{[]string{"billing:read", "orders:*"}, "orders:write", true},
+		{[]string{"billing:read", "orders:*"}, "billing:*", false},
+		{nil, "orders:read", false},
+		{[]string{"orders:*"}, "", false},
+		{[]string{"orders:*"}, "orders::read", false},
+		{[]string{"orders:*"}, "orders:re*", false},
+		{[]string{"ord*"}, "ord*", false},
+		{[]string{"orders::*"}, "orders::read", false},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%v/%s", tt.granted, tt.scope), func(t *testing.T) {
+			assert.Equal(t, tt.want, ScopeWithin(tt.granted, tt.scope))
+		})
+	}
+}
+
+func TestScopesWithin(t *testing.T) {
+	granted := []string{"orders:*", "billing:read"}
+	assert.True(t, ScopesWithin(granted, nil))
+	assert.True(t, ScopesWithin(granted, []string{"orders:read", "billing:read"}))
+	assert.False(t, ScopesWithin(granted, []string{"orders:read", "billing:write"}))
+	assert.False(t, ScopesWithin(nil, []string{"orders:read"}))
+}
+
+// TestScopeWithinExhaustive checks ScopeWithin against its definition:
+// scope is within granted when every required scope that scope matches,
+// granted matches too. Granted scopes and scopes have 1 to 3 segments of
+// {a, bb, *}; required scopes have 1 to 4 segments of {a, bb, c}, where c
+// stands for every segment that neither pattern names, and 4 is one more
+// than the longest pattern, so a trailing "*" is seen to match more.
+func TestScopeWithinExhaustive(t *testing.T) {
+	var patterns, required []string
+	var gen func(prefix string, n int, segs []string, out *[]string)
+	gen = func(prefix string, n int, segs []string, out *[]string) {
+		if n == 0 {
+			return
+		}
+		for _, seg := range segs {
+			s := seg
+			if prefix != "" {
+				s = prefix + ":" + seg
+			}
+			*out = append(*out, s)
+			gen(s, n-1, segs, out)
+		}
+	}
+	gen("", 3, []string{"a", "bb", "*"}, &patterns)
+	gen("", 4, []string{"a", "bb", "c"}, &required)
+	within := 0
+	for _, g := range patterns {
+		for _, s := range patterns {
+			want := true
+			for _, r := range required {
+				if ScopeMatches(s, r) && !ScopeMatches(g, r) {
+					want = false
+					break
+				}
+			}
+			if got := ScopeWithin([]string{g}, s); got != want {
+				t.Errorf("ScopeWithin([%q], %q) = %v, want %v", g, s, got, want)
+			}
+			if want {
+				within++
+			}
+		}
+	}
+	for _, g := range patterns {
+		for _, r := range required {
+			assert.Equal(t, HasScope([]string{g}, r), ScopeWithin([]string{g}, r), "literal %q within %q", r, g)
+		}
+	}
+	require.Len(t, patterns, 39)
+	t.Logf("%d pairs, %d within", len(patterns)*len(patterns), within)
+}
+
+func TestScopeWithinDoesNotAllocate(t *testing.T) {
+	granted := []string{"billing:read", "orders:*"}
+	allocs := testing.AllocsPerRun(100, func() {
+		if !ScopeWithin(granted, "orders:eu:*") {
+			t.Fatal("not within")
+		}
+	})
+	assert.Zero(t, allocs)
+}

@@ -179,3 +179,15 @@ start_redis_cluster() {
 	export APIKEY_TEST_REDIS_CLUSTER_DIR="$dir"
 	echo "Redis Cluster $(redis-server --version | awk '{print $3}') at $APIKEY_TEST_REDIS_CLUSTER"
 }
+
+# start_chromium exports APIKEY_TEST_CHROMIUM, the path of Debian's
+# Chromium, for the portal's browser test (browsertest/), which starts it
+# headless itself. Nothing runs between tests, so there is nothing to stop.
+start_chromium() {
+	if ! command -v chromium >/dev/null 2>&1; then
+		echo "installing chromium"
+		_apt_install chromium
+	fi
+	export APIKEY_TEST_CHROMIUM="$(command -v chromium)"
+	echo "$("$APIKEY_TEST_CHROMIUM" --version 2>/dev/null) at $APIKEY_TEST_CHROMIUM"
+}

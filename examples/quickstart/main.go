@@ -11,6 +11,7 @@
 //	GET  /v1/orders   needs scope orders:read
 //	POST /v1/orders   needs scope orders:write
 //	GET  /healthz     no key needed
+//	GET  /portal/     the self-service portal, behind a DEMO-ONLY sign-in at /signin
 //
 // A client that sends 10 invalid keys within a minute is refused with 429
 // until its allowance refills, one more attempt every 6 seconds
@@ -145,6 +146,9 @@ func run() error {
 	root := http.NewServeMux()
 	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	root.Handle("/v1/", authenticated(api))
+	if err := mountPortal(root, m, trusted); err != nil { // the self-service portal, behind a DEMO-ONLY sign-in
+		return err
+	}
 
 	srv := &http.Server{
 		Handler:           root,
@@ -153,7 +157,7 @@ func run() error {
 		WriteTimeout:      10 * time.Second,
 		IdleTimeout:       60 * time.Second,
 	}
-	fmt.Fprintf(os.Stderr, "listening on http://%s (database %s); Ctrl-C stops\n", ln.Addr(), redactDSN(dsn))
+	fmt.Fprintf(os.Stderr, "listening on http://%s (database %s); the key portal is at http://%s/portal/; Ctrl-C stops\n", ln.Addr(), redactDSN(dsn), ln.Addr())
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	select {
@@ -238,6 +242,7 @@ func issueDemoKey(ctx context.Context, m *apikey.Manager, base, dsn string) erro
 	fmt.Printf("  curl -s -H 'X-API-Key: %s' %s/v1/orders\n", key, base)
 	fmt.Printf("  curl -s -X POST -H 'Authorization: Bearer %s' -d '{\"item\":\"tea\"}' %s/v1/orders   # 403: no orders:write\n", key, base)
 	fmt.Printf("  curl -si %s/v1/whoami                                   # 401: no key\n\n", base)
+	fmt.Printf("Manage keys in the browser: %s/portal/ (DEMO ONLY sign-in: any name is believed)\n\n", base)
 	return nil
 }
 
