@@ -20,7 +20,8 @@ import (
 const benchKeys = 100_000
 
 type benchFixture struct {
-	m      *apikey.Manager
+	m      *apikey.Manager // usage metering off, as before it existed
+	store  *memstore.Store
 	tokens []string
 	// The floor's data: the same keys' digests by ID, and token bytes.
 	digests map[string][]byte
@@ -39,12 +40,13 @@ func loadFixture(b *testing.B) *benchFixture {
 	b.Helper()
 	fixtureOnce.Do(func() {
 		ctx := context.Background()
-		m, err := apikey.NewManager(memstore.New(), apikey.WithPrefix("acme_live"),
-			apikey.WithPepper("v1", testPepper), apikey.WithCache(benchKeys, time.Hour))
+		store := memstore.New()
+		m, err := apikey.NewManager(store, apikey.WithPrefix("acme_live"),
+			apikey.WithPepper("v1", testPepper), apikey.WithCache(benchKeys, time.Hour), apikey.WithoutUsage())
 		if err != nil {
 			panic(err)
 		}
-		f := benchFixture{m: m, digests: make(map[string][]byte, benchKeys)}
+		f := benchFixture{m: m, store: store, digests: make(map[string][]byte, benchKeys)}
 		mac := hmac.New(sha256.New, testPepper)
 		for i := 0; i < benchKeys; i++ {
 			secret, k, err := m.Issue(ctx, apikey.IssueRequest{Owner: fmt.Sprint("owner-", i%1000), Scopes: []string{"orders:read"}})

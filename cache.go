@@ -46,7 +46,11 @@ type keyCache struct {
 }
 
 type cacheShard struct {
-	mu       sync.RWMutex
+	mu sync.RWMutex
+	// stats counts what the shard did, for Manager.CacheStats. Kept per
+	// shard, beside the lock every lookup touches, so that counting adds
+	// no cache line that all cores write.
+	stats    shardStats
 	entries  map[cacheID]*cacheEntry
 	inflight map[cacheID]*cacheLoad
 	// Negative entries are bounded apart from positive ones, so that a
@@ -177,10 +181,13 @@ func (c *keyCache) get(ctx context.Context, idString string, now time.Time, stor
 	e, ok := s.entries[id]
 	s.mu.RUnlock()
 	if ok && nowNano < e.expires {
+		s.stats.hits.Add(1)
 		return e, nil
 	}
+	s.stats.misses.Add(1)
 	fresh, err := c.miss(ctx, s, id, idString, now, store)
 	if err != nil && ok && e.key != nil && nowNano < e.expires+int64(c.staleIfError) && !isContextError(err) {
+		s.stats.stale.Add(1)
 		return e, nil // stale-if-error, when enabled
 	}
 	return fresh, err
@@ -207,6 +214,9 @@ func (c *keyCache) miss(ctx context.Context, s *cacheShard, id cacheID, idString
 	s.mu.Unlock()
 
 	l.entry, l.err = c.load(ctx, idString, now, store)
+	if l.err != nil && !isContextError(l.err) {
+		s.stats.storeErrors.Add(1)
+	}
 
 	s.mu.Lock()
 	if s.inflight[id] == l {
@@ -277,7 +287,7 @@ func (c *keyCache) newEntry(k *Key, expires int64) *cacheEntry {
 	e.verifiable = e.digester != nil && len(k.Digest) == digestSize && copy(e.digest[:], k.Digest) == digestSize
 	if !e.verifiable {
 		e.digester, e.digest = c.digests.current, c.dummy
-		if c.digests.lookup(k.DigestVersion) == nil {
+		if c.digests.lookup(k.DigestVersion) == nil && k.DigestVersion != LegacyDigestVersion {
 			c.broken(k, fmt.Errorf("digested under %q, which this Manager is not configured with (WithPepper, WithPreviousPepper)", k.DigestVersion))
 		}
 	}
@@ -307,6 +317,7 @@ func (c *keyCache) putLocked(s *cacheShard, id cacheID, e *cacheEntry) {
 		// there are never more than the ring holds.
 		if old, ok := s.entries[s.negRing[s.negNext]]; ok && old.key == nil {
 			c.deleteLocked(s, s.negRing[s.negNext])
+			s.stats.negEvictions.Add(1)
 		}
 		s.negRing[s.negNext] = id
 		s.negNext = (s.negNext + 1) % len(s.negRing)
@@ -321,6 +332,7 @@ func (c *keyCache) putLocked(s *cacheShard, id cacheID, e *cacheEntry) {
 		for victim, old := range s.entries {
 			if old.key != nil {
 				delete(s.entries, victim)
+				s.stats.evictions.Add(1)
 				break
 			}
 		}
@@ -352,6 +364,7 @@ func (c *keyCache) invalidate(idString string) {
 	delete(s.inflight, id)
 	s.gen++
 	s.mu.Unlock()
+	s.stats.invalidations.Add(1)
 }
 
 // invalidateAll drops every entry and makes every load in flight
@@ -365,6 +378,7 @@ func (c *keyCache) invalidateAll() {
 		s.negatives = 0
 		s.gen++
 		s.mu.Unlock()
+		s.stats.invalidations.Add(1)
 	}
 }
 

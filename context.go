@@ -44,10 +44,15 @@ type keyContext struct {
 	mw  *middleware // nil when made by NewContext
 
 	// settled is set by whoever settles the request first: the
-	// middleware, reporting its Event once the next handler returns, or a
-	// refusal behind it, which refunds the quota and reports instead.
+	// middleware, reporting its Event and counting its usage once the
+	// next handler returns, or a refusal behind it, which refunds the
+	// quota and reports instead.
 	settled atomic.Bool
+	// charged reports that the key's quota holds cost units of this
+	// request, for a refusal to give back or SetCost to adjust.
+	charged bool
 	decided time.Duration   // the middleware's own time, for the Event
+	cost    int64           // the request's units: what usage counts
 	lim     *limitedContext // the rest of the allocation, if limited
 }
 
@@ -72,11 +77,11 @@ func (c *keyContext) settle(ctx context.Context) (decided time.Duration, ok bool
 	}
 	if lc := c.lim; lc != nil {
 		err = lc.err
-		if lc.charge.cost > 0 {
-			if r, ok := c.mw.limits.Counter.(Refunder); ok {
-				if rerr := r.Refund(ctx, lc.charge.key, lc.charge.quota, lc.charge.cost); rerr != nil {
-					err = rerr
-				}
+	}
+	if c.charged && c.cost > 0 {
+		if r, ok := c.mw.limits.Counter.(Refunder); ok {
+			if rerr := r.Refund(ctx, quotaKey(c.key), c.key.Quota, c.cost); rerr != nil {
+				err = rerr
 			}
 		}
 	}
@@ -91,13 +96,8 @@ func (c *keyContext) settle(ctx context.Context) (decided time.Duration, ok bool
 type limitedContext struct {
 	keyContext
 	fields [2]string
-	charge quotaCharge // what the request's quota was charged
-	err    error       // a limiter error passed over by Limits.FailOpen
+	err    error // a limiter error passed over by Limits.FailOpen
 }
 
-// quotaCharge is the units a request was charged under a quota.
-type quotaCharge struct {
-	key   string // the Counter's key
-	quota Quota
-	cost  int64 // 0: nothing charged
-}
+// quotaKey is the Counter's key of k's quota.
+func quotaKey(k *Key) string { return "quota:" + k.ID }

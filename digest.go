@@ -24,6 +24,7 @@ const unkeyedVersion = "sha256"
 // are pooled so the verify path does not allocate.
 type digester struct {
 	version string // recorded in Key.DigestVersion
+	pepper  []byte // nil for unkeyed SHA-256; for legacy lookups (legacy.go)
 	pool    sync.Pool
 }
 
@@ -37,7 +38,7 @@ type digestState struct {
 
 func newHMACDigester(version string, pepper []byte) *digester {
 	pepper = slices.Clone(pepper) // the caller may wipe its copy
-	d := &digester{version: "hmac-sha256/" + version}
+	d := &digester{version: "hmac-sha256/" + version, pepper: pepper}
 	d.pool.New = func() any { return &digestState{h: hmac.New(sha256.New, pepper)} }
 	return d
 }

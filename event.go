@@ -49,6 +49,7 @@ const (
 	ReasonStore                  Reason = "store"                   // 503: the Store failed
 	ReasonLimiter                Reason = "limiter"                 // 503: the Limiter or Counter failed
 	ReasonCanceled               Reason = "canceled"                // 503: the client gave up first
+	ReasonLegacyBusy             Reason = "legacy_busy"             // 503: too many slow legacy hashes at once (ErrLegacyBusy)
 	ReasonPreflight              Reason = "preflight"               // let through: a CORS preflight (WithCORSPreflight)
 )
 

@@ -34,6 +34,11 @@ type Key struct {
 	SuspendedAt time.Time // zero: not suspended (see Manager.Suspend)
 	LastUsedAt  time.Time // updated in batches, not on every request
 
+	// RevokedReason says why the key was revoked, as given to
+	// Manager.RevokeWithReason (for example "leaked: <url>"); "" when no
+	// reason was given. It is set with RevokedAt and never changes after.
+	RevokedReason string
+
 	RateLimit  Limit          // zero: the middleware's Limits.Default, if any
 	Quota      Quota          // zero: no usage cap
 	AllowedIPs []netip.Prefix // nil: any client address
@@ -78,6 +83,16 @@ func (k *Key) Status(now time.Time) error {
 		return ErrNotYetValid
 	}
 	return nil
+}
+
+// LastActive returns when k was last used, or when it was created if it
+// was never used (or its use was recorded before its creation, as a
+// clock step can make it): what "unused for N days" counts from.
+func (k *Key) LastActive() time.Time {
+	if k.LastUsedAt.IsZero() || k.LastUsedAt.Before(k.CreatedAt) {
+		return k.CreatedAt
+	}
+	return k.LastUsedAt
 }
 
 // AllowsIP reports whether addr may use k: true when AllowedIPs is empty

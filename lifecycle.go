@@ -40,6 +40,9 @@ func (m *Manager) Issue(ctx context.Context, req IssueRequest) (Secret, *Key, er
 	if !req.ExpiresAt.IsZero() && !req.ExpiresAt.After(now) {
 		return Secret{}, nil, fmt.Errorf("%w: expiry %s is not in the future", ErrInvalidRequest, req.ExpiresAt.Format(time.RFC3339))
 	}
+	if err := m.checkLifetime(now, req.ExpiresAt); err != nil {
+		return Secret{}, nil, err
+	}
 	ips, err := normalPrefixes(req.AllowedIPs)
 	if err != nil {
 		return Secret{}, nil, err
@@ -64,7 +67,23 @@ func (m *Manager) Issue(ctx context.Context, req IssueRequest) (Secret, *Key, er
 	if err != nil {
 		return Secret{}, nil, err
 	}
+	m.emit(KeyCreated, k, now)
 	return secret, k.Clone(), nil
+}
+
+// checkLifetime refuses, under WithMaxLifetime, an expiry that is not
+// within the maximum lifetime of now.
+func (m *Manager) checkLifetime(now, expiresAt time.Time) error {
+	switch {
+	case m.maxLife == 0:
+		return nil
+	case expiresAt.IsZero():
+		return fmt.Errorf("%w: keys must expire within %v (WithMaxLifetime): give an expiry", ErrLifetime, m.maxLife)
+	case expiresAt.Sub(now) > m.maxLife:
+		return fmt.Errorf("%w: expiry %s is %v away, beyond the maximum lifetime %v (WithMaxLifetime)", ErrLifetime,
+			expiresAt.Format(time.RFC3339), expiresAt.Sub(now).Round(time.Second), m.maxLife)
+	}
+	return nil
 }
 
 // create gives k a fresh token and digest and writes it with write,
@@ -130,25 +149,88 @@ func (m *Manager) update(ctx context.Context, id string, change func(*Key) error
 // revoked key does nothing and returns nil. An unknown id returns
 // ErrNotFound, and an id that is not a key ID an error wrapping
 // ErrInvalidRequest; neither changes anything. If the Store implements
-// Revoker, the record is revoked without being read, so a record that no
-// longer decodes can still be revoked.
+// ReasonRevoker or Revoker, the record is revoked without being read, so a
+// record that no longer decodes can still be revoked.
 func (m *Manager) Revoke(ctx context.Context, id string) error {
+	return m.RevokeWithReason(ctx, id, "")
+}
+
+// RevokeWithReason is Revoke, recording reason in the key's RevokedReason
+// (for example "leaked: https://github.com/…"), where its owner sees it.
+// reason is at most MaxRevokedReasonLen bytes of UTF-8 without control or
+// bidi formatting characters, or the call fails with an error wrapping
+// ErrInvalidRequest and changes nothing. The first revocation wins:
+// revoking a revoked key changes neither its time nor its reason.
+//
+// A Store that implements ReasonRevoker records the reason without
+// reading the record. One that implements only Revoker has the record
+// read and updated; if that record no longer decodes, the key is revoked
+// through Revoker all the same, without its reason.
+func (m *Manager) RevokeWithReason(ctx context.Context, id, reason string) error {
 	if err := checkID(id); err != nil {
 		return err
 	}
-	now := storedTime(m.now())
-	if r, ok := m.store.(Revoker); ok {
-		defer m.cache.invalidate(id)
-		return storeError("revoke key", r.Revoke(ctx, id, now))
+	if err := checkText("revocation reason", reason, MaxRevokedReasonLen); err != nil {
+		return err
 	}
+	now := storedTime(m.now())
+	revoked, err := m.revoke(ctx, id, reason, now)
+	if err != nil {
+		return err
+	}
+	if revoked && m.onKeyEvent != nil {
+		if k, err := m.store.Get(ctx, id); err == nil {
+			m.emit(KeyRevoked, k, now)
+		}
+	}
+	return nil
+}
+
+// revoke stores the revocation of key id at now, with reason, and says
+// whether this call revoked it. Through a Revoker it cannot know for sure:
+// it says so if the key was not revoked before the call and is revoked at
+// now after it (two calls racing at one instant may both say so).
+func (m *Manager) revoke(ctx context.Context, id, reason string, now time.Time) (bool, error) {
+	r, canRevoke := m.store.(Revoker)
+	rr, canReason := m.store.(ReasonRevoker)
+	if canReason || (canRevoke && reason == "") {
+		defer m.cache.invalidate(id)
+		wasRevoked := false
+		if m.onKeyEvent != nil {
+			if k, err := m.store.Get(ctx, id); err == nil {
+				wasRevoked = !k.RevokedAt.IsZero()
+			}
+		}
+		var err error
+		if canReason {
+			err = rr.RevokeWithReason(ctx, id, now, reason)
+		} else {
+			err = r.Revoke(ctx, id, now)
+		}
+		if err != nil {
+			return false, storeError("revoke key", err)
+		}
+		if wasRevoked || m.onKeyEvent == nil {
+			return false, nil
+		}
+		k, err := m.store.Get(ctx, id)
+		return err == nil && k.RevokedAt.Equal(now), nil
+	}
+	changed := false
 	_, err := m.update(ctx, id, func(k *Key) error {
+		changed = false
 		if !k.RevokedAt.IsZero() {
 			return errNoChange
 		}
-		k.RevokedAt = now
+		k.RevokedAt, k.RevokedReason = now, reason
+		changed = true
 		return nil
 	})
-	return err
+	if canRevoke && errors.Is(err, ErrCorruptRecord) {
+		defer m.cache.invalidate(id)
+		return false, storeError("revoke key", r.Revoke(ctx, id, now)) // revoked without its reason beats not revoked
+	}
+	return changed && err == nil, err
 }
 
 // Suspend disables key id without revoking it: Verify refuses it with
@@ -160,7 +242,9 @@ func (m *Manager) Suspend(ctx context.Context, id string) error {
 		return err
 	}
 	now := storedTime(m.now())
-	_, err := m.update(ctx, id, func(k *Key) error {
+	changed := false
+	k, err := m.update(ctx, id, func(k *Key) error {
+		changed = false
 		switch {
 		case !k.RevokedAt.IsZero():
 			return fmt.Errorf("key %s: %w", id, ErrRevoked)
@@ -168,8 +252,12 @@ func (m *Manager) Suspend(ctx context.Context, id string) error {
 			return errNoChange
 		}
 		k.SuspendedAt = now
+		changed = true
 		return nil
 	})
+	if err == nil && changed {
+		m.emit(KeySuspended, k, now)
+	}
 	return err
 }
 
@@ -216,9 +304,15 @@ func (m *Manager) Update(ctx context.Context, id string, u KeyUpdate) (*Key, err
 	if err := checkID(id); err != nil {
 		return nil, err
 	}
+	now := m.now()
 	k, err := m.update(ctx, id, func(k *Key) error {
 		if !k.RevokedAt.IsZero() {
 			return fmt.Errorf("key %s: %w", id, ErrRevoked)
+		}
+		if u.ExpiresAt != nil {
+			if err := m.checkLifetime(now, *u.ExpiresAt); err != nil {
+				return err
+			}
 		}
 		return u.apply(k)
 	})
@@ -347,6 +441,9 @@ func (m *Manager) rotateOnce(ctx context.Context, id string, grace time.Duration
 	if !old.ExpiresAt.IsZero() {
 		k.ExpiresAt = storedTime(now.Add(old.ExpiresAt.Sub(old.CreatedAt)))
 	}
+	if err := m.checkLifetime(now, k.ExpiresAt); err != nil {
+		return Secret{}, nil, fmt.Errorf("key %s: its replacement would keep its lifetime: %w; issue a new key with an expiry within it instead", id, err)
+	}
 	if grace == 0 {
 		old.RevokedAt = storedTime(now)
 	} else if end := storedTime(now.Add(grace)); old.ExpiresAt.IsZero() || end.Before(old.ExpiresAt) {
@@ -369,6 +466,7 @@ func (m *Manager) rotateOnce(ctx context.Context, id string, grace time.Duration
 	if err != nil {
 		return Secret{}, nil, err
 	}
+	m.emit(KeyRotated, k, now)
 	return secret, k.Clone(), nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -21,18 +22,28 @@ type Manager struct {
 	now       func() time.Time
 	cache     *keyCache
 	lastUsed  *lastUsedBatch // nil if the store cannot record last use
+	usage     *usageMeter    // nil if the store cannot record usage, or WithoutUsage
 	onError   func(error)    // background failures
 	local     localLimits    // the middleware's limiter and counter by default
 	reported  reportedSet    // broken records already reported
+	legacy    *legacyState   // keys imported from another system (legacy.go)
 	stop      context.CancelFunc
 	done      sync.WaitGroup
 	closeOnce sync.Once
+
+	// Key lifecycle (issue 15): manager_options.go, sweep.go.
+	maxLife       time.Duration  // WithMaxLifetime; 0: no cap
+	onKeyEvent    func(KeyEvent) // WithKeyEvents; nil: none
+	sweeper       *sweeper       // nil without sweeps
+	notifications atomic.Uint64  // changes the Watcher reported, for CacheStats
 }
 
 // NewManager returns a Manager over store. WithPrefix is required, and so
 // is WithPepper unless WithUnkeyedDigest is given. If store implements
 // Watcher, the Manager watches it; if it implements LastUsedRecorder, the
-// Manager flushes last-used times in the background. Both stop at Close.
+// Manager flushes last-used times in the background; with a sweep option
+// (WithExpiringSweep, WithUnusedSweep, WithAutoRevokeUnused) it sweeps in
+// the background. All stop at Close.
 func NewManager(store Store, opts ...Option) (*Manager, error) {
 	if store == nil {
 		return nil, fmt.Errorf("%w: nil Store", ErrInvalidRequest)
@@ -45,6 +56,9 @@ func NewManager(store Store, opts ...Option) (*Manager, error) {
 		negativeSize:     DefaultNegativeCacheSize,
 		negativeTTL:      DefaultNegativeCacheTTL,
 		lastUsedInterval: DefaultLastUsedInterval,
+		sweep:            sweepConfig{interval: DefaultSweepInterval, batch: DefaultSweepBatch},
+		usageInterval:    DefaultUsageFlushInterval,
+		usageBatch:       DefaultUsageBatchSize,
 	}
 	for _, opt := range opts {
 		if err := opt(&s); err != nil {
@@ -72,13 +86,20 @@ func NewManager(store Store, opts ...Option) (*Manager, error) {
 		return nil, fmt.Errorf("%w: no pepper: give WithPepper(version, secret), or opt in to WithUnkeyedDigest()", ErrInvalidRequest)
 	}
 
+	legacy, err := newLegacyState(s.legacy, store, &s.digests, s.cacheSize, s.cacheTTL)
+	if err != nil {
+		return nil, err
+	}
+
 	m := &Manager{
 		store:   store,
 		prefix:  s.prefix,
 		digests: s.digests,
 		now:     s.now,
 		onError: s.onError,
+		legacy:  legacy,
 	}
+	m.maxLife, m.onKeyEvent = s.maxLifetime, s.onKeyEvent
 	m.cache = newKeyCache(s.cacheSize, s.cacheTTL, s.negativeSize, s.negativeTTL, &m.digests)
 	m.cache.onBroken = m.reportBroken
 	m.cache.staleIfError = s.staleIfError
@@ -91,6 +112,14 @@ func NewManager(store Store, opts ...Option) (*Manager, error) {
 			m.watch(ctx, w)
 		}()
 	}
+	if s.sweep.on() {
+		m.sweeper = &sweeper{cfg: s.sweep, claimed: make(map[[2]string]bool)}
+		m.done.Add(1)
+		go func() {
+			defer m.done.Done()
+			m.runSweeps(ctx)
+		}()
+	}
 	if r, ok := store.(LastUsedRecorder); ok {
 		m.lastUsed = newLastUsedBatch(r, s.lastUsedInterval, m.onError)
 		m.done.Add(1)
@@ -99,11 +128,19 @@ func NewManager(store Store, opts ...Option) (*Manager, error) {
 			m.lastUsed.run(ctx)
 		}()
 	}
+	if r, ok := store.(UsageRecorder); ok && !s.usageOff {
+		m.usage = newUsageMeter(r, s.usageInterval, s.usageBatch, m.onError)
+		m.done.Add(1)
+		go func() {
+			defer m.done.Done()
+			m.usage.run(ctx)
+		}()
+	}
 	return m, nil
 }
 
 // Close stops the Manager's background work and flushes pending last-used
-// times. It is safe to call more than once. Verify and the middleware keep
+// times and usage (see WithUsageFlush). It is safe to call more than once. Verify and the middleware keep
 // working after Close, but uses are no longer recorded, and the
 // middleware's own limiter and counter no longer forget idle keys.
 func (m *Manager) Close() error {
@@ -116,6 +153,11 @@ func (m *Manager) Close() error {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			err = m.lastUsed.flush(ctx)
+		}
+		if m.usage != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			err = errors.Join(err, m.usage.flush(ctx))
 		}
 	})
 	return err
@@ -130,7 +172,10 @@ func (m *Manager) Prefix() string { return m.prefix }
 // unknown IDs take the same path against a dummy digest), and checks
 // revocation (ErrRevoked), expiry (ErrExpired) and NotBefore
 // (ErrNotYetValid). A Store failure returns an error wrapping
-// ErrUnavailable: fail closed on it, it says nothing about the key.
+// ErrUnavailable: fail closed on it, it says nothing about the key. With
+// WithLegacy, a token that does not parse is looked for among the keys
+// imported from another system (see LegacyConfig); without it, or when it
+// is not found there, it fails as before.
 //
 // The returned Key is shared with other callers and must not be modified;
 // call Clone for a copy of your own. On a cache hit Verify does no I/O and
@@ -140,7 +185,7 @@ func (m *Manager) Prefix() string { return m.prefix }
 func (m *Manager) Verify(ctx context.Context, token string) (*Key, error) {
 	t, err := Parse(token)
 	if err != nil {
-		return nil, err
+		return m.verifyLegacy(ctx, token, err) // err, unless WithLegacy finds it
 	}
 	return m.verify(ctx, t)
 }

@@ -31,6 +31,13 @@ type settings struct {
 	lastUsedInterval time.Duration
 	staleIfError     time.Duration
 	onError          func(error)
+	legacy           *LegacyConfig // WithLegacy
+	maxLifetime      time.Duration
+	onKeyEvent       func(KeyEvent)
+	sweep            sweepConfig
+	usageInterval    time.Duration // see usage_meter.go
+	usageBatch       int
+	usageOff         bool
 }
 
 // WithPrefix sets the prefix of issued keys, for example "acme_live". It is
@@ -197,6 +204,47 @@ func WithLastUsedInterval(d time.Duration) Option {
 			return fmt.Errorf("%w: WithLastUsedInterval(%v): want > 0", ErrInvalidRequest, d)
 		}
 		s.lastUsedInterval = d
+		return nil
+	}
+}
+
+// ErrLifetime reports a key that would not expire within the Manager's
+// maximum lifetime (WithMaxLifetime). It also matches ErrInvalidRequest.
+var ErrLifetime = fmt.Errorf("%w: key lifetime beyond the maximum", ErrInvalidRequest)
+
+// WithMaxLifetime caps how long a key may live, as organisations cap
+// their tokens' lifetimes: Issue refuses a key without an expiry, or
+// whose expiry is more than max from now; Update refuses to clear a key's
+// expiry or set it more than max from now; Rotate refuses to rotate into
+// a replacement that would not expire within max of its creation (the
+// replacement keeps the old key's lifetime). The error wraps ErrLifetime.
+// Keys issued before the cap keep working as they are. Off (0) by
+// default.
+func WithMaxLifetime(max time.Duration) Option {
+	return func(s *settings) error {
+		if max <= 0 {
+			return fmt.Errorf("%w: WithMaxLifetime(%v): want > 0", ErrInvalidRequest, max)
+		}
+		s.maxLifetime = max
+		return nil
+	}
+}
+
+// WithKeyEvents sets a function called with a KeyEvent after each change
+// this Manager makes to a key's life: KeyCreated (Issue), KeyRotated
+// (Rotate, with the replacement), KeyRevoked (Revoke and RevokeWithReason,
+// once, by the call that revoked), KeySuspended (Suspend, once), and the
+// sweeps' KeyExpiring and KeyUnused (see WithExpiringSweep and
+// WithUnusedSweep). It is called synchronously, after the change is
+// stored, from the goroutine that made it, and must be quick (hand the
+// event to a queue, such as package webhook's Sender) and safe for
+// concurrent use. Events carry the key's KeyView, never the key.
+func WithKeyEvents(fn func(KeyEvent)) Option {
+	return func(s *settings) error {
+		if fn == nil {
+			return fmt.Errorf("%w: WithKeyEvents(nil)", ErrInvalidRequest)
+		}
+		s.onKeyEvent = fn
 		return nil
 	}
 }

@@ -53,6 +53,11 @@ const (
 // WithLimits, which also sets a default limit, a per-owner limit and a
 // limit on failed authentications.
 //
+// When the Manager meters usage (see Manager.Usage), each request let
+// through is counted once the next handler returns, with its cost
+// (Limits.Cost, or what Cost and SetCost set after routing); refusals
+// are not counted.
+//
 // A store or limiter failure is 503 with Retry-After, and the next handler
 // is not called. Every refusal carries Cache-Control: no-store and an
 // application/problem+json body (see WriteProblem and WithErrorHandler).
@@ -222,21 +227,23 @@ func (h *authHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		mw.invalidKey(&q, ReasonTooLong, nil)
 		return
 	}
+	var k *Key
 	t, err := Parse(raw)
 	if err != nil {
-		mw.invalidKey(&q, reasonFor(err), err)
-		return
+		if k = mw.legacyKey(&q, raw, err); k == nil { // legacy_middleware.go
+			return
+		}
 	}
-	q.token = t
-	if len(mw.prefixes) > 0 && !slices.Contains(mw.prefixes, t.Prefix) {
-		mw.invalidKey(&q, ReasonWrongPrefix, nil)
-		return
-	}
-
-	k, err := mw.m.verify(r.Context(), t)
-	if err != nil {
-		mw.verifyFailed(&q, err)
-		return
+	if k == nil {
+		q.token = t
+		if len(mw.prefixes) > 0 && !slices.Contains(mw.prefixes, t.Prefix) {
+			mw.invalidKey(&q, ReasonWrongPrefix, nil)
+			return
+		}
+		if k, err = mw.m.verify(r.Context(), t); err != nil {
+			mw.verifyFailed(&q, err)
+			return
+		}
 	}
 	q.key = k
 
@@ -247,41 +254,54 @@ func (h *authHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	var cost int64
+	if mw.m.usage != nil || !k.Quota.IsZero() {
+		cost = mw.cost(r)
+	}
 	var kc *keyContext
 	var buf [maxChecks]limitCheck
-	if checks := mw.checks(r, k, &buf); len(checks) > 0 {
+	if checks := mw.checks(k, cost, &buf); len(checks) > 0 {
 		// The RateLimit fields live in the same allocation as the
 		// context, made before the limiter answers: a refusal wastes it,
 		// but a request let through saves two.
-		lc := &limitedContext{keyContext: keyContext{Context: r.Context(), key: k, mw: mw}}
+		lc := &limitedContext{keyContext: keyContext{Context: r.Context(), key: k, mw: mw, cost: cost}}
 		lc.lim = lc
 		if !mw.limit(&q, checks, lc) {
 			return
 		}
 		kc = &lc.keyContext
 	} else {
-		kc = &keyContext{Context: r.Context(), key: k, mw: mw}
+		kc = &keyContext{Context: r.Context(), key: k, mw: mw, cost: cost}
 	}
 	h.serveNext(&q, kc)
 }
 
-// serveNext calls the next handler with kc in the request's context. With
-// an event hook, it reports the request's Event once the next handler
-// returns, unless a refusal behind it (RequireScopes and friends) settled
-// the request first and reported its own.
+// serveNext calls the next handler with kc in the request's context. Once
+// the next handler returns (or panics), it counts the request's usage and
+// reports its Event, unless a refusal behind it (RequireScopes and
+// friends, Cost) settled the request first.
 func (h *authHandler) serveNext(q *request, kc *keyContext) {
 	if h.mw.onEvent != nil {
 		kc.decided = time.Since(q.start)
-		defer h.mw.reportPassed(q, kc)
+		defer h.mw.settlePassed(q, kc)
+	} else if kc.key != nil && h.mw.m.usage != nil {
+		defer h.mw.settlePassed(q, kc)
 	}
 	h.next.ServeHTTP(q.w, q.r.WithContext(kc))
 }
 
-// reportPassed reports the Event of a request that the middleware let
-// through, with the time the middleware took to decide, unless the
-// request was settled already.
-func (mw *middleware) reportPassed(q *request, kc *keyContext) {
+// settlePassed settles a request that the middleware let through, unless
+// it was settled already: it counts the request's usage under its key, at
+// its final cost, and reports its Event, with the time the middleware took
+// to decide.
+func (mw *middleware) settlePassed(q *request, kc *keyContext) {
 	if !kc.settled.CompareAndSwap(false, true) {
+		return
+	}
+	if kc.key != nil && mw.m.usage != nil {
+		mw.m.usage.add(kc.key.ID, kc.key.Owner, kc.cost, mw.m.now())
+	}
+	if mw.onEvent == nil {
 		return
 	}
 	q.start, q.prior = time.Time{}, kc.decided

@@ -64,6 +64,18 @@ func BenchmarkMiddleware(b *testing.B) {
 	huge := apikey.Limit{Rate: 1_000_000_000, Period: time.Second, Burst: 1_000_000_000}
 	limiter := must(memlimit.NewLimiter())
 	defer limiter.Close()
+	// The same keys on a Manager that meters usage: flushed only at
+	// Close ("usage"), so that the request path alone is measured, or
+	// with the default interval and batch ("usage-flushing"), whose
+	// background flushes of up to 100k buckets count in allocs/op.
+	metered := func(opts ...apikey.Option) *apikey.Manager {
+		m := must(apikey.NewManager(f.store, append([]apikey.Option{apikey.WithPrefix("acme_live"),
+			apikey.WithPepper("v1", testPepper), apikey.WithCache(benchKeys, time.Hour)}, opts...)...))
+		b.Cleanup(func() { m.Close() })
+		return m
+	}
+	usage := metered(apikey.WithUsageFlush(time.Hour, 1<<30))
+	flushing := metered()
 	cases := []struct {
 		name string
 		h    http.Handler
@@ -88,6 +100,11 @@ func BenchmarkMiddleware(b *testing.B) {
 		// answers at once, so what remains is the call and the RateLimit
 		// fields.
 		{"auth+ratelimit-fixed", f.m.Middleware(apikey.WithLimits(apikey.Limits{Limiter: fixedLimiter{},
+			Default: huge}))(noop)},
+		// Usage metering: compare with auth and auth+ratelimit-fixed.
+		{"auth+usage", usage.Middleware()(noop)},
+		{"auth+usage-flushing", flushing.Middleware()(noop)},
+		{"auth+ratelimit-fixed+usage", usage.Middleware(apikey.WithLimits(apikey.Limits{Limiter: fixedLimiter{},
 			Default: huge}))(noop)},
 	}
 	for _, c := range cases {

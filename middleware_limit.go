@@ -36,8 +36,8 @@ type limitCheck struct {
 }
 
 // checks returns, in buf, the policies that apply to a request made with
-// k, in the order they are checked.
-func (mw *middleware) checks(r *http.Request, k *Key, buf *[maxChecks]limitCheck) []limitCheck {
+// k and costing cost units, in the order they are checked.
+func (mw *middleware) checks(k *Key, cost int64, buf *[maxChecks]limitCheck) []limitCheck {
 	cs := buf[:0]
 	l := k.RateLimit
 	if l.IsZero() {
@@ -50,17 +50,21 @@ func (mw *middleware) checks(r *http.Request, k *Key, buf *[maxChecks]limitCheck
 		cs = append(cs, limitCheck{name: policyOwner, key: "owner:" + k.Owner, limit: mw.limits.PerOwner,
 			reason: ReasonOwnerRateLimit, desc: descRate})
 	}
-	if !k.Quota.IsZero() {
-		cost := int64(1)
-		if mw.limits.Cost != nil {
-			cost = mw.limits.Cost(r)
-		}
-		if cost > 0 {
-			cs = append(cs, limitCheck{name: policyQuota, key: "quota:" + k.ID, quota: k.Quota, cost: cost,
-				reason: ReasonQuota, desc: descQuota})
-		}
+	if !k.Quota.IsZero() && cost > 0 {
+		cs = append(cs, limitCheck{name: policyQuota, key: quotaKey(k), quota: k.Quota, cost: cost,
+			reason: ReasonQuota, desc: descQuota})
 	}
 	return cs
+}
+
+// cost returns what a request costs by Limits.Cost: 1 without it, 0 for
+// a result of 0 or less. It is called only when something needs it: a
+// quota, or usage metering.
+func (mw *middleware) cost(r *http.Request) int64 {
+	if mw.limits.Cost == nil {
+		return 1
+	}
+	return max(mw.limits.Cost(r), 0)
 }
 
 // decide asks the Limiter or the Counter about c.
@@ -74,7 +78,7 @@ func (mw *middleware) decide(r *http.Request, c *limitCheck) (Decision, error) {
 // limit counts the request against checks in order, stopping at the first
 // refusal, and writes the RateLimit fields of the policies that answered.
 // On a refusal or a backend failure it writes the whole response and
-// returns false. It records in lc the quota it charged, for a refusal
+// returns false. It records in lc that it charged the quota, for a refusal
 // behind the middleware to give back, and the error Limits.FailOpen
 // passed over.
 //
@@ -110,7 +114,7 @@ func (mw *middleware) limit(q *request, checks []limitCheck, lc *limitedContext)
 		}
 		rate = appendRateItem(rate, c.name, d)
 		if d.Allowed && !c.quota.IsZero() {
-			lc.charge = quotaCharge{key: c.key, quota: c.quota, cost: c.cost}
+			lc.charged = true
 		}
 		if !d.Allowed {
 			refused = c
@@ -168,7 +172,8 @@ func (mw *middleware) limit(q *request, checks []limitCheck, lc *limitedContext)
 // A quota (Quota) counts fixed windows of Period aligned to the epoch. Any
 // w ≥ Period seconds contains a whole window, and a burst of q may land
 // in one window, so its policy is q = Limit and w = Period rounded up to
-// whole seconds: "10/100ms" is q=10;w=1, "1/1500ms" q=1;w=2.
+// whole seconds: "10/100ms" is q=10;w=1, "1/1500ms" q=1;w=2. A calendar
+// month ("N/month") is q=N;w=2678400, 31 days.
 
 // limitPolicy returns the quota and window (seconds) of l's
 // RateLimit-Policy item. An l no limiter can apply gives q=0;w=1.
@@ -188,8 +193,12 @@ func limitPolicy(l Limit) (q, w int64) {
 }
 
 // quotaPolicy returns the quota and window (seconds) of q's
-// RateLimit-Policy item.
+// RateLimit-Policy item. A calendar month is advertised as 31 days, the
+// longest: any 31 days hold a whole month's window.
 func quotaPolicy(q Quota) (int64, int64) {
+	if q.Period == MonthPeriod {
+		return q.Limit, 31 * 24 * 3600
+	}
 	return q.Limit, max(ceilSeconds(q.Period), 1)
 }
 

@@ -222,10 +222,12 @@ type Limits struct {
 
 	// Cost returns how many quota units a request costs, for example more
 	// for a bulk endpoint. It is called once per authenticated request
-	// whose key has a Quota, before the key's limits are checked and
-	// before the handler, so the cost must be known from the request
-	// alone. A result of 0 or less makes the request free: it is not
-	// counted. If nil, every request costs 1.
+	// whose key has a Quota or whose Manager meters usage, before the
+	// key's limits are checked and before routing, so the cost must be
+	// known from the request alone; Cost and SetCost change it after
+	// routing. A result of 0 or less makes the request free: it is not
+	// charged, and Manager.Usage counts it with 0 units. If nil, every
+	// request costs 1.
 	//
 	// Only a request that reaches the handlers behind the middleware
 	// costs quota. The quota is checked last, after the rate limits, so a

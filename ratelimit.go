@@ -47,14 +47,41 @@ func (l Limit) IsZero() bool { return l == Limit{} }
 //
 // Periods are fixed windows aligned to the Unix epoch in UTC: a window
 // starts at a multiple of Period since 1970-01-01T00:00:00Z, so a 24h
-// quota resets at midnight UTC and a 1h quota on the hour. There are no
-// calendar months: "720h" is 30-day windows counted from the epoch.
+// quota resets at midnight UTC and a 1h quota on the hour; "720h" is
+// 30-day windows counted from the epoch. A Period of MonthPeriod counts
+// calendar months instead: a window starts at 00:00 UTC on the 1st and
+// ends at 00:00 UTC on the 1st of the next month (see Window).
 //
 // Its text form, read by ParseQuota and written by String, is
-// "LIMIT/PERIOD", e.g. "10000/d", "1000000/720h".
+// "LIMIT/PERIOD", e.g. "10000/d", "1000000/720h", or "LIMIT/month".
 type Quota struct {
 	Limit  int64         // units per Period, ≥ 1
-	Period time.Duration // ≥ 1ns
+	Period time.Duration // ≥ 1ns, or MonthPeriod
+}
+
+// MonthPeriod is the Period of a Quota counted per calendar month in UTC
+// ("1000000/month"). It is not a duration: months have 28 to 31 days.
+const MonthPeriod time.Duration = -1
+
+// Window returns the window of q that holds t: [start, end), in UTC. It
+// is for Counters on other backends, which must count the same windows.
+// Its result is meaningless for a q that Validate refuses.
+func (q Quota) Window(t time.Time) (start, end time.Time) {
+	t = t.UTC()
+	if q.Period == MonthPeriod {
+		start = time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
+		return start, start.AddDate(0, 1, 0)
+	}
+	if q.Period <= 0 {
+		return t, t
+	}
+	n := t.UnixNano()
+	m := n % int64(q.Period)
+	if m < 0 {
+		m += int64(q.Period)
+	}
+	start = time.Unix(0, n-m).UTC()
+	return start, start.Add(q.Period)
 }
 
 // IsZero reports whether q is the zero Quota (no quota set).
@@ -163,7 +190,7 @@ func (q Quota) Validate() error {
 	switch {
 	case q.IsZero():
 		return fmt.Errorf("%w: zero quota", ErrInvalidRequest)
-	case q.Limit <= 0 || q.Period <= 0:
+	case q.Limit <= 0 || q.Period <= 0 && q.Period != MonthPeriod:
 		return fmt.Errorf("%w: quota %d per %v: limit and period must be positive", ErrInvalidRequest, q.Limit, q.Period)
 	}
 	return nil
@@ -210,10 +237,21 @@ func ParseLimit(s string) (Limit, error) {
 }
 
 // ParseQuota parses a usage quota written "LIMIT/PERIOD": "10000/d",
-// "10000/24h", "1000000/720h", "100/h". LIMIT is a decimal integer and
-// PERIOD is as for ParseLimit. Errors wrap ErrInvalidRequest and say
+// "10000/24h", "1000000/720h", "100/h", or "1000000/month" for calendar
+// months in UTC (MonthPeriod). LIMIT is a decimal integer and PERIOD is
+// as for ParseLimit, or "month". Errors wrap ErrInvalidRequest and say
 // where the text went wrong.
 func ParseQuota(s string) (Quota, error) {
+	if num, ok := strings.CutSuffix(s, "/month"); ok {
+		n, msg := parseCount(num)
+		if msg == "" && n > math.MaxInt64 {
+			msg = "number out of range"
+		}
+		if msg != "" {
+			return Quota{}, parseError("quota", s, 0, msg)
+		}
+		return Quota{Limit: int64(n), Period: MonthPeriod}, nil
+	}
 	n, period, err := parseRatio(s, s, "quota")
 	if err != nil {
 		return Quota{}, err
@@ -244,6 +282,9 @@ func (q Quota) String() string {
 	b := make([]byte, 0, 32)
 	b = strconv.AppendInt(b, q.Limit, 10)
 	b = append(b, '/')
+	if q.Period == MonthPeriod {
+		return string(append(b, "month"...))
+	}
 	b = appendPeriod(b, q.Period)
 	return string(b)
 }

@@ -84,6 +84,17 @@ type Revoker interface {
 	Revoke(ctx context.Context, id string, at time.Time) error
 }
 
+// ReasonRevoker is implemented by stores that can revoke a key, and record
+// why, without reading its record: a Revoker that also sets RevokedReason.
+// Manager.Revoke and Manager.RevokeWithReason use it when the Store has it.
+type ReasonRevoker interface {
+	// RevokeWithReason sets RevokedAt of key id to at and RevokedReason to
+	// reason if RevokedAt is not set, incrementing Revision, and does
+	// nothing if it is set: the first revocation's time and reason stay.
+	// It fails with ErrNotFound if there is no such key.
+	RevokeWithReason(ctx context.Context, id string, at time.Time, reason string) error
+}
+
 // LastUsedRecorder is implemented by stores that can record when many keys
 // were last used in one call. The Manager collects uses in memory and
 // flushes them in batches, so verification never waits on a write. A store
@@ -91,6 +102,24 @@ type Revoker interface {
 // it must not change Revision, so a batch never conflicts with an Update.
 type LastUsedRecorder interface {
 	RecordLastUsed(ctx context.Context, used map[string]time.Time) error
+}
+
+// UsageRecorder is implemented by stores that can record and read how
+// much keys were used. The Manager counts requests in memory, in hourly
+// buckets per key, and flushes them in batches (see WithUsageFlush), so a
+// request never waits on a write; Manager.Usage reads them back.
+type UsageRecorder interface {
+	// RecordUsage adds each row's Requests and Units to the hourly bucket
+	// of key row.KeyID that starts at row.Start (a whole hour in UTC),
+	// creating it if needed, and sets the bucket's owner to row.Owner. It
+	// writes every row or none, and must accept keys it does not hold:
+	// usage outlives keys.
+	RecordUsage(ctx context.Context, rows []UsageRow) error
+
+	// Usage returns the buckets q selects, summed per q.Granularity (per
+	// key when q.KeyID is set, per owner otherwise, with KeyID ""), in
+	// ascending order of Start. q has been through UsageQuery.Normalize.
+	Usage(ctx context.Context, q UsageQuery) ([]UsageRow, error)
 }
 
 // Watcher is implemented by stores that can report changes to keys made by
@@ -105,4 +134,17 @@ type Watcher interface {
 	// connection. Watch returns early with an error only if it cannot
 	// watch at all.
 	Watch(ctx context.Context, changed func(id string)) error
+}
+
+// EventClaimer is implemented by stores that can record that an event
+// about a key was sent, so that of many Managers sweeping the same keys
+// (see WithExpiringSweep) exactly one sends each event. Without it, each
+// Manager remembers what it sent in memory, and several Managers may each
+// send the same event once.
+type EventClaimer interface {
+	// ClaimEvent records event (such as "expiring:<expiry>") for key id,
+	// at time at, and reports whether this call recorded it: true for the
+	// first claim of that event for that key, by any process, and false
+	// for every claim after. It does not check that the key exists.
+	ClaimEvent(ctx context.Context, id, event string, at time.Time) (bool, error)
 }

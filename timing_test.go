@@ -145,6 +145,13 @@ type timingResult struct {
 // t for each crop.
 func measureTiming(t *testing.T, rng *rand.Rand, op func(class, input int)) []timingResult {
 	t.Helper()
+	return measureTimingN(t, rng, timingSamples, op)
+}
+
+// measureTimingN is measureTiming with samples measurements, for
+// operations that allocate (the collector is off while measuring).
+func measureTimingN(t *testing.T, rng *rand.Rand, samples int, op func(class, input int)) []timingResult {
+	t.Helper()
 	// Warm up every input (this also fills the Manager's cache, positive
 	// and negative entries alike), the branch predictors and the
 	// runtime's type-assertion caches, in random order.
@@ -154,13 +161,13 @@ func measureTiming(t *testing.T, rng *rand.Rand, op func(class, input int)) []ti
 		}
 	}
 
-	classes := make([]uint8, timingSamples)
-	inputs := make([]uint32, timingSamples)
+	classes := make([]uint8, samples)
+	inputs := make([]uint32, samples)
 	for i := range classes {
 		classes[i] = uint8(rng.IntN(2))
 		inputs[i] = uint32(rng.IntN(timingInputs))
 	}
-	times := make([]int64, timingSamples)
+	times := make([]int64, samples)
 
 	// Nothing in the loop allocates, so the collector has nothing to do;
 	// keep it from running anyway, and keep the goroutine on one thread.

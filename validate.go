@@ -19,6 +19,8 @@ const (
 	MaxAllowedIPs      = 256
 	MaxMetadataEntries = 64
 	MaxMetadataKeyLen  = 128
+	// MaxRevokedReasonLen bounds Key.RevokedReason, in bytes.
+	MaxRevokedReasonLen = 1024
 	// MaxMetadataSize bounds the bytes of all metadata keys and values of
 	// one key together.
 	MaxMetadataSize = 16 << 10

@@ -40,6 +40,8 @@ type KeyView struct {
 	SuspendedAt time.Time `json:"suspended_at,omitzero"`
 	LastUsedAt  time.Time `json:"last_used_at,omitzero"`
 
+	RevokedReason string `json:"revoked_reason,omitempty"` // why it was revoked, if a reason was given
+
 	RateLimit  string            `json:"rate_limit,omitempty"`
 	Quota      string            `json:"quota,omitempty"`
 	AllowedIPs []string          `json:"allowed_ips,omitempty"`
@@ -59,8 +61,9 @@ func (k *Key) View(now time.Time) KeyView {
 		Scopes: c.Scopes, Status: statusName(c.Status(now)),
 		CreatedAt: utc(c.CreatedAt), ExpiresAt: utc(c.ExpiresAt), NotBefore: utc(c.NotBefore),
 		RevokedAt: utc(c.RevokedAt), SuspendedAt: utc(c.SuspendedAt), LastUsedAt: utc(c.LastUsedAt),
-		Metadata:    c.Metadata,
-		RotatedFrom: c.RotatedFrom, ReplacedBy: c.ReplacedBy,
+		RevokedReason: c.RevokedReason,
+		Metadata:      c.Metadata,
+		RotatedFrom:   c.RotatedFrom, ReplacedBy: c.ReplacedBy,
 	}
 	if v.Scopes == nil {
 		v.Scopes = []string{}

@@ -59,7 +59,13 @@ func TestKeyView(t *testing.T) {
 	s := string(b)
 	assert.Contains(t, s, `"created_at":"2026-12-01T11:00:00Z"`)
 	assert.Contains(t, s, `"scopes":[]`)
-	for _, absent := range []string{"digest", "hmac-sha256", "0123456789abcdef", "expires_at", "revoked_at", "last_used_at"} {
+	for _, absent := range []string{"digest", "hmac-sha256", "0123456789abcdef", "expires_at", "revoked_at", "revoked_reason", "last_used_at"} {
 		assert.False(t, strings.Contains(strings.ToLower(s), absent), "view JSON holds %q: %s", absent, s)
 	}
+
+	k.RevokedAt, k.RevokedReason = now, "leaked: https://github.com/o/r/blob/1/x.go"
+	b, err = json.Marshal(k.View(now))
+	require.NoError(t, err)
+	assert.Contains(t, string(b), `"revoked_reason":"leaked: https://github.com/o/r/blob/1/x.go"`)
+	assert.Equal(t, apikey.StatusRevoked, k.View(now).Status)
 }

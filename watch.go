@@ -29,6 +29,7 @@ func (m *Manager) watch(ctx context.Context, w Watcher) {
 // changed drops what the cache holds for key id, or everything when id
 // is "" (the Watcher may have missed changes).
 func (m *Manager) changed(id string) {
+	m.notifications.Add(1)
 	if id == "" {
 		m.cache.invalidateAll()
 		return

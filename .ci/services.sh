@@ -191,3 +191,17 @@ start_chromium() {
 	export APIKEY_TEST_CHROMIUM="$(command -v chromium)"
 	echo "$("$APIKEY_TEST_CHROMIUM" --version 2>/dev/null) at $APIKEY_TEST_CHROMIUM"
 }
+
+# start_gitleaks exports APIKEY_TEST_GITLEAKS, the path of a gitleaks
+# binary built from the Go module proxy at a pinned version (it is no
+# server, and no dependency of any module here: go install builds it in
+# a module of its own), for the test of the rules apikey patterns prints.
+APIKEY_GITLEAKS_VERSION="${APIKEY_GITLEAKS_VERSION:-v8.30.1}"
+start_gitleaks() {
+	local dir
+	dir=$(mktemp -d /tmp/apikey-gitleaks.XXXXXX)
+	GOFLAGS= GOBIN="$dir" go install "github.com/zricethezav/gitleaks/v8@$APIKEY_GITLEAKS_VERSION" || return 1
+	_apikey_stops+=("rm -rf '$dir'")
+	export APIKEY_TEST_GITLEAKS="$dir/gitleaks"
+	echo "gitleaks $APIKEY_GITLEAKS_VERSION at $APIKEY_TEST_GITLEAKS"
+}

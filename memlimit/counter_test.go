@@ -168,3 +168,27 @@ func TestCounterRefund(t *testing.T) {
 	}
 	var _ apikey.Refunder = c
 }
+
+// TestCounterCalendarMonth: a monthly quota resets at 00:00 UTC on the
+// 1st, February's included, and not before.
+func TestCounterCalendarMonth(t *testing.T) {
+	c, err := memlimit.NewCounter()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	q := apikey.Quota{Limit: 3, Period: apikey.MonthPeriod}
+	feb := time.Date(2028, 2, 1, 0, 0, 0, 0, time.UTC)
+	for _, at := range []time.Time{feb, feb.AddDate(0, 0, 28), feb.AddDate(0, 1, 0).Add(-time.Nanosecond)} {
+		if d, _ := c.AddAt(at, "k", q, 1); !d.Allowed {
+			t.Fatalf("%v: refused", at)
+		}
+	}
+	d, _ := c.AddAt(feb.AddDate(0, 1, 0).Add(-time.Nanosecond), "k", q, 1)
+	if d.Allowed || d.RetryAfter != time.Nanosecond {
+		t.Fatalf("the 4th in February: %+v, want refused until 1 March", d)
+	}
+	if d, _ := c.AddAt(feb.AddDate(0, 1, 0), "k", q, 3); !d.Allowed || d.Reset != 31*24*time.Hour {
+		t.Fatalf("1 March: %+v, want a fresh 31-day window", d)
+	}
+}

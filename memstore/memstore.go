@@ -12,14 +12,21 @@ import (
 )
 
 // Store is an in-memory apikey.Store. It also implements apikey.Rotator,
-// apikey.LastUsedRecorder and apikey.Watcher, so several Managers sharing
+// apikey.LastUsedRecorder, apikey.LegacyStore, apikey.EventClaimer,
+// apikey.UsageRecorder (usage is kept for as long as the Store, one entry
+// per key and hour) and apikey.Watcher, so several Managers sharing
 // one Store see each other's revocations at once. The zero value is not
 // usable; call New. A Store is safe for concurrent use.
 type Store struct {
 	mu      sync.RWMutex
 	keys    map[string]*apikey.Key
-	all     *idList            // every ID
-	byOwner map[string]*idList // IDs of each owner
+	legacy  map[string]apikey.LegacyRecord // by Lookup
+	all     *idList                        // every ID
+	byOwner map[string]*idList             // IDs of each owner
+	claims  map[[2]string]time.Time
+
+	usageMu sync.Mutex
+	usage   map[usageBucket]usageCell
 
 	watchMu  sync.Mutex
 	watchers map[int]func(id string)
@@ -30,9 +37,12 @@ type Store struct {
 func New() *Store {
 	return &Store{
 		keys:     make(map[string]*apikey.Key),
+		legacy:   make(map[string]apikey.LegacyRecord),
 		all:      new(idList),
 		byOwner:  make(map[string]*idList),
+		claims:   make(map[[2]string]time.Time),
 		watchers: make(map[int]func(string)),
+		usage:    make(map[usageBucket]usageCell),
 	}
 }
 
@@ -212,6 +222,21 @@ func (s *Store) RecordLastUsed(ctx context.Context, used map[string]time.Time) e
 	return nil
 }
 
+// ClaimEvent implements apikey.EventClaimer.
+func (s *Store) ClaimEvent(ctx context.Context, id, event string, at time.Time) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := [2]string{id, event}
+	if _, ok := s.claims[key]; ok {
+		return false, nil
+	}
+	s.claims[key] = at
+	return true, nil
+}
+
 // Watch implements apikey.Watcher. changed is called synchronously by the
 // goroutine that made the change, after the change is visible, so it must
 // be quick and must not call back into the Store.
@@ -249,4 +274,6 @@ var (
 	_ apikey.Rotator          = (*Store)(nil)
 	_ apikey.LastUsedRecorder = (*Store)(nil)
 	_ apikey.Watcher          = (*Store)(nil)
+	_ apikey.LegacyStore      = (*Store)(nil)
+	_ apikey.EventClaimer     = (*Store)(nil)
 )

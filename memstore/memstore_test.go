@@ -18,3 +18,9 @@ func TestConformanceSharedStore(t *testing.T) {
 	s := memstore.New()
 	storetest.Run(t, func() apikey.Store { return s })
 }
+
+func TestLegacyConformance(t *testing.T) {
+	storetest.RunLegacy(t, func() apikey.Store { return memstore.New() })
+	s := memstore.New()
+	storetest.RunLegacy(t, func() apikey.Store { return s })
+}

@@ -2,6 +2,7 @@ package portal_test
 
 import (
 	"context"
+	"encoding/json"
 	"html"
 	"strings"
 	"testing"
@@ -131,4 +132,17 @@ func TestPageEscapes(t *testing.T) {
 	page = e.do("GET", "/", "alice", "").Body.String()
 	assert.NotContains(t, page, "<script>alert")
 	assert.Contains(t, keyCard(t, page, id), "&lt;script&gt;alert(1)&lt;/script&gt;")
+}
+
+func TestPageShowsRevocationReason(t *testing.T) {
+	e := newEnv(t)
+	id := e.create("alice", `{"name":"leaked one"}`).Key.ID
+	require.NoError(t, e.m.RevokeWithReason(t.Context(), id, "leaked: https://github.com/acme/app/blob/main/<x>.env"))
+	card := keyCard(t, e.do("GET", "/", "alice", "").Body.String(), id)
+	assert.Contains(t, card, "Revoked because")
+	assert.Contains(t, card, html.EscapeString("leaked: https://github.com/acme/app/blob/main/<x>.env"))
+
+	var got keyBody
+	require.NoError(t, json.Unmarshal(e.do("GET", "/api/keys/"+id, "alice", "").Body.Bytes(), &got))
+	assert.Equal(t, "leaked: https://github.com/acme/app/blob/main/<x>.env", got.Key.RevokedReason)
 }

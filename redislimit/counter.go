@@ -37,23 +37,51 @@ func NewCounter(client redis.UniversalClient, opts ...CounterOption) (*Counter, 
 	return &Counter{client: client, prefix: c.prefix}, nil
 }
 
-// quotaScript counts usage in fixed windows aligned to the Unix epoch.
+// monthWindowLua defines window(now, period): the start and end, in Unix
+// µs, of the window that holds now (Unix µs): fixed windows of period µs
+// from the epoch, or for period 0 the calendar month in UTC, found with
+// Howard Hinnant's civil-from-days arithmetic (exact in doubles: days fit
+// in 2^53 many times over).
+const monthWindowLua = `
+local function window(now, period)
+  if period > 0 then
+    local start = now - (now % period)
+    return start, start + period
+  end
+  local z = math.floor(now / 86400000000) + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153) -- months from March
+  local first = z - (doy - math.floor((153 * mp + 2) / 5)) - 719468
+  local days = ({31, 30, 31, 30, 31, 31, 30, 31, 30, 31, 31, 28})[mp + 1]
+  if mp == 11 then
+    local y = yoe + era * 400 + 1 -- February is in the next calendar year
+    if (y % 4 == 0 and y % 100 ~= 0) or y % 400 == 0 then days = 29 end
+  end
+  return first * 86400000000, (first + days) * 86400000000
+end
+`
+
+// quotaScript counts usage in fixed windows aligned to the Unix epoch, or
+// in calendar months.
 //
 // KEYS[1]: a hash {w: window start in Unix µs, n: units used in it}.
-// ARGV[1]: the quota's limit; ARGV[2]: its period in µs; ARGV[3]: the
+// ARGV[1]: the quota's limit; ARGV[2]: its period in µs, 0 for calendar
+// months; ARGV[3]: the
 // units to add. All at most 2^53, and so is the time in µs (until the
 // year 2255), so every number here is exact.
 //
 // An add that would exceed the limit is refused before anything is
 // written. Returns {allowed, used, µs to window end, now_s, now_us}.
-var quotaScript = redis.NewScript(`
+var quotaScript = redis.NewScript(monthWindowLua + `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local limit = tonumber(ARGV[1])
 local period = tonumber(ARGV[2])
 local n = tonumber(ARGV[3])
-local start = now - (now % period)
-local wend = start + period
+local start, wend = window(now, period)
 
 local v = redis.call('HMGET', KEYS[1], 'w', 'n')
 local used = 0
@@ -90,7 +118,7 @@ func (c *Counter) add(ctx context.Context, key string, q apikey.Quota, n int64) 
 	if err := checkQuota(q, n); err != nil {
 		return apikey.Decision{}, time.Time{}, err
 	}
-	res, err := quotaScript.Run(ctx, c.client, []string{c.prefix + key}, q.Limit, int64(q.Period/time.Microsecond), n).Int64Slice()
+	res, err := quotaScript.Run(ctx, c.client, []string{c.prefix + key}, q.Limit, periodArg(q), n).Int64Slice()
 	if err != nil {
 		return apikey.Decision{}, time.Time{}, unavailable(err)
 	}
@@ -115,11 +143,11 @@ func (c *Counter) add(ctx context.Context, key string, q apikey.Quota, n int64) 
 // ARGV[2]: the units to take off. A key whose hash holds another window
 // (or none) is left alone; HSET keeps the key's expiry. Returns the
 // usage left.
-var refundScript = redis.NewScript(`
+var refundScript = redis.NewScript(monthWindowLua + `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local period = tonumber(ARGV[1])
-local start = now - (now % period)
+local start = window(now, period)
 local v = redis.call('HMGET', KEYS[1], 'w', 'n')
 if not (v[1] and tonumber(v[1]) == start) then
   return 0
@@ -139,7 +167,7 @@ func (c *Counter) Refund(ctx context.Context, key string, q apikey.Quota, n int6
 	if err := checkQuota(q, n); err != nil {
 		return err
 	}
-	if err := refundScript.Run(ctx, c.client, []string{c.prefix + key}, int64(q.Period/time.Microsecond), n).Err(); err != nil {
+	if err := refundScript.Run(ctx, c.client, []string{c.prefix + key}, periodArg(q), n).Err(); err != nil {
 		return unavailable(err)
 	}
 	return nil
@@ -152,7 +180,7 @@ func checkQuota(q apikey.Quota, n int64) error {
 		return err
 	}
 	switch {
-	case q.Period%time.Microsecond != 0:
+	case q.Period%time.Microsecond != 0 && q.Period != apikey.MonthPeriod:
 		return fmt.Errorf("%w: redislimit: quota period %v is not a whole number of microseconds", apikey.ErrInvalidRequest, q.Period)
 	case q.Limit > maxExact:
 		return fmt.Errorf("%w: redislimit: quota limit %d above 2^53", apikey.ErrInvalidRequest, q.Limit)
@@ -170,3 +198,11 @@ var (
 	_ apikey.Counter  = (*Counter)(nil)
 	_ apikey.Refunder = (*Counter)(nil)
 )
+
+// periodArg is the scripts' period argument: µs, or 0 for calendar months.
+func periodArg(q apikey.Quota) int64 {
+	if q.Period == apikey.MonthPeriod {
+		return 0
+	}
+	return int64(q.Period / time.Microsecond)
+}

@@ -55,3 +55,34 @@ func ExampleWithPrefix() {
 	}
 	_, _ = limiter, quotas
 }
+
+// A LeaseLimiter decides locally from shares of each bucket leased from
+// Redis: with a sync interval of 100ms, a fleet allows at most
+// ceil(100ms / (Period/Rate)) requests per key beyond the limit, 10 for
+// 100/s.
+func ExampleNewLeaseLimiter() {
+	client := redis.NewClient(&redis.Options{
+		Addr:                  "127.0.0.1:6379",
+		DialTimeout:           200 * time.Millisecond,
+		ReadTimeout:           200 * time.Millisecond,
+		ContextTimeoutEnabled: true,
+	})
+	defer client.Close()
+
+	limiter, err := redislimit.NewLeaseLimiter(client, redislimit.WithSyncInterval(100*time.Millisecond))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer limiter.Close()
+	limit, _ := apikey.ParseLimit("100/s")
+	d, err := limiter.Allow(context.Background(), "kid_0123456789", limit)
+	if err != nil {
+		// Redis is down and this instance's share of the bucket is
+		// spent: answer 503, not 429.
+		log.Print(err)
+		return
+	}
+	if !d.Allowed {
+		fmt.Println("429, retry after", d.RetryAfter)
+	}
+}

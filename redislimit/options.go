@@ -1,5 +1,12 @@
 package redislimit
 
+import (
+	"fmt"
+	"time"
+
+	"github.com/apikeykit/apikey"
+)
+
 // A LimiterOption configures NewLimiter.
 type LimiterOption interface {
 	applyLimiter(*config) error
@@ -10,10 +17,11 @@ type CounterOption interface {
 	applyCounter(*config) error
 }
 
-// An Option configures both NewLimiter and NewCounter.
+// An Option configures NewLimiter, NewCounter and NewLeaseLimiter.
 type Option interface {
 	LimiterOption
 	CounterOption
+	LeaseOption
 }
 
 type config struct {
@@ -27,12 +35,60 @@ func (o bothOption) applyLimiter(c *config) error { return o(c) }
 func (o bothOption) applyCounter(c *config) error { return o(c) }
 
 // WithPrefix sets the prefix of the Redis keys (default
-// DefaultLimiterPrefix for a Limiter, DefaultCounterPrefix for a Counter).
+// DefaultLimiterPrefix for a Limiter and a LeaseLimiter, DefaultCounterPrefix for a Counter).
 // Use distinct prefixes for distinct applications sharing a Redis. It may
 // be empty.
 func WithPrefix(prefix string) Option {
 	return bothOption(func(c *config) error {
 		c.prefix = prefix
+		return nil
+	})
+}
+
+// A LeaseOption configures NewLeaseLimiter.
+type LeaseOption interface {
+	applyLease(*leaseConfig) error
+}
+
+type leaseConfig struct {
+	config
+	interval time.Duration
+	fallback bool
+}
+
+func (o bothOption) applyLease(c *leaseConfig) error { return o(&c.config) }
+
+type leaseOption func(*leaseConfig) error
+
+func (o leaseOption) applyLease(c *leaseConfig) error { return o(c) }
+
+// MaxSyncInterval is the longest sync interval WithSyncInterval accepts.
+const MaxSyncInterval = time.Minute
+
+// WithSyncInterval sets how long a LeaseLimiter's share of a bucket stays
+// usable after it is leased (default DefaultSyncInterval): the longest a
+// key used on an instance goes without a Redis command there, and the T
+// of the overshoot bound (see LeaseLimiter). A longer interval costs
+// fewer commands for keys with little traffic and allows more overshoot.
+// It must be positive and at most MaxSyncInterval.
+func WithSyncInterval(d time.Duration) LeaseOption {
+	return leaseOption(func(c *leaseConfig) error {
+		if d <= 0 || d > MaxSyncInterval {
+			return fmt.Errorf("%w: redislimit: sync interval %v out of range (0, %v]", apikey.ErrInvalidRequest, d, MaxSyncInterval)
+		}
+		c.interval = d
+		return nil
+	})
+}
+
+// WithLocalFallback makes a LeaseLimiter that has no share left and
+// cannot lease one (Redis does not answer) apply the limit on its own, in
+// this process's memory, instead of returning an error: a fleet of N
+// instances then allows up to N times the limit until Redis answers
+// again. By default a LeaseLimiter fails closed.
+func WithLocalFallback() LeaseOption {
+	return leaseOption(func(c *leaseConfig) error {
+		c.fallback = true
 		return nil
 	})
 }

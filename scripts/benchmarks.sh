@@ -3,8 +3,9 @@
 # benchmarks with same-run baselines (scripts/bench.sh), the limiter
 # against its peers (benchmarks/run.sh), the middleware against its peers
 # and the backends against their floors (benchmarks/run-peers.sh, on a
-# throwaway PostgreSQL and Redis), the load test (scripts/loadtest.sh) and
-# the timing tests. Each table lands between its
+# throwaway PostgreSQL and Redis), the Redis limiter's exact and lease
+# modes, the cache-miss path and the storm of cold keys, the load test
+# (scripts/loadtest.sh) and the timing tests. Each table lands between its
 # "<!-- begin generated: NAME -->" and "<!-- end generated: NAME -->"
 # markers; the prose around them is written by hand. BENCHMARKS.md is
 # rewritten only if every measurement succeeded (a timing test that fails
@@ -50,8 +51,39 @@ step "limiter against peers: benchmarks/run.sh $rounds"
 step "middleware and backends against peers: benchmarks/run-peers.sh $rounds"
 (cd benchmarks && ./run-peers.sh "$rounds") >"$out/peers"
 
-step "load test: scripts/loadtest.sh"
-scripts/loadtest.sh >"$out/loadtest"
+step "Redis limiter, exact and lease modes"
+{
+	echo "\`go test -run '^\$' -bench 'Lease(Fleet|Local)' -count $rounds ./redislimit/\` ($(date -u '+%Y-%m-%d %H:%M UTC'), load $(cut -d' ' -f1-3 /proc/loadavg))"
+	echo
+	go test -run '^$' -bench 'Lease(Fleet|Local)' -benchmem -count "$rounds" ./redislimit/ | awk -f scripts/medians.awk
+	echo
+	echo "Largest overshoot over spans of 10 ms to 1 s (\`TestLeaseOvershootBound\`, limit 200/s, burst 20, sync interval 50 ms, bound 10):"
+	echo
+	go test -count=1 -v -run 'TestLeaseOvershootBound' ./redislimit/ | sed -n 's/^ *lease_test.go:[0-9]*: /- /p'
+} >"$out/redis"
+
+step "cache-miss path: BenchmarkVerifyMiss"
+{
+	echo "\`go test -run '^\$' -bench 'VerifyMiss/.*/paired' -benchtime 3000x -count $rounds ./sqlstore/\` ($(date -u '+%Y-%m-%d %H:%M UTC'), load $(cut -d' ' -f1-3 /proc/loadavg))"
+	echo
+	go test -run '^$' -bench 'VerifyMiss/.*/paired' -benchtime 3000x -count "$rounds" ./sqlstore/ | awk -f scripts/medians.awk
+} >"$out/miss"
+
+step "storm of cold keys: TestVerifyStorm"
+{
+	echo "\`APIKEY_STORM_KEYS=10000 go test -count=1 -v -run TestVerifyStorm ./sqlstore/\` ($(date -u '+%Y-%m-%d %H:%M UTC'), load $(cut -d' ' -f1-3 /proc/loadavg))"
+	echo
+	APIKEY_STORM_KEYS=10000 go test -count=1 -v -run 'TestVerifyStorm' ./sqlstore/ | sed -n 's/^ *storm_test.go:[0-9]*: /- /p'
+} >"$out/storm"
+
+step "load test: scripts/loadtest-chains.sh, scripts/loadtest.sh"
+{
+	ROUNDS="$rounds" scripts/loadtest-chains.sh
+	echo
+	echo "The quickstart on SQLite:"
+	echo
+	scripts/loadtest.sh
+} >"$out/loadtest"
 
 step "timing tests"
 timing_log="$out/timing.log"
@@ -105,7 +137,7 @@ fill() {
 	' BENCHMARKS.md >"$out/BENCHMARKS.md"
 	cp "$out/BENCHMARKS.md" BENCHMARKS.md
 }
-for name in machine root limiter peers loadtest timing; do
+for name in machine root limiter peers redis miss storm loadtest timing; do
 	fill "$name" "$out/$name"
 done
-cat "$out"/{machine,root,limiter,peers,loadtest,timing}
+cat "$out"/{machine,root,limiter,peers,redis,miss,storm,loadtest,timing}

@@ -20,3 +20,17 @@ func TestConformance(t *testing.T) {
 		})
 	}
 }
+
+// TestLegacyConformance runs storetest's LegacyStore suite on both
+// dialects.
+func TestLegacyConformance(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			need(t, b)
+			storetest.RunLegacy(t, func() apikey.Store {
+				db, _ := b.open(t)
+				return newStore(t, db, b.dialect)
+			})
+		})
+	}
+}

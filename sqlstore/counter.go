@@ -69,8 +69,7 @@ func (c *Counter) AddAt(ctx context.Context, key string, q apikey.Quota, n int64
 		return apikey.Decision{}, err
 	}
 	t := now.UnixNano()
-	start := windowStart(t, int64(q.Period))
-	end := start + int64(q.Period)
+	start, end := window(t, q)
 	reset := time.Duration(end - t)
 
 	var used int64
@@ -149,7 +148,7 @@ func (c *Counter) RefundAt(ctx context.Context, key string, q apikey.Quota, n in
 	if err := c.s.check(ctx); err != nil {
 		return err
 	}
-	start := windowStart(now.UnixNano(), int64(q.Period))
+	start, _ := window(now.UnixNano(), q)
 	if _, err := c.s.db.ExecContext(ctx, c.refund, key, start, n); err != nil {
 		return fmt.Errorf("%w: sqlstore: quota refund: %w", apikey.ErrUnavailable, err)
 	}
@@ -170,6 +169,18 @@ func checkQuota(key string, q apikey.Quota, n int64) error {
 		return fmt.Errorf("%w: sqlstore: quota key must be UTF-8 without NUL bytes", apikey.ErrInvalidRequest)
 	}
 	return nil
+}
+
+// window returns the start and end (Unix ns) of q's window that
+// contains t (Unix ns): a calendar month for apikey.MonthPeriod, else
+// fixed windows of q.Period from the epoch.
+func window(t int64, q apikey.Quota) (start, end int64) {
+	if q.Period == apikey.MonthPeriod {
+		s, e := q.Window(time.Unix(0, t))
+		return s.UnixNano(), e.UnixNano()
+	}
+	start = windowStart(t, int64(q.Period))
+	return start, start + int64(q.Period)
 }
 
 // windowStart returns the start of the window of length period (ns) that

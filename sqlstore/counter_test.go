@@ -263,3 +263,70 @@ func TestCounterRefundUnavailable(t *testing.T) {
 		t.Fatalf("Refund on a closed database: %v, want ErrUnavailable", err)
 	}
 }
+
+// TestCounterCalendarMonth: a monthly quota counts from 00:00 UTC on the
+// 1st, across February of a leap year, and refunds in the same month.
+func TestCounterCalendarMonth(t *testing.T) {
+	ctx := context.Background()
+	q := apikey.Quota{Limit: 2, Period: apikey.MonthPeriod}
+	feb := time.Date(2028, 2, 1, 0, 0, 0, 0, time.UTC)
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			need(t, b)
+			db, _ := b.open(t)
+			c := newStore(t, db, b.dialect).Counter()
+			steps := []struct {
+				at    time.Time
+				n     int64
+				ok    bool
+				reset time.Duration
+			}{
+				{feb, 1, true, 29 * 24 * time.Hour},
+				{feb.AddDate(0, 0, 28).Add(23 * time.Hour), 1, true, time.Hour}, // 29 Feb 23:00
+				{feb.AddDate(0, 1, 0).Add(-time.Microsecond), 1, false, time.Microsecond},
+				{feb.AddDate(0, 1, 0), 2, true, 31 * 24 * time.Hour}, // 1 March
+			}
+			for i, s := range steps {
+				d, err := c.AddAt(ctx, "k", q, s.n, s.at)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d.Allowed != s.ok || d.Reset != s.reset {
+					t.Fatalf("step %d at %v: %+v, want allowed %v, reset %v", i, s.at, d, s.ok, s.reset)
+				}
+			}
+			march := feb.AddDate(0, 1, 5)
+			if err := c.RefundAt(ctx, "k", q, 1, march); err != nil {
+				t.Fatal(err)
+			}
+			if d, _ := c.AddAt(ctx, "k", q, 1, march); !d.Allowed {
+				t.Fatal("the refunded unit is not back in March")
+			}
+		})
+	}
+}
+
+// TestMonthQuotaStored: a key's calendar-month quota survives the
+// database, and the key verifies (it is not reported broken).
+func TestMonthQuotaStored(t *testing.T) {
+	ctx := context.Background()
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			need(t, b)
+			db, _ := b.open(t)
+			m := newManager(t, newStore(t, db, b.dialect))
+			q := apikey.Quota{Limit: 1000000, Period: apikey.MonthPeriod}
+			s, k, err := m.Issue(ctx, apikey.IssueRequest{Owner: "o", Quota: q})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := m.Get(ctx, k.ID)
+			if err != nil || got.Quota != q {
+				t.Fatalf("Get: %v, %v; want quota %v", got, err, q)
+			}
+			if v, err := m.Verify(ctx, s.Reveal()); err != nil || v.Quota != q {
+				t.Fatalf("Verify: %v, %v", v, err)
+			}
+		})
+	}
+}

@@ -6,12 +6,12 @@ import "strings"
 const columns = `id, prefix, owner, name, scopes, digest, digest_version,
 	created_at, expires_at, not_before, revoked_at, suspended_at, last_used_at,
 	rate_limit_rate, rate_limit_period_ns, rate_limit_burst, quota_limit, quota_period_ns,
-	allowed_ips, metadata, rotated_from, replaced_by, revision`
+	allowed_ips, metadata, rotated_from, replaced_by, revoked_reason, revision`
 
 // queries are built once per Store, for its dialect and table prefix.
 type queries struct {
 	get, exists, insert, update       string
-	revoke                            string
+	revoke, claimEvent                string
 	list, listOwner                   string
 	lastUsed                          string
 	quotaAdd, quotaGet, quotaCleanup  string
@@ -28,17 +28,19 @@ func buildQueries(d Dialect, p string) queries {
 		// ON CONFLICT DO NOTHING, not a constraint error: drivers report
 		// those differently, and RowsAffected says the same portably.
 		insert: `INSERT INTO ` + t + ` (` + columns + `) VALUES
-			($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, 1)
+			($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, 1)
 			ON CONFLICT (id) DO NOTHING`,
 		update: `UPDATE ` + t + ` SET prefix = $2, owner = $3, name = $4, scopes = $5,
 			digest = $6, digest_version = $7, created_at = $8, expires_at = $9, not_before = $10,
 			revoked_at = $11, suspended_at = $12, last_used_at = $13, rate_limit_rate = $14,
 			rate_limit_period_ns = $15, rate_limit_burst = $16, quota_limit = $17, quota_period_ns = $18,
-			allowed_ips = $19, metadata = $20, rotated_from = $21, replaced_by = $22, revision = revision + 1
-			WHERE id = $1 AND revision = $23`,
+			allowed_ips = $19, metadata = $20, rotated_from = $21, replaced_by = $22, revoked_reason = $23,
+			revision = revision + 1
+			WHERE id = $1 AND revision = $24`,
 		// Revoke touches nothing but the revocation, so that it works on a
 		// row whose other columns do not decode.
-		revoke: `UPDATE ` + t + ` SET revoked_at = $2, revision = revision + 1 WHERE id = $1 AND revoked_at IS NULL`,
+		revoke:     `UPDATE ` + t + ` SET revoked_at = $2, revoked_reason = $3, revision = revision + 1 WHERE id = $1 AND revoked_at IS NULL`,
+		claimEvent: `INSERT INTO ` + p + `event_claims (key_id, event, claimed_at) VALUES ($1, $2, $3) ON CONFLICT (key_id, event) DO NOTHING`,
 		// Cursor pagination on the primary key or the (owner, id) index;
 		// one row more than the page tells whether another page follows.
 		list:      `SELECT ` + columns + ` FROM ` + t + ` WHERE id > $1 ORDER BY id LIMIT $2`,
@@ -70,7 +72,7 @@ func buildQueries(d Dialect, p string) queries {
 		q.createVersionTable = `CREATE TABLE IF NOT EXISTS ` + p + `schema_version (
 			version    INTEGER NOT NULL PRIMARY KEY,
 			applied_at TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))`
-		for _, s := range []*string{&q.get, &q.exists, &q.insert, &q.update, &q.revoke, &q.list, &q.listOwner,
+		for _, s := range []*string{&q.get, &q.exists, &q.insert, &q.update, &q.revoke, &q.claimEvent, &q.list, &q.listOwner,
 			&q.quotaAdd, &q.quotaGet, &q.quotaCleanup, &q.changesSince, &q.tableExists,
 			&q.schemaVersion, &q.insertVersion} {
 			*s = sqlitePlaceholders(*s)

@@ -23,7 +23,9 @@
 // pglisten); on SQLite and MySQL by polling a change log that triggers
 // maintain.
 // Counter returns a quota counter on the same database, and Vault a store
-// for package vault's envelope-encrypted secrets.
+// for package vault's envelope-encrypted secrets. It also implements
+// apikey.LegacyStore, for keys imported from another system
+// (apikey.Manager.ImportLegacy), in one transaction per import.
 //
 // Only digests of keys are stored, never keys; the vault's rows hold only
 // ciphertexts and wrapped data keys.
@@ -103,7 +105,9 @@ var (
 )
 
 // Store is an apikey.Store in a SQL database. It also implements
-// apikey.Rotator, apikey.LastUsedRecorder and apikey.Watcher. A Store is
+// apikey.Rotator, apikey.Revoker, apikey.ReasonRevoker,
+// apikey.LastUsedRecorder, apikey.LegacyStore, apikey.EventClaimer and
+// apikey.Watcher. A Store is
 // safe for concurrent use; it holds no connection of its own apart from
 // the one Watch uses while it runs on PostgreSQL.
 type Store struct {
@@ -408,16 +412,26 @@ func (s *Store) List(ctx context.Context, opts apikey.ListOptions) ([]*apikey.Ke
 	return keys, next, nil
 }
 
-// Revoke implements apikey.Revoker: one UPDATE of revoked_at alone, so
-// that it works on a row whose other columns do not decode.
+// Revoke implements apikey.Revoker: RevokeWithReason with no reason.
 func (s *Store) Revoke(ctx context.Context, id string, at time.Time) error {
+	return s.RevokeWithReason(ctx, id, at, "")
+}
+
+// RevokeWithReason implements apikey.ReasonRevoker: one UPDATE of
+// revoked_at and revoked_reason alone, of a row not yet revoked, so that
+// it works on a row whose other columns do not decode and the first
+// revocation's reason stays.
+func (s *Store) RevokeWithReason(ctx context.Context, id string, at time.Time, reason string) error {
 	if err := s.check(ctx); err != nil {
 		return err
 	}
 	if !validText(id) {
 		return apikey.ErrNotFound
 	}
-	res, err := s.db.ExecContext(ctx, s.q.revoke, id, s.timeArg(at))
+	if !validText(reason) {
+		return fmt.Errorf("%w: sqlstore: key %s: revocation reason must be UTF-8 without NUL bytes", apikey.ErrInvalidRequest, id)
+	}
+	res, err := s.db.ExecContext(ctx, s.q.revoke, id, s.timeArg(at), reason)
 	if err != nil {
 		return fmt.Errorf("sqlstore: revoke key %s: %w", id, err)
 	}
@@ -435,6 +449,27 @@ func (s *Store) Revoke(ctx context.Context, id string, at time.Time) error {
 		return fmt.Errorf("sqlstore: revoke key %s: %w", id, err)
 	}
 	return nil
+}
+
+// ClaimEvent implements apikey.EventClaimer with one INSERT that does
+// nothing if the claim is there, so that of many processes exactly one
+// claims each event.
+func (s *Store) ClaimEvent(ctx context.Context, id, event string, at time.Time) (bool, error) {
+	if err := s.check(ctx); err != nil {
+		return false, err
+	}
+	if !validText(id) || !validText(event) {
+		return false, fmt.Errorf("%w: sqlstore: claim: key ID and event must be UTF-8 without NUL bytes", apikey.ErrInvalidRequest)
+	}
+	res, err := s.db.ExecContext(ctx, s.q.claimEvent, id, event, s.timeArg(at))
+	if err != nil {
+		return false, fmt.Errorf("sqlstore: claim event %q of key %s: %w", event, id, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("sqlstore: claim event %q of key %s: %w", event, id, err)
+	}
+	return n == 1, nil
 }
 
 // RecordLastUsed implements apikey.LastUsedRecorder with one UPDATE
@@ -491,11 +526,12 @@ func validText(s string) bool {
 	return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0
 }
 
-// args returns k's columns in insert order ($1 to $21).
+// args returns k's columns in insert order ($1 to $23).
 func (s *Store) args(k *apikey.Key) ([]any, error) {
 	for _, f := range []struct{ name, v string }{
 		{"ID", k.ID}, {"Prefix", k.Prefix}, {"Owner", k.Owner}, {"Name", k.Name},
 		{"DigestVersion", k.DigestVersion}, {"RotatedFrom", k.RotatedFrom}, {"ReplacedBy", k.ReplacedBy},
+		{"RevokedReason", k.RevokedReason},
 	} {
 		if !validText(f.v) {
 			return nil, fmt.Errorf("%w: sqlstore: key %.40q: %s must be UTF-8 without NUL bytes", apikey.ErrInvalidRequest, k.ID, f.name)
@@ -542,7 +578,7 @@ func (s *Store) args(k *apikey.Key) ([]any, error) {
 		s.timeArg(k.RevokedAt), s.timeArg(k.SuspendedAt), s.timeArg(k.LastUsedAt),
 		int64(k.RateLimit.Rate), int64(k.RateLimit.Period), int64(k.RateLimit.Burst),
 		k.Quota.Limit, int64(k.Quota.Period),
-		ips, meta, k.RotatedFrom, k.ReplacedBy,
+		ips, meta, k.RotatedFrom, k.ReplacedBy, k.RevokedReason,
 	}, nil
 }
 
@@ -624,7 +660,7 @@ func scanKey(row interface{ Scan(...any) error }) (*apikey.Key, error) {
 		timeCol{&k.CreatedAt}, timeCol{&k.ExpiresAt}, timeCol{&k.NotBefore}, timeCol{&k.RevokedAt},
 		timeCol{&k.SuspendedAt}, timeCol{&k.LastUsedAt},
 		&rate, &period, &burst, &quotaLimit, &quotaPeriod,
-		jsonCol{&k.AllowedIPs}, jsonCol{&k.Metadata}, &k.RotatedFrom, &k.ReplacedBy, &k.Revision)
+		jsonCol{&k.AllowedIPs}, jsonCol{&k.Metadata}, &k.RotatedFrom, &k.ReplacedBy, &k.RevokedReason, &k.Revision)
 	if errors.Is(err, errBadColumn) {
 		// Scan fills columns in order, so the ID, the first, is there.
 		return &apikey.Key{ID: k.ID}, fmt.Errorf("%w: sqlstore: key %s: %w", apikey.ErrCorruptRecord, k.ID, err)
@@ -641,6 +677,8 @@ var (
 	_ apikey.Store            = (*Store)(nil)
 	_ apikey.Rotator          = (*Store)(nil)
 	_ apikey.Revoker          = (*Store)(nil)
+	_ apikey.ReasonRevoker    = (*Store)(nil)
+	_ apikey.EventClaimer     = (*Store)(nil)
 	_ apikey.LastUsedRecorder = (*Store)(nil)
 	_ apikey.Watcher          = (*Store)(nil)
 )

@@ -78,7 +78,8 @@ func TestVaultMigrateFromVersion2(t *testing.T) {
 				t.Fatal(err)
 			}
 			// Back to version 2, as a database made before this release.
-			for _, q := range []string{`DROP TABLE apikey_vault_secrets`, `DELETE FROM apikey_schema_version WHERE version = 3`} {
+			undoVersion5(t, db, b.dialect)
+			for _, q := range []string{`DROP TABLE apikey_legacy_keys`, `DROP TABLE apikey_vault_secrets`, `DELETE FROM apikey_schema_version WHERE version >= 3`} {
 				if _, err := db.Exec(q); err != nil {
 					t.Fatal(err)
 				}

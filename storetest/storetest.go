@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -27,7 +28,8 @@ import (
 
 // Run runs the conformance suite against the stores newStore returns.
 // Optional interfaces (apikey.Rotator, apikey.Revoker,
-// apikey.LastUsedRecorder, apikey.Watcher) are tested when the store
+// apikey.ReasonRevoker, apikey.LastUsedRecorder, apikey.EventClaimer,
+// apikey.Watcher) are tested when the store
 // implements them.
 func Run(t *testing.T, newStore func() apikey.Store) {
 	t.Helper()
@@ -50,6 +52,9 @@ func Run(t *testing.T, newStore func() apikey.Store) {
 		{"ManagerRevokeIsFinal", testManagerRevokeIsFinal},
 		{"RevocationIsAState", testRevocationIsAState},
 		{"Revoker", testRevoker},
+		{"ReasonRevoker", testReasonRevoker},
+		{"RevokeWithReason", testRevokeWithReason},
+		{"EventClaimer", testEventClaimer},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newStore()) })
@@ -99,6 +104,7 @@ func fullKey(t *testing.T, owner string) *apikey.Key {
 		ExpiresAt:     time.Date(2027, 1, 2, 3, 4, 5, 999999000, newYork),
 		NotBefore:     time.Date(2026, 1, 3, 0, 0, 0, 1000, time.UTC),
 		RevokedAt:     time.Date(2026, 6, 30, 23, 59, 59, 0, tokyo),
+		RevokedReason: "leaked: https://github.com/o/r/blob/0123/x.go?a='b'&c=\"d\" 🔑",
 		LastUsedAt:    time.Date(2026, 5, 1, 12, 0, 0, 500000000, time.UTC),
 		RateLimit:     apikey.Limit{Rate: 100, Period: time.Minute, Burst: 20},
 		Quota:         apikey.Quota{Limit: 10_000_000_000, Period: 30 * 24 * time.Hour},
@@ -147,6 +153,7 @@ func equalKeys(want, got *apikey.Key) string {
 		times("NotBefore", want.NotBefore, got.NotBefore),
 		times("RevokedAt", want.RevokedAt, got.RevokedAt),
 		times("LastUsedAt", want.LastUsedAt, got.LastUsedAt),
+		{"RevokedReason", want.RevokedReason, got.RevokedReason, want.RevokedReason == got.RevokedReason},
 		{"RateLimit", want.RateLimit, got.RateLimit, want.RateLimit == got.RateLimit},
 		{"Quota", want.Quota, got.Quota, want.Quota == got.Quota},
 		{"AllowedIPs", want.AllowedIPs, got.AllowedIPs, slices.Equal(want.AllowedIPs, got.AllowedIPs) && (want.AllowedIPs == nil) == (got.AllowedIPs == nil)},
@@ -864,5 +871,137 @@ func testRevoker(t *testing.T, s apikey.Store) {
 	}
 	if err := r.Revoke(ctx, newID(t), at); !errors.Is(err, apikey.ErrNotFound) {
 		t.Fatalf("Revoke of an unknown ID: %v, want ErrNotFound", err)
+	}
+}
+
+// testReasonRevoker checks apikey.ReasonRevoker, when the store implements
+// it: the first revocation's time and reason stay.
+func testReasonRevoker(t *testing.T, s apikey.Store) {
+	r, ok := s.(apikey.ReasonRevoker)
+	if !ok {
+		t.Skip("store does not implement apikey.ReasonRevoker")
+	}
+	ctx := context.Background()
+	k := minimalKey(t, newOwner(t))
+	mustCreate(t, s, k)
+	at := time.Date(2026, 8, 1, 0, 0, 0, 3000, time.UTC)
+	if err := r.RevokeWithReason(ctx, k.ID, at, "leaked: https://example.com/a"); err != nil {
+		t.Fatal(err)
+	}
+	got := mustGet(t, s, k.ID)
+	if !got.RevokedAt.Equal(at) || got.RevokedReason != "leaked: https://example.com/a" || got.Revision != 2 {
+		t.Fatalf("after RevokeWithReason: RevokedAt %v, RevokedReason %q, Revision %d; want %v, the reason, 2",
+			got.RevokedAt, got.RevokedReason, got.Revision, at)
+	}
+	if err := r.RevokeWithReason(ctx, k.ID, at.Add(time.Hour), "second"); err != nil {
+		t.Fatalf("second RevokeWithReason: %v", err)
+	}
+	if again := mustGet(t, s, k.ID); !again.RevokedAt.Equal(at) || again.RevokedReason != got.RevokedReason || again.Revision != 2 {
+		t.Fatalf("a second RevokeWithReason changed the record: RevokedAt %v, RevokedReason %q, Revision %d",
+			again.RevokedAt, again.RevokedReason, again.Revision)
+	}
+	if err := r.RevokeWithReason(ctx, newID(t), at, "x"); !errors.Is(err, apikey.ErrNotFound) {
+		t.Fatalf("RevokeWithReason of an unknown ID: %v, want ErrNotFound", err)
+	}
+}
+
+// testRevokeWithReason drives Manager.RevokeWithReason over the store,
+// whichever optional interfaces it has: the reason is stored and shown in
+// the key's view, the first revocation wins, a reason that breaks the
+// rules changes nothing, and a revoked key no longer verifies.
+func testRevokeWithReason(t *testing.T, s apikey.Store) {
+	ctx := context.Background()
+	m := skewedManager(t, s, time.Now)
+	secret, k, err := m.Issue(ctx, apikey.IssueRequest{Owner: newOwner(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"a\nb", "bidi \u202e", strings.Repeat("x", apikey.MaxRevokedReasonLen+1), "\xff"} {
+		if err := m.RevokeWithReason(ctx, k.ID, bad); !errors.Is(err, apikey.ErrInvalidRequest) {
+			t.Fatalf("RevokeWithReason(%.20q) = %v, want ErrInvalidRequest", bad, err)
+		}
+	}
+	if got := mustGet(t, s, k.ID); !got.RevokedAt.IsZero() || got.Revision != 1 {
+		t.Fatalf("a refused reason changed the record: RevokedAt %v, Revision %d", got.RevokedAt, got.Revision)
+	}
+	const reason = "leaked: https://github.com/octo/repo/blob/0123/config.yml"
+	if err := m.RevokeWithReason(ctx, k.ID, reason); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Verify(ctx, secret.Reveal()); !errors.Is(err, apikey.ErrRevoked) {
+		t.Fatalf("Verify after RevokeWithReason = %v, want ErrRevoked", err)
+	}
+	first := mustGet(t, s, k.ID)
+	if first.RevokedReason != reason || first.RevokedAt.IsZero() {
+		t.Fatalf("after RevokeWithReason: RevokedReason %q, RevokedAt %v", first.RevokedReason, first.RevokedAt)
+	}
+	if v := first.View(time.Now()); v.RevokedReason != reason || v.Status != apikey.StatusRevoked {
+		t.Fatalf("view: RevokedReason %q, Status %q", v.RevokedReason, v.Status)
+	}
+	for _, again := range []func() error{
+		func() error { return m.RevokeWithReason(ctx, k.ID, "another reason") },
+		func() error { return m.Revoke(ctx, k.ID) },
+	} {
+		if err := again(); err != nil {
+			t.Fatalf("revoking again: %v", err)
+		}
+		if got := mustGet(t, s, k.ID); got.RevokedReason != reason || !got.RevokedAt.Equal(first.RevokedAt) || got.Revision != first.Revision {
+			t.Fatalf("revoking again changed the record: RevokedReason %q, RevokedAt %v → %v, Revision %d → %d",
+				got.RevokedReason, first.RevokedAt, got.RevokedAt, first.Revision, got.Revision)
+		}
+	}
+	// Revoke without a reason leaves it empty.
+	_, k2, err := m.Issue(ctx, apikey.IssueRequest{Owner: newOwner(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Revoke(ctx, k2.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustGet(t, s, k2.ID); got.RevokedReason != "" || got.RevokedAt.IsZero() {
+		t.Fatalf("Revoke: RevokedReason %q, RevokedAt %v", got.RevokedReason, got.RevokedAt)
+	}
+}
+
+// testEventClaimer checks apikey.EventClaimer, when the store implements
+// it: of many concurrent claims of one event exactly one succeeds, and
+// another event, or the same event of another key, is a claim of its own.
+func testEventClaimer(t *testing.T, s apikey.Store) {
+	c, ok := s.(apikey.EventClaimer)
+	if !ok {
+		t.Skip("store does not implement apikey.EventClaimer")
+	}
+	ctx := context.Background()
+	id, other := newID(t), newID(t)
+	at := time.Date(2026, 8, 1, 0, 0, 0, 0, time.UTC)
+	var wins sync.WaitGroup
+	var mu sync.Mutex
+	won := 0
+	for range 16 {
+		wins.Go(func() {
+			ok, err := c.ClaimEvent(ctx, id, "expiring:1", at)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if ok {
+				mu.Lock()
+				won++
+				mu.Unlock()
+			}
+		})
+	}
+	wins.Wait()
+	if won != 1 {
+		t.Fatalf("16 concurrent claims of one event: %d succeeded, want 1", won)
+	}
+	for _, claim := range []struct{ id, event string }{{id, "expiring:2"}, {other, "expiring:1"}, {id, "unused:1"}} {
+		ok, err := c.ClaimEvent(ctx, claim.id, claim.event, at)
+		if err != nil || !ok {
+			t.Fatalf("ClaimEvent(%s, %s) = %v, %v; want a claim of its own", claim.id, claim.event, ok, err)
+		}
+	}
+	if ok, err := c.ClaimEvent(ctx, id, "expiring:1", at.Add(time.Hour)); err != nil || ok {
+		t.Fatalf("a later claim of a claimed event = %v, %v; want false", ok, err)
 	}
 }

@@ -98,7 +98,7 @@ const (
 // migrate does. Without APIKEY_PEPPER it uses the development pepper,
 // and says so if the command computes digests (digests); the others read
 // and write records only, and the pepper makes no difference to them.
-func openManager(ctx context.Context, e *env, dsnFlag string, digests bool) (*apikey.Manager, func(), error) {
+func openManager(ctx context.Context, e *env, dsnFlag string, digests bool, extra ...apikey.Option) (*apikey.Manager, func(), error) {
 	dsn, err := envconfig.DSN(dsnFlag)
 	if err != nil {
 		return nil, nil, explain(err)
@@ -128,7 +128,7 @@ func openManager(ctx context.Context, e *env, dsnFlag string, digests bool) (*ap
 		// Into the command's standard error, which redacts, rather than
 		// the log package's.
 		apikey.WithBackgroundErrors(func(err error) { fmt.Fprintln(e.stderr, err) }))
-	m, err := apikey.NewManager(st, opts...)
+	m, err := apikey.NewManager(st, append(opts, extra...)...)
 	if err != nil {
 		st.Close()
 		return nil, nil, err
@@ -303,15 +303,32 @@ func parsePrefix(s string) (netip.Prefix, error) {
 }
 
 func runList(ctx context.Context, e *env, args []string) error {
-	fs, db, asJSON := flagSet(e, "list", "[--owner O] [--status S]")
+	fs, db, asJSON := flagSet(e, "list", "[--owner O] [--status S] [--expiring 14d] [--unused 90d]")
 	owner := fs.String("owner", "", "only this owner's keys")
 	state := fs.String("status", "", "only keys in this state: "+strings.Join(listStatuses, ", ")+"; active includes rotating, expired includes rotated")
+	expiringFlag := fs.String("expiring", "", "only usable keys that expire within this long: "+lifetimeSyntax)
+	unusedFlag := fs.String("unused", "", "only usable keys not used for at least this long (never used: since created): "+lifetimeSyntax)
 	if _, err := parse(fs, args, 0); err != nil {
 		return err
 	}
 	if *state != "" && !slices.Contains(listStatuses, *state) {
 		fmt.Fprintf(e.stderr, "apikey list: --status %q: want one of %s\n", *state, strings.Join(listStatuses, ", "))
 		return errUsage
+	}
+	var expiring, unused time.Duration
+	for _, f := range []struct {
+		name, value string
+		dst         *time.Duration
+	}{{"expiring", *expiringFlag, &expiring}, {"unused", *unusedFlag, &unused}} {
+		if f.value == "" {
+			continue
+		}
+		d, err := parseLifetime(f.value)
+		if err != nil || d == 0 {
+			fmt.Fprintf(e.stderr, "apikey list: --%s %q: want %s, more than 0\n", f.name, f.value, lifetimeSyntax)
+			return errUsage
+		}
+		*f.dst = d
 	}
 	m, done, err := openManager(ctx, e, *db, noDigests)
 	if err != nil {
@@ -328,6 +345,14 @@ func runList(ctx context.Context, e *env, args []string) error {
 		}
 		if *state != "" {
 			keys = slices.DeleteFunc(keys, func(k *apikey.Key) bool { return !hasStatus(k, now, *state) })
+		}
+		if expiring > 0 {
+			keys = slices.DeleteFunc(keys, func(k *apikey.Key) bool {
+				return k.Status(now) != nil || k.ExpiresAt.IsZero() || k.ExpiresAt.Sub(now) > expiring
+			})
+		}
+		if unused > 0 {
+			keys = slices.DeleteFunc(keys, func(k *apikey.Key) bool { return k.Status(now) != nil || now.Sub(k.LastActive()) < unused })
 		}
 		if err := out.page(keys); err != nil {
 			return err
@@ -359,12 +384,16 @@ func runShow(ctx context.Context, e *env, args []string) error {
 
 func runRevoke(ctx context.Context, e *env, args []string) error {
 	fs, db, asJSON := flagSet(e, "revoke", "ID|KEY")
+	reason := fs.String("reason", "", "why, shown to the key's owner (e.g. \"leaked in a CI log\"); the first revocation's reason stays")
 	m, id, done, err := openForKey(ctx, e, fs, db, args, noDigests)
 	if err != nil {
 		return err
 	}
 	defer done()
-	if err := m.Revoke(ctx, id); err != nil {
+	if err := m.RevokeWithReason(ctx, id, *reason); err != nil {
+		if *reason != "" && errors.Is(err, apikey.ErrInvalidRequest) && !errors.Is(err, apikey.ErrNotFound) {
+			return fmt.Errorf("--reason: %w", err) // the ID was checked already; the reason is what is wrong
+		}
 		return notFoundHint(explain(err), id)
 	}
 	k, err := m.Get(ctx, id)
@@ -375,6 +404,9 @@ func runRevoke(ctx context.Context, e *env, args []string) error {
 		return printKey(e, k, true)
 	}
 	fmt.Fprintf(e.stdout, "revoked %s (owner %s) at %s\n", k.ID, k.Owner, k.RevokedAt.Format(time.RFC3339))
+	if k.RevokedReason != "" {
+		fmt.Fprintf(e.stdout, "reason: %s\n", k.RevokedReason)
+	}
 	return nil
 }
 

@@ -11,7 +11,9 @@
 //	apikey suspend ID|KEY
 //	apikey resume ID|KEY
 //	apikey verify < keyfile
+//	apikey usage --owner team-42 --by month [--from 2026-01-01] [--to 2026-12-01]
 //	apikey scan PATH... | -
+//	apikey import keys.csv
 //
 // Settings come from the environment, read by package envconfig as the
 // services that share the database read them:
@@ -78,7 +80,7 @@ type command struct {
 
 var commands = []command{
 	{"create", "--owner O [flags]", "issue a key and print it once", runCreate},
-	{"list", "[--owner O] [--status S]", "list keys", runList},
+	{"list", "[--owner O] [--status S]", "list keys; --expiring 14d, --unused 90d", runList},
 	{"show", "ID|KEY", "show one key's record", runShow},
 	{"revoke", "ID|KEY", "revoke a key at once", runRevoke},
 	{"rotate", "ID|KEY [--grace 24h]", "issue a replacement; the old key works until the grace period ends", runRotate},
@@ -86,8 +88,11 @@ var commands = []command{
 	{"suspend", "ID|KEY", "stop a key at once, until resume", runSuspend},
 	{"resume", "ID|KEY", "let a suspended key work again", runResume},
 	{"verify", "< KEYFILE", "check a key read from standard input (exit 0 if valid, 1 if not)", runVerify},
+	{"usage", "--owner O | --key ID", "show requests and units per hour, day or month", runUsage},
 	{"scan", "PATH... | -", "find keys in files or standard input (exit 1 if any are found)", runScan},
 	{"migrate", "", "create or upgrade the database schema", runMigrate},
+	{"import", "FILE.csv|FILE.jsonl|-", "import keys of another system (SHA-256, HMAC, bcrypt, argon2id hashes)", runImport},
+	{"patterns", "[--prefix P] [--format F]", "print the key regex, partner program registration, gitleaks and trufflehog rules", runPatterns},
 }
 
 // env is what commands read and write; tests substitute it.

@@ -102,6 +102,7 @@ func printKey(e *env, k *apikey.Key, asJSON bool) error {
 	row("expires", ts(v.ExpiresAt))
 	row("not before", ts(v.NotBefore))
 	row("revoked", ts(v.RevokedAt))
+	row("revoked reason", v.RevokedReason)
 	row("suspended", ts(v.SuspendedAt))
 	row("last used", ts(v.LastUsedAt))
 	row("rate limit", v.RateLimit)

@@ -41,7 +41,7 @@ func NewCounter(c Config) *Counter {
 func (c *Counter) Now() time.Time { return c.now() }
 
 // AddAt adds n ≥ 0 units to key's usage in the window of length period
-// (> 0) that contains now, unless the usage would then exceed limit (> 0):
+// (> 0; or < 0 for a calendar month in UTC) that contains now, unless the usage would then exceed limit (> 0):
 // then nothing is added and the Decision is refused, with RetryAfter the
 // time until the window ends. n = 0 reports the usage.
 func (c *Counter) AddAt(now time.Time, key string, limit int64, period time.Duration, n int64) Decision {
@@ -89,9 +89,13 @@ func (c *Counter) RefundAt(now time.Time, key string, period time.Duration, n in
 
 // windowEnd returns the end of the window of length period (ns) that
 // contains t (Unix ns), windows starting at multiples of period since
-// the epoch, and the time from t to that end. The end saturates at
+// the epoch, and the time from t to that end. A negative period
+// (apikey.MonthPeriod) is a calendar month in UTC. The end saturates at
 // math.MaxInt64 for periods too long to represent it.
 func windowEnd(t, period int64) (end, left int64) {
+	if period < 0 {
+		return monthEnd(t)
+	}
 	m := t % period
 	if m < 0 {
 		m += period
@@ -126,3 +130,11 @@ func (c *Counter) Len() int {
 // Close stops the sweeper and waits for it to exit; the counter still
 // answers afterwards. It is idempotent.
 func (c *Counter) Close() { c.sweeper.close() }
+
+// monthEnd returns the end of the calendar month in UTC that contains t
+// (Unix ns), 00:00 on the 1st of the next, and the time from t to it.
+func monthEnd(t int64) (end, left int64) {
+	y, m, _ := time.Unix(0, t).UTC().Date()
+	end = time.Date(y, m+1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+	return end, end - t
+}

@@ -1,0 +1,92 @@
+package apikeyotel_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/apikeykit/apikey"
+	"github.com/apikeykit/apikey/apikeyotel"
+	"github.com/apikeykit/apikey/memstore"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+)
+
+// BenchmarkAdapterCost runs the middleware without and with the adapter in
+// alternating batches of 128 requests, over many distinct keys, so that a
+// change in the machine's load between the two hits both alike (the
+// machine may be shared). It reports the median batch of each, per request
+// (base-ns/req, otel-ns/req), and the median difference between adjacent
+// batches (added-ns/req), which is the adapter's cost; hook-ns/req is the
+// part of it that a no-op apikey.WithOnEvent costs as well.
+func BenchmarkAdapterCost(b *testing.B) {
+	m, err := apikey.NewManager(memstore.New(), apikey.WithPrefix("acme_test"), apikey.WithPepper("v1", testPepper),
+		apikey.WithCache(2*benchKeys, time.Hour))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	reqs := make([]*http.Request, benchKeys)
+	base := httptest.NewRequest(http.MethodGet, "/orders", nil)
+	base.RemoteAddr = "198.51.100.7:40000"
+	for i := range reqs {
+		s, _, err := m.Issue(context.Background(), apikey.IssueRequest{Owner: "o"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		r := base.WithContext(base.Context())
+		r.Header = http.Header{"Authorization": {"Bearer " + s.Reveal()}}
+		reqs[i] = r
+	}
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+	defer mp.Shutdown(context.Background())
+	a, err := apikeyotel.New(m, apikeyotel.WithMeterProvider(mp))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer a.Close()
+	noop := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
+	plain := m.Middleware()(noop)
+	otel := m.Middleware(a.MiddlewareOptions()...)(noop)
+	hook := m.Middleware(apikey.WithOnEvent(func(apikey.Event) {}))(noop)
+	w := &discardWriter{h: make(http.Header)}
+	for _, r := range reqs {
+		plain.ServeHTTP(w, r)
+		otel.ServeHTTP(w, r)
+		hook.ServeHTTP(w, r)
+	}
+	const batch = 128
+	i := 0
+	run := func(h http.Handler) time.Duration {
+		start := time.Now()
+		for range batch {
+			h.ServeHTTP(w, reqs[i%len(reqs)])
+			i++
+		}
+		return time.Since(start)
+	}
+	var plainT, otelT, diff, hookDiff []float64
+	for n := 0; b.Loop(); n++ {
+		// Alternate which goes first, so that neither always follows
+		// the other.
+		var p, o, h time.Duration
+		if n%2 == 0 {
+			p, o, h = run(plain), run(otel), run(hook)
+		} else {
+			h, o, p = run(hook), run(otel), run(plain)
+		}
+		plainT = append(plainT, float64(p)/batch)
+		otelT = append(otelT, float64(o)/batch)
+		diff = append(diff, float64(o-p)/batch)
+		hookDiff = append(hookDiff, float64(h-p)/batch)
+	}
+	median := func(v []float64) float64 { slices.Sort(v); return v[len(v)/2] }
+	b.ReportMetric(median(plainT), "base-ns/req")
+	b.ReportMetric(median(otelT), "otel-ns/req")
+	b.ReportMetric(median(diff), "added-ns/req")
+	// The part of it that any event hook costs the middleware (clock
+	// readings, the client address), with a hook that does nothing.
+	b.ReportMetric(median(hookDiff), "hook-ns/req")
+}

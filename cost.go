@@ -1,0 +1,144 @@
+package apikey
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+)
+
+// ErrQuotaExceeded is returned by SetCost when the key's quota cannot
+// hold the request's new cost. Nothing was changed.
+var ErrQuotaExceeded = errors.New("apikey: quota exceeded")
+
+// SetCost sets the cost of the request whose context is ctx to n units,
+// after routing: from a per-route middleware (see Cost) or from the
+// handler, once it knows what the request costs. The middleware first
+// charged what Limits.Cost said (1 without it). The difference is charged
+// to the key's Quota, or given back when n is smaller and the Counter is
+// a Refunder, and n is what Manager.Usage counts for the request. n = 0
+// makes a request free, for example one the handler refuses.
+//
+// If the quota cannot hold the difference, SetCost returns an error
+// wrapping ErrQuotaExceeded and the request keeps its cost; if the
+// Counter fails, one wrapping ErrUnavailable. A negative n is an error
+// wrapping ErrInvalidRequest, and so is a ctx that no Middleware
+// authenticated with a key. Nothing changes on error.
+//
+// Call it from the request's goroutine, before the handler returns: the
+// cost is read when it does. SetCost is not safe for concurrent use on one
+// request.
+func SetCost(ctx context.Context, n int64) error {
+	_, err := setCost(ctx, n)
+	return err
+}
+
+// setCost is SetCost, with the Counter's Decision of a quota charge.
+func setCost(ctx context.Context, n int64) (Decision, error) {
+	if n < 0 {
+		return Decision{}, fmt.Errorf("%w: negative cost %d", ErrInvalidRequest, n)
+	}
+	c, _ := ctx.Value(contextKey{}).(*keyContext)
+	if c == nil || c.key == nil || c.mw == nil || c.mw.m == nil {
+		return Decision{}, fmt.Errorf("%w: SetCost: no key authenticated by a Middleware in the context", ErrInvalidRequest)
+	}
+	if c.settled.Load() {
+		return Decision{}, fmt.Errorf("%w: SetCost: the request is settled already", ErrInvalidRequest)
+	}
+	k := c.key
+	var d Decision
+	if !k.Quota.IsZero() {
+		delta, charge := n-c.cost, n-c.cost
+		if !c.charged {
+			// Nothing is on the quota yet: a free request, or a Counter
+			// failure passed over by Limits.FailOpen.
+			charge = n
+		}
+		switch {
+		case charge > 0:
+			var err error
+			d, err = c.mw.limits.Counter.Add(ctx, quotaKey(k), k.Quota, charge)
+			if err != nil {
+				return d, storeError("charge quota", err)
+			}
+			if !d.Allowed {
+				return d, fmt.Errorf("%w: key %s: %d more units do not fit", ErrQuotaExceeded, k.ID, charge)
+			}
+			c.charged = true
+		case delta < 0 && c.charged:
+			if r, ok := c.mw.limits.Counter.(Refunder); ok {
+				if err := r.Refund(ctx, quotaKey(k), k.Quota, -delta); err != nil {
+					return d, storeError("refund quota", err)
+				}
+			}
+		}
+	}
+	c.cost = n
+	return d, nil
+}
+
+// Cost returns per-route middleware that sets the cost of every request
+// through it to n units (see SetCost), behind Manager.Middleware: a bulk
+// endpoint that costs 10 while the rest cost 1, say. When the key's quota
+// cannot hold it, the request is refused with 429 (quota exhausted), as
+// the middleware refuses one, and costs nothing: the units the middleware
+// charged come back and Manager.Usage does not count it. A Counter
+// failure is 503, or passes with the old cost under Limits.FailOpen. A
+// request without a key in its context gets 401, as RequireScopes gives.
+// Cost panics if n is negative.
+func Cost(n int64) func(http.Handler) http.Handler {
+	if n < 0 {
+		panic(fmt.Sprintf("apikey: Cost(%d): negative cost", n))
+	}
+	return func(next http.Handler) http.Handler {
+		if next == nil {
+			panic("apikey: Cost: nil next handler")
+		}
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			c, _ := r.Context().Value(contextKey{}).(*keyContext)
+			mw := defaultMiddleware
+			if c != nil && c.mw != nil {
+				mw = c.mw
+			}
+			q := request{w: w, r: r}
+			if mw.onEvent != nil {
+				q.start = time.Now()
+			}
+			if c == nil || c.key == nil || c.mw == nil {
+				if c != nil {
+					q.prior, _, q.err = c.settle(r.Context())
+				}
+				mw.reject(&q, OutcomeNoCredential, ReasonNoCredential, mw.chNone, &AuthError{
+					Status: http.StatusUnauthorized, Description: descNoCredential, Err: q.err})
+				return
+			}
+			d, err := setCost(r.Context(), n)
+			switch {
+			case err == nil:
+				next.ServeHTTP(w, r)
+				return
+			case errors.Is(err, ErrQuotaExceeded):
+				q.key = c.key
+				q.prior, _, _ = c.settle(r.Context())
+				wait := d.RetryAfter
+				if wait <= 0 {
+					wait = d.Reset
+				}
+				mw.reject(&q, OutcomeLimited, ReasonQuota, "", &AuthError{
+					Status: http.StatusTooManyRequests, Description: descQuota, RetryAfter: max(wait, time.Second)})
+				return
+			case mw.limits.FailOpen:
+				if c.lim != nil {
+					c.lim.err = err
+				}
+				next.ServeHTTP(w, r)
+				return
+			default:
+				q.key = c.key
+				q.prior, _, _ = c.settle(r.Context())
+				mw.unavailable(&q, ReasonLimiter, err)
+			}
+		})
+	}
+}

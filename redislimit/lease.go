@@ -1,0 +1,562 @@
+package redislimit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/apikeykit/apikey"
+	"github.com/apikeykit/apikey/memlimit"
+	"github.com/redis/go-redis/v9"
+)
+
+// DefaultSyncInterval is how long a LeaseLimiter's share of a bucket
+// stays usable, unless WithSyncInterval says otherwise.
+const DefaultSyncInterval = 100 * time.Millisecond
+
+// LeaseLimiter is an apikey.Limiter on Redis that decides locally. For
+// each key it takes a share of the key's bucket from Redis (a lease of
+// several tokens, in one script call) and spends it in memory, without a
+// round trip; it takes a new share when its share runs out, and ahead of
+// time when three quarters of it are spent. A share left unspent when its
+// sync interval ends is dropped, never carried over, and never given
+// back.
+//
+// The buckets are those of Limiter (same keys, same GCRA state): a share
+// of k tokens is what k requests to Limiter at the moment of the lease
+// would have taken, so LeaseLimiters and Limiters with the same prefix
+// share buckets.
+//
+// # The overshoot bound
+//
+// Let T be the sync interval and I the limit's emission interval
+// (Period/Rate). Every token a LeaseLimiter spends was taken from Redis
+// at most T before it is spent, and Redis hands out tokens as the exact
+// Limiter would. So in any span of time of length W, the requests that a
+// whole fleet of LeaseLimiters allows for one key number at most
+//
+//	BurstSize + floor((W + T) / I)
+//
+// against BurstSize + floor(W/I) for the exact Limiter: at most
+// ceil(T/I) requests beyond the limit, that is, at most the number of
+// requests the limit grants per sync interval (10 for 100/s and the
+// default 100ms), however many instances share the Redis. Over long spans
+// the fleet allows at most the limit's rate; shares dropped unspent make
+// it allow less than the exact Limiter when instances hold shares that
+// others would have used.
+//
+// # Redis commands
+//
+// Leases are batched: the leases that requests (and leases ahead of
+// time) ask for while one script call is in flight go together in the
+// next one, up to 128 keys per call, on a *redis.Client (a single Redis,
+// or one behind Sentinel). On a ClusterClient, a Ring or another
+// UniversalClient, whose keys may live on different nodes, each lease is
+// a call of its own. The size of a share adapts to the key's
+// traffic on this instance: it starts at one token, doubles each time a
+// share is spent before its interval ends, up to the limit's burst, and
+// shrinks to what was spent when an interval ends with tokens left. A key
+// that makes n requests per sync interval on an instance costs about one
+// lease per n decisions there; a key used less than once per interval
+// costs one lease per decision, as with Limiter, but leases of
+// concurrent requests share a script call. A refusal by Redis is kept
+// locally until the bucket has a token again (Redis says when), so a
+// flood over the limit costs no commands.
+//
+// # When Redis cannot be reached
+//
+// Allow keeps spending the shares it holds until they run out or their
+// interval ends. Then it fails closed: it returns an error wrapping
+// apikey.ErrUnavailable (at once, without asking Redis, for a sync
+// interval after a lease failed, so that a Redis that is down or slow
+// costs one failed call per interval, not one per request), unless
+// WithLocalFallback was given, in which case each instance applies the limit on its own in memory (a fleet of N
+// instances then allows up to N times the limit) until Redis answers
+// again.
+//
+// Decisions report, in Remaining, the tokens of this instance's share
+// still unspent (what it can allow without asking Redis), and in Reset
+// the time until the bucket is full as Redis last said.
+//
+// A LeaseLimiter is safe for concurrent use. It runs a goroutine that
+// forgets idle keys, which Close stops, and one that makes the batched
+// script calls while there are leases to take.
+type LeaseLimiter struct {
+	client   redis.UniversalClient
+	prefix   string
+	interval time.Duration
+	batch    bool              // batch leases of distinct keys in one call
+	fallback *memlimit.Limiter // nil: fail closed
+	epoch    time.Time         // local times are nanoseconds since epoch, on the monotonic clock
+	seed     maphash.Seed
+	shards   [leaseShards]leaseShard
+	// After a lease fails, keys without a share do not ask Redis again
+	// until then (local ns): a Redis that is down costs one failed call
+	// per sync interval, not one per request.
+	downUntil atomic.Int64
+
+	bmu      sync.Mutex
+	pending  []*leaseReq // leases waiting for the next batched call
+	flushing bool        // a goroutine is making batched calls
+
+	stop    chan struct{}
+	done    chan struct{}
+	closeMu sync.Once
+}
+
+const (
+	leaseShards = 64
+	maxBatch    = 128 // keys per script call
+)
+
+// leaseShard holds the states of keys by a 64-bit hash of the key; a key
+// whose hash another key's state holds takes the slot over, which drops
+// the other key's share (unspent tokens are never a risk).
+type leaseShard struct {
+	mu sync.Mutex
+	m  map[uint64]*leaseState
+}
+
+// leaseState is one key's local share. Times are local nanoseconds (see
+// LeaseLimiter.now). Guarded by its shard's mutex.
+type leaseState struct {
+	key   string
+	limit apikey.Limit
+
+	tokens  int64 // unspent tokens of the current share
+	expires int64 // when the current share must no longer be spent
+	// A share leased ahead of time leaves the rest of the previous one
+	// here, spent first, until its own interval ends.
+	prevTokens  int64
+	prevExpires int64
+
+	leased    int64 // size of the current share
+	want      int64 // size of the next lease
+	denyUntil int64 // Redis refused: no token before then
+	resetAt   int64 // the bucket is full then, as Redis last said
+	lastSeen  int64
+
+	syncing chan struct{} // non-nil while a lease is in flight; closed when it ends
+}
+
+// leaseReq is one lease to take: st's next share, of want tokens. done
+// is st.syncing; err is set before done is closed.
+type leaseReq struct {
+	sh                  *leaseShard
+	key                 string
+	st                  *leaseState
+	done                chan struct{}
+	interval, tolerance time.Duration
+	want                int64
+	err                 error
+}
+
+// NewLeaseLimiter returns a LeaseLimiter on the Redis that client talks
+// to, and starts the goroutine that forgets idle keys. It refuses the
+// clients NewLimiter refuses, a nil option and an invalid one, with an
+// error wrapping apikey.ErrInvalidRequest. It does not contact Redis.
+func NewLeaseLimiter(client redis.UniversalClient, opts ...LeaseOption) (*LeaseLimiter, error) {
+	if err := checkClient(client); err != nil {
+		return nil, err
+	}
+	c := leaseConfig{config: config{prefix: DefaultLimiterPrefix}, interval: DefaultSyncInterval}
+	for _, o := range opts {
+		if o == nil {
+			return nil, fmt.Errorf("%w: redislimit: nil option", apikey.ErrInvalidRequest)
+		}
+		if err := o.applyLease(&c); err != nil {
+			return nil, err
+		}
+	}
+	_, single := client.(*redis.Client)
+	l := &LeaseLimiter{
+		client:   client,
+		prefix:   c.prefix,
+		interval: c.interval,
+		batch:    single,
+		epoch:    time.Now(),
+		seed:     maphash.MakeSeed(),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	if c.fallback {
+		fb, err := memlimit.NewLimiter()
+		if err != nil {
+			return nil, err
+		}
+		l.fallback = fb
+	}
+	for i := range l.shards {
+		l.shards[i].m = make(map[uint64]*leaseState)
+	}
+	go l.sweep()
+	return l, nil
+}
+
+// leaseScript takes, for each KEYS[i], up to ARGV[3i] tokens at once
+// from the bucket of gcraScript (same key, same format): the most k ≤
+// ARGV[3i] such that k requests to gcraScript now would all be allowed.
+// ARGV[3i-2] and ARGV[3i-1] are gcraScript's interval and tolerance.
+//
+// Returns, for each key in turn, {granted, left in the bucket, reset_ns,
+// retry_after_ns}; a grant of 0 changes nothing.
+var leaseScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now_s = tonumber(t[1])
+local now_ns = tonumber(t[2]) * 1000
+local out = {}
+for i, key in ipairs(KEYS) do
+  local interval = tonumber(ARGV[3*i-2])
+  local tolerance = tonumber(ARGV[3*i-1])
+  local want = tonumber(ARGV[3*i])
+
+  local ahead = 0
+  local v = redis.call('GET', key)
+  if v then
+    local s = tonumber(string.sub(v, 1, -10))
+    local ns = tonumber(string.sub(v, -9))
+    if s and ns then
+      ahead = (s - now_s) * 1000000000 + (ns - now_ns)
+      if ahead < 0 then ahead = 0 end
+    end
+  end
+
+  -- avail = floor((tolerance - ahead) / interval), corrected for the
+  -- rounding of the division: the tokens in the bucket.
+  local x = tolerance - ahead
+  local avail = math.floor(x / interval)
+  if avail * interval > x then avail = avail - 1 end
+  if (avail + 1) * interval <= x then avail = avail + 1 end
+  local n = #out
+  if avail < 1 then
+    out[n+1], out[n+2], out[n+3], out[n+4] = 0, 0, ahead, ahead + interval - tolerance
+  else
+    local k = want
+    if k > avail then k = avail end
+    local nxt = ahead + k * interval
+    local q = math.floor(nxt / 1000000000)
+    local r = nxt - q * 1000000000
+    local sec = now_s + q
+    local nsec = now_ns + r
+    if nsec >= 1000000000 then
+      nsec = nsec - 1000000000
+      sec = sec + 1
+    end
+    redis.call('SET', key, string.format('%d%09d', sec, nsec), 'PX', math.floor(nxt / 1000000) + 1)
+    out[n+1], out[n+2], out[n+3], out[n+4] = k, avail - k, nxt, 0
+  end
+end
+return out
+`)
+
+// Allow takes one request from key's bucket under limit, from this
+// instance's share when it has one, and otherwise from a new share that
+// it leases from Redis while the request waits. It returns
+// limit.Validate's error if limit is not usable, and an error wrapping
+// apikey.ErrUnavailable when it has no share and cannot lease one (Redis
+// does not answer, or ctx ends first), unless WithLocalFallback was
+// given. It does not allocate when the share has a token.
+func (l *LeaseLimiter) Allow(ctx context.Context, key string, limit apikey.Limit) (apikey.Decision, error) {
+	d, _, err := l.allow(ctx, key, limit)
+	return d, err
+}
+
+// allow is Allow that also returns the local time of the decision, for
+// the tests of the overshoot bound.
+func (l *LeaseLimiter) allow(ctx context.Context, key string, limit apikey.Limit) (apikey.Decision, int64, error) {
+	interval, tolerance, err := limit.GCRA()
+	if err != nil {
+		return apikey.Decision{}, 0, err
+	}
+	h := maphash.String(l.seed, key)
+	sh := &l.shards[h%leaseShards]
+	for {
+		sh.mu.Lock()
+		now := l.now()
+		st := sh.m[h]
+		if st == nil || st.limit != limit || st.key != key {
+			// A new key, or a new limit for it: a share leased under
+			// another limit is not spent under this one.
+			st = &leaseState{key: key, limit: limit, want: 1}
+			sh.m[h] = st
+		}
+		st.lastSeen = now
+		if st.take(now) {
+			d := st.decision(now, true)
+			if st.syncing == nil && st.leased >= 4 && st.tokens*4 <= st.leased && now >= l.downUntil.Load() {
+				// Three quarters spent: lease the next share now,
+				// so that requests do not wait for it.
+				r := l.newReq(sh, key, st, now, interval, tolerance)
+				if l.batch {
+					l.enqueue(r)
+				} else {
+					go func() {
+						// A share that arrives after its interval
+						// would be no use.
+						ctx, cancel := context.WithTimeout(context.Background(), l.interval)
+						defer cancel()
+						l.call(ctx, []*leaseReq{r})
+					}()
+				}
+			}
+			sh.mu.Unlock()
+			return d, now, nil
+		}
+		if now < st.denyUntil {
+			d := st.decision(now, false)
+			d.RetryAfter = time.Duration(st.denyUntil - now)
+			sh.mu.Unlock()
+			return d, now, nil
+		}
+		if ch := st.syncing; ch != nil {
+			sh.mu.Unlock()
+			select {
+			case <-ch:
+				continue
+			case <-ctx.Done():
+				return l.failed(ctx, key, limit, ctx.Err())
+			}
+		}
+		if now < l.downUntil.Load() {
+			sh.mu.Unlock()
+			return l.failed(ctx, key, limit, errRedisDown)
+		}
+		if err := ctx.Err(); err != nil {
+			sh.mu.Unlock()
+			return l.failed(ctx, key, limit, err)
+		}
+		r := l.newReq(sh, key, st, now, interval, tolerance)
+		sh.mu.Unlock()
+		if l.batch {
+			l.enqueue(r)
+			select {
+			case <-r.done:
+				err = r.err
+			case <-ctx.Done():
+				err = ctx.Err()
+			}
+		} else {
+			l.call(ctx, []*leaseReq{r})
+			err = r.err
+		}
+		if err != nil {
+			return l.failed(ctx, key, limit, err)
+		}
+	}
+}
+
+// errRedisDown is the error of a request that did not ask Redis because
+// a lease failed less than a sync interval ago.
+var errRedisDown = errors.New("a lease failed less than a sync interval ago")
+
+// newReq marks st as syncing and returns the lease to take for it. The
+// caller holds sh.mu.
+func (l *LeaseLimiter) newReq(sh *leaseShard, key string, st *leaseState, now int64, interval, tolerance time.Duration) *leaseReq {
+	r := &leaseReq{sh: sh, key: key, st: st, done: make(chan struct{}), interval: interval, tolerance: tolerance, want: st.nextWant(now)}
+	st.syncing = r.done
+	return r
+}
+
+// failed is the answer when no share is left and none could be leased.
+func (l *LeaseLimiter) failed(ctx context.Context, key string, limit apikey.Limit, err error) (apikey.Decision, int64, error) {
+	if l.fallback != nil {
+		d, ferr := l.fallback.Allow(ctx, key, limit)
+		return d, l.now(), ferr
+	}
+	return apikey.Decision{}, 0, unavailable(err)
+}
+
+// enqueue adds r to the next batched call, and starts the goroutine that
+// makes the calls if none runs.
+func (l *LeaseLimiter) enqueue(r *leaseReq) {
+	l.bmu.Lock()
+	l.pending = append(l.pending, r)
+	start := !l.flushing
+	l.flushing = true
+	l.bmu.Unlock()
+	if start {
+		go l.flush()
+	}
+}
+
+// flush makes batched calls until no lease is pending. While one call is
+// in flight, the leases asked for meanwhile gather for the next.
+func (l *LeaseLimiter) flush() {
+	for {
+		l.bmu.Lock()
+		n := min(len(l.pending), maxBatch)
+		if n == 0 {
+			l.flushing = false
+			l.bmu.Unlock()
+			return
+		}
+		batch := slices.Clone(l.pending[:n])
+		l.pending = slices.Delete(l.pending, 0, n)
+		l.bmu.Unlock()
+		// No request's context: the call serves several requests, each
+		// of which stops waiting at its own deadline. The client's
+		// timeouts bound it.
+		l.call(context.Background(), batch)
+	}
+}
+
+// call takes the leases of batch in one script call, records each share
+// in its state, sets each one's err, and closes each done channel.
+func (l *LeaseLimiter) call(ctx context.Context, batch []*leaseReq) {
+	keys := make([]string, len(batch))
+	args := make([]any, 0, 3*len(batch))
+	for i, r := range batch {
+		keys[i] = l.prefix + r.key
+		args = append(args, int64(r.interval), int64(r.tolerance), r.want)
+	}
+	// The shares' intervals start before the script runs, so no token is
+	// spent more than l.interval after Redis handed it out.
+	sent := l.now()
+	res, err := leaseScript.Run(ctx, l.client, keys, args...).Int64Slice()
+	if err == nil && len(res) != 4*len(batch) {
+		err = fmt.Errorf("unexpected script reply of %d numbers for %d keys", len(res), len(batch))
+	}
+	switch {
+	case err == nil:
+		l.downUntil.Store(0)
+	case ctx.Err() == nil:
+		// Redis failed, not the request that asked.
+		l.downUntil.Store(l.now() + int64(l.interval))
+	}
+	for i, r := range batch {
+		r.sh.mu.Lock()
+		r.st.syncing = nil
+		if err != nil {
+			r.err = err
+		} else {
+			r.st.record(l.now(), sent, sent+int64(l.interval), res[4*i:4*i+4])
+		}
+		r.sh.mu.Unlock()
+		close(r.done)
+	}
+}
+
+// record sets the share that leaseScript returned (res), leased at sent
+// and usable until expires.
+func (st *leaseState) record(now, sent, expires int64, res []int64) {
+	if granted := res[0]; granted > 0 {
+		if st.tokens > 0 && now < st.expires {
+			st.prevTokens, st.prevExpires = st.tokens, st.expires
+		} else {
+			st.prevTokens, st.prevExpires = 0, 0
+		}
+		st.tokens, st.expires, st.leased = granted, expires, granted
+		st.denyUntil = 0
+	} else {
+		st.denyUntil = sent + res[3]
+	}
+	st.resetAt = sent + res[2]
+}
+
+// take spends one token of st's shares, the older first.
+func (st *leaseState) take(now int64) bool {
+	if st.prevTokens > 0 && now < st.prevExpires {
+		st.prevTokens--
+		return true
+	}
+	if st.tokens > 0 && now < st.expires {
+		st.tokens--
+		return true
+	}
+	return false
+}
+
+// nextWant returns the size of the next share: twice the current one if
+// it was (nearly) spent within its interval, what was spent of it if its
+// interval ended first, at most the burst.
+func (st *leaseState) nextWant(now int64) int64 {
+	switch {
+	case st.leased == 0:
+	case now < st.expires && st.tokens*4 <= st.leased:
+		st.want = st.leased * 2
+	case now >= st.expires:
+		st.want = st.leased - st.tokens
+	}
+	return min(max(st.want, 1), int64(st.limit.BurstSize()))
+}
+
+func (st *leaseState) decision(now int64, allowed bool) apikey.Decision {
+	d := apikey.Decision{Allowed: allowed, Limit: int64(st.limit.BurstSize())}
+	if now < st.expires {
+		d.Remaining += st.tokens
+	}
+	if now < st.prevExpires {
+		d.Remaining += st.prevTokens
+	}
+	if st.resetAt > now {
+		d.Reset = time.Duration(st.resetAt - now)
+	}
+	return d
+}
+
+// now is the local time in nanoseconds since l.epoch, on the monotonic
+// clock, so that a step of the wall clock neither stretches nor shortens
+// a share's interval.
+func (l *LeaseLimiter) now() int64 { return int64(time.Since(l.epoch)) }
+
+// sweep forgets keys whose shares and refusals have all ended, every few
+// sync intervals, until Close.
+func (l *LeaseLimiter) sweep() {
+	defer close(l.done)
+	every := max(4*l.interval, time.Second)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+		}
+		for i := range l.shards {
+			sh := &l.shards[i]
+			sh.mu.Lock()
+			now := l.now()
+			for k, st := range sh.m {
+				if st.syncing == nil && now >= max(st.expires, st.prevExpires, st.denyUntil) && now-st.lastSeen >= int64(every) {
+					delete(sh.m, k)
+				}
+			}
+			sh.mu.Unlock()
+		}
+	}
+}
+
+// Len returns the number of keys this instance holds state for, for
+// tests and metrics.
+func (l *LeaseLimiter) Len() int {
+	n := 0
+	for i := range l.shards {
+		sh := &l.shards[i]
+		sh.mu.Lock()
+		n += len(sh.m)
+		sh.mu.Unlock()
+	}
+	return n
+}
+
+// Close stops the goroutine that forgets idle keys. Shares held are
+// dropped unspent, which Redis counts as spent. The limiter still
+// answers afterwards, and a lease in flight ends on its own, within the
+// client's timeouts. Close is idempotent and returns nil.
+func (l *LeaseLimiter) Close() error {
+	l.closeMu.Do(func() {
+		close(l.stop)
+		<-l.done
+		if l.fallback != nil {
+			l.fallback.Close()
+		}
+	})
+	return nil
+}
+
+var _ apikey.Limiter = (*LeaseLimiter)(nil)
