@@ -23,6 +23,14 @@ const mysqlLockTimeout = 10 * time.Minute
 // owners, prefixes, digests and digest versions (migrations/mysql).
 const mysqlMaxBytes = 255
 
+// mysqlMaxText is the size of a TEXT column (a key's name, a legacy
+// record's hash), and mysqlMaxMediumText that of a MEDIUMTEXT one (a
+// revocation reason).
+const (
+	mysqlMaxText       = 1<<16 - 1
+	mysqlMaxMediumText = 1<<24 - 1
+)
+
 // The DATETIME range: a time outside it is refused rather than stored
 // wrong or refused by the server with a less clear error.
 var (
@@ -40,6 +48,9 @@ func mysqlFits(k *apikey.Key) error {
 		if len(f.v) > mysqlMaxBytes {
 			return fmt.Errorf("%w: sqlstore: key %.40q: %s is %d bytes, at most %d on MySQL", apikey.ErrInvalidRequest, k.ID, f.name, len(f.v), mysqlMaxBytes)
 		}
+	}
+	if len(k.Name) > mysqlMaxText || len(k.RevokedReason) > mysqlMaxMediumText {
+		return fmt.Errorf("%w: sqlstore: key %.40q: name over %d bytes or revocation reason over %d, on MySQL", apikey.ErrInvalidRequest, k.ID, mysqlMaxText, mysqlMaxMediumText)
 	}
 	for _, t := range []time.Time{k.CreatedAt, k.ExpiresAt, k.NotBefore, k.RevokedAt, k.SuspendedAt, k.LastUsedAt} {
 		if !t.IsZero() && (t.Before(mysqlMinTime) || !t.Before(mysqlMaxTime)) {

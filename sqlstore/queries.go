@@ -100,8 +100,11 @@ func buildQueries(d Dialect, p string) queries {
 		// and affects 0 rows, which the driver reports as such because the
 		// Store refuses clientFoundRows (checkMySQLSession).
 		q.insert = `INSERT INTO ` + t + ` (` + columns + `) VALUES
-			($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, 1)
+			($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, 1)
 			ON DUPLICATE KEY UPDATE id = id`
+		// A claim already there changes nothing: 0 rows affected.
+		q.claimEvent = `INSERT INTO ` + p + `event_claims (key_id, event, claimed_at) VALUES ($1, $2, $3)
+			ON DUPLICATE KEY UPDATE key_id = key_id`
 		q.lastUsed = `UPDATE ` + t + ` AS k
 			JOIN JSON_TABLE($1, '$[*]' COLUMNS (id VARCHAR(255) PATH '$[0]', at DATETIME(6) PATH '$[1]')) AS u
 			ON k.id = u.id

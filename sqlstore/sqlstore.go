@@ -431,6 +431,9 @@ func (s *Store) RevokeWithReason(ctx context.Context, id string, at time.Time, r
 	if !validText(reason) {
 		return fmt.Errorf("%w: sqlstore: key %s: revocation reason must be UTF-8 without NUL bytes", apikey.ErrInvalidRequest, id)
 	}
+	if s.dialect == MySQL && len(reason) > mysqlMaxMediumText {
+		return fmt.Errorf("%w: sqlstore: key %s: revocation reason over %d bytes on MySQL", apikey.ErrInvalidRequest, id, mysqlMaxMediumText)
+	}
 	res, err := s.db.ExecContext(ctx, s.q.revoke, id, s.timeArg(at), reason)
 	if err != nil {
 		return fmt.Errorf("sqlstore: revoke key %s: %w", id, err)
@@ -460,6 +463,12 @@ func (s *Store) ClaimEvent(ctx context.Context, id, event string, at time.Time) 
 	}
 	if !validText(id) || !validText(event) {
 		return false, fmt.Errorf("%w: sqlstore: claim: key ID and event must be UTF-8 without NUL bytes", apikey.ErrInvalidRequest)
+	}
+	if s.dialect == MySQL && (len(id) > mysqlMaxBytes || len(event) > mysqlMaxBytes) {
+		return false, fmt.Errorf("%w: sqlstore: claim: key ID and event are at most %d bytes on MySQL", apikey.ErrInvalidRequest, mysqlMaxBytes)
+	}
+	if s.dialect == MySQL && !at.IsZero() && (at.Before(mysqlMinTime) || !at.Before(mysqlMaxTime)) {
+		return false, fmt.Errorf("%w: sqlstore: claim: time %v outside the years 1000 to 9999 that MySQL can store", apikey.ErrInvalidRequest, at)
 	}
 	res, err := s.db.ExecContext(ctx, s.q.claimEvent, id, event, s.timeArg(at))
 	if err != nil {
