@@ -85,6 +85,101 @@ start_redis() {
 	echo "Redis $(redis-server --version | awk '{print $3}') at 127.0.0.1:$port"
 }
 
+# start_mariadb exports APIKEY_TEST_MYSQL, a mysql:// URL (the form
+# sqlopen.Open reads) for root on a fresh MariaDB server in a temporary
+# directory, with an empty database apikey_test. Tests make a database of
+# their own for each case and drop it afterwards. The server runs as
+# root (--user=root), on TCP only, without binary logging.
+start_mariadb() {
+	if ! command -v mariadbd >/dev/null 2>&1 || ! command -v mariadb-install-db >/dev/null 2>&1; then
+		echo "installing mariadb-server"
+		_apt_install mariadb-server
+	fi
+	local dir port
+	dir=$(mktemp -d /tmp/apikey-mariadb.XXXXXX)
+	port=$(_free_port)
+	mariadb-install-db --no-defaults --user=root --datadir="$dir/data" \
+		--auth-root-authentication-method=normal --skip-test-db >"$dir/install.log" 2>&1 ||
+		{ cat "$dir/install.log"; return 1; }
+	# --no-defaults: nothing from /etc/mysql. The socket lives in the
+	# temporary directory, so that it clashes with no other server's.
+	mariadbd --no-defaults --user=root --datadir="$dir/data" --bind-address=127.0.0.1 \
+		--port="$port" --socket="$dir/mariadb.sock" --pid-file="$dir/mariadb.pid" \
+		--log-error="$dir/server.log" --skip-log-bin --innodb-buffer-pool-size=64M \
+		--innodb-flush-log-at-trx-commit=2 --max-connections=300 \
+		--character-set-server=utf8mb4 --collation-server=utf8mb4_bin >/dev/null 2>&1 &
+	local i
+	for i in $(seq 1 150); do
+		mariadb-admin --no-defaults --protocol=tcp -h 127.0.0.1 -P "$port" -u root ping >/dev/null 2>&1 && break
+		sleep 0.2
+	done
+	mariadb-admin --no-defaults --protocol=tcp -h 127.0.0.1 -P "$port" -u root ping >/dev/null 2>&1 ||
+		{ cat "$dir/server.log"; return 1; }
+	mariadb --no-defaults --protocol=tcp -h 127.0.0.1 -P "$port" -u root -e 'CREATE DATABASE apikey_test' ||
+		{ cat "$dir/server.log"; return 1; }
+	_apikey_stops+=("kill \$(cat '$dir/mariadb.pid'); for _ in \$(seq 1 100); do [ -e '$dir/mariadb.pid' ] || break; sleep 0.1; done; rm -rf '$dir'")
+	export APIKEY_TEST_MYSQL="mysql://root@127.0.0.1:$port/apikey_test"
+	echo "MariaDB $(mariadbd --version | awk '{print $3}') at 127.0.0.1:$port"
+}
+
+# start_redis_cluster exports APIKEY_TEST_REDIS_CLUSTER, the comma-
+# separated addresses (host:port) of a fresh Redis Cluster of three
+# masters without replicas or persistence, on loopback. Each node's
+# directory holds its nodes.conf and a script, restart.sh, that starts it
+# again on the same port with the same configuration: the outage tests
+# shut one master down and bring it back. APIKEY_TEST_REDIS_CLUSTER_DIR
+# names the directory whose node-PORT subdirectories those are.
+start_redis_cluster() {
+	if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
+		echo "installing redis-server"
+		_apt_install redis-server
+	fi
+	local dir port ports=() addrs=() i
+	dir=$(mktemp -d /tmp/apikey-redis-cluster.XXXXXX)
+	for i in 1 2 3; do
+		port=$(_free_port)
+		# The cluster bus listens on port + 10000: both must be free.
+		while (exec 3<>"/dev/tcp/127.0.0.1/$((port + 10000))") 2>/dev/null ||
+			printf '%s\n' "${ports[@]}" | grep -qx "$port"; do
+			port=$(_free_port)
+		done
+		mkdir -p "$dir/node-$port"
+		cat >"$dir/node-$port/restart.sh" <<-SCRIPT
+			#!/bin/sh
+			exec redis-server --bind 127.0.0.1 --port $port --cluster-enabled yes \\
+				--cluster-config-file '$dir/node-$port/nodes.conf' --cluster-node-timeout 2000 \\
+				--save '' --appendonly no --daemonize yes --pidfile '$dir/node-$port/redis.pid' \\
+				--logfile '$dir/node-$port/redis.log' --dir '$dir/node-$port'
+		SCRIPT
+		chmod +x "$dir/node-$port/restart.sh"
+		"$dir/node-$port/restart.sh"
+		ports+=("$port")
+		addrs+=("127.0.0.1:$port")
+	done
+	for port in "${ports[@]}"; do
+		for i in $(seq 1 100); do
+			redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null | grep -q PONG && break
+			sleep 0.1
+		done
+		redis-cli -h 127.0.0.1 -p "$port" ping | grep -q PONG || { cat "$dir/node-$port/redis.log"; return 1; }
+		_apikey_stops+=("redis-cli -h 127.0.0.1 -p $port shutdown nosave")
+	done
+	_apikey_stops+=("rm -rf '$dir'")
+	redis-cli --cluster create "${addrs[@]}" --cluster-replicas 0 --cluster-yes >"$dir/create.log" 2>&1 ||
+		{ cat "$dir/create.log"; return 1; }
+	for port in "${ports[@]}"; do
+		for i in $(seq 1 200); do
+			redis-cli -h 127.0.0.1 -p "$port" cluster info 2>/dev/null | grep -q 'cluster_state:ok' && break
+			sleep 0.1
+		done
+		redis-cli -h 127.0.0.1 -p "$port" cluster info | grep -q 'cluster_state:ok' ||
+			{ redis-cli -h 127.0.0.1 -p "$port" cluster info; cat "$dir/create.log"; return 1; }
+	done
+	export APIKEY_TEST_REDIS_CLUSTER="$(IFS=,; echo "${addrs[*]}")"
+	export APIKEY_TEST_REDIS_CLUSTER_DIR="$dir"
+	echo "Redis Cluster $(redis-server --version | awk '{print $3}') at $APIKEY_TEST_REDIS_CLUSTER"
+}
+
 # start_chromium exports APIKEY_TEST_CHROMIUM, the path of Debian's
 # Chromium, for the portal's browser test (browsertest/), which starts it
 # headless itself. Nothing runs between tests, so there is nothing to stop.

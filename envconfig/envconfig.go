@@ -2,7 +2,7 @@
 // the same way the apikey command and the examples do, so that a key made
 // by one verifies in another:
 //
-//	APIKEY_DB                       the database, as sqlopen.Open reads it: sqlite:PATH or a postgres:// URL
+//	APIKEY_DB                       the database, as sqlopen.Open reads it: sqlite:PATH, or a postgres:// or mysql:// URL
 //	APIKEY_PREFIX                   the prefix of new keys (default DefaultPrefix)
 //	APIKEY_PEPPER                   the pepper: at least apikey.MinPepperLen random bytes, never stored
 //	APIKEY_PEPPER_VERSION           its name, recorded with each key (default DefaultPepperVersion)

@@ -67,8 +67,10 @@ func frozen() time.Time { return time.Unix(0, 0) }
 // TestLimiterMatchesMemlimit sends the same requests to the Redis
 // limiter and to a memlimit.Limiter at the times Redis read from its clock,
 // and requires identical Decisions, field for field.
-func TestLimiterMatchesMemlimit(t *testing.T) {
-	c := testClient(t)
+func TestLimiterMatchesMemlimit(t *testing.T) { eachRedis(t, testLimiterMatchesMemlimit) }
+
+func testLimiterMatchesMemlimit(t *testing.T, r testRedis) {
+	c := r.client(t)
 	ctx := context.Background()
 	// How many requests refill allows depends on how fast Redis answers,
 	// but the hourly limit refuses most of its requests at any speed, so
@@ -118,8 +120,10 @@ func TestLimiterMatchesMemlimit(t *testing.T) {
 	}
 }
 
-func TestLimiterBurst(t *testing.T) {
-	c := testClient(t)
+func TestLimiterBurst(t *testing.T) { eachRedis(t, testLimiterBurst) }
+
+func testLimiterBurst(t *testing.T, r testRedis) {
+	c := r.client(t)
 	l := newTestLimiter(t, c, testPrefix())
 	limit := apikey.Limit{Rate: 10, Period: time.Hour, Burst: 5} // a token every 6 minutes
 	allowed := 0
@@ -142,11 +146,13 @@ func TestLimiterBurst(t *testing.T) {
 
 // Two limiters (two processes' worth: two clients) on one Redis share
 // each bucket: 64 goroutines on each get the burst in total, not twice.
-func TestTwoLimitersShareBuckets(t *testing.T) {
+func TestTwoLimitersShareBuckets(t *testing.T) { eachRedis(t, testTwoLimitersShareBuckets) }
+
+func testTwoLimitersShareBuckets(t *testing.T, r testRedis) {
 	prefix := testPrefix()
 	limiters := []*Limiter{
-		newTestLimiter(t, testClient(t), prefix),
-		newTestLimiter(t, testClient(t), prefix),
+		newTestLimiter(t, r.client(t), prefix),
+		newTestLimiter(t, r.client(t), prefix),
 	}
 	limit := apikey.Limit{Rate: 1, Period: time.Hour, Burst: 50}
 	var allowed atomic.Int64
@@ -176,8 +182,10 @@ func TestTwoLimitersShareBuckets(t *testing.T) {
 }
 
 // Buckets expire when they are full again, and not before.
-func TestLimiterKeysExpire(t *testing.T) {
-	c := testClient(t)
+func TestLimiterKeysExpire(t *testing.T) { eachRedis(t, testLimiterKeysExpire) }
+
+func testLimiterKeysExpire(t *testing.T, r testRedis) {
+	c := r.client(t)
 	prefix := testPrefix()
 	l := newTestLimiter(t, c, prefix)
 	ctx := context.Background()
@@ -216,12 +224,41 @@ func TestLimiterKeysExpire(t *testing.T) {
 	}
 }
 
-// commandStats returns Redis's per-command call counts.
-func commandStats(t testing.TB, c *redis.Client) map[string]int64 {
+// commandStats returns Redis's per-command call counts; on a cluster,
+// summed over its masters.
+func commandStats(t testing.TB, c redis.UniversalClient) map[string]int64 {
 	t.Helper()
-	info, err := c.Info(context.Background(), "commandstats").Result()
+	ctx := context.Background()
+	cc, ok := c.(*redis.ClusterClient)
+	if !ok {
+		stats, err := nodeStats(ctx, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return stats
+	}
+	stats := map[string]int64{}
+	var mu sync.Mutex
+	err := cc.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+		one, err := nodeStats(ctx, m)
+		mu.Lock()
+		defer mu.Unlock()
+		for cmd, n := range one {
+			stats[cmd] += n
+		}
+		return err
+	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	return stats
+}
+
+// nodeStats reads one node's INFO commandstats.
+func nodeStats(ctx context.Context, c redis.UniversalClient) (map[string]int64, error) {
+	info, err := c.Info(ctx, "commandstats").Result()
+	if err != nil {
+		return nil, err
 	}
 	stats := map[string]int64{}
 	sc := bufio.NewScanner(strings.NewReader(info))
@@ -234,19 +271,21 @@ func commandStats(t testing.TB, c *redis.Client) map[string]int64 {
 		calls, _, _ := strings.Cut(strings.TrimPrefix(rest, "calls="), ",")
 		n, err := strconv.ParseInt(calls, 10, 64)
 		if err != nil {
-			t.Fatalf("INFO commandstats line %q: %v", sc.Text(), err)
+			return nil, fmt.Errorf("INFO commandstats line %q: %w", sc.Text(), err)
 		}
 		stats[strings.TrimPrefix(name, "cmdstat_")] = n
 	}
-	return stats
+	return stats, nil
 }
 
 // Each decision is exactly one command, EVALSHA, once Redis has the
 // script: INFO commandstats counts every command Redis runs (those a
 // script runs with redis.call are not counted as commands of their own
 // here: they appear under their names, so they are excluded below).
-func TestOneRoundTripPerDecision(t *testing.T) {
-	c := testClient(t)
+func TestOneRoundTripPerDecision(t *testing.T) { eachRedis(t, testOneRoundTripPerDecision) }
+
+func testOneRoundTripPerDecision(t *testing.T, r testRedis) {
+	c := r.client(t)
 	ctx := context.Background()
 	l := newTestLimiter(t, c, testPrefix())
 	counter, err := NewCounter(c, WithPrefix(testPrefix()))
@@ -256,9 +295,11 @@ func TestOneRoundTripPerDecision(t *testing.T) {
 	limit := apikey.Limit{Rate: 100, Period: time.Second}
 	q := apikey.Quota{Limit: 1000, Period: time.Hour}
 	// Warm up: load the scripts (EVALSHA, NOSCRIPT, EVAL) and open the
-	// connection.
-	l.Allow(ctx, "warm", limit)
-	counter.Add(ctx, "warm", q, 1)
+	// connections, on every node that holds one of the keys.
+	for i := range 7 {
+		l.Allow(ctx, fmt.Sprint("k", i), limit)
+		counter.Add(ctx, fmt.Sprint("k", i), q, 1)
+	}
 
 	// Commands that the scripts run inside Redis, counted under their
 	// own names by INFO commandstats.
@@ -278,7 +319,7 @@ func TestOneRoundTripPerDecision(t *testing.T) {
 		t.Errorf("EVALSHA calls: %d, want %d (one per decision)", d, 2*decisions)
 	}
 	for cmd, n := range after {
-		if cmd == "evalsha" || cmd == "info" || inScript[cmd] {
+		if cmd == "evalsha" || cmd == "info" || inScript[cmd] || topology(cmd) {
 			continue
 		}
 		if d := n - before[cmd]; d != 0 {
@@ -402,8 +443,10 @@ func newTestCounter(t testing.TB, c redis.UniversalClient, prefix string) *Count
 
 // TestCounterMatchesMemlimit compares with memlimit.Counter at Redis's
 // times, across window ends (10ms windows).
-func TestCounterMatchesMemlimit(t *testing.T) {
-	c := testClient(t)
+func TestCounterMatchesMemlimit(t *testing.T) { eachRedis(t, testCounterMatchesMemlimit) }
+
+func testCounterMatchesMemlimit(t *testing.T, r testRedis) {
+	c := r.client(t)
 	counter := newTestCounter(t, c, testPrefix())
 	mem, err := memlimit.NewCounter(memlimit.WithClock(frozen))
 	if err != nil {
@@ -430,8 +473,10 @@ func TestCounterMatchesMemlimit(t *testing.T) {
 	}
 }
 
-func TestCounterRefusedAddDoesNotCount(t *testing.T) {
-	c := testClient(t)
+func TestCounterRefusedAddDoesNotCount(t *testing.T) { eachRedis(t, testCounterRefusedAddDoesNotCount) }
+
+func testCounterRefusedAddDoesNotCount(t *testing.T, r testRedis) {
+	c := r.client(t)
 	counter := newTestCounter(t, c, testPrefix())
 	ctx := context.Background()
 	q := apikey.Quota{Limit: 10, Period: 24 * time.Hour}
@@ -456,19 +501,21 @@ func TestCounterRefusedAddDoesNotCount(t *testing.T) {
 
 // Counts live in Redis: a new client and Counter (a restarted process)
 // carry on where the old ones stopped.
-func TestCounterSurvivesRestart(t *testing.T) {
+func TestCounterSurvivesRestart(t *testing.T) { eachRedis(t, testCounterSurvivesRestart) }
+
+func testCounterSurvivesRestart(t *testing.T, r testRedis) {
 	prefix := testPrefix()
 	ctx := context.Background()
 	q := apikey.Quota{Limit: 100, Period: 24 * time.Hour}
 
-	c1 := testClient(t)
+	c1 := r.client(t)
 	counter1 := newTestCounter(t, c1, prefix)
 	if _, err := counter1.Add(ctx, "acme", q, 70); err != nil {
 		t.Fatal(err)
 	}
 	c1.Close()
 
-	counter2 := newTestCounter(t, testClient(t), prefix)
+	counter2 := newTestCounter(t, r.client(t), prefix)
 	d, err := counter2.Add(ctx, "acme", q, 20)
 	if err != nil {
 		t.Fatal(err)
@@ -481,9 +528,11 @@ func TestCounterSurvivesRestart(t *testing.T) {
 	}
 }
 
-func TestCounterConcurrent(t *testing.T) {
+func TestCounterConcurrent(t *testing.T) { eachRedis(t, testCounterConcurrent) }
+
+func testCounterConcurrent(t *testing.T, r testRedis) {
 	prefix := testPrefix()
-	counters := []*Counter{newTestCounter(t, testClient(t), prefix), newTestCounter(t, testClient(t), prefix)}
+	counters := []*Counter{newTestCounter(t, r.client(t), prefix), newTestCounter(t, r.client(t), prefix)}
 	q := apikey.Quota{Limit: 300, Period: 24 * time.Hour}
 	var allowed atomic.Int64
 	var wg sync.WaitGroup
@@ -513,8 +562,10 @@ func TestCounterConcurrent(t *testing.T) {
 
 // The owner as the key caps the sum over the owner's keys, across
 // processes.
-func TestOwnerKeyCapsSum(t *testing.T) {
-	c := testClient(t)
+func TestOwnerKeyCapsSum(t *testing.T) { eachRedis(t, testOwnerKeyCapsSum) }
+
+func testOwnerKeyCapsSum(t *testing.T, r testRedis) {
+	c := r.client(t)
 	l := newTestLimiter(t, c, testPrefix())
 	ctx := context.Background()
 	perKey := apikey.Limit{Rate: 10, Period: time.Hour}
@@ -577,8 +628,10 @@ func BenchmarkRedisLimiter(b *testing.B) {
 // TestCounterRefund gives units back on a real Redis: never below zero,
 // only to the window it is in, without creating a key or changing the
 // key's expiry, and in one round trip.
-func TestCounterRefund(t *testing.T) {
-	c := testClient(t)
+func TestCounterRefund(t *testing.T) { eachRedis(t, testCounterRefund) }
+
+func testCounterRefund(t *testing.T, r testRedis) {
+	c := r.client(t)
 	prefix := testPrefix()
 	counter := newTestCounter(t, c, prefix)
 	ctx := context.Background()
@@ -592,7 +645,7 @@ func TestCounterRefund(t *testing.T) {
 	if d, _ := counter.Add(ctx, "k", q, 1); d.Allowed {
 		t.Fatal("quota not exhausted")
 	}
-	if err := counter.Refund(ctx, "warm", q, 0); err != nil { // loads the script
+	if err := counter.Refund(ctx, "k", q, 0); err != nil { // loads the script on k's node
 		t.Fatal(err)
 	}
 	before := commandStats(t, c)
@@ -606,7 +659,7 @@ func TestCounterRefund(t *testing.T) {
 		switch {
 		case cmd == "evalsha" && d != 1:
 			t.Errorf("%d EVALSHA calls for one refund", d)
-		case cmd != "evalsha" && cmd != "info" && !inScript[cmd] && d != 0:
+		case cmd != "evalsha" && cmd != "info" && !inScript[cmd] && !topology(cmd) && d != 0:
 			t.Errorf("%d %s calls besides EVALSHA", d, strings.ToUpper(cmd))
 		}
 	}

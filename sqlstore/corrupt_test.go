@@ -23,6 +23,7 @@ func TestCorruptRow(t *testing.T) {
 			{"bad time", map[sqlstore.Dialect]string{
 				sqlstore.SQLite:   `created_at = 'yesterday'`,
 				sqlstore.Postgres: `metadata = '{"a":'`,
+				sqlstore.MySQL:    `metadata = '{"a":'`,
 			}[b.dialect]},
 		} {
 			t.Run(b.name+"/"+c.name, func(t *testing.T) {
@@ -115,6 +116,7 @@ func TestRevokedAtInTheFuture(t *testing.T) {
 			future := map[sqlstore.Dialect]string{
 				sqlstore.SQLite:   `CAST(strftime('%s', 'now', '+1 day') AS INTEGER) * 1000000`,
 				sqlstore.Postgres: `now() + interval '1 day'`,
+				sqlstore.MySQL:    `UTC_TIMESTAMP(6) + INTERVAL 1 DAY`,
 			}[b.dialect]
 			if _, err := db.ExecContext(ctx, `UPDATE apikey_keys SET revoked_at = `+future+`, revision = revision + 1 WHERE id = '`+k.ID+`'`); err != nil {
 				t.Fatal(err)

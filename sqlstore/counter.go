@@ -27,7 +27,7 @@ const (
 // without Redis. Usage is counted in fixed windows aligned to the quota's
 // period (counted from the Unix epoch, by the calling process's clock),
 // with one upsert per Add; a refused Add writes nothing and costs one more
-// read. Refund is one UPDATE. About once a minute an Add also deletes windows that ended over
+// read (on MySQL, so does an Add of 0 units). Refund is one UPDATE. About once a minute an Add also deletes windows that ended over
 // a minute ago. A Counter is safe for concurrent use, and processes
 // sharing the database share the counts.
 type Counter struct {
@@ -73,7 +73,12 @@ func (c *Counter) AddAt(ctx context.Context, key string, q apikey.Quota, n int64
 	reset := time.Duration(end - t)
 
 	var used int64
-	err := c.s.db.QueryRowContext(ctx, c.s.q.quotaAdd, key, start, end, n, q.Limit).Scan(&used)
+	var err error
+	if c.s.dialect == MySQL {
+		used, err = c.addMySQL(ctx, key, start, end, n, q.Limit)
+	} else {
+		err = c.s.db.QueryRowContext(ctx, c.s.q.quotaAdd, key, start, end, n, q.Limit).Scan(&used)
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		// Refused: report the usage as it stands.
 		err = c.s.db.QueryRowContext(ctx, c.s.q.quotaGet, key, start).Scan(&used)
@@ -90,6 +95,40 @@ func (c *Counter) AddAt(ctx context.Context, key string, q apikey.Quota, n int64
 	}
 	c.cleanup(ctx, t)
 	return apikey.Decision{Allowed: true, Limit: q.Limit, Remaining: q.Limit - used, Reset: reset}, nil
+}
+
+// addMySQL runs the upsert (queries.go) and returns the usage it left,
+// or sql.ErrNoRows if it refused the units, as RETURNING would on the
+// other dialects. The number of rows affected tells what happened: 1, a
+// new window holding n; 2, an accepted add to an existing one, whose new
+// usage is the LastInsertId the upsert set; 0, nothing changed: a refusal,
+// or an add of 0 units, which is allowed if the usage is within limit.
+func (c *Counter) addMySQL(ctx context.Context, key string, start, end, n, limit int64) (int64, error) {
+	res, err := c.s.db.ExecContext(ctx, c.s.q.quotaAdd, key, start, end, n, limit)
+	if err != nil {
+		return 0, err
+	}
+	rows, err := res.RowsAffected()
+	if err != nil {
+		return 0, err
+	}
+	switch {
+	case rows == 1:
+		return n, nil
+	case rows == 2:
+		return res.LastInsertId()
+	case n > 0:
+		return 0, sql.ErrNoRows
+	}
+	var used int64
+	err = c.s.db.QueryRowContext(ctx, c.s.q.quotaGet, key, start).Scan(&used)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err == nil && used > limit {
+		return 0, sql.ErrNoRows
+	}
+	return used, err
 }
 
 // Refund implements apikey.Refunder: RefundAt at time.Now().

@@ -5,12 +5,15 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	_ "github.com/jackc/pgx/v5/stdlib"
 	_ "modernc.org/sqlite"
 
@@ -30,12 +33,15 @@ type backend struct {
 	open    func(t testing.TB) (db *sql.DB, reopen func() *sql.DB)
 }
 
-// backends returns SQLite, and PostgreSQL when APIKEY_TEST_POSTGRES is set.
-// Tests that need PostgreSQL and find it unset are skipped with a message.
+// backends returns SQLite, PostgreSQL and MySQL (MariaDB in CI); tests on
+// PostgreSQL and MySQL are skipped with a message unless
+// APIKEY_TEST_POSTGRES or APIKEY_TEST_MYSQL is set. The order is fixed:
+// backends()[1] is PostgreSQL, backends()[2] MySQL.
 func backends() []backend {
 	return []backend{
 		{"sqlite", sqlstore.SQLite, openSQLite},
 		{"postgres", sqlstore.Postgres, openPostgres},
+		{"mysql", sqlstore.MySQL, openMySQL},
 	}
 }
 
@@ -44,6 +50,9 @@ func need(t testing.TB, b backend) {
 	t.Helper()
 	if b.dialect == sqlstore.Postgres && os.Getenv("APIKEY_TEST_POSTGRES") == "" {
 		t.Skip("APIKEY_TEST_POSTGRES is not set: no PostgreSQL to test against (source .ci/services.sh; start_postgres)")
+	}
+	if b.dialect == sqlstore.MySQL && os.Getenv("APIKEY_TEST_MYSQL") == "" {
+		t.Skip("APIKEY_TEST_MYSQL is not set: no MySQL or MariaDB to test against (source .ci/services.sh; start_mariadb)")
 	}
 }
 
@@ -114,6 +123,73 @@ func openPostgres(t testing.TB) (*sql.DB, func() *sql.DB) {
 	return reopen(), reopen
 }
 
+// mysqlConfig reads APIKEY_TEST_MYSQL, a mysql://USER[:PASSWORD]@HOST:PORT/DB
+// URL as sqlopen.Open reads it, into the driver's configuration, with the
+// settings sqlopen sets.
+func mysqlConfig(t testing.TB) *mysql.Config {
+	t.Helper()
+	dsn := os.Getenv("APIKEY_TEST_MYSQL")
+	if dsn == "" {
+		t.Skip("APIKEY_TEST_MYSQL is not set: no MySQL or MariaDB to test against (source .ci/services.sh; start_mariadb)")
+	}
+	u, err := url.Parse(dsn)
+	if err != nil || u.Scheme != "mysql" || u.Host == "" {
+		t.Fatal("APIKEY_TEST_MYSQL: want mysql://USER[:PASSWORD]@HOST:PORT/DATABASE")
+	}
+	cfg := mysql.NewConfig()
+	cfg.Net, cfg.Addr, cfg.DBName = "tcp", u.Host, u.Path[min(1, len(u.Path)):]
+	cfg.User = u.User.Username()
+	cfg.Passwd, _ = u.User.Password()
+	cfg.ParseTime, cfg.Loc = true, time.UTC
+	cfg.Params = map[string]string{"time_zone": "'+00:00'"}
+	return cfg
+}
+
+// openMySQL creates a database of its own on the test server, dropped at
+// cleanup, and opens connections to it.
+func openMySQL(t testing.TB) (*sql.DB, func() *sql.DB) {
+	t.Helper()
+	cfg := mysqlConfig(t)
+	admin, err := sql.Open("mysql", cfg.FormatDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := "t_" + randomHex(8)
+	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
+		admin.Close()
+		t.Fatalf("create database (is APIKEY_TEST_MYSQL right?): %v", err)
+	}
+	t.Cleanup(func() {
+		// Registered first, so it runs after every *sql.DB below closed.
+		admin.Exec("DROP DATABASE " + name)
+		admin.Close()
+	})
+	cfg.DBName = name
+	reopen := func() *sql.DB {
+		db, err := sql.Open("mysql", cfg.FormatDSN())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	return reopen(), reopen
+}
+
+// dialectSQL turns a test's $1, $2, … into ?1, ?2, … for SQLite and into
+// ?, ?, … for MySQL, where the $N must come in order.
+func dialectSQL(d sqlstore.Dialect, q string) string {
+	for i := 9; i >= 1; i-- {
+		switch d {
+		case sqlstore.SQLite:
+			q = strings.ReplaceAll(q, fmt.Sprintf("$%d", i), fmt.Sprintf("?%d", i))
+		case sqlstore.MySQL:
+			q = strings.ReplaceAll(q, fmt.Sprintf("$%d", i), "?")
+		}
+	}
+	return q
+}
+
 func randomHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
@@ -166,4 +242,50 @@ func eventually(t testing.TB, within time.Duration, what string, cond func() boo
 		time.Sleep(10 * time.Millisecond)
 	}
 	return time.Since(start)
+}
+
+// mysqlDump returns every column of every row of every table in the
+// MySQL test database, as the server sends them (binary columns as they
+// are stored).
+func mysqlDump(t *testing.T, db *sql.DB) []byte {
+	t.Helper()
+	rows, err := db.Query(`SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tables []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		tables = append(tables, n)
+	}
+	rows.Close()
+	if len(tables) < 3 {
+		t.Fatalf("found only tables %q", tables)
+	}
+	var out []byte
+	for _, tbl := range tables {
+		rows, err := db.Query(`SELECT * FROM ` + tbl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cols, _ := rows.Columns()
+		vals := make([]sql.RawBytes, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		for rows.Next() {
+			if err := rows.Scan(ptrs...); err != nil {
+				t.Fatal(err)
+			}
+			for _, v := range vals {
+				out = append(append(out, v...), '\n')
+			}
+		}
+		rows.Close()
+	}
+	return out
 }

@@ -28,11 +28,21 @@ func (s *Store) CreateLegacy(ctx context.Context, keys []*apikey.Key, records []
 		if !validText(r.Lookup) || !validText(r.KeyID) || !validText(r.Hash) {
 			return fmt.Errorf("%w: sqlstore: legacy record: lookup, key ID and hash must be UTF-8 without NUL bytes", apikey.ErrInvalidRequest)
 		}
+		if s.dialect == MySQL && (len(r.Lookup) > mysqlMaxBytes || len(r.KeyID) > mysqlMaxBytes || len(r.Hash) > mysqlMaxText) {
+			return fmt.Errorf("%w: sqlstore: legacy record for key %.40q: lookup or key ID over %d bytes, or hash over %d, on MySQL",
+				apikey.ErrInvalidRequest, r.KeyID, mysqlMaxBytes, mysqlMaxText)
+		}
 	}
 	insert := `INSERT INTO ` + s.cfg.prefix + `legacy_keys (lookup, key_id, hash, created_at) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (lookup) DO NOTHING`
-	if s.dialect == SQLite {
+	switch s.dialect {
+	case SQLite:
 		insert = sqlitePlaceholders(insert)
+	case MySQL:
+		// A lookup already there changes nothing: 0 rows affected, as
+		// with DO NOTHING (the Store refuses clientFoundRows).
+		insert = `INSERT INTO ` + s.cfg.prefix + `legacy_keys (lookup, key_id, hash, created_at) VALUES ($1, $2, $3, $4)
+			ON DUPLICATE KEY UPDATE lookup = lookup`
 	}
 	now := s.timeArg(time.Now())
 	err := s.inTx(ctx, func(tx execer) error {
@@ -64,7 +74,7 @@ func (s *Store) CreateLegacy(ctx context.Context, keys []*apikey.Key, records []
 }
 
 // maxLegacyLookups bounds the parameters of one GetLegacy query, well
-// under both dialects' limits.
+// under every dialect's limits.
 const maxLegacyLookups = 1000
 
 // GetLegacy implements apikey.LegacyStore with one query.

@@ -62,8 +62,12 @@ const SchemaVersion = 6
 // missing migrations in one transaction. It is safe to call from several
 // processes at once: on PostgreSQL they queue on an advisory lock, on
 // SQLite on the write lock (BEGIN IMMEDIATE, waiting up to the busy
-// timeout). A database already current is left as it is. A database
-// migrated by newer code fails with ErrSchemaTooNew and is not written to.
+// timeout). On MySQL, where DDL cannot be rolled back, they queue on a
+// named lock (GET_LOCK, up to 10 minutes), and each migration is recorded
+// once its statements have run; a failure part-way through one leaves its
+// earlier statements applied. A database already current is left as it
+// is. A database migrated by newer code fails with ErrSchemaTooNew and is
+// not written to.
 func (s *Store) Migrate(ctx context.Context) error {
 	ms, err := migrations(s.dialect)
 	if err != nil {
@@ -72,7 +76,12 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if len(ms) != SchemaVersion {
 		return fmt.Errorf("sqlstore: %d migrations for %v, want %d", len(ms), s.dialect, SchemaVersion)
 	}
-	if err := s.inTx(ctx, func(tx execer) error { return s.migrate(ctx, tx, ms) }); err != nil {
+	if s.dialect == MySQL {
+		err = s.migrateMySQL(ctx, ms)
+	} else {
+		err = s.inTx(ctx, func(tx execer) error { return s.migrate(ctx, tx, ms) })
+	}
+	if err != nil {
 		return err
 	}
 	s.ready.Store(true)

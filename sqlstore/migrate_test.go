@@ -16,8 +16,11 @@ import (
 func tableExists(t *testing.T, db *sql.DB, d sqlstore.Dialect, name string) bool {
 	t.Helper()
 	q := `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?`
-	if d == sqlstore.Postgres {
+	switch d {
+	case sqlstore.Postgres:
 		q = `SELECT COUNT(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = $1`
+	case sqlstore.MySQL:
+		q = `SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?`
 	}
 	var n int
 	if err := db.QueryRow(q, name).Scan(&n); err != nil {

@@ -16,7 +16,7 @@ import (
 func undoVersion5(t *testing.T, db *sql.DB, d sqlstore.Dialect) {
 	t.Helper()
 	qs := []string{`DROP TABLE apikey_usage`, `DROP TABLE apikey_event_claims`}
-	if d == sqlstore.SQLite {
+	if d == sqlstore.SQLite || d == sqlstore.MySQL {
 		qs = append(qs, `DROP TRIGGER apikey_keys_changed_update`) // it names the column
 	}
 	qs = append(qs, `ALTER TABLE apikey_keys DROP COLUMN revoked_reason`, `DELETE FROM apikey_schema_version WHERE version >= 5`)

@@ -76,6 +76,22 @@ func openMissFixture(b *testing.B, be backend, n int) *missFixture {
 		q.Set("search_path", schema)
 		u.RawQuery = q.Encode()
 		dsn = u.String()
+	case sqlstore.MySQL:
+		admin, err := sql.Open("mysql", mysqlConfig(b).FormatDSN())
+		if err != nil {
+			b.Fatal(err)
+		}
+		name := "miss_" + randomHex(6)
+		if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
+			b.Fatal(err)
+		}
+		benchCleanup = append(benchCleanup, func() {
+			admin.Exec("DROP DATABASE " + name)
+			admin.Close()
+		})
+		u, _ := url.Parse(os.Getenv("APIKEY_TEST_MYSQL"))
+		u.Path = "/" + name
+		dsn = u.String()
 	}
 	st, err := sqlopen.Open(ctx, dsn)
 	if err != nil {
@@ -111,8 +127,11 @@ func openMissFixture(b *testing.B, be backend, n int) *missFixture {
 		b.Fatal(err)
 	}
 	p := "$1"
-	if be.dialect == sqlstore.SQLite {
+	switch be.dialect {
+	case sqlstore.SQLite:
 		p = "?1"
+	case sqlstore.MySQL:
+		p = "?" // st.DB() is the plain *sql.DB, without the Store's rebinder
 	}
 	if f.floor, err = st.DB().PrepareContext(ctx, "SELECT digest FROM apikey_keys WHERE id = "+p); err != nil {
 		b.Fatal(err)

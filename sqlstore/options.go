@@ -12,8 +12,8 @@ import (
 // otherwise.
 const DefaultTablePrefix = "apikey_"
 
-// DefaultPollInterval is how often Watch reads the change log on SQLite,
-// unless WithPollInterval says otherwise.
+// DefaultPollInterval is how often Watch reads the change log on SQLite
+// and MySQL, unless WithPollInterval says otherwise.
 const DefaultPollInterval = 250 * time.Millisecond
 
 // Option configures a Store in New. An Option that cannot apply its
@@ -62,7 +62,7 @@ func validPrefix(p string) bool {
 // notification. Package pglisten provides one for pgx (pglisten.Wait).
 // Without it, Watch on PostgreSQL returns ErrNoNotifications and Managers
 // see changes made elsewhere only when their cache entries expire. It has
-// no effect on SQLite. wait must not be nil.
+// no effect on SQLite and MySQL. wait must not be nil.
 func WithNotifications(wait NotifyWaiter) Option {
 	return func(c *config) error {
 		if wait == nil {
@@ -74,8 +74,8 @@ func WithNotifications(wait NotifyWaiter) Option {
 }
 
 // WithPollInterval sets how often Watch reads the change log on SQLite
-// (default DefaultPollInterval); d must be positive. It has no effect on
-// PostgreSQL, where changes are pushed.
+// and MySQL (default DefaultPollInterval); d must be positive. It has no
+// effect on PostgreSQL, where changes are pushed.
 func WithPollInterval(d time.Duration) Option {
 	return func(c *config) error {
 		if d <= 0 {

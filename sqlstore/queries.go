@@ -94,6 +94,38 @@ func buildQueries(d Dialect, p string) queries {
 		q.createVersionTable = `CREATE TABLE IF NOT EXISTS ` + p + `schema_version (
 			version    integer NOT NULL PRIMARY KEY,
 			applied_at timestamptz NOT NULL DEFAULT now())`
+	case MySQL:
+		// The queries keep their $N: the Store's rebinder turns them into
+		// ?s (rebind.go). An insert that finds the ID taken changes nothing
+		// and affects 0 rows, which the driver reports as such because the
+		// Store refuses clientFoundRows (checkMySQLSession).
+		q.insert = `INSERT INTO ` + t + ` (` + columns + `) VALUES
+			($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, 1)
+			ON DUPLICATE KEY UPDATE id = id`
+		// A claim already there changes nothing: 0 rows affected.
+		q.claimEvent = `INSERT INTO ` + p + `event_claims (key_id, event, claimed_at) VALUES ($1, $2, $3)
+			ON DUPLICATE KEY UPDATE key_id = key_id`
+		q.lastUsed = `UPDATE ` + t + ` AS k
+			JOIN JSON_TABLE($1, '$[*]' COLUMNS (id VARCHAR(255) PATH '$[0]', at DATETIME(6) PATH '$[1]')) AS u
+			ON k.id = u.id
+			SET k.last_used_at = u.at
+			WHERE k.last_used_at IS NULL OR k.last_used_at < u.at`
+		// One statement, as on the other dialects: a first add larger than
+		// the limit inserts nothing, and one that would pass the limit
+		// leaves used as it is. An accepted update also hands the new
+		// count back through LAST_INSERT_ID(expr), which the driver
+		// reports as the result's LastInsertId, since MySQL has no
+		// RETURNING for an upsert (Counter.addMySQL reads the result).
+		q.quotaAdd = `INSERT INTO ` + p + `quota_usage (counter_key, window_start, window_end, used)
+			SELECT $1, $2, $3, $4 FROM DUAL WHERE $4 <= $5
+			ON DUPLICATE KEY UPDATE used = LAST_INSERT_ID(IF(used + $4 <= $5, used + $4, used))`
+		q.changesMax = `SELECT COALESCE(MAX(seq), 0) FROM ` + p + `changes`
+		q.changesSince = `SELECT seq, id FROM ` + p + `changes WHERE seq > $1 ORDER BY seq LIMIT 1000`
+		q.tableExists = `SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = $1`
+		q.createVersionTable = `CREATE TABLE IF NOT EXISTS ` + p + `schema_version (
+			version    INT NOT NULL PRIMARY KEY,
+			applied_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
+			) ENGINE=InnoDB`
 	}
 	return q
 }

@@ -1,10 +1,11 @@
 // Package sqlstore is an apikey.Store on database/sql, for SQLite (the
-// embedded default: one process, or a few sharing a file) and PostgreSQL
-// (many instances sharing one database).
+// embedded default: one process, or a few sharing a file), PostgreSQL and
+// MySQL or MariaDB (many instances sharing one database).
 //
 // The package imports no driver: open a *sql.DB with the driver of your
-// choice (modernc.org/sqlite, pure Go, or github.com/jackc/pgx/v5/stdlib)
-// and pass it to New, or let package sqlopen do both from a DSN. Call
+// choice (modernc.org/sqlite, pure Go, github.com/jackc/pgx/v5/stdlib or
+// github.com/go-sql-driver/mysql) and pass it to New, or let package
+// sqlopen do both from a DSN. Call
 // Migrate once at start-up (it is safe from several processes at once);
 // until the schema is current every method fails with ErrNotMigrated.
 //
@@ -19,7 +20,8 @@
 // (one statement per batch) and apikey.Watcher: on PostgreSQL through
 // LISTEN/NOTIFY fed by a trigger, so that a change made by any client
 // reaches every Manager within a second (see WithNotifications and package
-// pglisten); on SQLite by polling a change log that triggers maintain.
+// pglisten); on SQLite and MySQL by polling a change log that triggers
+// maintain.
 // Counter returns a quota counter on the same database, and Vault a store
 // for package vault's envelope-encrypted secrets. It also implements
 // apikey.LegacyStore, for keys imported from another system
@@ -55,15 +57,29 @@ const (
 	// Postgres is PostgreSQL 11 or later, for example through
 	// github.com/jackc/pgx/v5/stdlib.
 	Postgres
+	// MySQL is MariaDB 10.6 or later, or MySQL 8.0.16 or later (for
+	// JSON_TABLE and CHECK constraints), with InnoDB, through
+	// github.com/go-sql-driver/mysql. It is tested on MariaDB.
+	// The session must be in strict mode (STRICT_TRANS_TABLES or
+	// STRICT_ALL_TABLES, the servers' default), so that nothing is
+	// silently truncated, and the driver must count changed rows, not
+	// found ones (clientFoundRows=false, its default): the Store checks
+	// both before its first use and fails with ErrUnsupportedSession
+	// otherwise. Times are DATETIME(6) in UTC, whatever the session's
+	// time zone; keep the driver's loc at UTC (its default) if you set
+	// parseTime. See package sqlopen for a DSN with all of this set.
+	MySQL
 )
 
-// String returns "sqlite" or "postgres".
+// String returns "sqlite", "postgres" or "mysql".
 func (d Dialect) String() string {
 	switch d {
 	case SQLite:
 		return "sqlite"
 	case Postgres:
 		return "postgres"
+	case MySQL:
+		return "mysql"
 	}
 	return fmt.Sprintf("Dialect(%d)", uint8(d))
 }
@@ -81,6 +97,11 @@ var (
 	// ErrNoNotifications is returned by Watch on PostgreSQL when the Store
 	// was made without the WithNotifications option.
 	ErrNoNotifications = errors.New("apikey: sqlstore: no PostgreSQL change notifications (Watch needs the WithNotifications option with a waiter for the driver, such as pglisten.Wait)")
+
+	// ErrUnsupportedSession reports a MySQL connection the Store cannot
+	// rely on: not in strict mode, or counting found rows rather than
+	// changed ones. The Store refuses to work on it.
+	ErrUnsupportedSession = errors.New("apikey: sqlstore: unsupported MySQL session")
 )
 
 // Store is an apikey.Store in a SQL database. It also implements
@@ -90,7 +111,7 @@ var (
 // safe for concurrent use; it holds no connection of its own apart from
 // the one Watch uses while it runs on PostgreSQL.
 type Store struct {
-	db      *sql.DB
+	db      storeDB // on MySQL, rebinding placeholders (rebind.go)
 	dialect Dialect
 	cfg     config
 	q       queries
@@ -111,12 +132,12 @@ type Store struct {
 // driver for dialect. A nil db, an unknown dialect, a nil option or an
 // option that refuses its argument fails with an error wrapping
 // apikey.ErrInvalidRequest.
-func New(db *sql.DB, dialect Dialect, opts ...Option) (*Store, error) {
-	if db == nil {
+func New(sqlDB *sql.DB, dialect Dialect, opts ...Option) (*Store, error) {
+	if sqlDB == nil {
 		return nil, fmt.Errorf("%w: sqlstore: nil *sql.DB", apikey.ErrInvalidRequest)
 	}
-	if dialect != SQLite && dialect != Postgres {
-		return nil, fmt.Errorf("%w: sqlstore: unknown dialect %v: want sqlstore.SQLite or sqlstore.Postgres", apikey.ErrInvalidRequest, dialect)
+	if dialect != SQLite && dialect != Postgres && dialect != MySQL {
+		return nil, fmt.Errorf("%w: sqlstore: unknown dialect %v: want sqlstore.SQLite, sqlstore.Postgres or sqlstore.MySQL", apikey.ErrInvalidRequest, dialect)
 	}
 	cfg := config{prefix: DefaultTablePrefix, pollInterval: DefaultPollInterval}
 	for _, opt := range opts {
@@ -127,11 +148,15 @@ func New(db *sql.DB, dialect Dialect, opts ...Option) (*Store, error) {
 			return nil, err
 		}
 	}
-	return &Store{db: db, dialect: dialect, cfg: cfg, q: buildQueries(dialect, cfg.prefix)}, nil
+	st := &Store{db: storeDB{DB: sqlDB}, dialect: dialect, cfg: cfg, q: buildQueries(dialect, cfg.prefix)}
+	if dialect == MySQL {
+		st.db.rb = new(rebinder)
+	}
+	return st, nil
 }
 
 // DB returns the database the Store uses.
-func (s *Store) DB() *sql.DB { return s.db }
+func (s *Store) DB() *sql.DB { return s.db.DB }
 
 // Dialect returns the Store's dialect.
 func (s *Store) Dialect() Dialect { return s.dialect }
@@ -167,6 +192,11 @@ func (s *Store) check(ctx context.Context) error {
 		return fmt.Errorf("%w: database is at version %d, this code needs %d", ErrNotMigrated, v, SchemaVersion)
 	case v > SchemaVersion:
 		return fmt.Errorf("%w: database is at version %d, this code knows up to %d", ErrSchemaTooNew, v, SchemaVersion)
+	}
+	if s.dialect == MySQL {
+		if err := s.checkMySQLSession(ctx, s.db); err != nil {
+			return err
+		}
 	}
 	s.ready.Store(true)
 	return nil
@@ -401,6 +431,9 @@ func (s *Store) RevokeWithReason(ctx context.Context, id string, at time.Time, r
 	if !validText(reason) {
 		return fmt.Errorf("%w: sqlstore: key %s: revocation reason must be UTF-8 without NUL bytes", apikey.ErrInvalidRequest, id)
 	}
+	if s.dialect == MySQL && len(reason) > mysqlMaxMediumText {
+		return fmt.Errorf("%w: sqlstore: key %s: revocation reason over %d bytes on MySQL", apikey.ErrInvalidRequest, id, mysqlMaxMediumText)
+	}
 	res, err := s.db.ExecContext(ctx, s.q.revoke, id, s.timeArg(at), reason)
 	if err != nil {
 		return fmt.Errorf("sqlstore: revoke key %s: %w", id, err)
@@ -431,6 +464,12 @@ func (s *Store) ClaimEvent(ctx context.Context, id, event string, at time.Time) 
 	if !validText(id) || !validText(event) {
 		return false, fmt.Errorf("%w: sqlstore: claim: key ID and event must be UTF-8 without NUL bytes", apikey.ErrInvalidRequest)
 	}
+	if s.dialect == MySQL && (len(id) > mysqlMaxBytes || len(event) > mysqlMaxBytes) {
+		return false, fmt.Errorf("%w: sqlstore: claim: key ID and event are at most %d bytes on MySQL", apikey.ErrInvalidRequest, mysqlMaxBytes)
+	}
+	if s.dialect == MySQL && !at.IsZero() && (at.Before(mysqlMinTime) || !at.Before(mysqlMaxTime)) {
+		return false, fmt.Errorf("%w: sqlstore: claim: time %v outside the years 1000 to 9999 that MySQL can store", apikey.ErrInvalidRequest, at)
+	}
 	res, err := s.db.ExecContext(ctx, s.q.claimEvent, id, event, s.timeArg(at))
 	if err != nil {
 		return false, fmt.Errorf("sqlstore: claim event %q of key %s: %w", event, id, err)
@@ -458,9 +497,12 @@ func (s *Store) RecordLastUsed(ctx context.Context, used map[string]time.Time) e
 			continue // no such key can exist
 		}
 		at = at.UTC().Truncate(time.Microsecond)
-		if s.dialect == SQLite {
+		switch s.dialect {
+		case SQLite:
 			batch = append(batch, [2]any{id, at.UnixMicro()})
-		} else {
+		case MySQL:
+			batch = append(batch, [2]any{id, at.Format(mysqlTime)})
+		default:
 			batch = append(batch, [2]any{id, at.Format(time.RFC3339Nano)})
 		}
 	}
@@ -469,8 +511,8 @@ func (s *Store) RecordLastUsed(ctx context.Context, used map[string]time.Time) e
 	}
 	var arg []byte
 	var err error
-	if s.dialect == SQLite {
-		arg, err = json.Marshal(batch) // [["id", micros], ...]
+	if s.dialect != Postgres {
+		arg, err = json.Marshal(batch) // [["id", micros or "YYYY-MM-DD hh:mm:ss.ffffff"], ...]
 	} else {
 		objs := make([]map[string]any, len(batch))
 		for i, b := range batch {
@@ -506,6 +548,11 @@ func (s *Store) args(k *apikey.Key) ([]any, error) {
 	}
 	if k.ID == "" {
 		return nil, fmt.Errorf("%w: sqlstore: empty key ID", apikey.ErrInvalidRequest)
+	}
+	if s.dialect == MySQL {
+		if err := mysqlFits(k); err != nil {
+			return nil, err
+		}
 	}
 	for _, sc := range k.Scopes {
 		if !utf8.ValidString(sc) {
@@ -558,15 +605,19 @@ func jsonOrNull(v any, isNil bool) (any, error) {
 }
 
 // timeArg returns t as the dialect stores it: Unix microseconds on SQLite,
-// a UTC time.Time on PostgreSQL; NULL for the zero time. It truncates to
-// microseconds, as PostgreSQL would otherwise round.
+// a UTC time.Time on PostgreSQL, UTC DATETIME(6) text on MySQL (so that
+// the driver's loc cannot shift it); NULL for the zero time. It truncates
+// to microseconds, as PostgreSQL and MySQL would otherwise round.
 func (s *Store) timeArg(t time.Time) any {
 	if t.IsZero() {
 		return nil
 	}
 	t = t.UTC().Truncate(time.Microsecond)
-	if s.dialect == SQLite {
+	switch s.dialect {
+	case SQLite:
 		return t.UnixMicro()
+	case MySQL:
+		return t.Format(mysqlTime)
 	}
 	return t
 }

@@ -184,6 +184,13 @@ func TestNoSecretsStored(t *testing.T) {
 		}
 		checkDump(t, dump.Bytes(), tokens, ids)
 	})
+	t.Run("mysql", func(t *testing.T) {
+		b := backends()[2]
+		need(t, b)
+		db, _ := b.open(t)
+		tokens, ids := issueMany(t, newStore(t, db, sqlstore.MySQL))
+		checkDump(t, mysqlDump(t, db), tokens, ids)
+	})
 }
 
 func checkDump(t *testing.T, dump []byte, tokens, ids []string) {

@@ -11,13 +11,13 @@ import (
 // deferred transaction that reads and then writes can fail with
 // SQLITE_BUSY when another process writes in between.
 func (s *Store) inTx(ctx context.Context, fn func(execer) error) error {
-	if s.dialect == Postgres {
+	if s.dialect != SQLite {
 		tx, err := s.db.BeginTx(ctx, nil)
 		if err != nil {
 			return fmt.Errorf("sqlstore: begin: %w", err)
 		}
 		defer tx.Rollback()
-		if err := fn(tx); err != nil {
+		if err := fn(s.rebind(tx)); err != nil {
 			return err
 		}
 		if err := tx.Commit(); err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/apikeykit/apikey"
@@ -14,9 +15,9 @@ import (
 // RecordUsage implements apikey.UsageRecorder with one upsert statement
 // per call (the rows travel as one JSON parameter): each row's requests and
 // units are added to its key's hour, in the usage table of schema version
-// 4. Rows for the same key and hour are summed first. A row that is not
+// 6. Rows for the same key and hour are summed first. A row that is not
 // on a whole hour, has negative counts or text that is not UTF-8 without
-// NUL fails the whole batch with an error wrapping
+// NUL (or, on MySQL, a key ID or owner over 255 bytes) fails the whole batch with an error wrapping
 // apikey.ErrInvalidRequest, and nothing is written.
 func (s *Store) RecordUsage(ctx context.Context, rows []apikey.UsageRow) error {
 	if err := s.check(ctx); err != nil {
@@ -30,7 +31,8 @@ func (s *Store) RecordUsage(ctx context.Context, rows []apikey.UsageRow) error {
 	batch := make([]usageJSON, 0, len(rows))
 	for _, r := range rows {
 		if r.KeyID == "" || !validText(r.KeyID) || !validText(r.Owner) || r.Requests < 0 || r.Units < 0 ||
-			!r.Start.Equal(r.Start.Truncate(time.Hour)) {
+			!r.Start.Equal(r.Start.Truncate(time.Hour)) ||
+			s.dialect == MySQL && (len(r.KeyID) > mysqlMaxBytes || len(r.Owner) > mysqlMaxBytes) {
 			return fmt.Errorf("%w: sqlstore: usage row for key %.40q at %v: want a key, a whole hour and counts ≥ 0",
 				apikey.ErrInvalidRequest, r.KeyID, r.Start)
 		}
@@ -82,6 +84,16 @@ func (s *Store) usageUpsert() string {
 			ON CONFLICT (key_id, hour_start) DO UPDATE SET owner = excluded.owner,
 				requests = u.requests + excluded.requests, units = u.units + excluded.units`
 	}
+	if s.dialect == MySQL {
+		// JSON_TABLE in place of json_to_recordset; the UPDATE part reads
+		// each row's values from the SELECT (no VALUES(), which MySQL 8
+		// deprecates). A row already there affects 2 rows, a new one 1.
+		return `INSERT INTO ` + t + ` (key_id, hour_start, owner, requests, units)
+			SELECT r.k, r.h, r.o, r.n, r.u FROM JSON_TABLE($1, '$[*]' COLUMNS (
+				k VARCHAR(255) PATH '$.k', h BIGINT PATH '$.h', o VARCHAR(255) PATH '$.o',
+				n BIGINT PATH '$.n', u BIGINT PATH '$.u')) AS r
+			ON DUPLICATE KEY UPDATE owner = r.o, requests = requests + r.n, units = units + r.u`
+	}
 	return `INSERT INTO ` + t + ` AS u (key_id, hour_start, owner, requests, units)
 		SELECT r.k, r.h, r.o, r.n, r.u FROM json_to_recordset($1::json) AS r(k text, h bigint, o text, n bigint, u bigint)
 		ON CONFLICT (key_id, hour_start) DO UPDATE SET owner = excluded.owner,
@@ -115,6 +127,11 @@ func (s *Store) Usage(ctx context.Context, q apikey.UsageQuery) ([]apikey.UsageR
 		bucket = `hour_start - (hour_start % 86400)`
 	case q.Granularity == apikey.Month && s.dialect == SQLite:
 		bucket = `CAST(strftime('%s', hour_start, 'unixepoch', 'start of month') AS INTEGER)`
+	case q.Granularity == apikey.Month && s.dialect == MySQL:
+		// Arithmetic on DATETIMEs, which the session's time_zone does not
+		// shift (FROM_UNIXTIME and UNIX_TIMESTAMP would).
+		bucket = `TIMESTAMPDIFF(SECOND, '1970-01-01 00:00:00',
+			DATE_FORMAT(TIMESTAMPADD(SECOND, hour_start, '1970-01-01 00:00:00'), '%Y-%m-01 00:00:00'))`
 	case q.Granularity == apikey.Month:
 		bucket = `CAST(extract(epoch FROM date_trunc('month', to_timestamp(hour_start) AT TIME ZONE 'UTC')) AS bigint)`
 	default:
@@ -140,8 +157,12 @@ func (s *Store) Usage(ctx context.Context, q apikey.UsageQuery) ([]apikey.UsageR
 			GROUP BY owner, b ORDER BY b`
 		args = []any{q.Owner, from, to}
 	}
-	if s.dialect == SQLite {
+	switch s.dialect {
+	case SQLite:
 		query = sqlitePlaceholders(query)
+	case MySQL:
+		// MySQL's CAST knows SIGNED, not bigint.
+		query = strings.ReplaceAll(query, " AS bigint)", " AS SIGNED)")
 	}
 	rs, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {

@@ -53,10 +53,16 @@ func (s *Store) Vault() *VaultStore {
 			WHERE kek_version <> $1 AND (owner > $2 OR owner = $2 AND name > $3)
 			ORDER BY owner, name LIMIT $4`,
 	}
-	if s.dialect == SQLite {
+	switch s.dialect {
+	case SQLite:
 		for _, p := range []*string{&q.get, &q.insert, &q.update, &q.list, &q.del, &q.revealed, &q.rewrap, &q.stale} {
 			*p = sqlitePlaceholders(*p)
 		}
+	case MySQL:
+		// Affects 0 rows if the row exists (the Store refuses
+		// clientFoundRows).
+		q.insert = `INSERT INTO ` + t + ` (` + vaultColumns + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+			ON DUPLICATE KEY UPDATE owner = owner`
 	}
 	return &VaultStore{s: s, q: q}
 }
@@ -93,6 +99,9 @@ func (v *VaultStore) Put(ctx context.Context, r vault.Record) error {
 	}
 	if r.Version < 1 {
 		return vault.ErrConflict
+	}
+	if v.s.dialect == MySQL && max(len(r.Owner), len(r.Name), len(r.KEKVersion), len(r.Hint), len(r.Nonce)) > mysqlMaxBytes {
+		return fmt.Errorf("%w: sqlstore: vault: owner, name, KEK version, hint and nonce must be at most %d bytes on MySQL", apikey.ErrInvalidRequest, mysqlMaxBytes)
 	}
 	args := []any{r.Owner, r.Name, r.Version, r.KEKVersion, nonNil(r.WrappedKey), nonNil(r.Nonce), nonNil(r.Ciphertext),
 		r.Hint, v.s.timeArg(r.CreatedAt), v.s.timeArg(r.RevealedAt)}

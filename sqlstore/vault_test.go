@@ -176,16 +176,6 @@ func providerKey() string {
 	return "sk-proj-" + base64.RawURLEncoding.EncodeToString(b)
 }
 
-// dialectSQL turns $1 into ?1 for SQLite.
-func dialectSQL(d sqlstore.Dialect, q string) string {
-	if d == sqlstore.SQLite {
-		for i := 9; i >= 1; i-- {
-			q = strings.ReplaceAll(q, fmt.Sprintf("$%d", i), fmt.Sprintf("?%d", i))
-		}
-	}
-	return q
-}
-
 // TestVaultTampering: changing any byte of a stored ciphertext, nonce or
 // wrapped key, or any other column the ciphertext depends on, makes
 // Reveal fail; it never returns another plaintext. With the data-key
@@ -491,6 +481,8 @@ func TestVaultNoPlaintextAtRest(t *testing.T) {
 					t.Fatal(err)
 				}
 				blobs = append(blobs, data)
+			} else if b.dialect == sqlstore.MySQL {
+				blobs = append(blobs, mysqlDump(t, db))
 			} else {
 				blobs = append(blobs, postgresDump(t, db))
 			}

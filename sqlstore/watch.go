@@ -35,9 +35,9 @@ const (
 // and needs the WithNotifications option (else it returns ErrNoNotifications
 // at once). After a lost connection it reconnects and calls changed("").
 //
-// On SQLite Watch polls a change log, maintained by triggers, every
-// WithPollInterval; a watcher that fell more than 1000 changes behind gets
-// changed("").
+// On SQLite and MySQL Watch polls a change log, maintained by triggers,
+// every WithPollInterval; a watcher that fell more than 1000 changes
+// behind gets changed("").
 //
 // changed is called from Watch's goroutine, one call at a time.
 func (s *Store) Watch(ctx context.Context, changed func(id string)) error {
@@ -47,7 +47,7 @@ func (s *Store) Watch(ctx context.Context, changed func(id string)) error {
 		}
 		return s.watchPostgres(ctx, changed)
 	}
-	return s.watchSQLite(ctx, changed)
+	return s.watchLog(ctx, changed)
 }
 
 func (s *Store) watchPostgres(ctx context.Context, changed func(string)) error {
@@ -107,7 +107,8 @@ func (s *Store) listen(ctx context.Context, changed func(string)) (listened bool
 	}
 }
 
-func (s *Store) watchSQLite(ctx context.Context, changed func(string)) error {
+// watchLog polls the change log (SQLite, MySQL).
+func (s *Store) watchLog(ctx context.Context, changed func(string)) error {
 	t := time.NewTicker(s.cfg.pollInterval)
 	defer t.Stop()
 	last := int64(-1) // no position in the log yet

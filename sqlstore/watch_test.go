@@ -72,8 +72,11 @@ func TestRevokeReachesOtherManager(t *testing.T) {
 			t.Run("plain SQL", func(t *testing.T) {
 				secret, k := issueAndCache()
 				q := `UPDATE apikey_keys SET revoked_at = now() WHERE id = $1`
-				if b.dialect == sqlstore.SQLite {
+				switch b.dialect {
+				case sqlstore.SQLite:
 					q = `UPDATE apikey_keys SET revoked_at = CAST(unixepoch('subsec') * 1000000 AS INTEGER) WHERE id = ?`
+				case sqlstore.MySQL:
+					q = `UPDATE apikey_keys SET revoked_at = UTC_TIMESTAMP(6) WHERE id = ?`
 				}
 				if _, err := operator.Exec(q, k.ID); err != nil {
 					t.Fatal(err)
@@ -207,10 +210,7 @@ func TestLastUsedLargeBatch(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ins := `INSERT INTO apikey_keys (id, prefix, owner, name, digest, digest_version, revision) VALUES ($1, 'p', 'o', '', $2, 'v', 1)`
-			if b.dialect == sqlstore.SQLite {
-				ins = `INSERT INTO apikey_keys (id, prefix, owner, name, digest, digest_version, revision) VALUES (?, 'p', 'o', '', ?, 'v', 1)`
-			}
+			ins := dialectSQL(b.dialect, `INSERT INTO apikey_keys (id, prefix, owner, name, digest, digest_version, revision) VALUES ($1, 'p', 'o', '', $2, 'v', 1)`)
 			const n = 2000 // modernc.org/sqlite is slow under -race
 			used := make(map[string]time.Time, n)
 			at := time.Date(2026, 11, 26, 12, 0, 0, 123456000, time.UTC)

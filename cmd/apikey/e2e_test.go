@@ -308,9 +308,12 @@ func TestEndToEnd(t *testing.T) {
 	r = runCLI(t, cli, env, "", "create", "--owner", "bob", "--rate", "lots")
 	assert.Equal(t, exitError, r.code)
 	assert.Contains(t, r.stderr, "--rate")
-	r = runCLI(t, cli, testEnv("mysql://nope"), "", "list")
+	r = runCLI(t, cli, testEnv("oracle://nope"), "", "list")
 	assert.Equal(t, exitError, r.code)
 	assert.Contains(t, r.stderr, "sqlite:")
+	r = runCLI(t, cli, testEnv("mysql://nope"), "", "list")
+	assert.Equal(t, exitError, r.code)
+	assert.Contains(t, r.stderr, "database name")
 }
 
 func TestScanCommand(t *testing.T) {

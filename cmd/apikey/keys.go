@@ -24,7 +24,7 @@ import (
 // command has.
 func flagSet(e *env, name, args string) (fs *flag.FlagSet, db *string, asJSON *bool) {
 	fs, asJSON = plainFlagSet(e, name, args)
-	db = fs.String("db", "", "database DSN: sqlite:PATH or a postgres:// URL (default $APIKEY_DB)")
+	db = fs.String("db", "", "database DSN: sqlite:PATH, or a postgres:// or mysql:// URL (default $APIKEY_DB)")
 	return fs, db, asJSON
 }
 

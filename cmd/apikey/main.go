@@ -18,7 +18,7 @@
 // Settings come from the environment, read by package envconfig as the
 // services that share the database read them:
 //
-//	APIKEY_DB                       the database, unless --db: sqlite:PATH or a postgres:// URL
+//	APIKEY_DB                       the database, unless --db: sqlite:PATH, or a postgres:// or mysql:// URL
 //	APIKEY_PEPPER                   the pepper (at least 16 bytes, 32 random bytes recommended; never stored)
 //	APIKEY_PEPPER_VERSION           its name, recorded with each key (default v1)
 //	APIKEY_PREVIOUS_PEPPER          a pepper being rotated out, still accepted
@@ -156,7 +156,7 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-8s %-25s %s\n", c.name, c.args, c.summary)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "The database is --db or APIKEY_DB: sqlite:PATH or a postgres:// URL.")
+	fmt.Fprintln(w, "The database is --db or APIKEY_DB: sqlite:PATH, or a postgres:// or mysql:// URL.")
 	fmt.Fprintln(w, "The pepper is APIKEY_PEPPER (at least 16 bytes; use 32 random bytes; never")
 	fmt.Fprintln(w, "stored), named by APIKEY_PEPPER_VERSION (default v1); APIKEY_PREVIOUS_PEPPER and")
 	fmt.Fprintln(w, "APIKEY_PREVIOUS_PEPPER_VERSION name one being rotated out.")

@@ -65,7 +65,7 @@ func main() {
 
 func run() error {
 	addr := flag.String("addr", "127.0.0.1:8080", "listen address")
-	dbFlag := flag.String("db", "", "database DSN: sqlite:PATH or a postgres:// URL (default $APIKEY_DB, else sqlite:quickstart.db)")
+	dbFlag := flag.String("db", "", "database DSN: sqlite:PATH, or a postgres:// or mysql:// URL (default $APIKEY_DB, else sqlite:quickstart.db)")
 	redisURL := flag.String("redis", "", "redis:// URL: keep rate limits and quotas in Redis, shared by every instance")
 	cacheTTL := flag.Duration("cache-ttl", apikey.DefaultCacheTTL, "how long a verified key is cached")
 	proxies := flag.String("trusted-proxies", "", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For is trusted")

@@ -4,6 +4,9 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
 
 	"github.com/apikeykit/apikey/sqlstore"
 )
@@ -14,6 +17,8 @@ func FuzzParseDSN(f *testing.F) {
 	for _, s := range []string{
 		"sqlite:keys.db", "sqlite:/var/lib/x.db?_pragma=busy_timeout(1)", "file:keys.db?mode=ro",
 		"postgres://acme:s3cret@db:5432/acme?sslmode=disable", "postgresql://h/d", "mysql://x", "",
+		"mysql://acme:s3cret@db:3306/acme?tls=true&timeout=5s", "mariadb://u:pw@[::1]:3307/d?time_zone=%27%2B01%3A00%27",
+		"mysql://u:pw@/d?socket=/run/mysqld/mysqld.sock", "mysql://u:pw@h/d?clientFoundRows=1",
 		"sqlite:", "postgres://%zz", "postgres://u:pw@[::1/x",
 	} {
 		f.Add(s)
@@ -36,6 +41,11 @@ func FuzzParseDSN(f *testing.F) {
 		switch {
 		case driver == "sqlite" && dialect == sqlstore.SQLite && strings.HasPrefix(source, "file:"):
 		case driver == "pgx" && dialect == sqlstore.Postgres && source == dsn:
+		case driver == "mysql" && dialect == sqlstore.MySQL:
+			cfg, err := mysql.ParseDSN(source)
+			if err != nil || cfg.DBName == "" || cfg.ClientFoundRows || !cfg.ParseTime || cfg.Loc != time.UTC || cfg.Params["time_zone"] == "" {
+				t.Fatalf("parse(%q) = %q, which the driver reads as %+v, %v", dsn, source, cfg, err)
+			}
 		default:
 			t.Fatalf("parse(%q) = %q, %q, %v", dsn, driver, source, dialect)
 		}

@@ -1,7 +1,7 @@
 // Package sqlopen opens a sqlstore.Store from a DSN, with the drivers
-// linked in: modernc.org/sqlite (pure Go) and github.com/jackc/pgx/v5. It
-// is what the apikey command and the examples use; import sqlstore alone
-// to bring your own driver or *sql.DB.
+// linked in: modernc.org/sqlite (pure Go), github.com/jackc/pgx/v5 and
+// github.com/go-sql-driver/mysql. It is what the apikey command and the
+// examples use; import sqlstore alone to bring your own driver or *sql.DB.
 package sqlopen
 
 import (
@@ -55,9 +55,18 @@ var sqlitePragmas = []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchr
 //	sqlite:PATH          a SQLite file, created if missing (WAL mode, 10 s busy timeout, synchronous=NORMAL)
 //	file:PATH[?query]    the same, with modernc.org/sqlite's query parameters
 //	postgres://… or postgresql://…   a PostgreSQL URL, as pgx reads it
+//	mysql://… or mariadb://…         a MySQL or MariaDB URL: mysql://USER:PASSWORD@HOST:PORT/DATABASE?PARAMS
+//
+// A MySQL URL's PARAMS are github.com/go-sql-driver/mysql's (tls=true,
+// timeout=5s, …) or system variables to set on each connection; a
+// ?socket=PATH without a host connects through a Unix socket. Open reads
+// times as UTC (loc=UTC, parseTime=true), sets the session's time_zone to
+// '+00:00' unless PARAMS set it, and refuses clientFoundRows=true, which
+// the Store cannot work with.
 //
 // A PostgreSQL Store pushes changes to every Manager with LISTEN/NOTIFY
 // (pglisten.Wait); Watch holds one connection of the pool while it runs.
+// SQLite and MySQL Stores poll a change log instead.
 // The pool opens at most DefaultMaxOpenConns connections and keeps
 // DefaultMaxIdleConns of them idle for DefaultConnMaxIdleTime. opts are
 // passed to sqlstore.New. A DSN of another form, or one that does not
@@ -101,7 +110,7 @@ func Open(ctx context.Context, dsn string, opts ...sqlstore.Option) (*sqlstore.S
 func parse(dsn string) (driver, source string, dialect sqlstore.Dialect, err error) {
 	scheme, rest, ok := strings.Cut(dsn, ":")
 	if !ok {
-		return "", "", 0, fmt.Errorf("%w: want sqlite:PATH, file:PATH or a postgres:// URL", ErrBadDSN)
+		return "", "", 0, fmt.Errorf("%w: want sqlite:PATH, file:PATH, or a postgres:// or mysql:// URL", ErrBadDSN)
 	}
 	switch strings.ToLower(scheme) {
 	case "sqlite", "sqlite3":
@@ -113,7 +122,9 @@ func parse(dsn string) (driver, source string, dialect sqlstore.Dialect, err err
 		if rest == "" {
 			return "", "", 0, fmt.Errorf("%w: file: needs a path", ErrBadDSN)
 		}
-		return "sqlite", withPragmas(dsn), sqlstore.SQLite, nil
+		// "file:" in lower case, whatever the DSN's, or the driver would
+		// take "File:x" for a file of that name.
+		return "sqlite", withPragmas("file:" + rest), sqlstore.SQLite, nil
 	case "postgres", "postgresql":
 		if _, err := url.Parse(dsn); err != nil {
 			return "", "", 0, fmt.Errorf("%w: PostgreSQL URL does not parse", ErrBadDSN)
@@ -123,8 +134,14 @@ func parse(dsn string) (driver, source string, dialect sqlstore.Dialect, err err
 			return "", "", 0, fmt.Errorf("%w: PostgreSQL URL does not parse", ErrBadDSN)
 		}
 		return "pgx", dsn, sqlstore.Postgres, nil
+	case "mysql", "mariadb":
+		cfg, err := parseMySQL(dsn)
+		if err != nil {
+			return "", "", 0, err
+		}
+		return "mysql", cfg.FormatDSN(), sqlstore.MySQL, nil
 	}
-	return "", "", 0, fmt.Errorf("%w: unknown scheme %.20q: want sqlite:PATH, file:PATH or a postgres:// URL", ErrBadDSN, scheme)
+	return "", "", 0, fmt.Errorf("%w: unknown scheme %.20q: want sqlite:PATH, file:PATH, or a postgres:// or mysql:// URL", ErrBadDSN, scheme)
 }
 
 // withPragmas adds the default pragmas that the DSN does not set itself.

@@ -19,7 +19,15 @@ func TestOpenRejects(t *testing.T) {
 	tests := []struct{ name, dsn string }{
 		{"empty", ""},
 		{"no scheme", "keys.db"},
-		{"unknown scheme", "mysql://user:hunter2@host/db"},
+		{"unknown scheme", "oracle://user:hunter2@host/db"},
+		{"mysql without database", "mysql://user:hunter2@db.internal:3306"},
+		{"mysql without database name", "mysql://user:hunter2@db.internal:3306/"},
+		{"mysql without host", "mysql://user:hunter2@/acme"},
+		{"mysql host and socket", "mysql://user:hunter2@db/acme?socket=/run/mysqld/mysqld.sock"},
+		{"mysql found rows", "mysql://user:hunter2@db/acme?clientFoundRows=true"},
+		{"mysql bad option", "mariadb://user:hunter2@db/acme?parseTime=sometimes"},
+		{"mysql bad port", "mysql://user:hunter2@db:notaport/acme"},
+		{"mysql opaque", "mysql:user:hunter2@db/acme"},
 		{"sqlite without path", "sqlite:"},
 		{"file without path", "file:"},
 		{"bad port", "postgres://user:hunter2@localhost:notaport/db"},
@@ -126,12 +134,54 @@ func TestOpenPostgres(t *testing.T) {
 	}
 }
 
+// TestOpenMySQL opens APIKEY_TEST_MYSQL, a mysql:// URL, and checks the
+// settings Open adds: UTC sessions, parseTime, changed rows.
+func TestOpenMySQL(t *testing.T) {
+	dsn := os.Getenv("APIKEY_TEST_MYSQL")
+	if dsn == "" {
+		t.Skip("APIKEY_TEST_MYSQL is not set: no MySQL or MariaDB to test against (source .ci/services.sh; start_mariadb)")
+	}
+	ctx := context.Background()
+	st, err := sqlopen.Open(ctx, dsn, sqlstore.WithTablePrefix("sqlopen_test_"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	t.Cleanup(func() {
+		for _, tbl := range []string{"keys", "changes", "changes_seq", "quota_usage", "vault_secrets", "schema_version"} {
+			st.DB().Exec("DROP TABLE IF EXISTS sqlopen_test_" + tbl)
+		}
+	})
+	if st.Dialect() != sqlstore.MySQL {
+		t.Fatalf("dialect %v", st.Dialect())
+	}
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var tz string
+	if err := st.DB().QueryRow("SELECT @@SESSION.time_zone").Scan(&tz); err != nil || tz != "+00:00" {
+		t.Fatalf("time_zone %q (%v), want +00:00", tz, err)
+	}
+	var now time.Time // parseTime=true: a DATETIME scans into a time.Time
+	if err := st.DB().QueryRow("SELECT NOW(6)").Scan(&now); err != nil || now.Location() != time.UTC || time.Since(now).Abs() > time.Minute {
+		t.Fatalf("NOW(6) = %v (%v), want the time in UTC", now, err)
+	}
+	if got := st.DB().Stats().MaxOpenConnections; got != sqlopen.DefaultMaxOpenConns {
+		t.Fatalf("MaxOpenConnections = %d, want %d", got, sqlopen.DefaultMaxOpenConns)
+	}
+	roundTrip(t, st)
+}
+
 func TestOpenUnreachable(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_, err := sqlopen.Open(ctx, "postgres://postgres:hunter2@127.0.0.1:1/postgres?sslmode=disable")
 	if err == nil || errors.Is(err, sqlopen.ErrBadDSN) {
 		t.Fatalf("Open of an unreachable server: %v; want a connection error", err)
+	}
+	_, err = sqlopen.Open(ctx, "mysql://root:hunter2@127.0.0.1:1/acme?timeout=2s")
+	if err == nil || errors.Is(err, sqlopen.ErrBadDSN) || strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("Open of an unreachable MySQL server: %v; want a connection error without the password", err)
 	}
 	_, err = sqlopen.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "no", "such", "dir", "keys.db"))
 	if err == nil {
