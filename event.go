@@ -45,6 +45,7 @@ const (
 	ReasonRateLimit              Reason = "rate_limit"              // 429: the key's rate limit
 	ReasonOwnerRateLimit         Reason = "owner_rate_limit"        // 429: Limits.PerOwner
 	ReasonQuota                  Reason = "quota"                   // 429: the key's quota
+	ReasonOwnerQuota             Reason = "owner_quota"             // 429: Limits.PerOwnerQuota
 	ReasonFailedAuthLimit        Reason = "failed_auth_limit"       // 429: Limits.FailedAuth
 	ReasonStore                  Reason = "store"                   // 503: the Store failed
 	ReasonLimiter                Reason = "limiter"                 // 503: the Limiter or Counter failed

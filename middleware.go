@@ -255,7 +255,7 @@ func (h *authHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	var cost int64
-	if mw.m.usage != nil || !k.Quota.IsZero() {
+	if mw.m.usage != nil || !k.Quota.IsZero() || !mw.limits.PerOwnerQuota.IsZero() {
 		cost = mw.cost(r)
 	}
 	var kc *keyContext
