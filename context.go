@@ -52,9 +52,13 @@ type keyContext struct {
 	// (chargedKey, chargedOwner), for a refusal to give back or SetCost
 	// to adjust.
 	charged uint8
-	decided time.Duration   // the middleware's own time, for the Event
-	cost    int64           // the request's units: what usage counts
-	lim     *limitedContext // the rest of the allocation, if limited
+	// crossedKey and crossedOwner hold the bits of the thresholds
+	// (WithQuotaThresholds) the request's charges to the key's and the
+	// owner's quota crossed, reported once the request passes.
+	crossedKey, crossedOwner uint8
+	decided                  time.Duration   // the middleware's own time, for the Event
+	cost                     int64           // the request's units: what usage counts
+	lim                      *limitedContext // the rest of the allocation, if limited
 }
 
 func (c *keyContext) Value(k any) any {

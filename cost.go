@@ -82,6 +82,12 @@ func setCost(ctx context.Context, n int64) (Decision, Reason, error) {
 			return d, reason, err
 		}
 		c.charged |= q.bit
+		crossed := c.mw.crossed(d, charge)
+		if q.bit == chargedKey {
+			c.crossedKey |= crossed
+		} else {
+			c.crossedOwner |= crossed
+		}
 	}
 	if delta := n - c.cost; delta < 0 {
 		if r, ok := c.mw.limits.Counter.(Refunder); ok {

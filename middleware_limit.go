@@ -125,6 +125,11 @@ func (mw *middleware) limit(q *request, checks []limitCheck, lc *limitedContext)
 		rate = appendRateItem(rate, c.name, d)
 		if d.Allowed && !c.quota.IsZero() {
 			lc.charged |= c.bit
+			if c.bit == chargedKey {
+				lc.crossedKey = mw.crossed(d, c.cost)
+			} else {
+				lc.crossedOwner = mw.crossed(d, c.cost)
+			}
 		}
 		if !d.Allowed {
 			refused = c

@@ -2,7 +2,6 @@ package apikey_test
 
 import (
 	"context"
-	"crypto/rand"
 	"net/http"
 	"os"
 	"sync"
@@ -74,7 +73,7 @@ func TestOwnerQuotaAcrossThreeKeys(t *testing.T) {
 			mux.Handle("/", ok)
 			h := auth(mux)
 
-			owner := "team-" + rand.Text()[:8] // fresh on a shared Redis
+			owner := "team-" + randomSuffix() // fresh on a shared Redis
 			keyQuota := apikey.Quota{Limit: 3, Period: apikey.MonthPeriod}
 			a, ka := issue(t, m, apikey.IssueRequest{Owner: owner, Quota: keyQuota})
 			b, _ := issue(t, m, apikey.IssueRequest{Owner: owner})
