@@ -290,7 +290,8 @@ func WithLimits(l Limits) MiddlewareOption {
 
 // WithOnEvent calls fn with one Event for every request the middleware
 // handles, synchronously, so that a metric counting events counts
-// requests. A refusal is reported before its response is written. A
+// requests; with WithQuotaThresholds, a request that crosses a threshold
+// is followed by one more Event per crossing, with OutcomeQuotaThreshold. A refusal is reported before its response is written. A
 // request let through is reported once the next handler returns (or
 // panics), unless RequireScopes, RequireAnyScope or Require behind it
 // refuses it: then that refusal is its one Event, reported before the
