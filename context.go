@@ -48,12 +48,17 @@ type keyContext struct {
 	// next handler returns, or a refusal behind it, which refunds the
 	// quota and reports instead.
 	settled atomic.Bool
-	// charged reports that the key's quota holds cost units of this
-	// request, for a refusal to give back or SetCost to adjust.
-	charged bool
-	decided time.Duration   // the middleware's own time, for the Event
-	cost    int64           // the request's units: what usage counts
-	lim     *limitedContext // the rest of the allocation, if limited
+	// charged says which quotas hold cost units of this request
+	// (chargedKey, chargedOwner), for a refusal to give back or SetCost
+	// to adjust.
+	charged uint8
+	// crossedKey and crossedOwner hold the bits of the thresholds
+	// (WithQuotaThresholds) the request's charges to the key's and the
+	// owner's quota crossed, reported once the request passes.
+	crossedKey, crossedOwner uint8
+	decided                  time.Duration   // the middleware's own time, for the Event
+	cost                     int64           // the request's units: what usage counts
+	lim                      *limitedContext // the rest of the allocation, if limited
 }
 
 func (c *keyContext) Value(k any) any {
@@ -78,14 +83,46 @@ func (c *keyContext) settle(ctx context.Context) (decided time.Duration, ok bool
 	if lc := c.lim; lc != nil {
 		err = lc.err
 	}
-	if c.charged && c.cost > 0 {
+	if c.charged != 0 && c.cost > 0 {
 		if r, ok := c.mw.limits.Counter.(Refunder); ok {
-			if rerr := r.Refund(ctx, quotaKey(c.key), c.key.Quota, c.cost); rerr != nil {
-				err = rerr
+			for _, q := range c.quotas() {
+				if c.charged&q.bit == 0 {
+					continue
+				}
+				if rerr := r.Refund(ctx, q.key, q.quota, c.cost); rerr != nil {
+					err = rerr
+				}
 			}
 		}
 	}
 	return c.decided, true, err
+}
+
+// Bits of keyContext.charged.
+const (
+	chargedKey   uint8 = 1 << iota // the key's Quota, under quotaKey
+	chargedOwner                   // Limits.PerOwnerQuota, under ownerQuotaKey
+)
+
+// A chargeable is a quota a request may be charged to.
+type chargeable struct {
+	bit   uint8
+	key   string
+	quota Quota
+}
+
+// quotas returns the quotas that apply to c's key, the key's first. It
+// allocates their Counter keys: call it only off the main path (refusals
+// behind the middleware, SetCost).
+func (c *keyContext) quotas() []chargeable {
+	qs := make([]chargeable, 0, 2)
+	if !c.key.Quota.IsZero() {
+		qs = append(qs, chargeable{chargedKey, quotaKey(c.key), c.key.Quota})
+	}
+	if oq := c.mw.limits.PerOwnerQuota; !oq.IsZero() {
+		qs = append(qs, chargeable{chargedOwner, ownerQuotaKey(c.key), oq})
+	}
+	return qs
 }
 
 // limitedContext is a keyContext with room for the response's
@@ -101,3 +138,7 @@ type limitedContext struct {
 
 // quotaKey is the Counter's key of k's quota.
 func quotaKey(k *Key) string { return "quota:" + k.ID }
+
+// ownerQuotaKey is the Counter's key of Limits.PerOwnerQuota for k's
+// owner. It cannot collide with a quotaKey: its prefix differs.
+func ownerQuotaKey(k *Key) string { return "owner-quota:" + k.Owner }

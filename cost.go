@@ -16,12 +16,14 @@ var ErrQuotaExceeded = errors.New("apikey: quota exceeded")
 // after routing: from a per-route middleware (see Cost) or from the
 // handler, once it knows what the request costs. The middleware first
 // charged what Limits.Cost said (1 without it). The difference is charged
-// to the key's Quota, or given back when n is smaller and the Counter is
-// a Refunder, and n is what Manager.Usage counts for the request. n = 0
-// makes a request free, for example one the handler refuses.
+// to the key's Quota and to Limits.PerOwnerQuota, or given back when n is
+// smaller and the Counter is a Refunder, and n is what Manager.Usage
+// counts for the request. n = 0 makes a request free, for example one the
+// handler refuses.
 //
-// If the quota cannot hold the difference, SetCost returns an error
-// wrapping ErrQuotaExceeded and the request keeps its cost; if the
+// If either quota cannot hold the difference, SetCost returns an error
+// wrapping ErrQuotaExceeded, gives back what it charged to the other, and
+// the request keeps its cost; if the
 // Counter fails, one wrapping ErrUnavailable. A negative n is an error
 // wrapping ErrInvalidRequest, and so is a ctx that no Middleware
 // authenticated with a key. Nothing changes on error.
@@ -30,52 +32,95 @@ var ErrQuotaExceeded = errors.New("apikey: quota exceeded")
 // cost is read when it does. SetCost is not safe for concurrent use on one
 // request.
 func SetCost(ctx context.Context, n int64) error {
-	_, err := setCost(ctx, n)
+	_, _, err := setCost(ctx, n)
 	return err
 }
 
-// setCost is SetCost, with the Counter's Decision of a quota charge.
-func setCost(ctx context.Context, n int64) (Decision, error) {
+// setCost is SetCost, with the Counter's Decision of a quota charge and,
+// for ErrQuotaExceeded, the Reason of the quota that refused it.
+func setCost(ctx context.Context, n int64) (Decision, Reason, error) {
 	if n < 0 {
-		return Decision{}, fmt.Errorf("%w: negative cost %d", ErrInvalidRequest, n)
+		return Decision{}, "", fmt.Errorf("%w: negative cost %d", ErrInvalidRequest, n)
 	}
 	c, _ := ctx.Value(contextKey{}).(*keyContext)
 	if c == nil || c.key == nil || c.mw == nil || c.mw.m == nil {
-		return Decision{}, fmt.Errorf("%w: SetCost: no key authenticated by a Middleware in the context", ErrInvalidRequest)
+		return Decision{}, "", fmt.Errorf("%w: SetCost: no key authenticated by a Middleware in the context", ErrInvalidRequest)
 	}
 	if c.settled.Load() {
-		return Decision{}, fmt.Errorf("%w: SetCost: the request is settled already", ErrInvalidRequest)
+		return Decision{}, "", fmt.Errorf("%w: SetCost: the request is settled already", ErrInvalidRequest)
 	}
-	k := c.key
 	var d Decision
-	if !k.Quota.IsZero() {
-		delta, charge := n-c.cost, n-c.cost
-		if !c.charged {
-			// Nothing is on the quota yet: a free request, or a Counter
+	qs := c.quotas()
+	// Charge every quota that must grow first, so that a refusal can be
+	// undone by refunds; then give back what shrinks.
+	charged := c.charged
+	for i, q := range qs {
+		charge := n - c.cost
+		if c.charged&q.bit == 0 {
+			// Nothing is on this quota yet: a free request, or a Counter
 			// failure passed over by Limits.FailOpen.
 			charge = n
 		}
-		switch {
-		case charge > 0:
-			var err error
-			d, err = c.mw.limits.Counter.Add(ctx, quotaKey(k), k.Quota, charge)
-			if err != nil {
-				return d, storeError("charge quota", err)
+		if charge <= 0 {
+			continue
+		}
+		var err error
+		var reason Reason
+		d, err = c.mw.limits.Counter.Add(ctx, q.key, q.quota, charge)
+		if err == nil && !d.Allowed {
+			reason = ReasonQuota
+			if q.bit == chargedOwner {
+				reason = ReasonOwnerQuota
 			}
-			if !d.Allowed {
-				return d, fmt.Errorf("%w: key %s: %d more units do not fit", ErrQuotaExceeded, k.ID, charge)
-			}
-			c.charged = true
-		case delta < 0 && c.charged:
-			if r, ok := c.mw.limits.Counter.(Refunder); ok {
-				if err := r.Refund(ctx, quotaKey(k), k.Quota, -delta); err != nil {
-					return d, storeError("refund quota", err)
+			err = fmt.Errorf("%w: key %s: %d more units do not fit (%s)", ErrQuotaExceeded, c.key.ID, charge, reason)
+		} else if err != nil {
+			err = storeError("charge quota", err)
+		}
+		if err != nil {
+			c.undoCharges(ctx, qs[:i], n, charged)
+			c.charged = charged
+			return d, reason, err
+		}
+		c.charged |= q.bit
+		crossed := c.mw.crossed(d, charge)
+		if q.bit == chargedKey {
+			c.crossedKey |= crossed
+		} else {
+			c.crossedOwner |= crossed
+		}
+	}
+	if delta := n - c.cost; delta < 0 {
+		if r, ok := c.mw.limits.Counter.(Refunder); ok {
+			for _, q := range qs {
+				if charged&q.bit == 0 {
+					continue
+				}
+				if err := r.Refund(ctx, q.key, q.quota, -delta); err != nil {
+					return d, "", storeError("refund quota", err)
 				}
 			}
 		}
 	}
 	c.cost = n
-	return d, nil
+	return d, "", nil
+}
+
+// undoCharges gives back what setCost charged to qs for the new cost n,
+// when a later quota refused it; charged is c.charged before setCost.
+func (c *keyContext) undoCharges(ctx context.Context, qs []chargeable, n int64, charged uint8) {
+	r, ok := c.mw.limits.Counter.(Refunder)
+	if !ok {
+		return
+	}
+	for _, q := range qs {
+		charge := n - c.cost
+		if charged&q.bit == 0 {
+			charge = n
+		}
+		if charge > 0 {
+			_ = r.Refund(ctx, q.key, q.quota, charge)
+		}
+	}
 }
 
 // Cost returns per-route middleware that sets the cost of every request
@@ -113,7 +158,7 @@ func Cost(n int64) func(http.Handler) http.Handler {
 					Status: http.StatusUnauthorized, Description: descNoCredential, Err: q.err})
 				return
 			}
-			d, err := setCost(r.Context(), n)
+			d, reason, err := setCost(r.Context(), n)
 			switch {
 			case err == nil:
 				next.ServeHTTP(w, r)
@@ -125,7 +170,7 @@ func Cost(n int64) func(http.Handler) http.Handler {
 				if wait <= 0 {
 					wait = d.Reset
 				}
-				mw.reject(&q, OutcomeLimited, ReasonQuota, "", &AuthError{
+				mw.reject(&q, OutcomeLimited, reason, "", &AuthError{
 					Status: http.StatusTooManyRequests, Description: descQuota, RetryAfter: max(wait, time.Second)})
 				return
 			case mw.limits.FailOpen:

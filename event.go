@@ -18,6 +18,9 @@ const (
 	OutcomeForbidden     Outcome = "forbidden"     // 403: IP allowlist or missing scope
 	OutcomeLimited       Outcome = "limited"       // 429: rate limit, quota or failed authentications
 	OutcomeUnavailable   Outcome = "unavailable"   // 503: store or limiter failure, or the client gave up
+	// OutcomeQuotaThreshold is not a request's decision but an extra Event:
+	// the request crossed a fraction of a quota (WithQuotaThresholds).
+	OutcomeQuotaThreshold Outcome = "quota_threshold"
 )
 
 // Reason is the precise cause of a middleware decision, for operators:
@@ -45,6 +48,8 @@ const (
 	ReasonRateLimit              Reason = "rate_limit"              // 429: the key's rate limit
 	ReasonOwnerRateLimit         Reason = "owner_rate_limit"        // 429: Limits.PerOwner
 	ReasonQuota                  Reason = "quota"                   // 429: the key's quota
+	ReasonOwnerQuota             Reason = "owner_quota"             // 429: Limits.PerOwnerQuota
+	ReasonQuotaThreshold         Reason = "quota_threshold"         // a threshold crossed: see WithQuotaThresholds
 	ReasonFailedAuthLimit        Reason = "failed_auth_limit"       // 429: Limits.FailedAuth
 	ReasonStore                  Reason = "store"                   // 503: the Store failed
 	ReasonLimiter                Reason = "limiter"                 // 503: the Limiter or Counter failed
@@ -80,4 +85,9 @@ type Event struct {
 	// failed for a refusal by RequireScopes and friends, or the limiter
 	// error that Limits.FailOpen let pass. It never holds a key.
 	Err error
+	// Policy and Threshold describe a crossing (OutcomeQuotaThreshold):
+	// the quota's policy name, "quota" or "owner-quota", and the fraction
+	// of its Limit crossed. They are zero in other Events.
+	Policy    string
+	Threshold float64
 }

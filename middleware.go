@@ -106,6 +106,9 @@ type middleware struct {
 	preflight bool       // let CORS preflight requests through
 	limits    Limits     // Limiter and Counter are never nil
 	blocked   *blockList // clients over Limits.FailedAuth; nil without it
+	// thresholds are WithQuotaThresholds' fractions, sorted, at most
+	// maxThresholds.
+	thresholds []float64
 
 	onEvent func(Event)
 	onError func(http.ResponseWriter, *http.Request, *AuthError)
@@ -135,6 +138,9 @@ func newMiddleware(m *Manager, opts []MiddlewareOption) (*middleware, error) {
 	}
 	if !mw.limits.FailedAuth.IsZero() {
 		mw.blocked = newBlockList(maxBlocked)
+	}
+	if len(mw.thresholds) > 0 && mw.onEvent == nil {
+		return nil, errThresholdsNeedEvents
 	}
 	mw.buildChallenges()
 	return mw, nil
@@ -255,7 +261,7 @@ func (h *authHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	var cost int64
-	if mw.m.usage != nil || !k.Quota.IsZero() {
+	if mw.m.usage != nil || !k.Quota.IsZero() || !mw.limits.PerOwnerQuota.IsZero() {
 		cost = mw.cost(r)
 	}
 	var kc *keyContext
@@ -310,6 +316,9 @@ func (mw *middleware) settlePassed(q *request, kc *keyContext) {
 		return
 	}
 	mw.emit(q, Event{Outcome: OutcomeAuthenticated, KeyID: kc.key.ID, Owner: kc.key.Owner, Err: q.err})
+	if kc.crossedKey|kc.crossedOwner != 0 {
+		mw.emitCrossings(q, kc)
+	}
 }
 
 // verifyFailed answers a request whose key Verify refused.

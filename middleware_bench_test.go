@@ -64,6 +64,9 @@ func BenchmarkMiddleware(b *testing.B) {
 	huge := apikey.Limit{Rate: 1_000_000_000, Period: time.Second, Burst: 1_000_000_000}
 	limiter := must(memlimit.NewLimiter())
 	defer limiter.Close()
+	counter := must(memlimit.NewCounter())
+	defer counter.Close()
+	hugeQuota := apikey.Quota{Limit: 1 << 60, Period: apikey.MonthPeriod}
 	// The same keys on a Manager that meters usage: flushed only at
 	// Close ("usage"), so that the request path alone is measured, or
 	// with the default interval and batch ("usage-flushing"), whose
@@ -106,6 +109,13 @@ func BenchmarkMiddleware(b *testing.B) {
 		{"auth+usage-flushing", flushing.Middleware()(noop)},
 		{"auth+ratelimit-fixed+usage", usage.Middleware(apikey.WithLimits(apikey.Limits{Limiter: fixedLimiter{},
 			Default: huge}))(noop)},
+		// An owner quota on memlimit, with an Event hook, without and with
+		// quota thresholds: compare the two for the thresholds' cost.
+		{"auth+ownerquota+events", f.m.Middleware(apikey.WithLimits(apikey.Limits{Counter: counter,
+			PerOwnerQuota: hugeQuota}), apikey.WithOnEvent(func(apikey.Event) {}))(noop)},
+		{"auth+ownerquota+events+thresholds", f.m.Middleware(apikey.WithLimits(apikey.Limits{Counter: counter,
+			PerOwnerQuota: hugeQuota}), apikey.WithOnEvent(func(apikey.Event) {}),
+			apikey.WithQuotaThresholds(0.5, 0.8, 1))(noop)},
 	}
 	for _, c := range cases {
 		// Every key has its bucket before timing starts, as a warm

@@ -11,6 +11,8 @@ const (
 	policyKey   = "key"
 	policyOwner = "owner"
 	policyQuota = "quota"
+	// policyOwnerQuota is Limits.PerOwnerQuota's.
+	policyOwnerQuota = "owner-quota"
 )
 
 // Canonical header names, for writing the Header map directly.
@@ -20,8 +22,8 @@ const (
 )
 
 // maxChecks is the most policies one request is counted against: the
-// key's rate limit, its owner's and its quota.
-const maxChecks = 3
+// key's rate limit, its owner's, its quota and its owner's quota.
+const maxChecks = 4
 
 // A limitCheck is one policy that a request is counted against: a rate
 // limit on the Limiter, or a quota on the Counter.
@@ -33,6 +35,9 @@ type limitCheck struct {
 	cost   int64  // units of quota the request costs
 	reason Reason // why a refusal is a refusal
 	desc   string // what the client is told on refusal
+	// bit is the quota's bit in keyContext.charged: chargedKey or
+	// chargedOwner; 0 for a rate limit.
+	bit uint8
 }
 
 // checks returns, in buf, the policies that apply to a request made with
@@ -52,7 +57,11 @@ func (mw *middleware) checks(k *Key, cost int64, buf *[maxChecks]limitCheck) []l
 	}
 	if !k.Quota.IsZero() && cost > 0 {
 		cs = append(cs, limitCheck{name: policyQuota, key: quotaKey(k), quota: k.Quota, cost: cost,
-			reason: ReasonQuota, desc: descQuota})
+			reason: ReasonQuota, desc: descQuota, bit: chargedKey})
+	}
+	if !mw.limits.PerOwnerQuota.IsZero() && cost > 0 {
+		cs = append(cs, limitCheck{name: policyOwnerQuota, key: ownerQuotaKey(k), quota: mw.limits.PerOwnerQuota,
+			cost: cost, reason: ReasonOwnerQuota, desc: descQuota, bit: chargedOwner})
 	}
 	return cs
 }
@@ -78,9 +87,9 @@ func (mw *middleware) decide(r *http.Request, c *limitCheck) (Decision, error) {
 // limit counts the request against checks in order, stopping at the first
 // refusal, and writes the RateLimit fields of the policies that answered.
 // On a refusal or a backend failure it writes the whole response and
-// returns false. It records in lc that it charged the quota, for a refusal
-// behind the middleware to give back, and the error Limits.FailOpen
-// passed over.
+// returns false, having given back any quota it charged. It records in lc
+// which quotas it charged, for a refusal behind the middleware to give
+// back, and the error Limits.FailOpen passed over.
 //
 // The fields' values are lc.fields[0] and lc.fields[1], which live in the
 // request's context allocation; both are slices of one string, the
@@ -95,6 +104,7 @@ func (mw *middleware) limit(q *request, checks []limitCheck, lc *limitedContext)
 		d, err := mw.decide(q.r, c)
 		if err != nil {
 			if !mw.limits.FailOpen {
+				mw.refundCharged(q.r, checks[:i], &lc.keyContext)
 				mw.unavailable(q, ReasonLimiter, err)
 				return false
 			}
@@ -114,7 +124,12 @@ func (mw *middleware) limit(q *request, checks []limitCheck, lc *limitedContext)
 		}
 		rate = appendRateItem(rate, c.name, d)
 		if d.Allowed && !c.quota.IsZero() {
-			lc.charged = true
+			lc.charged |= c.bit
+			if c.bit == chargedKey {
+				lc.crossedKey = mw.crossed(d, c.cost)
+			} else {
+				lc.crossedOwner = mw.crossed(d, c.cost)
+			}
 		}
 		if !d.Allowed {
 			refused = c
@@ -133,13 +148,32 @@ func (mw *middleware) limit(q *request, checks []limitCheck, lc *limitedContext)
 		h[headerRateLimit] = lc.fields[1:2:2]
 	}
 	if refused != nil {
-		// The quota is checked last: a refusal never follows a charge.
+		// The quotas are checked last: only the owner's quota refuses
+		// after a charge, the key's, which comes back.
+		mw.refundCharged(q.r, checks, &lc.keyContext)
 		mw.reject(q, OutcomeLimited, refused.reason, "", &AuthError{
 			Status: http.StatusTooManyRequests, Description: refused.desc, RetryAfter: max(wait, time.Second)})
 		return false
 	}
 	lc.err = q.err
 	return true
+}
+
+// refundCharged gives back the units that checks charged to quotas, for a
+// request refused after the charge, when the Counter is a Refunder. A
+// failed refund is not reported: the request is refused either way.
+func (mw *middleware) refundCharged(r *http.Request, checks []limitCheck, kc *keyContext) {
+	rf, ok := mw.limits.Counter.(Refunder)
+	for i := range checks {
+		c := &checks[i]
+		if kc.charged&c.bit == 0 {
+			continue
+		}
+		kc.charged &^= c.bit
+		if ok {
+			_ = rf.Refund(r.Context(), c.key, c.quota, c.cost)
+		}
+	}
 }
 
 // The RateLimit-Policy field (draft-ietf-httpapi-ratelimit-headers-11,

@@ -169,7 +169,7 @@ func WithTrustedUnixSocket() MiddlewareOption {
 //
 // Every rate-limited response carries the RateLimit-Policy and RateLimit
 // fields (draft-ietf-httpapi-ratelimit-headers) with one item per policy
-// that applied: "key", "owner" and "quota". A refusal is 429 with
+// that applied: "key", "owner", "quota" and "owner-quota". A refusal is 429 with
 // Retry-After. A policy's q and w promise only what the limiter always
 // allows: at most q requests in any w seconds, w whole seconds. A rate
 // limit is advertised as its burst per the time its bucket takes to refill
@@ -187,7 +187,8 @@ type Limits struct {
 	// processes each then limits on its own (see package redislimit).
 	Limiter Limiter
 
-	// Counter counts each key's Quota under the counter key "quota:"+k.ID.
+	// Counter counts each key's Quota under the counter key "quota:"+k.ID,
+	// and PerOwnerQuota under "owner-quota:"+owner.
 	// If nil, the middleware uses a counter in this process's memory, as
 	// for Limiter.
 	Counter Counter
@@ -201,6 +202,19 @@ type Limits struct {
 	// the key's own limit. If zero, owners are not limited. It costs one
 	// allocation per request (the limiter key).
 	PerOwner Limit
+
+	// PerOwnerQuota caps the sum of all an owner's keys' usage, in units
+	// of Cost, so that minting more keys does not multiply a customer's
+	// quota: the counterpart of PerOwner for quotas. It is counted on
+	// Counter under "owner-quota:"+owner, after the key's own Quota, and
+	// reported in the RateLimit fields as the policy "owner-quota". A
+	// request it refuses is 429 with Reason ReasonOwnerQuota and is not
+	// charged to the key's Quota either (the units come back when Counter
+	// is a Refunder). A 403 from RequireScopes and friends refunds it as
+	// it refunds the key's Quota, and Cost and SetCost adjust both. Keys
+	// with an empty Owner share one owner quota. If zero, owners have no
+	// quota. It costs one allocation per request (the counter key).
+	PerOwnerQuota Quota
 
 	// FailedAuth limits failed authentications (401 invalid_token) per
 	// client address (an IPv6 client is counted by its /64). Once a client
@@ -264,6 +278,11 @@ func WithLimits(l Limits) MiddlewareOption {
 				return fmt.Errorf("WithLimits: Limits.%s: %w", c.field, err)
 			}
 		}
+		if !l.PerOwnerQuota.IsZero() {
+			if err := l.PerOwnerQuota.Validate(); err != nil {
+				return fmt.Errorf("WithLimits: Limits.PerOwnerQuota: %w", err)
+			}
+		}
 		mw.limits = l
 		return nil
 	}
@@ -271,7 +290,8 @@ func WithLimits(l Limits) MiddlewareOption {
 
 // WithOnEvent calls fn with one Event for every request the middleware
 // handles, synchronously, so that a metric counting events counts
-// requests. A refusal is reported before its response is written. A
+// requests; with WithQuotaThresholds, a request that crosses a threshold
+// is followed by one more Event per crossing, with OutcomeQuotaThreshold. A refusal is reported before its response is written. A
 // request let through is reported once the next handler returns (or
 // panics), unless RequireScopes, RequireAnyScope or Require behind it
 // refuses it: then that refusal is its one Event, reported before the
