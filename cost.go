@@ -141,21 +141,9 @@ func Cost(n int64) func(http.Handler) http.Handler {
 			panic("apikey: Cost: nil next handler")
 		}
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			c, _ := r.Context().Value(contextKey{}).(*keyContext)
-			mw := defaultMiddleware
-			if c != nil && c.mw != nil {
-				mw = c.mw
-			}
-			q := request{w: w, r: r}
-			if mw.onEvent != nil {
-				q.start = time.Now()
-			}
+			c, mw, q := behind(w, r)
 			if c == nil || c.key == nil || c.mw == nil {
-				if c != nil {
-					q.prior, _, q.err = c.settle(r.Context())
-				}
-				mw.reject(&q, OutcomeNoCredential, ReasonNoCredential, mw.chNone, &AuthError{
-					Status: http.StatusUnauthorized, Description: descNoCredential, Err: q.err})
+				mw.refuseNoKey(&q, c)
 				return
 			}
 			d, reason, err := setCost(r.Context(), n)

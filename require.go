@@ -91,21 +91,9 @@ func requireFunc(missing func(granted []string) []string) func(http.Handler) htt
 			panic("apikey: Require: nil next handler")
 		}
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			c, _ := r.Context().Value(contextKey{}).(*keyContext)
-			mw := defaultMiddleware
-			if c != nil && c.mw != nil {
-				mw = c.mw
-			}
-			q := request{w: w, r: r}
-			if mw.onEvent != nil {
-				q.start = time.Now()
-			}
+			c, mw, q := behind(w, r)
 			if c == nil || c.key == nil {
-				if c != nil {
-					q.prior, _, q.err = c.settle(r.Context())
-				}
-				mw.reject(&q, OutcomeNoCredential, ReasonNoCredential, mw.chNone, &AuthError{
-					Status: http.StatusUnauthorized, Description: descNoCredential, Err: q.err})
+				mw.refuseNoKey(&q, c)
 				return
 			}
 			if m := missing(c.key.Scopes); m != nil {
@@ -121,4 +109,33 @@ func requireFunc(missing func(granted []string) []string) func(http.Handler) htt
 			next.ServeHTTP(w, r)
 		})
 	}
+}
+
+// behind returns, for per-route middleware behind Manager.Middleware
+// (RequireScopes and friends, Cost), the request's key context (nil if
+// it has none), the middleware that answers for it (defaultMiddleware
+// for a key put there by NewContext), and the request's state for a
+// refusal.
+func behind(w http.ResponseWriter, r *http.Request) (*keyContext, *middleware, request) {
+	c, _ := r.Context().Value(contextKey{}).(*keyContext)
+	mw := defaultMiddleware
+	if c != nil && c.mw != nil {
+		mw = c.mw
+	}
+	q := request{w: w, r: r}
+	if mw.onEvent != nil {
+		q.start = time.Now()
+	}
+	return c, mw, q
+}
+
+// refuseNoKey answers 401 for per-route middleware that found no key it
+// can act on in c, settling the request first if a Middleware let it
+// through (WithAnonymous).
+func (mw *middleware) refuseNoKey(q *request, c *keyContext) {
+	if c != nil {
+		q.prior, _, q.err = c.settle(q.r.Context())
+	}
+	mw.reject(q, OutcomeNoCredential, ReasonNoCredential, mw.chNone, &AuthError{
+		Status: http.StatusUnauthorized, Description: descNoCredential, Err: q.err})
 }
