@@ -69,7 +69,7 @@ func parseMySQL(dsn string) (*mysql.Config, error) {
 	if cfg.Params == nil {
 		cfg.Params = map[string]string{}
 	}
-	if _, ok := cfg.Params["time_zone"]; !ok {
+	if cfg.Params["time_zone"] == "" { // absent, or given empty: UTC
 		cfg.Params["time_zone"] = "'+00:00'"
 	}
 	return cfg, nil
