@@ -41,6 +41,7 @@ type Key struct {
 
 	RateLimit  Limit          // zero: the middleware's Limits.Default, if any
 	Quota      Quota          // zero: no usage cap
+	Credits    Credits        // zero: no credit balance (see Limits.Ledger)
 	AllowedIPs []netip.Prefix // nil: any client address
 	Metadata   map[string]string
 

@@ -20,6 +20,7 @@ type IssueRequest struct {
 	NotBefore  time.Time
 	RateLimit  Limit
 	Quota      Quota
+	Credits    Credits
 	AllowedIPs []netip.Prefix
 	Metadata   map[string]string
 	// Prefix overrides the Manager's prefix for this key, for example to
@@ -57,6 +58,7 @@ func (m *Manager) Issue(ctx context.Context, req IssueRequest) (Secret, *Key, er
 		NotBefore:  storedTime(req.NotBefore),
 		RateLimit:  req.RateLimit,
 		Quota:      req.Quota,
+		Credits:    req.Credits,
 		AllowedIPs: ips,
 		Metadata:   maps.Clone(req.Metadata),
 	}
@@ -290,6 +292,7 @@ type KeyUpdate struct {
 	NotBefore  *time.Time
 	RateLimit  *Limit
 	Quota      *Quota
+	Credits    *Credits
 	AllowedIPs *[]netip.Prefix
 	Metadata   *map[string]string
 }
@@ -360,6 +363,12 @@ func (u KeyUpdate) apply(k *Key) error {
 			return err
 		}
 		k.Quota = *u.Quota
+	}
+	if u.Credits != nil {
+		if err := checkCredits(*u.Credits); err != nil {
+			return err
+		}
+		k.Credits = *u.Credits
 	}
 	if u.AllowedIPs != nil {
 		ips, err := normalPrefixes(*u.AllowedIPs)
@@ -434,6 +443,7 @@ func (m *Manager) rotateOnce(ctx context.Context, id string, grace time.Duration
 		CreatedAt:   storedTime(now),
 		RateLimit:   old.RateLimit,
 		Quota:       old.Quota,
+		Credits:     old.Credits,
 		AllowedIPs:  slices.Clone(old.AllowedIPs),
 		Metadata:    maps.Clone(old.Metadata),
 		RotatedFrom: old.ID,

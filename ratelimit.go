@@ -49,14 +49,19 @@ func (l Limit) IsZero() bool { return l == Limit{} }
 // starts at a multiple of Period since 1970-01-01T00:00:00Z, so a 24h
 // quota resets at midnight UTC and a 1h quota on the hour; "720h" is
 // 30-day windows counted from the epoch. A Period of MonthPeriod counts
-// calendar months instead: a window starts at 00:00 UTC on the 1st and
-// ends at 00:00 UTC on the 1st of the next month (see Window).
+// calendar months instead: a window starts at 00:00 UTC on day Day of a
+// month (the 1st when Day is 0) and ends at 00:00 UTC on that day of the
+// next month, a billing cycle. In a month too short for Day, the window
+// starts on its last day: with Day 31, on 30 April and 28 or 29 February
+// (see Window).
 //
 // Its text form, read by ParseQuota and written by String, is
-// "LIMIT/PERIOD", e.g. "10000/d", "1000000/720h", or "LIMIT/month".
+// "LIMIT/PERIOD", e.g. "10000/d", "1000000/720h", "LIMIT/month", or
+// "LIMIT/month@15" for months starting on the 15th.
 type Quota struct {
 	Limit  int64         // units per Period, ≥ 1
 	Period time.Duration // ≥ 1ns, or MonthPeriod
+	Day    int           // with MonthPeriod, 1–31, the day months start on; 0 means 1
 }
 
 // MonthPeriod is the Period of a Quota counted per calendar month in UTC
@@ -69,19 +74,45 @@ const MonthPeriod time.Duration = -1
 func (q Quota) Window(t time.Time) (start, end time.Time) {
 	t = t.UTC()
 	if q.Period == MonthPeriod {
-		start = time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
-		return start, start.AddDate(0, 1, 0)
+		return monthWindow(t, q.Day)
 	}
-	if q.Period <= 0 {
+	return fixedWindow(t, q.Period)
+}
+
+// fixedWindow returns the window of length period (> 0) aligned to the
+// Unix epoch that holds t, in UTC; [t, t) for a period that is not.
+func fixedWindow(t time.Time, period time.Duration) (start, end time.Time) {
+	if period <= 0 {
 		return t, t
 	}
 	n := t.UnixNano()
-	m := n % int64(q.Period)
+	m := n % int64(period)
 	if m < 0 {
-		m += int64(q.Period)
+		m += int64(period)
 	}
 	start = time.Unix(0, n-m).UTC()
-	return start, start.Add(q.Period)
+	return start, start.Add(period)
+}
+
+// monthWindow returns the calendar month starting on day (1–31; 0 means
+// 1, and a day past a month's end is its last day) that holds t, in UTC.
+func monthWindow(t time.Time, day int) (start, end time.Time) {
+	y, m, _ := t.Date()
+	start = monthStart(y, m, day)
+	if start.After(t) {
+		start = monthStart(y, m-1, day)
+	}
+	y, m, _ = start.Date()
+	return start, monthStart(y, m+1, day)
+}
+
+// monthStart returns 00:00 UTC on day (0 means 1) of month m of year y,
+// or on that month's last day if it is shorter. m may be out of range, as
+// time.Date allows.
+func monthStart(y int, m time.Month, day int) time.Time {
+	first := time.Date(y, m, 1, 0, 0, 0, 0, time.UTC)
+	last := first.AddDate(0, 1, -1).Day()
+	return first.AddDate(0, 0, min(max(day, 1), last)-1)
 }
 
 // IsZero reports whether q is the zero Quota (no quota set).
@@ -183,7 +214,8 @@ func (l Limit) BurstSize() int {
 
 // Validate reports whether a Counter can apply q. It returns an error
 // wrapping ErrInvalidRequest if q is zero (a counter cannot apply "no
-// quota") or its Limit or Period is not positive. Every Counter should
+// quota"), its Limit or Period is not positive, or its Day is not 0 to 31
+// (or not 0 for a Period other than MonthPeriod). Every Counter should
 // refuse what Validate refuses; a backend may refuse more (a period it
 // cannot represent, say) and says so in its documentation.
 func (q Quota) Validate() error {
@@ -192,6 +224,10 @@ func (q Quota) Validate() error {
 		return fmt.Errorf("%w: zero quota", ErrInvalidRequest)
 	case q.Limit <= 0 || q.Period <= 0 && q.Period != MonthPeriod:
 		return fmt.Errorf("%w: quota %d per %v: limit and period must be positive", ErrInvalidRequest, q.Limit, q.Period)
+	case q.Day != 0 && q.Period != MonthPeriod:
+		return fmt.Errorf("%w: quota %d per %v: a day of the month is only for monthly quotas", ErrInvalidRequest, q.Limit, q.Period)
+	case q.Day < 0 || q.Day > 31:
+		return fmt.Errorf("%w: quota %d per month: day %d of the month, want 1 to 31", ErrInvalidRequest, q.Limit, q.Day)
 	}
 	return nil
 }
@@ -238,19 +274,16 @@ func ParseLimit(s string) (Limit, error) {
 
 // ParseQuota parses a usage quota written "LIMIT/PERIOD": "10000/d",
 // "10000/24h", "1000000/720h", "100/h", or "1000000/month" for calendar
-// months in UTC (MonthPeriod). LIMIT is a decimal integer and PERIOD is
-// as for ParseLimit, or "month". Errors wrap ErrInvalidRequest and say
-// where the text went wrong.
+// months in UTC (MonthPeriod), "1000000/month@15" for months that start
+// on the 15th (Day 15; the day is 1 to 31). LIMIT is a decimal integer and
+// PERIOD is as for ParseLimit, or "month". Errors wrap ErrInvalidRequest
+// and say where the text went wrong.
 func ParseQuota(s string) (Quota, error) {
-	if num, ok := strings.CutSuffix(s, "/month"); ok {
-		n, msg := parseCount(num)
-		if msg == "" && n > math.MaxInt64 {
-			msg = "number out of range"
+	if num, day, ok, err := parseMonth(s, s, "quota"); ok {
+		if err != nil {
+			return Quota{}, err
 		}
-		if msg != "" {
-			return Quota{}, parseError("quota", s, 0, msg)
-		}
-		return Quota{Limit: int64(n), Period: MonthPeriod}, nil
+		return Quota{Limit: num, Period: MonthPeriod, Day: day}, nil
 	}
 	n, period, err := parseRatio(s, s, "quota")
 	if err != nil {
@@ -283,10 +316,49 @@ func (q Quota) String() string {
 	b = strconv.AppendInt(b, q.Limit, 10)
 	b = append(b, '/')
 	if q.Period == MonthPeriod {
-		return string(append(b, "month"...))
+		return string(appendMonth(b, q.Day))
 	}
 	b = appendPeriod(b, q.Period)
 	return string(b)
+}
+
+// appendMonth appends "month", and "@DAY" for a day other than 0.
+func appendMonth(b []byte, day int) []byte {
+	b = append(b, "month"...)
+	if day != 0 {
+		b = append(b, '@')
+		b = strconv.AppendInt(b, int64(day), 10)
+	}
+	return b
+}
+
+// parseMonth parses "N/month" or "N/month@DAY" in text, which starts s
+// (for error offsets). ok reports whether text is of that form at all;
+// err says what is wrong with it if so.
+func parseMonth(s, text, what string) (n int64, day int, ok bool, err error) {
+	num, per, found := strings.Cut(text, "/")
+	if !found || (per != "month" && !strings.HasPrefix(per, "month@")) {
+		return 0, 0, false, nil
+	}
+	c, msg := parseCount(num)
+	if msg == "" && c > math.MaxInt64 {
+		msg = "number out of range"
+	}
+	if msg != "" {
+		return 0, 0, true, parseError(what, s, 0, msg)
+	}
+	if d, has := strings.CutPrefix(per, "month@"); has {
+		off := len(num) + len("/month@")
+		v, msg := parseCount(d)
+		if msg != "" {
+			return 0, 0, true, parseError(what, s, off, "day of the month "+msg)
+		}
+		if v > 31 {
+			return 0, 0, true, parseError(what, s, off, "day of the month past 31")
+		}
+		day = int(v)
+	}
+	return int64(c), day, true, nil
 }
 
 // periodUnits are the period units, largest first, so appendPeriod

@@ -52,6 +52,9 @@ func checkIssue(req *IssueRequest) error {
 	if err := checkLimits(req.RateLimit, req.Quota); err != nil {
 		return err
 	}
+	if err := checkCredits(req.Credits); err != nil {
+		return err
+	}
 	if _, err := normalPrefixes(req.AllowedIPs); err != nil {
 		return err
 	}
@@ -114,6 +117,14 @@ func checkLimits(l Limit, q Quota) error {
 		}
 	}
 	return nil
+}
+
+// checkCredits checks a key's credits; zero means not set.
+func checkCredits(c Credits) error {
+	if c.IsZero() {
+		return nil
+	}
+	return c.Validate()
 }
 
 // normalPrefixes checks an allowlist and returns it as AllowsIP compares

@@ -22,8 +22,8 @@ const (
 // part of the key beyond its prefix and ID.
 //
 // Times are in UTC and, encoded as JSON, RFC 3339; zero times are
-// omitted. Limits are in the text form ParseLimit and ParseQuota read
-// ("100/m"), allowed addresses in CIDR form.
+// omitted. Limits are in the text form ParseLimit, ParseQuota and
+// ParseCredits read ("100/m"), allowed addresses in CIDR form.
 type KeyView struct {
 	ID     string   `json:"id"`
 	Owner  string   `json:"owner"`
@@ -44,6 +44,7 @@ type KeyView struct {
 
 	RateLimit  string            `json:"rate_limit,omitempty"`
 	Quota      string            `json:"quota,omitempty"`
+	Credits    string            `json:"credits,omitempty"`
 	AllowedIPs []string          `json:"allowed_ips,omitempty"`
 	Metadata   map[string]string `json:"metadata,omitempty"`
 
@@ -73,6 +74,9 @@ func (k *Key) View(now time.Time) KeyView {
 	}
 	if !c.Quota.IsZero() {
 		v.Quota = c.Quota.String()
+	}
+	if !c.Credits.IsZero() {
+		v.Credits = c.Credits.String()
 	}
 	for _, p := range c.AllowedIPs {
 		v.AllowedIPs = append(v.AllowedIPs, p.String())
