@@ -73,7 +73,10 @@ var durationBuckets = [...]float64{
 //     "failed_auth") and apikey.limit.decision ("allowed", "limited",
 //     "error"), and apikey.quota.decisions by apikey.limit.decision, for
 //     the Limiter and Counter wrapped with Limiter and Counter, counted
-//     with atomics and observed when the reader collects.
+//     with atomics and observed when the reader collects;
+//   - apikey.quota.thresholds by apikey.limit.policy ("quota",
+//     "owner-quota"), the crossings apikey.WithQuotaThresholds reports,
+//     which are not requests and so are not in apikey.verifications.
 //
 // No attribute holds a key, a key ID or an owner: their number is not
 // bounded. An Adapter is safe for concurrent use.
