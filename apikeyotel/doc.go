@@ -44,7 +44,7 @@
 // the reader collects. Wrap the Limits' Limiter and Counter with
 // Adapter.Limiter and Adapter.Counter to count their decisions.
 //
-// For gRPC, pass apikeygrpc.WithMiddlewareOptions(apikey.WithOnEvent(metrics.OnEvent))
+// For gRPC, pass apikeygrpc.WithOnEvent(metrics.OnEvent)
 // and apikeygrpc.WithOnRefusal(apikeyotel.AnnotateRefusal) to NewInterceptor,
 // and call AnnotateKey from a handler or an interceptor after apikeygrpc's.
 //
