@@ -70,6 +70,8 @@ func BenchmarkMiddleware(b *testing.B) {
 	}{
 		{"auth", m.Middleware()(noop)},
 		{"auth+otel", m.Middleware(a.MiddlewareOptions()...)(noop)},
+		// A hook that does nothing: what the middleware spends on Events.
+		{"auth+hook", m.Middleware(apikey.WithOnEvent(func(apikey.Event) {}))(noop)},
 		{"auth+span", spanned(m.Middleware()(noop))},
 		{"auth+otel+span", spanned(m.Middleware(a.MiddlewareOptions()...)(apikeyotel.Handler(noop)))},
 		// The adapter without a Producer: its histogram is the SDK's
