@@ -21,7 +21,10 @@
 #           one instance each (PORTS in loadtest.lua), PAIR_CONNECTIONS
 #           connections in all: /healthz on both (bare), then /v1/whoami
 #           with N valid keys, each limited to 10^6/s so that every request
-#           asks the Redis limiter.
+#           asks the Redis limiter; then the same on two more quickstarts
+#           that differ in one flag, -redis-lease (redislimit.LeaseLimiter,
+#           which decides locally from leased shares), reported against
+#           both the bare phase and the exact pair.
 # Chains and sqlite run 2 threads with 1 connection each (so that every
 # response can be matched to its key, and checked against its class).
 #
@@ -91,6 +94,8 @@ start chains "$work/loadtest" -keys "$work/chains.keys" -n "$nkeys"
 start sqlite "$work/quickstart" -db "sqlite:$work/load.db" -failed-auth off
 start pair_a "$work/quickstart" -db "$pg" -redis "$redis_url" -failed-auth off
 start pair_b "$work/quickstart" -db "$pg" -redis "$redis_url" -failed-auth off
+start lease_a "$work/quickstart" -db "$pg" -redis "$redis_url" -redis-lease -failed-auth off
+start lease_b "$work/quickstart" -db "$pg" -redis "$redis_url" -redis-lease -failed-auth off
 
 # keys FILE NAME: the valid keys of FILE, and the mixed classes (20 valid
 # keys, so that each of the 5 limited ones comes round often enough to
@@ -150,6 +155,7 @@ run() {
 }
 start_time="$(date -u '+%Y-%m-%d %H:%M UTC'), load $(cut -d' ' -f1-3 /proc/loadavg)"
 pair_ports="$pair_a_port $pair_b_port"
+lease_ports="$lease_a_port $lease_b_port"
 for round in $(seq "$rounds"); do
 	run empty 2 "$chains_port" /empty "$work/chains.valid" "$chains_pid"
 	run bare 2 "$chains_port" /bare "$work/chains.valid" "$chains_pid"
@@ -161,6 +167,7 @@ for round in $(seq "$rounds"); do
 	run sqlite-mixed 2 "$sqlite_port" /v1/whoami "$work/sqlite.mixed" "$sqlite_pid"
 	run pair-bare "$pair_conns" "$pair_ports" /healthz "$work/pair.valid" "$pair_a_pid" "$pair_b_pid"
 	run pair-valid "$pair_conns" "$pair_ports" /v1/whoami "$work/pair.valid" "$pair_a_pid" "$pair_b_pid"
+	run pair-lease "$pair_conns" "$lease_ports" /v1/whoami "$work/pair.valid" "$lease_a_pid" "$lease_b_pid"
 done
 "$work/loadtest" -ceiling "$redis_url" -n 10000 -g 64 -d "${duration}s" >"$work/ceiling"
 
@@ -232,6 +239,8 @@ row sqlite-valid sqlite-bare "quickstart on SQLite: \`/v1/whoami\`, $nkeys valid
 row sqlite-mixed sqlite-bare "quickstart on SQLite: \`/v1/whoami\`, mixed keys"
 row pair-bare pair-bare "2 quickstarts on PostgreSQL + Redis: \`/healthz\`"
 row pair-valid pair-bare "2 quickstarts on PostgreSQL + Redis: \`/v1/whoami\`, $nkeys valid keys (10^6/s each)"
+row pair-lease pair-bare "2 quickstarts with \`-redis-lease\`: \`/v1/whoami\`, the same keys"
+row pair-lease pair-valid "2 quickstarts with \`-redis-lease\`, as a ratio to the exact pair (not to bare)"
 echo
 echo "Responses of the mixed phases, all rounds, by class of key and status:"
 echo
@@ -240,18 +249,25 @@ for phase in mixed sqlite-mixed; do
 		awk -v phase="$phase" '{ c[$1 " → " $2] += $3 } END { for (k in c) printf "- %s: %s: %d\n", (phase == "mixed" ? "chains" : "quickstart on SQLite"), k, c[k] }' | sort
 done
 echo
-echo "Where the pair's time goes (\`/v1/whoami\` phases, median over the rounds; CPUs busy per second of the phase, of the machine's $(nproc)):"
-echo
-for round in $(seq "$rounds"); do figures pair-valid "$round"; done | awk -v ceiling="$(cat "$work/ceiling")" -v ncpu="$(nproc)" '
+# where PHASE LABEL: where the time of PHASE's processes went (medians
+# over the rounds), against the Redis limiter's own ceiling.
+where() {
+	echo "$2 (\`$1\`; CPUs busy per second of the phase, of the machine's $(nproc); medians over the rounds):"
+	echo
+	for round in $(seq "$rounds"); do figures "$1" "$round"; done | awk -v ceiling="$(cat "$work/ceiling")" -v ncpu="$(nproc)" '
 	function med(a, n,    i, j, t) {
 		for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
 		return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 	}
-	{ n++; rps[n] = $1; rcpu[n] = $6; calls[n] = $7; x[n] = $8; busy[n] = $9; srv[n] = $10; wrk[n] = $11; red[n] = $12 }
+	{ n++; rps[n] = $1; srvus[n] = $4; rcpu[n] = $6; calls[n] = $7; x[n] = $8; busy[n] = $9; srv[n] = $10; wrk[n] = $11; red[n] = $12 }
 	END {
 		split(ceiling, c, " ")
-		printf "- requests/s %.0f; per request: %.3f Redis script calls, %.4f PostgreSQL transactions, %.1f µs of Redis CPU\n", med(rps, n), med(calls, n), med(x, n), med(rcpu, n)
+		printf "- requests/s %.0f; per request: %.1f µs of the 2 quickstarts'"'"' CPU, %.4f Redis script calls, %.1f µs of Redis CPU, %.4f PostgreSQL transactions\n", med(rps, n), med(srvus, n), med(calls, n), med(rcpu, n), med(x, n)
 		printf "- CPUs busy: %.2f of %d in all (every process on the machine), of which the 2 quickstarts %.2f, wrk %.2f, Redis %.2f\n", med(busy, n), ncpu, med(srv, n), med(wrk, n), med(red, n)
-		printf "- the Redis limiter alone (`scripts/loadtest -ceiling`, %s goroutines calling `Limiter.Allow` on %s keys, no HTTP): %s decisions/s, %s script calls per decision, %s µs of Redis CPU per decision, Redis busy %s of one CPU\n", c[11], c[13], c[3], c[5], c[7], c[9]
-		printf "- so one Redis, single-threaded, would allow about %.0f decisions/s at the CPU per decision seen in the pair (1 s / %.1f µs); the pair reached %.2f× of that, and %.2f× of the ceiling measured\n", 1e6 / med(rcpu, n), med(rcpu, n), med(rps, n) * med(rcpu, n) / 1e6, med(rps, n) / c[3]
+		printf "- requests/s as a share of the Redis limiter'"'"'s ceiling measured below: %.2f×\n", med(rps, n) / c[3]
 	}'
+	echo
+}
+where pair-valid "The exact pair"
+where pair-lease "The pair with \`-redis-lease\`"
+awk '{ printf "The Redis limiter alone (`scripts/loadtest -ceiling`: %s goroutines calling `Limiter.Allow` on %s keys flat out, no HTTP): %s decisions/s, %s script calls per decision, %s µs of Redis CPU per decision, Redis busy %s of one CPU; Redis, single-threaded, would allow about %.0f decisions/s at that CPU per decision (1 s / %s µs).\n", $11, $13, $3, $5, $7, $9, 1e6 / $7, $7 }' "$work/ceiling"
