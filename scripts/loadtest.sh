@@ -24,7 +24,9 @@
 #           asks the Redis limiter; then the same on two more quickstarts
 #           that differ in one flag, -redis-lease (redislimit.LeaseLimiter,
 #           which decides locally from leased shares), reported against
-#           both the bare phase and the exact pair.
+#           both the bare phase and the exact pair; then both pairs again on
+#           100 of the keys, which each instance sees more often than once
+#           per sync interval of the lease mode (100 ms).
 # Chains and sqlite run 2 threads with 1 connection each (so that every
 # response can be matched to its key, and checked against its class).
 #
@@ -38,7 +40,7 @@
 # Limiter.Allow flat out, no HTTP). Exits 1 on any unexpected status.
 #
 #	scripts/loadtest.sh        ROUNDS=3 DURATION=5 (seconds per phase) N=1000 (valid keys)
-#	                           PAIR_CONNECTIONS=8; about 3 minutes with the defaults
+#	                           PAIR_CONNECTIONS=8; about 4 minutes with the defaults
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds="${ROUNDS:-3}"
@@ -88,14 +90,18 @@ start() {
 	exit 1
 }
 start chains "$work/loadtest" -keys "$work/chains.keys" -n "$nkeys"
+# The quickstarts cache keys for an hour (-cache-ttl), longer than the
+# test, and each is warmed up before the rounds, so that every round
+# measures the request path on a warm cache (a round lasts longer than the
+# default TTL of 30 s, and cache misses are BenchmarkVerifyMiss's subject).
 # Every request comes from 127.0.0.1 and the mixed phase sends invalid
 # keys on purpose, so the failed-authentication limit would soon block
 # the client: the load test measures the request path, not that limit.
-start sqlite "$work/quickstart" -db "sqlite:$work/load.db" -failed-auth off
-start pair_a "$work/quickstart" -db "$pg" -redis "$redis_url" -failed-auth off
-start pair_b "$work/quickstart" -db "$pg" -redis "$redis_url" -failed-auth off
-start lease_a "$work/quickstart" -db "$pg" -redis "$redis_url" -redis-lease -failed-auth off
-start lease_b "$work/quickstart" -db "$pg" -redis "$redis_url" -redis-lease -failed-auth off
+start sqlite "$work/quickstart" -db "sqlite:$work/load.db" -cache-ttl 1h -failed-auth off
+start pair_a "$work/quickstart" -db "$pg" -redis "$redis_url" -cache-ttl 1h -failed-auth off
+start pair_b "$work/quickstart" -db "$pg" -redis "$redis_url" -cache-ttl 1h -failed-auth off
+start lease_a "$work/quickstart" -db "$pg" -redis "$redis_url" -cache-ttl 1h -redis-lease -failed-auth off
+start lease_b "$work/quickstart" -db "$pg" -redis "$redis_url" -cache-ttl 1h -redis-lease -failed-auth off
 
 # keys FILE NAME: the valid keys of FILE, and the mixed classes (20 valid
 # keys, so that each of the 5 limited ones comes round often enough to
@@ -107,6 +113,7 @@ keys() {
 keys "$work/chains.keys" chains
 keys "$work/sqlite.keys" sqlite
 keys "$work/pair.keys" pair
+head -n 100 "$work/pair.valid" >"$work/pair.hot"
 
 clk=$(getconf CLK_TCK)
 # ticks PID...: CPU time (user + system) the processes used so far, in ticks.
@@ -153,6 +160,11 @@ run() {
 		exit 1
 	fi
 }
+# Warm-up, not reported: every valid key through every quickstart once.
+for warm in "$sqlite_port:sqlite" "$pair_a_port $pair_b_port:pair" "$lease_a_port $lease_b_port:pair"; do
+	ports="${warm%%:*}"
+	KEYS_FILE="$work/${warm##*:}.valid" PORTS="$ports" wrk -t2 -c2 -d2s -s scripts/loadtest.lua "http://127.0.0.1:${ports%% *}/v1/whoami" >/dev/null
+done
 start_time="$(date -u '+%Y-%m-%d %H:%M UTC'), load $(cut -d' ' -f1-3 /proc/loadavg)"
 pair_ports="$pair_a_port $pair_b_port"
 lease_ports="$lease_a_port $lease_b_port"
@@ -168,6 +180,8 @@ for round in $(seq "$rounds"); do
 	run pair-bare "$pair_conns" "$pair_ports" /healthz "$work/pair.valid" "$pair_a_pid" "$pair_b_pid"
 	run pair-valid "$pair_conns" "$pair_ports" /v1/whoami "$work/pair.valid" "$pair_a_pid" "$pair_b_pid"
 	run pair-lease "$pair_conns" "$lease_ports" /v1/whoami "$work/pair.valid" "$lease_a_pid" "$lease_b_pid"
+	run pair-hot "$pair_conns" "$pair_ports" /v1/whoami "$work/pair.hot" "$pair_a_pid" "$pair_b_pid"
+	run pair-lease-hot "$pair_conns" "$lease_ports" /v1/whoami "$work/pair.hot" "$lease_a_pid" "$lease_b_pid"
 done
 "$work/loadtest" -ceiling "$redis_url" -n 10000 -g 64 -d "${duration}s" >"$work/ceiling"
 
@@ -241,6 +255,9 @@ row pair-bare pair-bare "2 quickstarts on PostgreSQL + Redis: \`/healthz\`"
 row pair-valid pair-bare "2 quickstarts on PostgreSQL + Redis: \`/v1/whoami\`, $nkeys valid keys (10^6/s each)"
 row pair-lease pair-bare "2 quickstarts with \`-redis-lease\`: \`/v1/whoami\`, the same keys"
 row pair-lease pair-valid "2 quickstarts with \`-redis-lease\`, as a ratio to the exact pair (not to bare)"
+row pair-hot pair-bare "2 quickstarts on PostgreSQL + Redis: \`/v1/whoami\`, 100 of the keys"
+row pair-lease-hot pair-bare "2 quickstarts with \`-redis-lease\`: \`/v1/whoami\`, the same 100 keys"
+row pair-lease-hot pair-hot "2 quickstarts with \`-redis-lease\`, 100 keys, as a ratio to the exact pair on them (not to bare)"
 echo
 echo "Responses of the mixed phases, all rounds, by class of key and status:"
 echo
@@ -270,4 +287,6 @@ where() {
 }
 where pair-valid "The exact pair"
 where pair-lease "The pair with \`-redis-lease\`"
+where pair-hot "The exact pair, 100 keys"
+where pair-lease-hot "The pair with \`-redis-lease\`, 100 keys"
 awk '{ printf "The Redis limiter alone (`scripts/loadtest -ceiling`: %s goroutines calling `Limiter.Allow` on %s keys flat out, no HTTP): %s decisions/s, %s script calls per decision, %s µs of Redis CPU per decision, Redis busy %s of one CPU; Redis, single-threaded, would allow about %.0f decisions/s at that CPU per decision (1 s / %s µs).\n", $11, $13, $3, $5, $7, $9, 1e6 / $7, $7 }' "$work/ceiling"
