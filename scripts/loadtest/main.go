@@ -38,6 +38,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"math"
 	"net/http"
 	"os"
 	"strconv"
@@ -254,29 +255,38 @@ func redisCounters(ctx context.Context, client *redis.Client) (calls int64, cpu 
 	if err != nil {
 		return 0, 0, err
 	}
+	return parseInfo(info)
+}
+
+// parseInfo reads the script calls and the CPU time from the text of
+// Redis's INFO commandstats and cpu sections. It fails on a field it
+// cannot read and when the text has no CPU time.
+func parseInfo(info string) (calls int64, cpu float64, err error) {
+	found := false
 	for line := range strings.Lines(info) {
-		line = strings.TrimSpace(line)
-		name, value, ok := strings.Cut(line, ":")
+		name, value, ok := strings.Cut(strings.TrimSpace(line), ":")
 		if !ok {
 			continue
 		}
 		switch name {
 		case "cmdstat_evalsha", "cmdstat_eval":
 			field, _, _ := strings.Cut(value, ",")
-			c, err := strconv.ParseInt(strings.TrimPrefix(field, "calls="), 10, 64)
-			if err != nil {
-				return 0, 0, fmt.Errorf("INFO %s: %w", name, err)
+			digits, ok := strings.CutPrefix(field, "calls=")
+			c, err := strconv.ParseInt(digits, 10, 64)
+			if !ok || err != nil || c < 0 || calls > math.MaxInt64-c {
+				return 0, 0, fmt.Errorf("INFO %s: cannot read %q as calls=N", name, field)
 			}
 			calls += c
 		case "used_cpu_user", "used_cpu_sys":
 			v, err := strconv.ParseFloat(value, 64)
-			if err != nil {
-				return 0, 0, fmt.Errorf("INFO %s: %w", name, err)
+			if err != nil || !(v >= 0 && v <= math.MaxFloat64-cpu) { // not NaN, negative or an overflow
+				return 0, 0, fmt.Errorf("INFO %s: cannot read %q as seconds", name, value)
 			}
 			cpu += v
+			found = true
 		}
 	}
-	if cpu == 0 {
+	if !found {
 		return 0, 0, errors.New("INFO cpu: no used_cpu_user or used_cpu_sys")
 	}
 	return calls, cpu, nil
