@@ -1,0 +1,116 @@
+package sqlstore_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apikeykit/apikey"
+	"github.com/apikeykit/apikey/ledgertest"
+	"github.com/apikeykit/apikey/sqlstore"
+)
+
+// clockedLedger is the Store's Ledger at the times of a test's clock, as
+// ledgertest needs: SpendAt, RefundAt and TopUpAt at now().
+type clockedLedger struct {
+	l   *sqlstore.Ledger
+	now func() time.Time
+}
+
+func (c clockedLedger) Spend(ctx context.Context, key string, cr apikey.Credits, n int64) (apikey.Decision, error) {
+	return c.l.SpendAt(ctx, key, cr, n, c.now())
+}
+
+func (c clockedLedger) Refund(ctx context.Context, key string, cr apikey.Credits, n int64) error {
+	return c.l.RefundAt(ctx, key, cr, n, c.now())
+}
+
+func (c clockedLedger) TopUp(ctx context.Context, key string, cr apikey.Credits, n int64) (int64, error) {
+	return c.l.TopUpAt(ctx, key, cr, n, c.now())
+}
+
+// TestLedgerConformance runs ledgertest on SQLite, PostgreSQL and MySQL
+// (MariaDB in CI), each subtest on a fresh database; its 64 goroutines
+// share one balance through the database.
+func TestLedgerConformance(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			need(t, b)
+			ledgertest.Run(t, func(now func() time.Time) apikey.Ledger {
+				db, _ := b.open(t)
+				return clockedLedger{newStore(t, db, b.dialect).Ledger(), now}
+			})
+		})
+	}
+}
+
+// TestLedgerTwoStores: two Stores on one database (two processes) share
+// balances: what one spends and tops up, the other sees.
+func TestLedgerTwoStores(t *testing.T) {
+	ctx := context.Background()
+	c := apikey.Credits{Grant: 10, Period: apikey.MonthPeriod, Day: 15}
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			need(t, b)
+			db, reopen := b.open(t)
+			a := newStore(t, db, b.dialect).Ledger()
+			bl := newStore(t, reopen(), b.dialect).Ledger()
+			if _, err := a.Spend(ctx, "owner-credits:o", c, 4); err != nil {
+				t.Fatal(err)
+			}
+			if bal, err := bl.TopUp(ctx, "owner-credits:o", c, 5); err != nil || bal != 11 {
+				t.Fatalf("TopUp on the second Store: %d, %v; want 11", bal, err)
+			}
+			if d, err := a.Spend(ctx, "owner-credits:o", c, 0); err != nil || d.Remaining != 11 || d.Limit != 15 {
+				t.Fatalf("Spend(0) on the first Store: %+v, %v", d, err)
+			}
+		})
+	}
+}
+
+// TestLedgerUnavailable: a closed database is ErrUnavailable, and a
+// database not migrated is ErrNotMigrated; neither is a success.
+func TestLedgerUnavailable(t *testing.T) {
+	ctx := context.Background()
+	c := apikey.Credits{Grant: 10, Period: 24 * time.Hour}
+	b := backends()[0]
+	db, reopen := b.open(t)
+	l := newStore(t, db, b.dialect).Ledger()
+	db.Close()
+	if d, err := l.Spend(ctx, "k", c, 1); !errors.Is(err, apikey.ErrUnavailable) || d.Allowed {
+		t.Errorf("Spend on a closed database: %+v, %v; want ErrUnavailable", d, err)
+	}
+	if _, err := l.TopUp(ctx, "k", c, 1); !errors.Is(err, apikey.ErrUnavailable) {
+		t.Errorf("TopUp on a closed database: %v; want ErrUnavailable", err)
+	}
+	if err := l.Refund(ctx, "k", c, 1); !errors.Is(err, apikey.ErrUnavailable) {
+		t.Errorf("Refund on a closed database: %v; want ErrUnavailable", err)
+	}
+	_ = reopen
+
+	fresh, _ := b.open(t)
+	st, err := sqlstore.New(fresh, b.dialect)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fresh.Exec(`DROP TABLE IF EXISTS apikey_schema_version`); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := st.Ledger().Spend(ctx, "k", c, 1); !errors.Is(err, sqlstore.ErrNotMigrated) || d.Allowed {
+		t.Errorf("Spend on a database not migrated: %+v, %v; want ErrNotMigrated", d, err)
+	}
+}
+
+// TestLedgerLongPeriod: a refill period the Store cannot count in Unix
+// nanoseconds is refused.
+func TestLedgerLongPeriod(t *testing.T) {
+	b := backends()[0]
+	db, _ := b.open(t)
+	l := newStore(t, db, b.dialect).Ledger()
+	_, err := l.Spend(context.Background(), "k", apikey.Credits{Grant: 1, Period: 200 * 365 * 24 * time.Hour}, 1)
+	if !errors.Is(err, apikey.ErrInvalidRequest) || !strings.Contains(err.Error(), "maximum") {
+		t.Errorf("a two-century refill: %v, want ErrInvalidRequest", err)
+	}
+}
