@@ -26,9 +26,11 @@ package ledgertest
 
 import (
 	"context"
-	"crypto/rand"
+	crand "crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -61,6 +63,7 @@ func Run(t *testing.T, newLedger func(now func() time.Time) apikey.Ledger) {
 		{"KeysAreIndependent", testKeysAreIndependent},
 		{"ConcurrentSpends", testConcurrentSpends},
 		{"ConcurrentTopUps", testConcurrentTopUps},
+		{"RandomAgainstModel", testRandomAgainstModel},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -95,7 +98,7 @@ func (s *suite) set(at time.Time) { s.clock.Store(at.UnixNano()) }
 func key(t *testing.T) string {
 	t.Helper()
 	b := make([]byte, 9)
-	if _, err := rand.Read(b); err != nil {
+	if _, err := crand.Read(b); err != nil {
 		t.Fatal(err)
 	}
 	return "credits:ledgertest-" + hex.EncodeToString(b)
@@ -585,5 +588,91 @@ func testConcurrentTopUps(t *testing.T, s *suite) {
 	}
 	if got, want := s.balance(k, c), workers*7-spent.Load(); got != want {
 		t.Errorf("balance after %d top-ups of 7 and %d units spent: %d, want %d", workers, spent.Load(), got, want)
+	}
+}
+
+// model is the Ledger contract applied literally to one balance, for
+// testRandomAgainstModel.
+type model struct {
+	window      time.Time // start of the period the state counts in
+	used, extra int64
+	seen        bool
+}
+
+// roll brings m to the period of c that holds now.
+func (m *model) roll(c apikey.Credits, now time.Time) {
+	start, _ := c.Window(now)
+	if m.seen && m.window.Before(start) {
+		m.extra = max(m.extra-max(m.used-c.Grant, 0), 0)
+		m.used = 0
+	}
+	if !m.seen || m.window.Before(start) {
+		m.window = start
+	}
+	m.seen = true
+}
+
+// testRandomAgainstModel runs random sequences of Spends, Refunds and
+// TopUps, with the clock moving by random steps across refills, and
+// checks every answer against the model: the Decisions, the balances
+// TopUp returns, and the refusals.
+func testRandomAgainstModel(t *testing.T, s *suite) {
+	ctx := context.Background()
+	policies := []apikey.Credits{
+		{Grant: 10, Period: 24 * time.Hour},
+		{Grant: 50, Period: apikey.MonthPeriod, Day: 31},
+		{Grant: 0, Period: apikey.NoRefill},
+		{Grant: 7, Period: time.Hour},
+	}
+	r := rand.New(rand.NewPCG(14, uint64(start.Unix())))
+	steps := []time.Duration{0, 0, time.Second, 17 * time.Minute, 5 * time.Hour, 26 * time.Hour, 9 * 24 * time.Hour}
+	for _, c := range policies {
+		k := key(t)
+		var m model
+		s.set(start)
+		for i := range 120 {
+			s.set(s.now().Add(steps[r.IntN(len(steps))]))
+			now := s.now()
+			m.roll(c, now)
+			n := r.Int64N(max(c.Grant, 8)*2 + 1)
+			reset := s.reset(c)
+			what := func(op string) string {
+				return fmt.Sprintf("%v, step %d at %v: %s(%d) on used %d, top-ups %d", c, i, now, op, n, m.used, m.extra)
+			}
+			switch r.IntN(3) {
+			case 0:
+				d, err := s.l.Spend(ctx, k, c, n)
+				if err != nil {
+					t.Fatalf("%s: %v", what("Spend"), err)
+				}
+				capacity := c.Grant + m.extra
+				ok := n <= capacity-m.used
+				want := apikey.Decision{Allowed: ok, Limit: capacity, Reset: reset}
+				if ok {
+					m.used += n
+				} else if c.Grant >= n {
+					want.RetryAfter = reset
+				}
+				want.Remaining = capacity - m.used
+				if d != want {
+					t.Fatalf("%s: got %+v, want %+v", what("Spend"), d, want)
+				}
+			case 1:
+				if err := s.l.Refund(ctx, k, c, n); err != nil {
+					t.Fatalf("%s: %v", what("Refund"), err)
+				}
+				m.used -= min(n, m.used)
+			default:
+				n = max(n, 1)
+				b, err := s.l.TopUp(ctx, k, c, n)
+				if err != nil {
+					t.Fatalf("%s: %v", what("TopUp"), err)
+				}
+				m.extra += n
+				if want := c.Grant + m.extra - m.used; b != want {
+					t.Fatalf("%s: balance %d, want %d", what("TopUp"), b, want)
+				}
+			}
+		}
 	}
 }
