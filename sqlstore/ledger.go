@@ -60,6 +60,9 @@ func (l *Ledger) SpendAt(ctx context.Context, key string, c apikey.Credits, n in
 	if err := checkLedger(key, c, n); err != nil {
 		return apikey.Decision{}, err
 	}
+	if err := l.checkLedgerKey(key); err != nil {
+		return apikey.Decision{}, err
+	}
 	if err := l.s.check(ctx); err != nil {
 		return apikey.Decision{}, err
 	}
@@ -107,6 +110,9 @@ func (l *Ledger) RefundAt(ctx context.Context, key string, c apikey.Credits, n i
 	if err := checkLedger(key, c, n); err != nil {
 		return err
 	}
+	if err := l.checkLedgerKey(key); err != nil {
+		return err
+	}
 	if err := l.s.check(ctx); err != nil {
 		return err
 	}
@@ -129,6 +135,9 @@ func (l *Ledger) TopUp(ctx context.Context, key string, c apikey.Credits, n int6
 // SpendAt refuses, and an n below 1.
 func (l *Ledger) TopUpAt(ctx context.Context, key string, c apikey.Credits, n int64, now time.Time) (int64, error) {
 	if err := checkLedger(key, c, n); err != nil {
+		return 0, err
+	}
+	if err := l.checkLedgerKey(key); err != nil {
 		return 0, err
 	}
 	if n < 1 || n > apikey.MaxCredits {
@@ -253,6 +262,17 @@ func checkLedger(key string, c apikey.Credits, n int64) error {
 		return fmt.Errorf("%w: sqlstore: negative credits %d", apikey.ErrInvalidRequest, n)
 	case !validText(key):
 		return fmt.Errorf("%w: sqlstore: ledger key must be UTF-8 without NUL bytes", apikey.ErrInvalidRequest)
+	}
+	return nil
+}
+
+// mysqlMaxLedgerKey is the size of the MySQL credits table's ledger_key.
+const mysqlMaxLedgerKey = 512
+
+// checkLedgerKey refuses a key the dialect's credits table cannot hold.
+func (l *Ledger) checkLedgerKey(key string) error {
+	if l.s.dialect == MySQL && len(key) > mysqlMaxLedgerKey {
+		return fmt.Errorf("%w: sqlstore: ledger key of %d bytes, at most %d on MySQL", apikey.ErrInvalidRequest, len(key), mysqlMaxLedgerKey)
 	}
 	return nil
 }

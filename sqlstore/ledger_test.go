@@ -146,3 +146,35 @@ func BenchmarkLedgerSpend(b *testing.B) {
 		})
 	}
 }
+
+// TestLedgerLongKeys: an owner's ledger key of 269 bytes (the longest
+// owner MySQL stores, 255 bytes, with its prefix) works on every dialect;
+// on MySQL, a key past the column's 512 bytes is ErrInvalidRequest.
+func TestLedgerLongKeys(t *testing.T) {
+	ctx := context.Background()
+	c := apikey.Credits{Grant: 10, Period: 24 * time.Hour}
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			need(t, b)
+			db, _ := b.open(t)
+			l := newStore(t, db, b.dialect).Ledger()
+			owner := apikey.OwnerCreditsKey(strings.Repeat("o", 255))
+			if d, err := l.Spend(ctx, owner, c, 3); err != nil || d.Remaining != 7 {
+				t.Fatalf("Spend on a 269-byte key: %+v, %v", d, err)
+			}
+			if b.dialect != sqlstore.MySQL {
+				return
+			}
+			long := strings.Repeat("k", 513)
+			if _, err := l.Spend(ctx, long, c, 1); !errors.Is(err, apikey.ErrInvalidRequest) {
+				t.Errorf("Spend on a 513-byte key: %v, want ErrInvalidRequest", err)
+			}
+			if _, err := l.TopUp(ctx, long, c, 1); !errors.Is(err, apikey.ErrInvalidRequest) {
+				t.Errorf("TopUp on a 513-byte key: %v, want ErrInvalidRequest", err)
+			}
+			if err := l.Refund(ctx, long, c, 1); !errors.Is(err, apikey.ErrInvalidRequest) {
+				t.Errorf("Refund on a 513-byte key: %v, want ErrInvalidRequest", err)
+			}
+		})
+	}
+}

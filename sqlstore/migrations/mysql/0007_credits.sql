@@ -9,14 +9,15 @@
 -- last_ok is the outcome of the row's last Spend or TopUp: MySQL has no
 -- RETURNING for an upsert and assigns its columns left to right, so the
 -- upsert decides into last_ok first, the other columns follow it, and the
--- Ledger reads the row back in the same transaction.
+-- Ledger reads the row back in the same transaction. Ledger keys are
+-- 512 bytes at most: "owner-credits:" and an owner of up to 255.
 ALTER TABLE {{prefix}}keys ADD COLUMN quota_day BIGINT NOT NULL DEFAULT 0,
 	ADD COLUMN credits_grant BIGINT NOT NULL DEFAULT 0, ADD COLUMN credits_period_ns BIGINT NOT NULL DEFAULT 0,
 	ADD COLUMN credits_day BIGINT NOT NULL DEFAULT 0
 ;
 
 CREATE TABLE IF NOT EXISTS {{prefix}}credits (
-	ledger_key   VARBINARY(255) NOT NULL PRIMARY KEY,
+	ledger_key   VARBINARY(512) NOT NULL PRIMARY KEY,
 	window_start BIGINT  NOT NULL,
 	used         BIGINT  NOT NULL,
 	extra        BIGINT  NOT NULL,
