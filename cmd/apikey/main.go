@@ -90,7 +90,7 @@ var commands = []command{
 	{"resume", "ID|KEY", "let a suspended key work again", runResume},
 	{"verify", "< KEYFILE", "check a key read from standard input (exit 0 if valid, 1 if not)", runVerify},
 	{"usage", "--owner O | --key ID", "show requests and units per hour, day or month", runUsage},
-	{"credits", "--key ID | --owner O --policy C", "show a credit balance; --top-up N adds to it", runCredits},
+	{"credits", "--key ID | --owner O", "show a credit balance (an owner's needs --policy); --top-up N adds to it", runCredits},
 	{"scan", "PATH... | -", "find keys in files or standard input (exit 1 if any are found)", runScan},
 	{"migrate", "", "create or upgrade the database schema", runMigrate},
 	{"import", "FILE.csv|FILE.jsonl|-", "import keys of another system (SHA-256, HMAC, bcrypt, argon2id hashes)", runImport},
