@@ -136,8 +136,9 @@ type limitedContext struct {
 	err    error // a limiter error passed over by Limits.FailOpen
 }
 
-// quotaKey is the Counter's key of k's quota.
-func quotaKey(k *Key) string { return "quota:" + k.ID }
+// quotaKey is the Counter's key of k's quota: one per lineage, so that a
+// rotated key goes on with its predecessor's usage.
+func quotaKey(k *Key) string { return "quota:" + k.LineageID() }
 
 // ownerQuotaKey is the Counter's key of Limits.PerOwnerQuota for k's
 // owner. It cannot collide with a quotaKey: its prefix differs.

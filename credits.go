@@ -178,10 +178,9 @@ type Ledger interface {
 }
 
 // CreditsKey is the Ledger key of k's own credits (Key.Credits):
-// "credits:" + k.ID. A key made by Manager.Rotate has an ID of its own and
-// so a balance of its own, which starts afresh: keep balances that must
-// survive rotation on the owner (Limits.PerOwnerCredits).
-func CreditsKey(k *Key) string { return "credits:" + k.ID }
+// "credits:" + k.LineageID(). A key made by Manager.Rotate shares its
+// predecessor's balance: rotation neither refills nor loses it.
+func CreditsKey(k *Key) string { return "credits:" + k.LineageID() }
 
 // OwnerCreditsKey is the Ledger key of Limits.PerOwnerCredits for owner.
 // It cannot collide with a CreditsKey: its prefix differs. It is

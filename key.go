@@ -48,10 +48,27 @@ type Key struct {
 	RotatedFrom string // ID of the key this one replaced
 	ReplacedBy  string // ID of the key that replaced this one
 
+	// Lineage is the ID of the first key of this key's rotation chain:
+	// Rotate gives a replacement its predecessor's lineage (LineageID).
+	// It is "" for a key that replaced none. Rate limits, quotas and
+	// credits are counted per lineage, so that rotating a key neither
+	// refills its quota or its balance nor gives the old and the new key a
+	// bucket each during the grace period.
+	Lineage string
+
 	// Revision is maintained by the Store for optimistic concurrency:
 	// Create sets it to 1 and each successful Update increments it. An
 	// Update carrying a stale Revision fails with ErrConflict.
 	Revision int64
+}
+
+// LineageID returns the ID of the first key of k's rotation chain:
+// Lineage, or k's own ID for a key that replaced none.
+func (k *Key) LineageID() string {
+	if k.Lineage != "" {
+		return k.Lineage
+	}
+	return k.ID
 }
 
 // Clone returns a deep copy of k, preserving nil versus empty slices and

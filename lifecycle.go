@@ -447,6 +447,7 @@ func (m *Manager) rotateOnce(ctx context.Context, id string, grace time.Duration
 		AllowedIPs:  slices.Clone(old.AllowedIPs),
 		Metadata:    maps.Clone(old.Metadata),
 		RotatedFrom: old.ID,
+		Lineage:     old.LineageID(),
 	}
 	if !old.ExpiresAt.IsZero() {
 		k.ExpiresAt = storedTime(now.Add(old.ExpiresAt.Sub(old.CreatedAt)))

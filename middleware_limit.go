@@ -49,7 +49,7 @@ func (mw *middleware) checks(k *Key, cost int64, buf *[maxChecks]limitCheck) []l
 		l = mw.limits.Default
 	}
 	if !l.IsZero() {
-		cs = append(cs, limitCheck{name: policyKey, key: k.ID, limit: l, reason: ReasonRateLimit, desc: descRate})
+		cs = append(cs, limitCheck{name: policyKey, key: k.LineageID(), limit: l, reason: ReasonRateLimit, desc: descRate})
 	}
 	if !mw.limits.PerOwner.IsZero() {
 		cs = append(cs, limitCheck{name: policyOwner, key: "owner:" + k.Owner, limit: mw.limits.PerOwner,

@@ -50,6 +50,7 @@ type KeyView struct {
 
 	RotatedFrom string `json:"rotated_from,omitempty"`
 	ReplacedBy  string `json:"replaced_by,omitempty"`
+	Lineage     string `json:"lineage,omitempty"`
 }
 
 // View returns k's public form, with its status at time now. The view
@@ -64,7 +65,7 @@ func (k *Key) View(now time.Time) KeyView {
 		RevokedAt: utc(c.RevokedAt), SuspendedAt: utc(c.SuspendedAt), LastUsedAt: utc(c.LastUsedAt),
 		RevokedReason: c.RevokedReason,
 		Metadata:      c.Metadata,
-		RotatedFrom:   c.RotatedFrom, ReplacedBy: c.ReplacedBy,
+		RotatedFrom:   c.RotatedFrom, ReplacedBy: c.ReplacedBy, Lineage: c.Lineage,
 	}
 	if v.Scopes == nil {
 		v.Scopes = []string{}
