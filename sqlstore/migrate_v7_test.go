@@ -23,7 +23,7 @@ func undoVersion7(t *testing.T, db *sql.DB, d sqlstore.Dialect) {
 	if d == sqlstore.SQLite || d == sqlstore.MySQL {
 		qs = append(qs, `DROP TRIGGER apikey_keys_changed_update`)
 	}
-	for _, col := range []string{"quota_day", "credits_grant", "credits_period_ns", "credits_day"} {
+	for _, col := range []string{"quota_day", "credits_grant", "credits_period_ns", "credits_day", "lineage"} {
 		qs = append(qs, `ALTER TABLE apikey_keys DROP COLUMN `+col)
 	}
 	if d == sqlstore.SQLite || d == sqlstore.MySQL {

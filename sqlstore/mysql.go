@@ -43,7 +43,7 @@ var (
 func mysqlFits(k *apikey.Key) error {
 	for _, f := range []struct{ name, v string }{
 		{"ID", k.ID}, {"Prefix", k.Prefix}, {"Owner", k.Owner}, {"DigestVersion", k.DigestVersion},
-		{"RotatedFrom", k.RotatedFrom}, {"ReplacedBy", k.ReplacedBy}, {"Digest", string(k.Digest)},
+		{"RotatedFrom", k.RotatedFrom}, {"ReplacedBy", k.ReplacedBy}, {"Lineage", k.Lineage}, {"Digest", string(k.Digest)},
 	} {
 		if len(f.v) > mysqlMaxBytes {
 			return fmt.Errorf("%w: sqlstore: key %.40q: %s is %d bytes, at most %d on MySQL", apikey.ErrInvalidRequest, k.ID, f.name, len(f.v), mysqlMaxBytes)

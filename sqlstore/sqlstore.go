@@ -540,7 +540,7 @@ func (s *Store) args(k *apikey.Key) ([]any, error) {
 	for _, f := range []struct{ name, v string }{
 		{"ID", k.ID}, {"Prefix", k.Prefix}, {"Owner", k.Owner}, {"Name", k.Name},
 		{"DigestVersion", k.DigestVersion}, {"RotatedFrom", k.RotatedFrom}, {"ReplacedBy", k.ReplacedBy},
-		{"RevokedReason", k.RevokedReason},
+		{"RevokedReason", k.RevokedReason}, {"Lineage", k.Lineage},
 	} {
 		if !validText(f.v) {
 			return nil, fmt.Errorf("%w: sqlstore: key %.40q: %s must be UTF-8 without NUL bytes", apikey.ErrInvalidRequest, k.ID, f.name)
@@ -588,8 +588,8 @@ func (s *Store) args(k *apikey.Key) ([]any, error) {
 		int64(k.RateLimit.Rate), int64(k.RateLimit.Period), int64(k.RateLimit.Burst),
 		k.Quota.Limit, int64(k.Quota.Period),
 		ips, meta, k.RotatedFrom, k.ReplacedBy, k.RevokedReason,
-		// Schema version 7: Quota.Day and Key.Credits.
-		int64(k.Quota.Day), k.Credits.Grant, int64(k.Credits.Period), int64(k.Credits.Day),
+		// Schema version 7: Quota.Day, Key.Credits and Key.Lineage.
+		int64(k.Quota.Day), k.Credits.Grant, int64(k.Credits.Period), int64(k.Credits.Day), k.Lineage,
 	}, nil
 }
 
@@ -674,7 +674,7 @@ func scanKey(row interface{ Scan(...any) error }) (*apikey.Key, error) {
 		timeCol{&k.SuspendedAt}, timeCol{&k.LastUsedAt},
 		&rate, &period, &burst, &quotaLimit, &quotaPeriod,
 		jsonCol{&k.AllowedIPs}, jsonCol{&k.Metadata}, &k.RotatedFrom, &k.ReplacedBy, &k.RevokedReason,
-		&quotaDay, &credits[0], &credits[1], &credits[2], &k.Revision)
+		&quotaDay, &credits[0], &credits[1], &credits[2], &k.Lineage, &k.Revision)
 	if errors.Is(err, errBadColumn) {
 		// Scan fills columns in order, so the ID, the first, is there.
 		return &apikey.Key{ID: k.ID}, fmt.Errorf("%w: sqlstore: key %s: %w", apikey.ErrCorruptRecord, k.ID, err)

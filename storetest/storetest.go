@@ -127,6 +127,7 @@ func fullKey(t *testing.T, owner string) *apikey.Key {
 		},
 		RotatedFrom: newID(t),
 		ReplacedBy:  newID(t),
+		Lineage:     newID(t),
 	}
 }
 
@@ -163,6 +164,7 @@ func equalKeys(want, got *apikey.Key) string {
 		{"Metadata", want.Metadata, got.Metadata, equalMaps(want.Metadata, got.Metadata)},
 		{"RotatedFrom", want.RotatedFrom, got.RotatedFrom, want.RotatedFrom == got.RotatedFrom},
 		{"ReplacedBy", want.ReplacedBy, got.ReplacedBy, want.ReplacedBy == got.ReplacedBy},
+		{"Lineage", want.Lineage, got.Lineage, want.Lineage == got.Lineage},
 		{"Revision", want.Revision, got.Revision, want.Revision == got.Revision},
 	}
 	for _, f := range fields {
@@ -555,6 +557,7 @@ func testRotator(t *testing.T, s apikey.Store) {
 	next.ExpiresAt = time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
 	repl = minimalKey(t, owner)
 	repl.RotatedFrom = old.ID
+	repl.Lineage = old.ID
 	next.ReplacedBy = repl.ID
 	if err := r.Rotate(ctx, next, repl); err != nil {
 		t.Fatalf("Rotate: %v", err)

@@ -6,6 +6,8 @@
 -- key: window_start (Unix nanoseconds) is the start of the refill period
 -- the row counts in, used the units spent in it, extra the top-ups left at
 -- its start and bought since. The balance is grant + extra - used.
+-- lineage is Key.Lineage: the first key of a rotation chain, '' for a key
+-- that replaced none.
 -- last_ok is the outcome of the row's last Spend or TopUp: MySQL has no
 -- RETURNING for an upsert and assigns its columns left to right, so the
 -- upsert decides into last_ok first, the other columns follow it, and the
@@ -13,7 +15,8 @@
 -- 512 bytes at most: "owner-credits:" and an owner of up to 255.
 ALTER TABLE {{prefix}}keys ADD COLUMN quota_day BIGINT NOT NULL DEFAULT 0,
 	ADD COLUMN credits_grant BIGINT NOT NULL DEFAULT 0, ADD COLUMN credits_period_ns BIGINT NOT NULL DEFAULT 0,
-	ADD COLUMN credits_day BIGINT NOT NULL DEFAULT 0
+	ADD COLUMN credits_day BIGINT NOT NULL DEFAULT 0,
+	ADD COLUMN lineage VARBINARY(255) NOT NULL DEFAULT ''
 ;
 
 CREATE TABLE IF NOT EXISTS {{prefix}}credits (
@@ -46,6 +49,7 @@ BEGIN
 		AND CAST(OLD.allowed_ips AS BINARY) <=> CAST(NEW.allowed_ips AS BINARY)
 		AND CAST(OLD.metadata AS BINARY) <=> CAST(NEW.metadata AS BINARY)
 		AND OLD.rotated_from <=> NEW.rotated_from AND OLD.replaced_by <=> NEW.replaced_by
+		AND OLD.lineage <=> NEW.lineage
 		AND OLD.revision <=> NEW.revision) THEN
 		UPDATE {{prefix}}changes_seq SET seq = seq + 1 WHERE one = 1;
 		INSERT INTO {{prefix}}changes (seq, id) SELECT seq, OLD.id FROM {{prefix}}changes_seq WHERE one = 1;

@@ -5,14 +5,17 @@
 -- balances of the Store's Ledger, one row per ledger key:
 -- window_start (Unix nanoseconds) is the start of the refill period the
 -- row counts in, used the units spent in it, extra the top-ups left at its
--- start and bought since. The balance is grant + extra - used. The
+-- start and bought since. The balance is grant + extra - used. lineage is
+-- Key.Lineage: the first key of a rotation chain, '' for a key that
+-- replaced none. The
 -- notification triggers compare whole rows, so they cover the new columns
 -- as they are.
 ALTER TABLE {{prefix}}keys
 	ADD COLUMN quota_day bigint NOT NULL DEFAULT 0,
 	ADD COLUMN credits_grant bigint NOT NULL DEFAULT 0,
 	ADD COLUMN credits_period_ns bigint NOT NULL DEFAULT 0,
-	ADD COLUMN credits_day bigint NOT NULL DEFAULT 0;
+	ADD COLUMN credits_day bigint NOT NULL DEFAULT 0,
+	ADD COLUMN lineage text NOT NULL DEFAULT '';
 
 CREATE TABLE {{prefix}}credits (
 	ledger_key   text COLLATE "C" NOT NULL PRIMARY KEY,

@@ -5,11 +5,14 @@
 -- balances of the Store's Ledger, one row per ledger key:
 -- window_start (Unix nanoseconds) is the start of the refill period the
 -- row counts in, used the units spent in it, extra the top-ups left at its
--- start and bought since. The balance is grant + extra - used.
+-- start and bought since. The balance is grant + extra - used. lineage is
+-- Key.Lineage: the first key of a rotation chain, '' for a key that
+-- replaced none.
 ALTER TABLE {{prefix}}keys ADD COLUMN quota_day INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE {{prefix}}keys ADD COLUMN credits_grant INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE {{prefix}}keys ADD COLUMN credits_period_ns INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE {{prefix}}keys ADD COLUMN credits_day INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE {{prefix}}keys ADD COLUMN lineage TEXT NOT NULL DEFAULT '';
 
 CREATE TABLE {{prefix}}credits (
 	ledger_key   TEXT    NOT NULL PRIMARY KEY,
@@ -26,7 +29,7 @@ CREATE TRIGGER {{prefix}}keys_changed_update AFTER UPDATE OF
 	expires_at, not_before, revoked_at, revoked_reason, suspended_at,
 	rate_limit_rate, rate_limit_period_ns, rate_limit_burst, quota_limit,
 	quota_period_ns, quota_day, credits_grant, credits_period_ns, credits_day,
-	allowed_ips, metadata, rotated_from, replaced_by, revision
+	allowed_ips, metadata, rotated_from, replaced_by, lineage, revision
 ON {{prefix}}keys
 BEGIN
 	INSERT INTO {{prefix}}changes (id) SELECT OLD.id UNION SELECT NEW.id;
