@@ -45,7 +45,7 @@ func (c localCounter) Add(_ context.Context, key string, q Quota, n int64) (Deci
 	if n < 0 {
 		return Decision{}, fmt.Errorf("%w: negative quota cost %d", ErrInvalidRequest, n)
 	}
-	return Decision(c.c.AddAt(c.c.Now(), key, q.Limit, q.Period, n)), nil
+	return Decision(c.c.AddAt(c.c.Now(), key, q.Limit, q.Period, q.Day, n)), nil
 }
 
 func (c localCounter) Refund(_ context.Context, key string, q Quota, n int64) error {
@@ -55,7 +55,7 @@ func (c localCounter) Refund(_ context.Context, key string, q Quota, n int64) er
 	if n < 0 {
 		return fmt.Errorf("%w: negative quota refund %d", ErrInvalidRequest, n)
 	}
-	c.c.RefundAt(c.c.Now(), key, q.Period, n)
+	c.c.RefundAt(c.c.Now(), key, q.Period, q.Day, n)
 	return nil
 }
 

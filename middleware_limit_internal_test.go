@@ -116,7 +116,7 @@ func TestRateLimitPolicyNeverOverstates(t *testing.T) {
 			key := fmt.Sprintf("q%d-%d", n, p)
 			start := t0.Add(time.Duration(rng.Int64N(int64(quota.Period))))
 			for i, at := range times {
-				d := ctr.AddAt(start.Add(at), key, quota.Limit, quota.Period, 1)
+				d := ctr.AddAt(start.Add(at), key, quota.Limit, quota.Period, quota.Day, 1)
 				if !d.Allowed {
 					t.Fatalf("quota %s advertised as q=%d;w=%d: request %d at %v of pattern %d refused", quota, q, w, i, at, p)
 				}

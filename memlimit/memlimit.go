@@ -125,7 +125,7 @@ func (c *Counter) AddAt(now time.Time, key string, q apikey.Quota, n int64) (api
 	if n < 0 {
 		return apikey.Decision{}, fmt.Errorf("%w: negative quota cost %d", apikey.ErrInvalidRequest, n)
 	}
-	return apikey.Decision(c.c.AddAt(now, key, q.Limit, q.Period, n)), nil
+	return apikey.Decision(c.c.AddAt(now, key, q.Limit, q.Period, q.Day, n)), nil
 }
 
 // Refund implements apikey.Refunder: RefundAt at the counter's clock's
@@ -145,7 +145,7 @@ func (c *Counter) RefundAt(now time.Time, key string, q apikey.Quota, n int64) e
 	if n < 0 {
 		return fmt.Errorf("%w: negative quota refund %d", apikey.ErrInvalidRequest, n)
 	}
-	c.c.RefundAt(now, key, q.Period, n)
+	c.c.RefundAt(now, key, q.Period, q.Day, n)
 	return nil
 }
 
