@@ -16,7 +16,7 @@ const (
 	OutcomeBadRequest    Outcome = "bad_request"   // 400 invalid_request
 	OutcomeInvalidKey    Outcome = "invalid_key"   // 401 invalid_token
 	OutcomeForbidden     Outcome = "forbidden"     // 403: IP allowlist or missing scope
-	OutcomeLimited       Outcome = "limited"       // 429: rate limit, quota or failed authentications
+	OutcomeLimited       Outcome = "limited"       // 429: rate limit, quota, credits or failed authentications
 	OutcomeUnavailable   Outcome = "unavailable"   // 503: store or limiter failure, or the client gave up
 	// OutcomeQuotaThreshold is not a request's decision but an extra Event:
 	// the request crossed a fraction of a quota (WithQuotaThresholds).
@@ -49,6 +49,8 @@ const (
 	ReasonOwnerRateLimit         Reason = "owner_rate_limit"        // 429: Limits.PerOwner
 	ReasonQuota                  Reason = "quota"                   // 429: the key's quota
 	ReasonOwnerQuota             Reason = "owner_quota"             // 429: Limits.PerOwnerQuota
+	ReasonCredits                Reason = "credits"                 // 429: the key's credit balance (Key.Credits) cannot hold the cost
+	ReasonOwnerCredits           Reason = "owner_credits"           // 429: Limits.PerOwnerCredits cannot hold the cost
 	ReasonQuotaThreshold         Reason = "quota_threshold"         // a threshold crossed: see WithQuotaThresholds
 	ReasonFailedAuthLimit        Reason = "failed_auth_limit"       // 429: Limits.FailedAuth
 	ReasonStore                  Reason = "store"                   // 503: the Store failed
