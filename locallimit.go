@@ -138,6 +138,15 @@ func (m *Manager) localCounter() Counter {
 	return localCounter{m.local.counter}
 }
 
+// Ledger returns the Manager's own Ledger: the balances in this process's
+// memory that its Middlewares draw credits from when Limits.Ledger is nil,
+// shared by all of them. Top balances up through it (TopUp), and read
+// them (Spend of 0 units). Its balances are lost when the process exits;
+// a service that sells credits sets Limits.Ledger to one on a database or
+// Redis and tops up through that one instead. It keeps answering after
+// Close. It is safe for concurrent use.
+func (m *Manager) Ledger() Ledger { return m.localLedger() }
+
 // localLedger returns the Manager's own ledger, as localLimiter does.
 func (m *Manager) localLedger() Ledger {
 	m.local.Lock()
