@@ -79,6 +79,14 @@ func BenchmarkMiddleware(b *testing.B) {
 	}
 	usage := metered(apikey.WithUsageFlush(time.Hour, 1<<30))
 	flushing := metered()
+	// The same keys, each with Credits, on a Manager that does not meter
+	// (as f.m does not): compare "auth+credits" with "auth".
+	hugeCredits := apikey.Credits{Grant: 1 << 52, Period: apikey.MonthPeriod}
+	withCredits := must(apikey.NewManager(creditsStore{f.store, hugeCredits}, apikey.WithPrefix("acme_live"),
+		apikey.WithPepper("v1", testPepper), apikey.WithCache(benchKeys, time.Hour), apikey.WithoutUsage()))
+	b.Cleanup(func() { withCredits.Close() })
+	ledger := must(memlimit.NewLedger())
+	defer ledger.Close()
 	cases := []struct {
 		name string
 		h    http.Handler
@@ -109,6 +117,13 @@ func BenchmarkMiddleware(b *testing.B) {
 		{"auth+usage-flushing", flushing.Middleware()(noop)},
 		{"auth+ratelimit-fixed+usage", usage.Middleware(apikey.WithLimits(apikey.Limits{Limiter: fixedLimiter{},
 			Default: huge}))(noop)},
+		// Credits: each key's own on memlimit's Ledger, and on the
+		// Manager's own; an owner's balance (1000 owners) on memlimit.
+		// Compare each with auth.
+		{"auth+credits", withCredits.Middleware(apikey.WithLimits(apikey.Limits{Ledger: ledger}))(noop)},
+		{"auth+credits-own-ledger", withCredits.Middleware()(noop)},
+		{"auth+ownercredits", f.m.Middleware(apikey.WithLimits(apikey.Limits{Ledger: ledger,
+			PerOwnerCredits: hugeCredits}))(noop)},
 		// An owner quota on memlimit, with an Event hook, without and with
 		// quota thresholds: compare the two for the thresholds' cost.
 		{"auth+ownerquota+events", f.m.Middleware(apikey.WithLimits(apikey.Limits{Counter: counter,
@@ -165,6 +180,23 @@ func BenchmarkMiddleware(b *testing.B) {
 			}
 		})
 	}
+}
+
+// creditsStore is the benchmark fixture's store, whose keys all carry
+// credits: a copy of each record with Credits set, as if issued with them.
+type creditsStore struct {
+	apikey.Store
+	credits apikey.Credits
+}
+
+func (s creditsStore) Get(ctx context.Context, id string) (*apikey.Key, error) {
+	k, err := s.Store.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	c := *k
+	c.Credits = s.credits
+	return &c, nil
 }
 
 // fixedLimiter allows everything at once with a plausible Decision.
