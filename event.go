@@ -19,7 +19,8 @@ const (
 	OutcomeLimited       Outcome = "limited"       // 429: rate limit, quota, credits or failed authentications
 	OutcomeUnavailable   Outcome = "unavailable"   // 503: store or limiter failure, or the client gave up
 	// OutcomeQuotaThreshold is not a request's decision but an extra Event:
-	// the request crossed a fraction of a quota (WithQuotaThresholds).
+	// the request crossed a fraction of a quota or a credit balance
+	// (WithQuotaThresholds).
 	OutcomeQuotaThreshold Outcome = "quota_threshold"
 )
 
@@ -88,8 +89,9 @@ type Event struct {
 	// error that Limits.FailOpen let pass. It never holds a key.
 	Err error
 	// Policy and Threshold describe a crossing (OutcomeQuotaThreshold):
-	// the quota's policy name, "quota" or "owner-quota", and the fraction
-	// of its Limit crossed. They are zero in other Events.
+	// the policy name, "quota", "owner-quota", "credits" or
+	// "owner-credits", and the fraction of its Limit (a balance's
+	// capacity) crossed. They are zero in other Events.
 	Policy    string
 	Threshold float64
 }

@@ -419,3 +419,34 @@ func TestBadCreditsWriteNothing(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, apikey.Credits{Grant: 5, Period: time.Hour}, got.Credits, "the key's credits are unchanged")
 }
+
+// TestCostRefusedByCredits: Cost's 429 for a balance names the policy,
+// sends Retry-After only when a refill will hold the cost, and gives back
+// the unit the middleware charged.
+func TestCostRefusedByCredits(t *testing.T) {
+	m, _, _ := usageManager(t, utc(2026, 3, 1, 12))
+	var events eventLog
+	auth := m.Middleware(apikey.WithOnEvent(events.add))
+	ok := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
+	mux := http.NewServeMux()
+	mux.Handle("/bulk", apikey.Cost(8)(ok))
+	mux.Handle("/huge", apikey.Cost(50)(ok))
+	h := auth(mux)
+	c := apikey.Credits{Grant: 10, Period: 24 * time.Hour}
+	tok, k := issue(t, m, apikey.IssueRequest{Credits: c})
+	at := func(path string) func(*http.Request) {
+		return func(r *http.Request) { withKey(tok)(r); r.URL.Path = path }
+	}
+	require.Equal(t, 200, serve(h, newRequest(at("/bulk"))).Code)
+	// 2 left: the middleware charges 1, Cost 7 more (a refill will hold
+	// them) or 49 (none will).
+	for _, tt := range []struct{ path, retryAfter string }{{"/bulk", "43200"}, {"/huge", ""}} {
+		w := serve(h, newRequest(at(tt.path)))
+		p := assertRejected(t, w, 429, "")
+		assert.Equal(t, []string{"credits"}, p.ViolatedPolicies, tt.path)
+		assert.Equal(t, "credits exhausted", p.Detail)
+		assert.Equal(t, tt.retryAfter, w.Header().Get("Retry-After"), tt.path)
+		assert.Equal(t, apikey.ReasonCredits, events.last(t).Reason)
+	}
+	assert.Equal(t, int64(2), balance(t, m.Ledger(), apikey.CreditsKey(k), c), "the refused requests' unit came back")
+}
