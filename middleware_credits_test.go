@@ -450,3 +450,28 @@ func TestCostRefusedByCredits(t *testing.T) {
 	}
 	assert.Equal(t, int64(2), balance(t, m.Ledger(), apikey.CreditsKey(k), c), "the refused requests' unit came back")
 }
+
+// TestCreditsConcurrentOneBalance: 64 goroutines spend one key's balance
+// through the middleware at once; exactly the balance is let through.
+func TestCreditsConcurrentOneBalance(t *testing.T) {
+	m, _, _ := usageManager(t, utc(2026, 3, 1, 12))
+	h := m.Middleware()(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	c := apikey.Credits{Grant: 100, Period: apikey.NoRefill}
+	tok, k := issue(t, m, apikey.IssueRequest{Credits: c})
+	var mu sync.Mutex
+	codes := map[int]int{}
+	var wg sync.WaitGroup
+	for range 64 {
+		wg.Go(func() {
+			for range 4 {
+				code := call(h, tok)
+				mu.Lock()
+				codes[code]++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	assert.Equal(t, map[int]int{200: 100, 429: 156}, codes)
+	assert.Equal(t, int64(0), balance(t, m.Ledger(), apikey.CreditsKey(k), c))
+}
