@@ -25,7 +25,7 @@ import (
 // balance once its refill period has ended with no top-ups left, when it
 // is the same as one never seen. A balance that holds top-ups, or whose
 // credits are NoRefill, is never forgotten: memory grows with the number
-// of such balances (a 40-byte slot each, in hash tables kept at most three
+// of such balances (a 56-byte slot each, in hash tables kept at most three
 // quarters full), until the process exits.
 // Spend does not allocate.
 type Ledger struct {

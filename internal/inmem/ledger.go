@@ -42,11 +42,14 @@ type ledgerShard struct {
 }
 
 // balance is a key's state in the refill period [start, end) (Unix ns;
-// end is math.MaxInt64 for NoRefill): used units, and extra, the top-ups.
-// Its capacity is the grant plus extra, what is left capacity - used.
+// end is math.MaxInt64 for NoRefill) of the credits' period and day that
+// it was last used under: used units, and extra, the top-ups. Its
+// capacity is the grant plus extra, what is left capacity - used.
 type balance struct {
 	start, end  int64
 	used, extra int64
+	period      time.Duration
+	day         int
 }
 
 // NewLedger returns a Ledger and starts its sweeper, which runs until
@@ -125,23 +128,41 @@ func (l *Ledger) hash(key string) uint64 { return hashKey(maphash.String(l.seed,
 // tracked, and its balance at time t under c, refilled if its period has
 // ended: used back to 0, and the top-ups less what the period took of
 // them. The caller unlocks the shard.
+//
+// A balance is refilled only when t is in a later period than its own,
+// or when c's period or day changed: if the clock steps back into an
+// earlier period, the balance stays as it is.
 func (l *Ledger) lock(t int64, key string, c Credits) (*ledgerShard, int, bool, balance) {
-	start, end := int64(0), int64(math.MaxInt64)
-	if c.Period != noRefill {
-		start, end = window(t, int64(c.Period), c.Day)
-	}
 	h := l.hash(key)
 	s := &l.shards[shardOf(h)]
 	s.mu.Lock()
 	i, ok := s.bal.find(h)
 	if !ok {
-		return s, i, false, balance{start: start, end: end}
+		start, end := creditsWindow(t, c)
+		return s, i, false, balance{start: start, end: end, period: c.Period, day: c.Day}
 	}
 	b := s.bal.e[i].v
-	if b.start != start || b.end != end {
-		b = balance{start: start, end: end, extra: max(b.extra-max(b.used-c.Grant, 0), 0)}
+	same := b.period == c.Period && b.day == c.Day
+	if same && t < b.end {
+		// The common case, without the calendar arithmetic.
+		return s, i, true, b
+	}
+	start, end := creditsWindow(t, c)
+	if (same && start > b.start) || (!same && (start != b.start || end != b.end)) {
+		b = balance{start: start, end: end, extra: max(b.extra-max(b.used-c.Grant, 0), 0), period: c.Period, day: c.Day}
+	} else {
+		b.period, b.day = c.Period, c.Day
 	}
 	return s, i, true, b
+}
+
+// creditsWindow returns the refill period of c that holds t; for
+// NoRefill, one period for all time.
+func creditsWindow(t int64, c Credits) (start, end int64) {
+	if c.Period == noRefill {
+		return 0, math.MaxInt64
+	}
+	return window(t, int64(c.Period), c.Day)
 }
 
 // store writes b to slot i (found for h), inserting it if it was not

@@ -166,3 +166,26 @@ func TestCounterMonthDay(t *testing.T) {
 		}
 	}
 }
+
+// A clock that steps back into the previous period refills nothing; a
+// change of the credits' period starts a new one.
+func TestLedgerClockStepBackAndPolicyChange(t *testing.T) {
+	l := newTestLedger(t)
+	daily := Credits{Grant: 10, Period: 24 * time.Hour}
+	day := it0.Truncate(24 * time.Hour)
+	l.SpendAt(day.Add(time.Minute), "k", daily, 10)
+	if d := l.SpendAt(day.Add(-time.Minute), "k", daily, 1); d.Allowed {
+		t.Fatalf("a step back into yesterday refilled the grant: %+v", d)
+	}
+	if d := l.SpendAt(day.Add(24*time.Hour), "k", daily, 10); !d.Allowed {
+		t.Fatalf("tomorrow's grant refused: %+v", d)
+	}
+	hourly := Credits{Grant: 3, Period: time.Hour}
+	if d := l.SpendAt(day.Add(24*time.Hour+time.Minute), "k", hourly, 3); !d.Allowed || d.Reset != 59*time.Minute {
+		t.Fatalf("after a change to hourly credits: %+v, want a fresh hourly grant", d)
+	}
+	// The grant alone changing keeps the period and what it used.
+	if d := l.SpendAt(day.Add(24*time.Hour+2*time.Minute), "k", Credits{Grant: 5, Period: time.Hour}, 0); d.Remaining != 2 {
+		t.Fatalf("after raising the grant to 5: balance %d, want 2", d.Remaining)
+	}
+}
