@@ -475,3 +475,48 @@ func TestCreditsConcurrentOneBalance(t *testing.T) {
 	assert.Equal(t, map[int]int{200: 100, 429: 156}, codes)
 	assert.Equal(t, int64(0), balance(t, m.Ledger(), apikey.CreditsKey(k), c))
 }
+
+// TestMiddlewareMonthDayQuota: the Manager's own counter honours
+// Quota.Day: a month from the 15th lasts until 00:00 UTC on the 15th, and
+// one from the 31st until the last day of a shorter month.
+func TestMiddlewareMonthDayQuota(t *testing.T) {
+	for _, tt := range []struct {
+		day         int
+		start, next time.Time
+	}{
+		{15, utc(2026, 3, 14, 23), utc(2026, 3, 15, 0)},
+		{31, utc(2026, 4, 29, 23), utc(2026, 4, 30, 0)},
+	} {
+		m, _, clock := usageManager(t, tt.start)
+		tok, _ := issue(t, m, apikey.IssueRequest{Quota: apikey.Quota{Limit: 1, Period: apikey.MonthPeriod, Day: tt.day}})
+		h := m.Middleware()(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+		require.Equal(t, 200, call(h, tok))
+		w := serve(h, newRequest(withKey(tok)))
+		require.Equal(t, 429, w.Code)
+		assert.Equal(t, "3600", w.Header().Get("Retry-After"), "day %d", tt.day)
+		clock.Advance(tt.next.Sub(tt.start))
+		assert.Equal(t, 200, call(h, tok), "day %d: a new month at %v", tt.day, tt.next)
+	}
+}
+
+// TestCreditsRefusalGivesQuotaBack: a request its balance refuses costs
+// none of the key's quota or its owner's, charged before the balance.
+func TestCreditsRefusalGivesQuotaBack(t *testing.T) {
+	m, _, clock := usageManager(t, utc(2026, 3, 1, 12))
+	counter := must(memlimit.NewCounter(memlimit.WithClock(clock.Now)))
+	t.Cleanup(func() { counter.Close() })
+	oq := apikey.Quota{Limit: 100, Period: time.Hour}
+	h := m.Middleware(apikey.WithLimits(apikey.Limits{Counter: counter, PerOwnerQuota: oq}))(
+		http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	q := apikey.Quota{Limit: 100, Period: time.Hour}
+	tok, k := issue(t, m, apikey.IssueRequest{Quota: q, Credits: apikey.Credits{Grant: 1, Period: apikey.NoRefill}})
+	require.Equal(t, 200, call(h, tok))
+	for range 3 {
+		require.Equal(t, 429, call(h, tok))
+	}
+	for key, quota := range map[string]apikey.Quota{"quota:" + k.ID: q, "owner-quota:" + k.Owner: oq} {
+		d, err := counter.Add(context.Background(), key, quota, 0)
+		require.NoError(t, err)
+		assert.Equal(t, int64(99), d.Remaining, "%s: only the request let through counts", key)
+	}
+}
