@@ -190,23 +190,30 @@ func (m *Manager) Verify(ctx context.Context, token string) (*Key, error) {
 	return m.verify(ctx, t)
 }
 
+// Identify is Verify without the side effects of a use: it does not
+// record the key's last use, and it does not move a key digested under a
+// previous pepper to the current one. It is for code that checks a token
+// it did not get from the key's holder, such as a leak report (package
+// leaks), so that the key's last use stays the holder's and a key idle
+// for months still looks idle. It answers as Verify does, except that it
+// does not look among the keys imported with WithLegacy: a token that does
+// not parse fails with Parse's error.
+func (m *Manager) Identify(ctx context.Context, token string) (*Key, error) {
+	t, err := Parse(token)
+	if err != nil {
+		return nil, err
+	}
+	e, _, err := m.check(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	return e.key, nil
+}
+
 // verify is Verify for a token already parsed.
 func (m *Manager) verify(ctx context.Context, t Token) (*Key, error) {
-	now := m.now()
-	e, err := m.cache.get(ctx, t.ID, now, m.store)
+	e, now, err := m.check(ctx, t)
 	if err != nil {
-		return nil, storeError("look up key", err)
-	}
-	// Unknown IDs, and records whose pepper is gone, have entries holding
-	// the current digester and a dummy digest (see cacheEntry), so they
-	// take this very path, without a branch, and cost what a wrong secret
-	// costs; verifiable is only looked at once the digests have matched.
-	var got [digestSize]byte
-	e.digester.sum(&got, t.ID, t.secretPart())
-	if !hmac.Equal(got[:], e.digest[:]) || !e.verifiable || e.prefix != t.Prefix {
-		return nil, ErrInvalidKey
-	}
-	if err := e.status(now.UnixNano()); err != nil {
 		return nil, err
 	}
 	if e.digester != m.digests.current && e.redigested.CompareAndSwap(false, true) {
@@ -216,6 +223,29 @@ func (m *Manager) verify(ctx context.Context, t Token) (*Key, error) {
 		m.lastUsed.touch(e, e.key.ID, now) // not t.ID: a slice of the token, which holds the secret
 	}
 	return e.key, nil
+}
+
+// check finds t's key and checks its secret and status, and returns its
+// cache entry and the time it was checked at.
+func (m *Manager) check(ctx context.Context, t Token) (*cacheEntry, time.Time, error) {
+	now := m.now()
+	e, err := m.cache.get(ctx, t.ID, now, m.store)
+	if err != nil {
+		return nil, now, storeError("look up key", err)
+	}
+	// Unknown IDs, and records whose pepper is gone, have entries holding
+	// the current digester and a dummy digest (see cacheEntry), so they
+	// take this very path, without a branch, and cost what a wrong secret
+	// costs; verifiable is only looked at once the digests have matched.
+	var got [digestSize]byte
+	e.digester.sum(&got, t.ID, t.secretPart())
+	if !hmac.Equal(got[:], e.digest[:]) || !e.verifiable || e.prefix != t.Prefix {
+		return nil, now, ErrInvalidKey
+	}
+	if err := e.status(now.UnixNano()); err != nil {
+		return nil, now, err
+	}
+	return e, now, nil
 }
 
 // redigest moves a key verified under a previous pepper to the current

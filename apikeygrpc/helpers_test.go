@@ -128,7 +128,8 @@ func newEnv(t testing.TB, cfg envConfig) *env {
 	}
 	opts := append([]apikeygrpc.Option{
 		apikeygrpc.WithPublicMethods(mHealth),
-		apikeygrpc.WithMiddlewareOptions(append([]apikey.MiddlewareOption{apikey.WithOnEvent(e.events.add)}, cfg.opts...)...),
+		apikeygrpc.WithOnEvent(e.events.add),
+		apikeygrpc.WithMiddlewareOptions(cfg.opts...),
 	}, cfg.grpcOpts...)
 	in, err := apikeygrpc.NewInterceptor(e.m, cfg.scopes, opts...)
 	require.NoError(t, err)

@@ -15,6 +15,7 @@ type options struct {
 	middleware []apikey.MiddlewareOption
 	header     string
 	onRefusal  func(ctx context.Context, e *apikey.AuthError)
+	onEvent    func(apikey.Event)
 }
 
 // WithPublicMethods lets calls to the named full methods through without
@@ -35,8 +36,10 @@ func WithPublicMethods(methods ...string) Option {
 }
 
 // WithMiddlewareOptions configures the apikey.Middleware the interceptor
-// runs: apikey.WithLimits, apikey.WithOnEvent, apikey.WithAllowedPrefixes,
-// apikey.WithAnonymous and the like apply to calls as to HTTP requests.
+// runs: apikey.WithLimits, apikey.WithAllowedPrefixes, apikey.WithAnonymous
+// and the like apply to calls as to HTTP requests. apikey.WithOnEvent does
+// too, but sees only what the middleware decides: use WithOnEvent, which
+// also reports calls to unlisted methods.
 // The interceptor sets the error handler and the header itself, so
 // apikey.WithErrorHandler and apikey.WithHeader are overridden (use
 // WithHeader); cookies, query parameters, CORS and proxies do not exist
@@ -68,15 +71,34 @@ func WithHeader(name string) Option {
 // WithOnRefusal calls fn with the call's context and the refusal, before
 // the interceptor answers with its status, for what needs the context: a
 // span, as apikeyotel.AnnotateRefusal annotates it. Refusals by scope are
-// included; calls to methods in neither the scopes map nor
-// WithPublicMethods are not (the middleware never sees them). fn must be
-// fast and safe for concurrent use; e never holds a key.
+// included, and so are calls to methods in neither the scopes map nor
+// WithPublicMethods, with Reason ReasonUnlistedMethod and Status 403. fn
+// must be fast and safe for concurrent use; e never holds a key.
 func WithOnRefusal(fn func(ctx context.Context, e *apikey.AuthError)) Option {
 	return func(o *options) error {
 		if fn == nil {
 			return fmt.Errorf("%w: apikeygrpc: WithOnRefusal(nil)", apikey.ErrInvalidRequest)
 		}
 		o.onRefusal = fn
+		return nil
+	}
+}
+
+// WithOnEvent calls fn with one apikey.Event for every call the
+// interceptor decides on: it passes apikey.WithOnEvent(fn) to the
+// middleware (replacing one given with WithMiddlewareOptions), and also
+// reports the calls to methods in neither the scopes map nor
+// WithPublicMethods, which the middleware never sees, with Outcome
+// apikey.OutcomeForbidden, Reason ReasonUnlistedMethod, Status 403, Method
+// "POST" and Path the full method name. Calls to public methods are not
+// reported. fn must be fast and safe for concurrent use; an Event never
+// holds a key.
+func WithOnEvent(fn func(apikey.Event)) Option {
+	return func(o *options) error {
+		if fn == nil {
+			return fmt.Errorf("%w: apikeygrpc: WithOnEvent(nil)", apikey.ErrInvalidRequest)
+		}
+		o.onEvent = fn
 		return nil
 	}
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"net/textproto"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/apikeykit/apikey"
 	"google.golang.org/grpc"
@@ -28,8 +30,10 @@ import (
 type Interceptor struct {
 	methods   map[string]http.Handler // full method name → middleware chain
 	public    map[string]bool
-	mdKey     string // metadata key of the API key header ("x-api-key"); "" for none
-	headerKey string // the same, as the canonical header the middleware reads
+	onEvent   func(apikey.Event)                       // for unlisted methods; nil for none
+	onRefusal func(context.Context, *apikey.AuthError) // the same
+	mdKey     string                                   // metadata key of the API key header ("x-api-key"); "" for none
+	headerKey string                                   // the same, as the canonical header the middleware reads
 }
 
 // NewInterceptor returns an Interceptor that authenticates calls with m's
@@ -38,7 +42,8 @@ type Interceptor struct {
 // apikey.ParseQuery), or to "" for a method any valid key may call. A
 // method that is neither in scopes nor named by WithPublicMethods is
 // refused with PermissionDenied before any key is read, so that a method
-// added to a service is closed until someone decides who may call it.
+// added to a service is closed until someone decides who may call it;
+// WithOnEvent and WithOnRefusal hear of it with ReasonUnlistedMethod.
 //
 // A call's key is read from its "authorization: Bearer <key>" or
 // "x-api-key: <key>" metadata (see WithHeader), with the rules of
@@ -83,7 +88,8 @@ func NewInterceptor(m *apikey.Manager, scopes map[string]string, opts ...Option)
 			return nil, err
 		}
 	}
-	in := &Interceptor{methods: make(map[string]http.Handler, len(scopes)), public: make(map[string]bool, len(o.public))}
+	in := &Interceptor{methods: make(map[string]http.Handler, len(scopes)), public: make(map[string]bool, len(o.public)),
+		onEvent: o.onEvent, onRefusal: o.onRefusal}
 	if o.header != "" {
 		in.mdKey = strings.ToLower(o.header)
 		in.headerKey = textproto.CanonicalMIMEHeaderKey(o.header)
@@ -97,6 +103,9 @@ func NewInterceptor(m *apikey.Manager, scopes map[string]string, opts ...Option)
 
 	mwOpts := append(o.middleware[:len(o.middleware):len(o.middleware)],
 		apikey.WithHeader(o.header), apikey.WithErrorHandler(captureRefusal(o.onRefusal)))
+	if o.onEvent != nil {
+		mwOpts = append(mwOpts, apikey.WithOnEvent(o.onEvent))
+	}
 	auth, err := middleware(m, mwOpts)
 	if err != nil {
 		return nil, err
@@ -199,6 +208,7 @@ func (in *Interceptor) ServerOptions() []grpc.ServerOption {
 func (in *Interceptor) serve(ctx context.Context, method string, c *call) error {
 	h, ok := in.methods[method]
 	if !ok {
+		in.refuseUnlisted(ctx, method)
 		return status.Error(codes.PermissionDenied, descUnlisted)
 	}
 	h.ServeHTTP(c, in.request(ctx, method))
@@ -211,6 +221,31 @@ func (in *Interceptor) serve(ctx context.Context, method string, c *call) error 
 		return status.Error(codes.Internal, "apikey: the call was neither authenticated nor refused")
 	}
 	return nil
+}
+
+// refuseUnlisted reports the refusal of a call to a method in neither the
+// scopes map nor the public methods, to WithOnRefusal and WithOnEvent. No
+// credential is read: the Event holds no key ID.
+func (in *Interceptor) refuseUnlisted(ctx context.Context, method string) {
+	if in.onRefusal == nil && in.onEvent == nil {
+		return
+	}
+	start := time.Now()
+	e := &apikey.AuthError{Status: http.StatusForbidden, Reason: ReasonUnlistedMethod, Description: descUnlisted}
+	if in.onRefusal != nil {
+		in.onRefusal(ctx, e)
+	}
+	if in.onEvent != nil {
+		ev := apikey.Event{Outcome: apikey.OutcomeForbidden, Reason: ReasonUnlistedMethod, Status: http.StatusForbidden,
+			Method: http.MethodPost, Path: method}
+		if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+			if ap, err := netip.ParseAddrPort(p.Addr.String()); err == nil {
+				ev.ClientIP = ap.Addr().Unmap().WithZone("")
+			}
+		}
+		ev.Duration = time.Since(start)
+		in.onEvent(ev)
+	}
 }
 
 // request is the HTTP request the middleware sees for a call: POST to the

@@ -16,6 +16,11 @@ import (
 // map nor WithPublicMethods.
 const descUnlisted = "method not open to API keys"
 
+// ReasonUnlistedMethod is the Reason of the refusal of a call to a method
+// in neither the scopes map nor WithPublicMethods (PermissionDenied),
+// reported to WithOnEvent and WithOnRefusal.
+const ReasonUnlistedMethod apikey.Reason = "unlisted_method"
+
 // refusalStatus is the gRPC status of a refusal: its code (see
 // NewInterceptor), the client-facing description as message, and
 // RetryInfo when the client should wait.

@@ -53,13 +53,7 @@ func BenchmarkMiddleware(b *testing.B) {
 		r.Header = http.Header{"Authorization": {"Bearer " + s.Reveal()}}
 		reqs[i] = r
 	}
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
-	defer mp.Shutdown(context.Background())
-	a, err := apikeyotel.New(m, apikeyotel.WithMeterProvider(mp))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer a.Close()
+	a, syncA := benchAdapters(b, m)
 	tracer := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample())).Tracer("bench")
 	spanned := func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -76,8 +70,13 @@ func BenchmarkMiddleware(b *testing.B) {
 	}{
 		{"auth", m.Middleware()(noop)},
 		{"auth+otel", m.Middleware(a.MiddlewareOptions()...)(noop)},
+		// A hook that does nothing: what the middleware spends on Events.
+		{"auth+hook", m.Middleware(apikey.WithOnEvent(func(apikey.Event) {}))(noop)},
 		{"auth+span", spanned(m.Middleware()(noop))},
 		{"auth+otel+span", spanned(m.Middleware(a.MiddlewareOptions()...)(apikeyotel.Handler(noop)))},
+		// The adapter without a Producer: its histogram is the SDK's
+		// synchronous one.
+		{"auth+otel-sync", m.Middleware(syncA.MiddlewareOptions()...)(noop)},
 	}
 	for _, c := range cases {
 		w := &discardWriter{h: make(http.Header)}
@@ -110,26 +109,56 @@ func BenchmarkMiddleware(b *testing.B) {
 	}
 }
 
-// BenchmarkOnEvent measures OnEvent alone: one counter add and one
-// histogram record on a real SDK meter provider.
+// BenchmarkOnEvent measures OnEvent alone on a real SDK meter provider:
+// "producer" adds to atomics only, "sync-histogram" records on the SDK's
+// synchronous histogram.
 func BenchmarkOnEvent(b *testing.B) {
 	m, err := apikey.NewManager(memstore.New(), apikey.WithPrefix("acme_test"), apikey.WithPepper("v1", testPepper))
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer m.Close()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
-	defer mp.Shutdown(context.Background())
-	a, err := apikeyotel.New(m, apikeyotel.WithMeterProvider(mp))
+	a, syncA := benchAdapters(b, m)
+	ev := apikey.Event{Outcome: apikey.OutcomeAuthenticated, KeyID: "0123456789ab", Owner: "o", Duration: 800 * time.Nanosecond}
+	for _, c := range []struct {
+		name string
+		a    *apikeyotel.Adapter
+	}{{"producer", a}, {"sync-histogram", syncA}} {
+		b.Run(c.name+"/serial", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				c.a.OnEvent(ev)
+			}
+		})
+		b.Run(c.name+"/parallel", func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					c.a.OnEvent(ev)
+				}
+			})
+		})
+	}
+}
+
+// benchAdapters returns two adapters for m on real SDK meter providers:
+// one with a Producer registered with its reader, as the Prometheus
+// example has, and one without, whose histogram is synchronous.
+func benchAdapters(b *testing.B, m *apikey.Manager) (producer, sync *apikeyotel.Adapter) {
+	p := apikeyotel.NewProducer()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader(sdkmetric.WithProducer(p))))
+	b.Cleanup(func() { mp.Shutdown(context.Background()) })
+	producer, err := apikeyotel.New(m, apikeyotel.WithMeterProvider(mp), apikeyotel.WithProducer(p))
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer a.Close()
-	ev := apikey.Event{Outcome: apikey.OutcomeAuthenticated, KeyID: "0123456789ab", Owner: "o", Duration: 800 * time.Nanosecond}
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			a.OnEvent(ev)
-		}
-	})
+	b.Cleanup(func() { producer.Close() })
+	smp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+	b.Cleanup(func() { smp.Shutdown(context.Background()) })
+	sync, err = apikeyotel.New(m, apikeyotel.WithMeterProvider(smp))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { sync.Close() })
+	return producer, sync
 }

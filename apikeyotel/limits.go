@@ -46,7 +46,7 @@ func (l *limiter) Allow(ctx context.Context, key string, limit apikey.Limit) (ap
 	case strings.HasPrefix(key, "authfail:"):
 		policy = policyFailedAuth
 	}
-	l.a.limiter.Add(ctx, 1, l.a.limitSets[policy][decision(d, err)]...)
+	l.a.limits[policy][decision(d, err)].Add(1)
 	return d, err
 }
 
@@ -67,7 +67,7 @@ type counter struct {
 
 func (c *counter) Add(ctx context.Context, key string, q apikey.Quota, n int64) (apikey.Decision, error) {
 	d, err := c.c.Add(ctx, key, q, n)
-	c.a.quota.Add(ctx, 1, c.a.quotaSets[decision(d, err)]...)
+	c.a.quotas[decision(d, err)].Add(1)
 	return d, err
 }
 

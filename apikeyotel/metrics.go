@@ -29,6 +29,7 @@ const (
 	MetricNotifications = "apikey.store.notifications"   // observable counter
 	MetricLimiter       = "apikey.limiter.decisions"     // counter: policy, decision
 	MetricQuota         = "apikey.quota.decisions"       // counter: decision
+	MetricThresholds    = "apikey.quota.thresholds"      // counter: policy (quota, owner-quota)
 )
 
 // Attribute keys on metrics and spans.
@@ -45,7 +46,7 @@ const (
 
 // durationBuckets are the histogram's bounds in seconds: a cache hit takes
 // microseconds, a store lookup milliseconds.
-var durationBuckets = []float64{
+var durationBuckets = [...]float64{
 	0.000001, 0.0000025, 0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005,
 	0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
 }
@@ -59,7 +60,10 @@ var durationBuckets = []float64{
 //     apikey.outcome and apikey.reason, one per request, counted with
 //     atomics and observed when the reader collects;
 //   - apikey.verification.duration, a histogram of the time the
-//     middleware took to decide (Event.Duration), by apikey.outcome;
+//     middleware took to decide (Event.Duration), by apikey.outcome:
+//     aggregated in the adapter with atomics and exported by the
+//     Producer of WithProducer, or else recorded on a synchronous
+//     histogram of the meter provider (see WithProducer for the cost);
 //   - apikey.cache.hits, .misses, .evictions (apikey.cache.kind "key" or
 //     "negative") and .entries, apikey.store.errors and
 //     apikey.store.notifications (the changes, revocations among them,
@@ -68,25 +72,36 @@ var durationBuckets = []float64{
 //   - apikey.limiter.decisions by apikey.limit.policy ("key", "owner",
 //     "failed_auth") and apikey.limit.decision ("allowed", "limited",
 //     "error"), and apikey.quota.decisions by apikey.limit.decision, for
-//     the Limiter and Counter wrapped with Limiter and Counter.
+//     the Limiter and Counter wrapped with Limiter and Counter, counted
+//     with atomics and observed when the reader collects;
+//   - apikey.quota.thresholds by apikey.limit.policy ("quota",
+//     "owner-quota"), the crossings apikey.WithQuotaThresholds reports,
+//     which are not requests and so are not in apikey.verifications.
 //
 // No attribute holds a key, a key ID or an owner: their number is not
 // bounded. An Adapter is safe for concurrent use.
 type Adapter struct {
 	m            *apikey.Manager
 	verified     metric.Int64ObservableCounter
-	duration     metric.Float64Histogram
-	limiter      metric.Int64Counter
-	quota        metric.Int64Counter
+	duration     metric.Float64Histogram // nil with a Producer
+	producer     *Producer
+	limiter      metric.Int64ObservableCounter
+	quota        metric.Int64ObservableCounter
 	registration metric.Registration
 
 	// events holds the attribute set of every known (outcome, reason)
-	// pair, built once: recording an Event then allocates nothing.
-	events  map[eventKey]*eventAttrs
+	// pair, built once and found by index (see index.go): recording an
+	// Event then allocates nothing and hashes nothing.
+	events  [len(outcomes)][len(reasons)]*eventAttrs
 	unknown sync.Map // eventKey → *eventAttrs, for reasons added later
 
-	limitSets [3][3][]metric.AddOption // by policy, decision (see limits.go)
-	quotaSets [3][]metric.AddOption    // by decision
+	thresholds   metric.Int64ObservableCounter
+	crossings    [len(thresholdPolicies)]atomic.Int64
+	crossingSets [len(thresholdPolicies)]metric.ObserveOption
+	limits       [len(policies)][len(decisions)]atomic.Int64 // by policy, decision (see limits.go)
+	limitSets    [len(policies)][len(decisions)]metric.ObserveOption
+	quotas       [len(decisions)]atomic.Int64
+	quotaSets    [len(decisions)]metric.ObserveOption
 }
 
 type eventKey struct {
@@ -96,13 +111,15 @@ type eventKey struct {
 
 // eventAttrs counts the Events of one (outcome, reason) pair, observed
 // as apikey.verifications when the reader collects: an atomic add costs
-// the request far less than a synchronous counter would. duration is the
-// option of its histogram records, a slice built once, so that a variadic
-// call allocates nothing.
+// the request far less than a synchronous counter would. hist is the
+// outcome's histogram in the Producer; without one, duration is the
+// option of the synchronous histogram's records, a slice built once, so
+// that a variadic call allocates nothing.
 type eventAttrs struct {
 	n        atomic.Int64
 	set      metric.MeasurementOption // outcome and reason
-	duration []metric.RecordOption    // outcome
+	hist     *histogram
+	duration []metric.RecordOption // outcome
 }
 
 // New returns an Adapter for m, with its instruments created on the
@@ -125,7 +142,7 @@ func New(m *apikey.Manager, opts ...Option) (*Adapter, error) {
 		o.provider = otel.GetMeterProvider()
 	}
 	meter := o.provider.Meter(ScopeName)
-	a := &Adapter{m: m}
+	a := &Adapter{m: m, producer: o.producer}
 	var errs []error
 	record := func(err error) { errs = append(errs, err) }
 
@@ -133,14 +150,19 @@ func New(m *apikey.Manager, opts ...Option) (*Adapter, error) {
 	a.verified, err = meter.Int64ObservableCounter(MetricVerifications, metric.WithUnit("{request}"),
 		metric.WithDescription("Requests the API key middleware decided on, by outcome and reason."))
 	record(err)
-	a.duration, err = meter.Float64Histogram(MetricDuration, metric.WithUnit("s"),
-		metric.WithDescription("Time the API key middleware took to decide on a request."),
-		metric.WithExplicitBucketBoundaries(durationBuckets...))
-	record(err)
-	a.limiter, err = meter.Int64Counter(MetricLimiter, metric.WithUnit("{decision}"),
+	if o.producer == nil {
+		a.duration, err = meter.Float64Histogram(MetricDuration, metric.WithUnit("s"),
+			metric.WithDescription(durationDescription),
+			metric.WithExplicitBucketBoundaries(durationBuckets[:]...))
+		record(err)
+	}
+	a.limiter, err = meter.Int64ObservableCounter(MetricLimiter, metric.WithUnit("{decision}"),
 		metric.WithDescription("Rate limiter decisions, by policy and decision."))
 	record(err)
-	a.quota, err = meter.Int64Counter(MetricQuota, metric.WithUnit("{decision}"),
+	a.thresholds, err = meter.Int64ObservableCounter(MetricThresholds, metric.WithUnit("{crossing}"),
+		metric.WithDescription("Quota thresholds crossed (apikey.WithQuotaThresholds), by policy."))
+	record(err)
+	a.quota, err = meter.Int64ObservableCounter(MetricQuota, metric.WithUnit("{decision}"),
 		metric.WithDescription("Quota counter decisions, by decision."))
 	record(err)
 
@@ -166,11 +188,21 @@ func New(m *apikey.Manager, opts ...Option) (*Adapter, error) {
 		return nil, fmt.Errorf("apikeyotel: %w", err)
 	}
 
-	a.events = make(map[eventKey]*eventAttrs, len(outcomes)*len(reasons))
-	for _, oc := range outcomes {
-		for _, r := range reasons {
-			a.events[eventKey{oc, r}] = newEventAttrs(oc, r)
+	for i, oc := range outcomes {
+		for j, r := range reasons {
+			a.events[i][j] = a.newEventAttrs(oc, r)
 		}
+	}
+	for p, policy := range policies {
+		for d, decision := range decisions {
+			a.limitSets[p][d] = metric.WithAttributeSet(attribute.NewSet(KeyPolicy.String(policy), KeyDecision.String(decision)))
+		}
+	}
+	for d, decision := range decisions {
+		a.quotaSets[d] = metric.WithAttributeSet(attribute.NewSet(KeyDecision.String(decision)))
+	}
+	for p, policy := range thresholdPolicies {
+		a.crossingSets[p] = metric.WithAttributeSet(attribute.NewSet(KeyPolicy.String(policy)))
 	}
 	key := metric.WithAttributeSet(attribute.NewSet(KeyKind.String("key")))
 	negative := metric.WithAttributeSet(attribute.NewSet(KeyKind.String("negative")))
@@ -184,9 +216,11 @@ func New(m *apikey.Manager, opts ...Option) (*Adapter, error) {
 		obs.ObserveInt64(entries, int64(st.NegativeEntries), negative)
 		obs.ObserveInt64(storeErrors, clamp(st.StoreErrors))
 		obs.ObserveInt64(notifications, clamp(st.Notifications))
-		for _, e := range a.events {
-			if n := e.n.Load(); n > 0 {
-				obs.ObserveInt64(a.verified, n, e.set)
+		for i := range a.events {
+			for _, e := range a.events[i] {
+				if n := e.n.Load(); n > 0 {
+					obs.ObserveInt64(a.verified, n, e.set)
+				}
 			}
 		}
 		a.unknown.Range(func(_, v any) bool {
@@ -194,28 +228,39 @@ func New(m *apikey.Manager, opts ...Option) (*Adapter, error) {
 			obs.ObserveInt64(a.verified, e.n.Load(), e.set)
 			return true
 		})
+		for p := range a.limits {
+			for d := range a.limits[p] {
+				if n := a.limits[p][d].Load(); n > 0 {
+					obs.ObserveInt64(a.limiter, n, a.limitSets[p][d])
+				}
+			}
+		}
+		for d := range a.quotas {
+			if n := a.quotas[d].Load(); n > 0 {
+				obs.ObserveInt64(a.quota, n, a.quotaSets[d])
+			}
+		}
+		for p := range a.crossings {
+			if n := a.crossings[p].Load(); n > 0 {
+				obs.ObserveInt64(a.thresholds, n, a.crossingSets[p])
+			}
+		}
 		return nil
-	}, a.verified, hits, misses, evictions, entries, storeErrors, notifications)
+	}, a.verified, a.limiter, a.quota, a.thresholds, hits, misses, evictions, entries, storeErrors, notifications)
 	if err != nil {
 		return nil, fmt.Errorf("apikeyotel: %w", err)
-	}
-
-	for p, policy := range policies {
-		for d, decision := range decisions {
-			a.limitSets[p][d] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(KeyPolicy.String(policy), KeyDecision.String(decision)))}
-		}
-	}
-	for d, decision := range decisions {
-		a.quotaSets[d] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(KeyDecision.String(decision)))}
 	}
 	return a, nil
 }
 
-func newEventAttrs(oc apikey.Outcome, r apikey.Reason) *eventAttrs {
-	return &eventAttrs{
-		set:      metric.WithAttributeSet(attribute.NewSet(KeyOutcome.String(string(oc)), KeyReason.String(string(r)))),
-		duration: []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(KeyOutcome.String(string(oc))))},
+func (a *Adapter) newEventAttrs(oc apikey.Outcome, r apikey.Reason) *eventAttrs {
+	e := &eventAttrs{set: metric.WithAttributeSet(attribute.NewSet(KeyOutcome.String(string(oc)), KeyReason.String(string(r))))}
+	if a.producer != nil {
+		e.hist = a.producer.histogram(oc)
+	} else {
+		e.duration = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(KeyOutcome.String(string(oc))))}
 	}
+	return e
 }
 
 // clamp converts a counter to the int64 OpenTelemetry observes.
@@ -223,15 +268,33 @@ func clamp(n uint64) int64 { return int64(min(n, 1<<63-1)) }
 
 // OnEvent records ev: use it as apikey.WithOnEvent(a.OnEvent), or call it
 // from a hook of your own that also logs. It allocates nothing for the
-// outcomes and reasons this package knows.
+// outcomes and reasons this package knows. With a Producer it does only
+// atomic adds.
+//
+// An Event of OutcomeQuotaThreshold, which is not a request's decision
+// but a crossing reported beside it, is counted in apikey.quota.thresholds
+// only.
 func (a *Adapter) OnEvent(ev apikey.Event) {
-	k := eventKey{ev.Outcome, ev.Reason}
-	attrs, ok := a.events[k]
-	if !ok {
-		v, _ := a.unknown.LoadOrStore(k, newEventAttrs(ev.Outcome, ev.Reason))
+	if ev.Outcome == apikey.OutcomeQuotaThreshold {
+		a.crossings[thresholdPolicy(ev.Policy)].Add(1)
+		return
+	}
+	var attrs *eventAttrs
+	if i, j := outcomeIndex(ev.Outcome), reasonIndex(ev.Reason); i >= 0 && j >= 0 {
+		attrs = a.events[i][j]
+	} else {
+		k := eventKey{ev.Outcome, ev.Reason}
+		v, ok := a.unknown.Load(k)
+		if !ok {
+			v, _ = a.unknown.LoadOrStore(k, a.newEventAttrs(ev.Outcome, ev.Reason))
+		}
 		attrs = v.(*eventAttrs)
 	}
 	attrs.n.Add(1)
+	if attrs.hist != nil {
+		attrs.hist.observe(ev.Duration)
+		return
+	}
 	a.duration.Record(context.Background(), ev.Duration.Seconds(), attrs.duration...)
 }
 
@@ -244,23 +307,27 @@ func (a *Adapter) MiddlewareOptions() []apikey.MiddlewareOption {
 	return []apikey.MiddlewareOption{apikey.WithOnEvent(a.OnEvent), apikey.WithErrorHandler(ErrorHandler(apikey.WriteProblem))}
 }
 
-// Close stops observing the Manager's cache statistics. The counters
-// fed by OnEvent, Limiter and Counter keep working.
+// Close stops observing the Manager's cache statistics and the counters
+// fed by OnEvent, Limiter and Counter, which keep counting but are no
+// longer exported. A Producer goes on exporting the histogram.
 func (a *Adapter) Close() error { return a.registration.Unregister() }
 
 // outcomes and reasons are the ones the root package defines, for the
-// attribute sets built in advance.
+// attribute sets built in advance, in the order of outcomeIndex and
+// reasonIndex (index.go). OutcomeQuotaThreshold is not among them: it is
+// counted apart, in apikey.quota.thresholds.
 var (
-	outcomes = []apikey.Outcome{
+	outcomes = [...]apikey.Outcome{
 		apikey.OutcomeAuthenticated, apikey.OutcomeAnonymous, apikey.OutcomeNoCredential, apikey.OutcomeBadRequest,
 		apikey.OutcomeInvalidKey, apikey.OutcomeForbidden, apikey.OutcomeLimited, apikey.OutcomeUnavailable,
 	}
-	reasons = []apikey.Reason{"",
+	reasons = [...]apikey.Reason{"",
 		apikey.ReasonNoCredential, apikey.ReasonTwoCredentials, apikey.ReasonMalformedAuthorization,
 		apikey.ReasonTooLong, apikey.ReasonMalformed, apikey.ReasonChecksum, apikey.ReasonWrongPrefix,
 		apikey.ReasonInvalid, apikey.ReasonRevoked, apikey.ReasonExpired, apikey.ReasonSuspended,
 		apikey.ReasonNotYetValid, apikey.ReasonIPNotAllowed, apikey.ReasonInsufficientScope,
-		apikey.ReasonRateLimit, apikey.ReasonOwnerRateLimit, apikey.ReasonQuota, apikey.ReasonFailedAuthLimit,
-		apikey.ReasonStore, apikey.ReasonLimiter, apikey.ReasonCanceled, apikey.ReasonPreflight,
+		apikey.ReasonRateLimit, apikey.ReasonOwnerRateLimit, apikey.ReasonQuota, apikey.ReasonOwnerQuota,
+		apikey.ReasonFailedAuthLimit, apikey.ReasonStore, apikey.ReasonLimiter, apikey.ReasonCanceled,
+		apikey.ReasonLegacyBusy, apikey.ReasonPreflight,
 	}
 )

@@ -44,16 +44,26 @@ type fixture struct {
 	srv    *httptest.Server
 }
 
-func newFixture(t *testing.T) *fixture {
+// newFixture serves through an adapter whose histogram is synchronous,
+// or aggregated by a Producer registered with the reader if producer.
+func newFixture(t *testing.T, producer bool) *fixture {
 	t.Helper()
-	f := &fixture{store: &flakyStore{Store: memstore.New()}, reader: sdkmetric.NewManualReader()}
+	f := &fixture{store: &flakyStore{Store: memstore.New()}}
+	opts := []apikeyotel.Option{}
+	if producer {
+		p := apikeyotel.NewProducer()
+		f.reader = sdkmetric.NewManualReader(sdkmetric.WithProducer(p))
+		opts = append(opts, apikeyotel.WithProducer(p))
+	} else {
+		f.reader = sdkmetric.NewManualReader()
+	}
 	var err error
 	f.m, err = apikey.NewManager(f.store, apikey.WithPrefix("acme_test"), apikey.WithPepper("v1", testPepper))
 	require.NoError(t, err)
 	t.Cleanup(func() { f.m.Close() })
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(f.reader))
 	t.Cleanup(func() { mp.Shutdown(context.Background()) })
-	f.a, err = apikeyotel.New(f.m, apikeyotel.WithMeterProvider(mp))
+	f.a, err = apikeyotel.New(f.m, append(opts, apikeyotel.WithMeterProvider(mp))...)
 	require.NoError(t, err)
 	t.Cleanup(func() { f.a.Close() })
 
@@ -150,7 +160,12 @@ func outcome(o apikey.Outcome, r apikey.Reason) []attribute.KeyValue {
 }
 
 func TestMetrics(t *testing.T) {
-	f := newFixture(t)
+	t.Run("sync-histogram", func(t *testing.T) { testMetrics(t, false) })
+	t.Run("producer", func(t *testing.T) { testMetrics(t, true) })
+}
+
+func testMetrics(t *testing.T, producer bool) {
+	f := newFixture(t, producer)
 	ctx := context.Background()
 	reader, _ := must2(f.m.Issue(ctx, apikey.IssueRequest{Owner: "acme", Scopes: []string{"orders:read"}}))
 	other, _ := must2(f.m.Issue(ctx, apikey.IssueRequest{Owner: "acme"}))
@@ -260,7 +275,7 @@ func TestMetricsNotifications(t *testing.T) {
 }
 
 func TestCounterKeepsRefunder(t *testing.T) {
-	f := newFixture(t)
+	f := newFixture(t, true)
 	mc, err := memlimit.NewCounter()
 	require.NoError(t, err)
 	c := f.a.Counter(mc)
@@ -293,6 +308,8 @@ func TestNewRejects(t *testing.T) {
 	assert.ErrorIs(t, err, apikey.ErrInvalidRequest)
 	_, err = apikeyotel.New(m, apikeyotel.WithMeterProvider(nil))
 	assert.ErrorIs(t, err, apikey.ErrInvalidRequest)
+	_, err = apikeyotel.New(m, apikeyotel.WithProducer(nil))
+	assert.ErrorIs(t, err, apikey.ErrInvalidRequest)
 }
 
 func must2[A, B any](a A, b B, err error) (A, B) {
@@ -300,4 +317,39 @@ func must2[A, B any](a A, b B, err error) (A, B) {
 		panic(err)
 	}
 	return a, b
+}
+
+func TestMetricsThresholds(t *testing.T) {
+	// A crossing is counted in apikey.quota.thresholds, not as a request.
+	ctx := context.Background()
+	m, err := apikey.NewManager(memstore.New(), apikey.WithPrefix("acme_test"), apikey.WithPepper("v1", testPepper))
+	require.NoError(t, err)
+	defer m.Close()
+	p := apikeyotel.NewProducer()
+	reader := sdkmetric.NewManualReader(sdkmetric.WithProducer(p))
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer mp.Shutdown(ctx)
+	a, err := apikeyotel.New(m, apikeyotel.WithMeterProvider(mp), apikeyotel.WithProducer(p))
+	require.NoError(t, err)
+	defer a.Close()
+	cnt, err := memlimit.NewCounter()
+	require.NoError(t, err)
+	defer cnt.Close()
+	h := m.Middleware(append(a.MiddlewareOptions(), apikey.WithLimits(apikey.Limits{Counter: a.Counter(cnt)}),
+		apikey.WithQuotaThresholds(0.5, 1))...)(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	s, _ := must2(m.Issue(ctx, apikey.IssueRequest{Owner: "acme", Quota: apikey.Quota{Limit: 4, Period: time.Hour}}))
+	codes := []int{}
+	for range 5 {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.Header.Set("Authorization", "Bearer "+s.Reveal())
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		codes = append(codes, w.Code)
+	}
+	assert.Equal(t, []int{200, 200, 200, 200, 429}, codes)
+	var rm metricdata.ResourceMetrics
+	require.NoError(t, reader.Collect(ctx, &rm))
+	assert.Equal(t, int64(2), value(rm, apikeyotel.MetricThresholds, apikeyotel.KeyPolicy.String("quota")), "50% and 100%")
+	assert.Equal(t, int64(5), value(rm, apikeyotel.MetricVerifications), "one per request, crossings apart")
+	assert.Equal(t, uint64(5), histogramCount(rm, apikeyotel.MetricDuration))
 }

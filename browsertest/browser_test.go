@@ -276,6 +276,13 @@ func TestPortalInBrowser(t *testing.T) {
 	)
 	assert.Equal(t, "revoked", value(t, ctx, chromedp.Text(css(newCard+" .badge.bad"))))
 	assert.Equal(t, 401, s.call(t, rotated), "the revoked key is refused")
+	// The usage this month: three calls let through, two with the old
+	// key and one with the new; the refused one cost nothing.
+	time.Sleep(300 * time.Millisecond) // the last use reaches the store
+	step(t, ctx, "reload", chromedp.Reload(), chromedp.WaitVisible(css("#usage-total")))
+	assert.Contains(t, value(t, ctx, chromedp.Text(css("#usage-total"))), "all keys: 3 requests · 3 units")
+	assert.Equal(t, "2 requests · 2 units", value(t, ctx, chromedp.Text(css(card+" .key-usage"))))
+	assert.Equal(t, "1 request · 1 unit", value(t, ctx, chromedp.Text(css(newCard+" .key-usage"))))
 	screenshot(t, ctx, dir, "portal-after-revoke.png", false)
 
 	assert.Empty(t, problems(), "the page logged errors (a refusal by the CSP is one)")

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/apikeykit/apikey"
 	"github.com/apikeykit/apikey/memstore"
@@ -32,7 +33,10 @@ type server struct {
 func newServer(t *testing.T, mount func(mux *http.ServeMux, h http.Handler)) *server {
 	t.Helper()
 	m, err := apikey.NewManager(memstore.New(), apikey.WithPrefix("acme_live"),
-		apikey.WithPepper("1", bytes.Repeat([]byte{9}, 32)))
+		apikey.WithPepper("1", bytes.Repeat([]byte{9}, 32)),
+		// Last use reaches the store within 100 ms, so that a reloaded page
+		// (and the screenshot in docs/) shows it beside the usage.
+		apikey.WithLastUsedInterval(100*time.Millisecond))
 	require.NoError(t, err)
 	t.Cleanup(func() { m.Close() })
 	s := &server{m: m, sessions: map[string]string{}}

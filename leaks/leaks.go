@@ -50,9 +50,10 @@ import (
 // retries); and otherwise 200 with a JSON array of
 // {"token_hash", "token_type", "label"}, one per reported token, in order.
 // Only the 200 changes anything. A token is a true_positive when it is a
-// real, current key of m (Manager.Verify accepts it), or one that an
+// real, current key of m (Manager.Identify accepts it), or one that an
 // earlier report already revoked (or, with Suspend, suspended), so that a
-// report delivered twice gets the same answer and acts once.
+// report delivered twice gets the same answer and acts once. A report is
+// not a use of the key: its last use stays the holder's.
 //
 // The handler is safe for concurrent use.
 func GitHub(m *apikey.Manager, opts ...Option) (http.Handler, error) {
@@ -242,7 +243,7 @@ func (h *handler) handle(ctx context.Context, reports []reportedToken) ([]verdic
 // handleOne acts on one reported token and says whether it is a real key
 // of the Manager that is, or that a report made, out of use.
 func (h *handler) handleOne(ctx context.Context, rep reportedToken) (bool, error) {
-	k, err := h.m.Verify(ctx, rep.Token)
+	k, err := h.m.Identify(ctx, rep.Token)
 	switch {
 	case err == nil:
 		return true, h.act(ctx, k, rep)

@@ -22,8 +22,9 @@ const (
 	// Suspend suspends the key (Manager.Suspend): it stops working at
 	// once, and an operator can Resume it after looking.
 	Suspend
-	// ReportOnly changes nothing: the report is only emitted as a
-	// KeyLeaked event.
+	// ReportOnly changes nothing, not even the key's last use: the report
+	// is only emitted as a KeyLeaked event, again for each delivery of
+	// the same report.
 	ReportOnly
 )
 

@@ -3,6 +3,7 @@ package portal
 import (
 	"bytes"
 	"embed"
+	"errors"
 	"fmt"
 	"html/template"
 	"io/fs"
@@ -69,6 +70,7 @@ type pageData struct {
 	LiveKeys    int
 	AtMaxKeys   bool
 	DefaultName string
+	Usage       *pageUsage // nil when the Store records no usage
 }
 
 // choice is an option of a select.
@@ -89,6 +91,9 @@ type keyItem struct {
 	CanRevoke  bool
 	ScopesText string
 	IPsText    string
+	// UsageText is the key's usage this month, "12 requests · 15 units",
+	// or "" when the page shows none.
+	UsageText string
 }
 
 type badge struct{ Text, Class string }
@@ -122,8 +127,23 @@ func (p *page) serve(h *handler) ownerFunc {
 			d.Hidden = len(keys) - pageKeys
 			keys = keys[:pageKeys]
 		}
+		month := apikey.Month.Truncate(now)
+		total, per, err := h.monthUsage(r.Context(), owner, keys, month)
+		switch {
+		case errors.Is(err, apikey.ErrUsageUnsupported):
+		case err != nil:
+			slog.ErrorContext(r.Context(), "portal: reading usage for the page", slog.String("error", err.Error()))
+			d.Usage = &pageUsage{Month: month.Format("January 2006"), Unavailable: true}
+		default:
+			d.Usage = &pageUsage{Month: month.Format("January 2006"), Requests: formatCount(total.Requests), Units: formatCount(total.Units)}
+		}
 		for _, k := range keys {
-			d.Keys = append(d.Keys, newKeyItem(k, now))
+			it := newKeyItem(k, now)
+			if d.Usage != nil && !d.Usage.Unavailable {
+				c := per[k.ID]
+				it.UsageText = plural(c.Requests, "request") + " · " + plural(c.Units, "unit")
+			}
+			d.Keys = append(d.Keys, it)
 		}
 		var buf bytes.Buffer
 		if err := p.tmpl.Execute(&buf, d); err != nil {
@@ -250,6 +270,15 @@ func graceChoices(def, max time.Duration) []choice {
 		out = append(out, choice{formatDuration(def), describe(def), true})
 	}
 	return out
+}
+
+// plural writes n and noun, with an s unless n is 1: "1 request",
+// "1,204 units".
+func plural(n int64, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return formatCount(n) + " " + noun + "s"
 }
 
 // describe names a duration for a person: "90 days", "1 hour", "36h0m0s".

@@ -24,6 +24,16 @@
 //	PATCH /api/keys/{id}          {name, scopes, allowed_ips} → {"key":view}
 //	POST  /api/keys/{id}/rotate   {grace} → 201 {"key":view,"token":"…","old_key":view}
 //	POST  /api/keys/{id}/revoke   → {"key":view}; revoking twice is 200 as well
+//	GET   /api/usage[?month=YYYY-MM]  {"month":"…","requests":n,"units":n,"keys":[{"key_id","requests","units"}…]}
+//
+// Usage is read with Manager.Usage, per calendar month in UTC: the page
+// shows the current month's total for the owner and each key's figures,
+// and GET api/usage gives any month's, the total and every key of the
+// owner (zero for a key not used). It costs one query for the total and
+// one per key that can have been used in the month (not revoked or expired
+// before it began). When the Store records no usage, the page shows none
+// and the API answers 501; when it fails, the page says usage is
+// unavailable and the API answers 503.
 //
 // A view is an apikey.KeyView. Only the create and rotate responses carry a
 // full key. Another owner's key is a 404, exactly like a missing one.
@@ -114,6 +124,7 @@ func New(m *apikey.Manager, owner func(*http.Request) (string, error), opts ...O
 	mux.Handle("PATCH /api/keys/{id}", h.withOwner(h.patch))
 	mux.Handle("POST /api/keys/{id}/rotate", h.withOwner(h.rotate))
 	mux.Handle("POST /api/keys/{id}/revoke", h.withOwner(h.revoke))
+	mux.Handle("GET /api/usage", h.withOwner(h.usage))
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusNotFound, "", "no such endpoint")
 	})

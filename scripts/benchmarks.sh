@@ -4,7 +4,8 @@
 # against its peers (benchmarks/run.sh), the middleware against its peers
 # and the backends against their floors (benchmarks/run-peers.sh, on a
 # throwaway PostgreSQL and Redis), the Redis limiter's exact and lease
-# modes, the cache-miss path and the storm of cold keys, the load test
+# modes, the cache-miss path and the storm of cold keys, the gRPC
+# interceptor and the OpenTelemetry adapter against their baselines, the load test
 # (scripts/loadtest.sh) and the timing tests. Each table lands between its
 # "<!-- begin generated: NAME -->" and "<!-- end generated: NAME -->"
 # markers; the prose around them is written by hand. BENCHMARKS.md is
@@ -76,14 +77,24 @@ step "storm of cold keys: TestVerifyStorm"
 	APIKEY_STORM_KEYS=10000 go test -count=1 -v -run 'TestVerifyStorm' ./sqlstore/ | sed -n 's/^ *storm_test.go:[0-9]*: /- /p'
 } >"$out/storm"
 
-step "load test: scripts/loadtest-chains.sh, scripts/loadtest.sh"
+step "gRPC interceptor over a bare gRPC call (apikeygrpc)"
 {
-	ROUNDS="$rounds" scripts/loadtest-chains.sh
+	echo "\`(cd apikeygrpc && go test -run '^\$' -bench 'InterceptorCost|Unary|Interceptor\$' -benchmem -count $rounds .)\` ($(date -u '+%Y-%m-%d %H:%M UTC'), load $(cut -d' ' -f1-3 /proc/loadavg))"
 	echo
-	echo "The quickstart on SQLite:"
+	(cd apikeygrpc && go test -run '^$' -bench 'InterceptorCost|Unary|Interceptor$' -benchmem -count "$rounds" .) | awk -f scripts/medians.awk
+} >"$out/grpc"
+
+step "OpenTelemetry adapter over the bare middleware (apikeyotel)"
+{
+	echo "\`(cd apikeyotel && go test -run '^\$' -bench 'AdapterCost|OnEvent|Middleware' -benchtime 1s -benchmem -count $rounds .)\` ($(date -u '+%Y-%m-%d %H:%M UTC'), load $(cut -d' ' -f1-3 /proc/loadavg))"
 	echo
-	scripts/loadtest.sh
-} >"$out/loadtest"
+	(cd apikeyotel && go test -run '^$' -bench 'AdapterCost|OnEvent|Middleware' -benchtime 1s -benchmem -count "$rounds" .) | awk -f scripts/medians.awk
+} >"$out/otel"
+
+step "load test: scripts/loadtest.sh"
+# With a PostgreSQL and a Redis of its own, so that their counters are the
+# load test's alone.
+ROUNDS="$rounds" scripts/loadtest.sh >"$out/loadtest"
 
 step "timing tests"
 timing_log="$out/timing.log"
@@ -137,7 +148,7 @@ fill() {
 	' BENCHMARKS.md >"$out/BENCHMARKS.md"
 	cp "$out/BENCHMARKS.md" BENCHMARKS.md
 }
-for name in machine root limiter peers redis miss storm loadtest timing; do
+for name in machine root limiter peers redis miss storm grpc otel loadtest timing; do
 	fill "$name" "$out/$name"
 done
-cat "$out"/{machine,root,limiter,peers,redis,miss,storm,loadtest,timing}
+cat "$out"/{machine,root,limiter,peers,redis,miss,storm,grpc,otel,loadtest,timing}

@@ -1,14 +1,26 @@
--- wrk script for scripts/loadtest.sh: every connection cycles through the
+-- wrk script for every phase of scripts/loadtest.sh: every connection cycles through the
 -- keys in $KEYS_FILE ("class key" per line) and checks each response
 -- against the key's class: valid -> 200, limited -> 200 or 429,
 -- invalid -> 401. With one connection per thread and no pipelining, a
 -- thread has exactly one request outstanding, so a response belongs to the
 -- last request built. (wrk may call request() once more than it sends, so
--- a queue of pending requests would drift out of step.)
+-- a queue of pending requests would drift out of step.) With more
+-- connections than threads, use keys of one class only.
+--
+-- If $PORTS lists ports ("8081 8082"), thread i sends all its requests
+-- to 127.0.0.1 on the i-th of them (in turn), so that one wrk process
+-- loads several servers with the same script.
 local threads = {}
+local ports = {}
+for p in (os.getenv("PORTS") or ""):gmatch("%d+") do
+  table.insert(ports, p)
+end
 
 function setup(thread)
   thread:set("id", #threads + 1)
+  if #ports > 0 then
+    thread.addr = wrk.lookup("127.0.0.1", ports[#threads % #ports + 1])[1]
+  end
   table.insert(threads, thread)
 end
 

@@ -30,7 +30,7 @@ type missFixture struct {
 	tokens []string
 	ids    []string
 	floor  *sql.Stmt // SELECT digest … WHERE id = ?
-	raw    *sql.Stmt // the 22 columns Get reads, scanned into any
+	raw    *sql.Stmt // the 24 columns Get reads, scanned into any
 }
 
 var (
@@ -139,7 +139,7 @@ func openMissFixture(b *testing.B, be backend, n int) *missFixture {
 	if f.raw, err = st.DB().PrepareContext(ctx, `SELECT id, prefix, owner, name, scopes, digest, digest_version,
 		created_at, expires_at, not_before, revoked_at, suspended_at, last_used_at,
 		rate_limit_rate, rate_limit_period_ns, rate_limit_burst, quota_limit, quota_period_ns,
-		allowed_ips, metadata, rotated_from, replaced_by, revision
+		allowed_ips, metadata, rotated_from, replaced_by, revoked_reason, revision
 		FROM apikey_keys WHERE id = `+p); err != nil {
 		b.Fatal(err)
 	}
@@ -171,8 +171,8 @@ func (f *missFixture) floorVerify(ctx context.Context, i int) error {
 }
 
 func (f *missFixture) rawGet(ctx context.Context, i int) error {
-	var vals [23]any
-	var ptrs [23]any
+	var vals [24]any
+	var ptrs [24]any
 	for j := range vals {
 		ptrs[j] = &vals[j]
 	}
@@ -182,7 +182,7 @@ func (f *missFixture) rawGet(ctx context.Context, i int) error {
 // BenchmarkVerifyMiss is the cache-miss path of Verify on each backend,
 // against its floor, measured side by side in one loop so that load from
 // elsewhere hits all alike: floor (the digest column, HMAC, compare),
-// raw (the 23 columns Get reads, scanned into any by database/sql),
+// raw (the 24 columns Get reads, scanned into any by database/sql),
 // get (Store.Get: the same query, decoded into a Key) and verify
 // (Manager.Verify with the cache off), and verify-quiet (the same, with
 // the last uses it records flushed hourly, so not during the run: every

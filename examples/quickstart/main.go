@@ -20,7 +20,8 @@
 // With -db postgres://… and -redis redis://…, several instances on
 // different ports behave as one service: limits and quotas (and the
 // failed-authentication limit) are shared, and a revocation reaches every
-// instance within a second. It reads
+// instance within a second. -redis-lease decides rate limits locally from
+// shares leased from Redis instead of asking Redis on every request. It reads
 // APIKEY_DB, APIKEY_PEPPER and APIKEY_PREFIX with package envconfig,
 // exactly as the apikey command does (flags win), so keys made with the
 // command work here.
@@ -67,6 +68,7 @@ func run() error {
 	addr := flag.String("addr", "127.0.0.1:8080", "listen address")
 	dbFlag := flag.String("db", "", "database DSN: sqlite:PATH, or a postgres:// or mysql:// URL (default $APIKEY_DB, else sqlite:quickstart.db)")
 	redisURL := flag.String("redis", "", "redis:// URL: keep rate limits and quotas in Redis, shared by every instance")
+	redisLease := flag.Bool("redis-lease", false, "with -redis: decide rate limits locally from shares leased from Redis (redislimit.LeaseLimiter: no round trip per request, a bounded overshoot) instead of one Redis call per request")
 	cacheTTL := flag.Duration("cache-ttl", apikey.DefaultCacheTTL, "how long a verified key is cached")
 	proxies := flag.String("trusted-proxies", "", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For is trusted")
 	failedAuth := flag.String("failed-auth", defaultFailedAuth, "how many invalid keys a client may send, as a rate limit (e.g. 10/m, 100/h,burst=20); off to turn the limit off")
@@ -79,6 +81,9 @@ func run() error {
 	dsn, err := envconfig.DSN(*dbFlag)
 	if errors.Is(err, envconfig.ErrNoDB) {
 		dsn = "sqlite:quickstart.db"
+	}
+	if *redisLease && *redisURL == "" {
+		return errors.New("-redis-lease needs -redis")
 	}
 	trusted, err := parsePrefixes(*proxies)
 	if err != nil {
@@ -116,7 +121,7 @@ func run() error {
 	}
 	defer m.Close() // flushes last-used times
 
-	limits, closeLimits, err := sharedLimits(ctx, *redisURL)
+	limits, closeLimits, err := sharedLimits(ctx, *redisURL, *redisLease)
 	if err != nil {
 		return err
 	}
@@ -181,8 +186,9 @@ const defaultFailedAuth = "10/m"
 // sharedLimits returns where keys' rate limits and quotas are counted:
 // without redisURL, in this process's memory (the zero Limits: the
 // Manager's own limiter and counter); with it, on that Redis, so that
-// every instance shares them.
-func sharedLimits(ctx context.Context, redisURL string) (apikey.Limits, func(), error) {
+// every instance shares them. With lease, rate limits are decided
+// locally from shares of each bucket leased from that Redis.
+func sharedLimits(ctx context.Context, redisURL string, lease bool) (apikey.Limits, func(), error) {
 	if redisURL == "" {
 		return apikey.Limits{}, func() {}, nil
 	}
@@ -196,17 +202,29 @@ func sharedLimits(ctx context.Context, redisURL string) (apikey.Limits, func(), 
 		client.Close()
 		return apikey.Limits{}, nil, fmt.Errorf("-redis: %w", err)
 	}
-	l, err := redislimit.NewLimiter(client)
-	if err != nil {
-		client.Close()
-		return apikey.Limits{}, nil, err
+	var limiter apikey.Limiter
+	closeAll := func() { client.Close() }
+	if lease {
+		l, err := redislimit.NewLeaseLimiter(client)
+		if err != nil {
+			client.Close()
+			return apikey.Limits{}, nil, err
+		}
+		limiter, closeAll = l, func() { l.Close(); client.Close() }
+	} else {
+		l, err := redislimit.NewLimiter(client)
+		if err != nil {
+			client.Close()
+			return apikey.Limits{}, nil, err
+		}
+		limiter = l
 	}
 	c, err := redislimit.NewCounter(client)
 	if err != nil {
-		client.Close()
+		closeAll()
 		return apikey.Limits{}, nil, err
 	}
-	return apikey.Limits{Limiter: l, Counter: c}, func() { client.Close() }, nil
+	return apikey.Limits{Limiter: limiter, Counter: c}, closeAll, nil
 }
 
 // issueDemoKey issues the demo key if the database has none, and prints it

@@ -76,12 +76,15 @@ func main() {
 // newServer returns the API and /metrics, with the metrics registered in
 // reg, and a function that shuts the meter provider down.
 func newServer(m *apikey.Manager, reg *prometheus.Registry) (http.Handler, func(context.Context) error, error) {
-	exporter, err := otelprom.New(otelprom.WithRegisterer(reg))
+	// The Producer carries the latency histogram, which the adapter
+	// aggregates itself so that a request costs it only atomic adds.
+	producer := apikeyotel.NewProducer()
+	exporter, err := otelprom.New(otelprom.WithRegisterer(reg), otelprom.WithProducer(producer))
 	if err != nil {
 		return nil, nil, err
 	}
 	provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exporter))
-	metrics, err := apikeyotel.New(m, apikeyotel.WithMeterProvider(provider))
+	metrics, err := apikeyotel.New(m, apikeyotel.WithMeterProvider(provider), apikeyotel.WithProducer(producer))
 	if err != nil {
 		return nil, nil, err
 	}

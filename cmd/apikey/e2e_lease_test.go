@@ -1,0 +1,80 @@
+package main
+
+import (
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestQuickstartScalesOutLease runs two quickstarts with -redis-lease on
+// one PostgreSQL and one Redis: each decides locally from shares leased
+// from Redis, and together they allow no more than the limit plus the
+// documented overshoot, ceil(T/I) (T = 100 ms, I = 15 s for 4/m: 1).
+func TestQuickstartScalesOutLease(t *testing.T) {
+	pg, rd := os.Getenv("APIKEY_TEST_POSTGRES"), os.Getenv("APIKEY_TEST_REDIS_E2E")
+	if pg == "" || rd == "" {
+		t.Skip("set APIKEY_TEST_POSTGRES and APIKEY_TEST_REDIS_E2E (.ci/run does) to run two quickstarts on one PostgreSQL and one Redis")
+	}
+	cli, quickstart := buildBinaries(t)
+
+	db, err := sql.Open("pgx", pg)
+	require.NoError(t, err)
+	defer db.Close()
+	schema := fmt.Sprintf("e2e_lease_%d", time.Now().UnixNano())
+	_, err = db.Exec("CREATE SCHEMA " + schema)
+	require.NoError(t, err)
+	t.Cleanup(func() { db.Exec("DROP SCHEMA " + schema + " CASCADE") })
+	sep := "?"
+	if strings.Contains(pg, "?") {
+		sep = "&"
+	}
+	env := testEnv(pg + sep + "search_path=" + schema)
+	r := runCLI(t, cli, env, "", "migrate")
+	require.Equal(t, exitOK, r.code, r.stderr)
+
+	baseA, _ := startQuickstart(t, quickstart, env, "-redis", rd, "-redis-lease")
+	baseB, _ := startQuickstart(t, quickstart, env, "-redis", rd, "-redis-lease")
+
+	r = runCLI(t, cli, env, "", "create", "--owner", "erin", "--scopes", "orders:read", "--rate", "4/m", "--json")
+	require.Equal(t, exitOK, r.code, r.stderr)
+	var limited struct{ Key string }
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &limited))
+	allowed := 0
+	for i := range 12 {
+		base := baseA
+		if i%2 == 1 {
+			base = baseB
+		}
+		resp, _ := call(t, "GET", base+"/v1/orders", limited.Key, "")
+		switch resp.StatusCode {
+		case 200:
+			allowed++
+		case 429:
+		default:
+			t.Fatalf("unexpected status %d", resp.StatusCode)
+		}
+	}
+	assert.GreaterOrEqual(t, allowed, 1, "the key's first request is within its limit")
+	assert.LessOrEqual(t, allowed, 4+1, "the two instances share one bucket: at most the limit (4) plus the bound (1)")
+	t.Logf("%d of 12 requests allowed under 4/m across two instances in lease mode", allowed)
+}
+
+// TestQuickstartLeaseNeedsRedis: -redis-lease without -redis is refused
+// with a message that names both flags.
+func TestQuickstartLeaseNeedsRedis(t *testing.T) {
+	_, quickstart := buildBinaries(t)
+	cmd := exec.Command(quickstart, "-addr", "127.0.0.1:0", "-redis-lease")
+	cmd.Env = testEnv("sqlite:" + filepath.Join(t.TempDir(), "keys.db"))
+	out, err := cmd.CombinedOutput()
+	require.Error(t, err, "the quickstart started: %s", out)
+	assert.Contains(t, string(out), "-redis-lease needs -redis")
+}
