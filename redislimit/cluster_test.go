@@ -79,6 +79,11 @@ func TestClusterScriptsTouchOneSlot(t *testing.T) {
 	ctx := context.Background()
 	l := newTestLimiter(t, c, testPrefix())
 	counter := newTestCounter(t, c, testPrefix())
+	ledger, err := NewLedger(c, WithPrefix(testPrefix()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	credits := apikey.Credits{Grant: 10, Period: apikey.MonthPeriod, Day: 15}
 	masters := map[string]bool{}
 	shards, err := c.ClusterShards(ctx).Result()
 	if err != nil {
@@ -97,6 +102,12 @@ func TestClusterScriptsTouchOneSlot(t *testing.T) {
 		}
 		if err := counter.Refund(ctx, key, apikey.Quota{Limit: 10, Period: time.Hour}, 1); err != nil {
 			t.Fatalf("Refund(%q): %v", key, err)
+		}
+		if _, err := ledger.Spend(ctx, key, credits, 1); err != nil {
+			t.Fatalf("Ledger.Spend(%q): %v", key, err)
+		}
+		if _, err := ledger.TopUp(ctx, key, credits, 1); err != nil {
+			t.Fatalf("Ledger.TopUp(%q): %v", key, err)
 		}
 		slot, err := c.ClusterKeySlot(ctx, l.prefix+key).Result()
 		if err != nil {

@@ -37,30 +37,55 @@ func NewCounter(client redis.UniversalClient, opts ...CounterOption) (*Counter, 
 	return &Counter{client: client, prefix: c.prefix}, nil
 }
 
-// monthWindowLua defines window(now, period): the start and end, in Unix
-// µs, of the window that holds now (Unix µs): fixed windows of period µs
-// from the epoch, or for period 0 the calendar month in UTC, found with
-// Howard Hinnant's civil-from-days arithmetic (exact in doubles: days fit
-// in 2^53 many times over).
+// monthWindowLua defines window(now, period, day): the start and end, in
+// Unix µs, of the window that holds now (Unix µs): fixed windows of period
+// µs from the epoch, or for period 0 the calendar month in UTC that starts
+// at 00:00 on day (nil or 0 means 1; a day past a month's end is its last
+// day), as apikey.Quota.Window. Dates come from Howard Hinnant's
+// days-from-civil and civil-from-days arithmetic (exact in doubles: days
+// fit in 2^53 many times over).
 const monthWindowLua = `
-local function window(now, period)
-  if period > 0 then
-    local start = now - (now % period)
-    return start, start + period
-  end
-  local z = math.floor(now / 86400000000) + 719468
+local function civil(z)
+  z = z + 719468
   local era = math.floor(z / 146097)
   local doe = z - era * 146097
   local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
   local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
   local mp = math.floor((5 * doy + 2) / 153) -- months from March
-  local first = z - (doy - math.floor((153 * mp + 2) / 5)) - 719468
-  local days = ({31, 30, 31, 30, 31, 31, 30, 31, 30, 31, 31, 28})[mp + 1]
-  if mp == 11 then
-    local y = yoe + era * 400 + 1 -- February is in the next calendar year
-    if (y % 4 == 0 and y % 100 ~= 0) or y % 400 == 0 then days = 29 end
+  local m = mp < 10 and mp + 3 or mp - 9
+  local y = yoe + era * 400
+  if m <= 2 then y = y + 1 end
+  return y, m
+end
+local function days_from_civil(y, m, d)
+  if m <= 2 then y = y - 1 end
+  local era = math.floor(y / 400)
+  local yoe = y - era * 400
+  local mp = (m + 9) % 12
+  local doy = math.floor((153 * mp + 2) / 5) + d - 1
+  return era * 146097 + yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy - 719468
+end
+local function month_start(y, m, day)
+  if m < 1 then y, m = y - 1, m + 12 end
+  if m > 12 then y, m = y + 1, m - 12 end
+  local last = ({31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31})[m]
+  if m == 2 and ((y % 4 == 0 and y % 100 ~= 0) or y % 400 == 0) then last = 29 end
+  local d = day or 0
+  if d < 1 then d = 1 end
+  if d > last then d = last end
+  return days_from_civil(y, m, d), y, m
+end
+local function window(now, period, day)
+  if period > 0 then
+    local start = now - (now % period)
+    return start, start + period
   end
-  return first * 86400000000, (first + days) * 86400000000
+  local today = math.floor(now / 86400000000)
+  local y, m = civil(today)
+  local first, sy, sm = month_start(y, m, day)
+  if first > today then first, sy, sm = month_start(y, m - 1, day) end
+  local after = month_start(sy, sm + 1, day)
+  return first * 86400000000, after * 86400000000
 end
 `
 
@@ -69,8 +94,8 @@ end
 //
 // KEYS[1]: a hash {w: window start in Unix µs, n: units used in it}.
 // ARGV[1]: the quota's limit; ARGV[2]: its period in µs, 0 for calendar
-// months; ARGV[3]: the
-// units to add. All at most 2^53, and so is the time in µs (until the
+// months; ARGV[3]: the units to add; ARGV[4]: the day months start on (0
+// for the 1st). All at most 2^53, and so is the time in µs (until the
 // year 2255), so every number here is exact.
 //
 // An add that would exceed the limit is refused before anything is
@@ -81,7 +106,7 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local limit = tonumber(ARGV[1])
 local period = tonumber(ARGV[2])
 local n = tonumber(ARGV[3])
-local start, wend = window(now, period)
+local start, wend = window(now, period, tonumber(ARGV[4]))
 
 local v = redis.call('HMGET', KEYS[1], 'w', 'n')
 local used = 0
@@ -118,7 +143,7 @@ func (c *Counter) add(ctx context.Context, key string, q apikey.Quota, n int64) 
 	if err := checkQuota(q, n); err != nil {
 		return apikey.Decision{}, time.Time{}, err
 	}
-	res, err := quotaScript.Run(ctx, c.client, []string{c.prefix + key}, q.Limit, periodArg(q), n).Int64Slice()
+	res, err := quotaScript.Run(ctx, c.client, []string{c.prefix + key}, q.Limit, periodArg(q), n, q.Day).Int64Slice()
 	if err != nil {
 		return apikey.Decision{}, time.Time{}, unavailable(err)
 	}
@@ -140,14 +165,14 @@ func (c *Counter) add(ctx context.Context, key string, q apikey.Quota, n int64) 
 // refundScript takes units off the usage of the current window.
 //
 // KEYS[1]: the hash of quotaScript. ARGV[1]: the quota's period in µs;
-// ARGV[2]: the units to take off. A key whose hash holds another window
+// ARGV[2]: the units to take off; ARGV[3]: the day months start on. A key whose hash holds another window
 // (or none) is left alone; HSET keeps the key's expiry. Returns the
 // usage left.
 var refundScript = redis.NewScript(monthWindowLua + `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local period = tonumber(ARGV[1])
-local start = window(now, period)
+local start = window(now, period, tonumber(ARGV[3]))
 local v = redis.call('HMGET', KEYS[1], 'w', 'n')
 if not (v[1] and tonumber(v[1]) == start) then
   return 0
@@ -167,7 +192,7 @@ func (c *Counter) Refund(ctx context.Context, key string, q apikey.Quota, n int6
 	if err := checkQuota(q, n); err != nil {
 		return err
 	}
-	if err := refundScript.Run(ctx, c.client, []string{c.prefix + key}, periodArg(q), n).Err(); err != nil {
+	if err := refundScript.Run(ctx, c.client, []string{c.prefix + key}, periodArg(q), n, q.Day).Err(); err != nil {
 		return unavailable(err)
 	}
 	return nil

@@ -86,3 +86,25 @@ func ExampleNewLeaseLimiter() {
 		fmt.Println("429, retry after", d.RetryAfter)
 	}
 }
+
+// Credit balances on Redis, shared by every instance: the middleware
+// spends from them (apikey.Limits.Ledger), and a billing handler tops them
+// up when a customer pays.
+func ExampleNewLedger() {
+	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", ContextTimeoutEnabled: true})
+	defer client.Close()
+
+	ledger, err := redislimit.NewLedger(client)
+	if err != nil {
+		log.Fatal(err)
+	}
+	policy, _ := apikey.ParseCredits("100000/month@15")
+	balance, err := ledger.TopUp(context.Background(), apikey.OwnerCreditsKey("team-42"), policy, 5000)
+	if err != nil {
+		// apikey.ErrInvalidRequest: the balance would pass
+		// apikey.MaxCredits; apikey.ErrUnavailable: Redis did not answer.
+		log.Print(err)
+		return
+	}
+	fmt.Println("balance:", balance)
+}

@@ -17,11 +17,18 @@ type CounterOption interface {
 	applyCounter(*config) error
 }
 
-// An Option configures NewLimiter, NewCounter and NewLeaseLimiter.
+// A LedgerOption configures NewLedger.
+type LedgerOption interface {
+	applyLedger(*ledgerConfig) error
+}
+
+// An Option configures NewLimiter, NewCounter, NewLeaseLimiter and
+// NewLedger.
 type Option interface {
 	LimiterOption
 	CounterOption
 	LeaseOption
+	LedgerOption
 }
 
 type config struct {
@@ -31,11 +38,37 @@ type config struct {
 // bothOption sets what a Limiter and a Counter have in common.
 type bothOption func(*config) error
 
-func (o bothOption) applyLimiter(c *config) error { return o(c) }
-func (o bothOption) applyCounter(c *config) error { return o(c) }
+func (o bothOption) applyLimiter(c *config) error      { return o(c) }
+func (o bothOption) applyCounter(c *config) error      { return o(c) }
+func (o bothOption) applyLedger(c *ledgerConfig) error { return o(&c.config) }
+
+type ledgerConfig struct {
+	config
+	now func() time.Time
+}
+
+type ledgerOption func(*ledgerConfig) error
+
+func (o ledgerOption) applyLedger(c *ledgerConfig) error { return o(c) }
+
+// WithClock makes a Ledger read the time from now, at microsecond
+// precision, instead of from Redis's clock (TIME), the default. Tests pass
+// a fake clock so that they can move to a refill without waiting; in
+// production Redis's clock is better, since every instance then agrees on
+// when a period ends. now must be safe for concurrent use.
+func WithClock(now func() time.Time) LedgerOption {
+	return ledgerOption(func(c *ledgerConfig) error {
+		if now == nil {
+			return fmt.Errorf("%w: redislimit: WithClock(nil)", apikey.ErrInvalidRequest)
+		}
+		c.now = now
+		return nil
+	})
+}
 
 // WithPrefix sets the prefix of the Redis keys (default
-// DefaultLimiterPrefix for a Limiter and a LeaseLimiter, DefaultCounterPrefix for a Counter).
+// DefaultLimiterPrefix for a Limiter and a LeaseLimiter, DefaultCounterPrefix for a Counter,
+// DefaultLedgerPrefix for a Ledger).
 // Use distinct prefixes for distinct applications sharing a Redis. It may
 // be empty.
 func WithPrefix(prefix string) Option {

@@ -1,6 +1,7 @@
-// Package redislimit is an apikey.Limiter and an apikey.Counter on Redis,
-// for services that run on more than one machine: every instance that
-// shares a Redis shares the limits and quotas.
+// Package redislimit is an apikey.Limiter, an apikey.Counter and an
+// apikey.Ledger on Redis, for services that run on more than one machine:
+// every instance that shares a Redis shares the limits, quotas and credit
+// balances.
 //
 // Each decision is one Lua script run with EVALSHA (go-redis falls back to
 // EVAL, once, when Redis does not have the script yet): one round trip.
@@ -13,8 +14,9 @@
 // semantics of golang.org/x/time/rate) given the times Redis reads. Its
 // keys hold the key's theoretical arrival time and expire on their own
 // once the bucket is full again. The Counter keeps fixed windows aligned
-// to the Unix epoch, like memlimit.Counter; its keys expire when their
-// window ends.
+// to the Unix epoch, like memlimit.Counter, or calendar months starting on
+// Quota.Day; its keys expire when their window ends. The Ledger's
+// balances do not expire (they hold top-ups).
 //
 // When Redis cannot be reached, Allow and Add return an error wrapping
 // apikey.ErrUnavailable (and the underlying error). Bound how long that

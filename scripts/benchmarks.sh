@@ -61,6 +61,10 @@ step "Redis limiter, exact and lease modes"
 	echo "Largest overshoot over spans of 10 ms to 1 s (\`TestLeaseOvershootBound\`, limit 200/s, burst 20, sync interval 50 ms, bound 10):"
 	echo
 	go test -count=1 -v -run 'TestLeaseOvershootBound' ./redislimit/ | sed -n 's/^ *lease_test.go:[0-9]*: /- /p'
+	echo
+	echo "Credits on Redis: a Ledger's Spend beside a Counter's Add, one EVALSHA each, 10,000 keys (\`go test -run '^\$' -bench RedisLedger -count $rounds ./redislimit/\`):"
+	echo
+	go test -run '^$' -bench 'RedisLedger' -benchmem -count "$rounds" ./redislimit/ | awk -f scripts/medians.awk
 } >"$out/redis"
 
 step "cache-miss path: BenchmarkVerifyMiss"

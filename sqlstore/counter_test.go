@@ -3,6 +3,7 @@ package sqlstore_test
 import (
 	"context"
 	"errors"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -326,6 +327,49 @@ func TestMonthQuotaStored(t *testing.T) {
 			}
 			if v, err := m.Verify(ctx, s.Reveal()); err != nil || v.Quota != q {
 				t.Fatalf("Verify: %v, %v", v, err)
+			}
+		})
+	}
+}
+
+// TestCounterMonthOnDay: a monthly quota whose months start on day 15 or
+// 31 counts from 00:00 UTC on that day, on a short month's last day for
+// 31 (29 February in a leap year), at the moments Quota.Window says.
+func TestCounterMonthOnDay(t *testing.T) {
+	ctx := context.Background()
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			need(t, b)
+			db, _ := b.open(t)
+			c := newStore(t, db, b.dialect).Counter()
+			for _, tc := range []struct {
+				day    int
+				starts []time.Time
+			}{
+				{15, []time.Time{time.Date(2028, 1, 15, 0, 0, 0, 0, time.UTC), time.Date(2028, 2, 15, 0, 0, 0, 0, time.UTC)}},
+				{31, []time.Time{time.Date(2028, 1, 31, 0, 0, 0, 0, time.UTC), time.Date(2028, 2, 29, 0, 0, 0, 0, time.UTC), time.Date(2028, 3, 31, 0, 0, 0, 0, time.UTC)}},
+			} {
+				q := apikey.Quota{Limit: 1, Period: apikey.MonthPeriod, Day: tc.day}
+				for i, start := range tc.starts[1:] {
+					key := "day" + strconv.Itoa(tc.day) + "-" + strconv.Itoa(i)
+					before := start.Add(-time.Microsecond)
+					if s, _ := q.Window(before); !s.Equal(tc.starts[i]) {
+						t.Fatalf("Quota.Window(%v) starts at %v, want %v", before, s, tc.starts[i])
+					}
+					if d, err := c.AddAt(ctx, key, q, 1, before); err != nil || !d.Allowed || d.Reset != time.Microsecond {
+						t.Fatalf("day %d: Add 1µs before %v: %+v, %v", tc.day, start, d, err)
+					}
+					if d, err := c.AddAt(ctx, key, q, 1, before); err != nil || d.Allowed {
+						t.Fatalf("day %d: a second Add 1µs before %v: %+v, %v; want refused", tc.day, start, d, err)
+					}
+					_, end := q.Window(start)
+					if d, err := c.AddAt(ctx, key, q, 1, start); err != nil || !d.Allowed || d.Reset != end.Sub(start) {
+						t.Fatalf("day %d: Add at %v: %+v, %v; want allowed, reset %v", tc.day, start, d, err, end.Sub(start))
+					}
+					if d, err := c.AddAt(ctx, key, q, 1, end.Add(-time.Microsecond)); err != nil || d.Allowed {
+						t.Fatalf("day %d: Add at the end of the window from %v: %+v, %v; want refused", tc.day, start, d, err)
+					}
+				}
 			}
 		})
 	}

@@ -50,3 +50,46 @@ func ExampleNew() {
 	// acme_keys tables: 1
 	// true
 }
+
+// A credit balance in the database: a customer's monthly grant, refilled
+// on the 15th, and a top-up bought on top of it.
+func ExampleStore_Ledger() {
+	dir, err := os.MkdirTemp("", "sqlstore-example-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "keys.db")+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+	st, err := sqlstore.New(db, sqlstore.SQLite)
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := st.Migrate(ctx); err != nil {
+		log.Fatal(err)
+	}
+
+	ledger := st.Ledger()
+	policy, _ := apikey.ParseCredits("1000/month@15")
+	key := apikey.OwnerCreditsKey("team-42")
+	balance, err := ledger.TopUp(ctx, key, policy, 500) // paid for: never expires
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("after the top-up:", balance)
+	d, err := ledger.Spend(ctx, key, policy, 1200) // the grant first, then 200 of the top-up
+	if err != nil {
+		log.Fatal(err) // errors.Is(err, apikey.ErrUnavailable): answer 503
+	}
+	fmt.Println(d.Allowed, d.Remaining, "of", d.Limit)
+	d, _ = ledger.Spend(ctx, key, policy, 301)
+	fmt.Println(d.Allowed, d.Remaining, "of", d.Limit)
+	// Output:
+	// after the top-up: 1500
+	// true 300 of 1500
+	// false 300 of 1500
+}

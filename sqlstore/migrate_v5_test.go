@@ -15,6 +15,7 @@ import (
 // database made before revocation reasons and event claims (5) and usage (6).
 func undoVersion5(t *testing.T, db *sql.DB, d sqlstore.Dialect) {
 	t.Helper()
+	undoVersion7(t, db, d)
 	qs := []string{`DROP TABLE apikey_usage`, `DROP TABLE apikey_event_claims`}
 	if d == sqlstore.SQLite || d == sqlstore.MySQL {
 		qs = append(qs, `DROP TRIGGER apikey_keys_changed_update`) // it names the column

@@ -90,10 +90,19 @@ func checkStrict(ctx context.Context, db execer) error {
 	if err := db.QueryRowContext(ctx, `SELECT @@SESSION.sql_mode`).Scan(&mode); err != nil {
 		return fmt.Errorf("sqlstore: read sql_mode: %w", err)
 	}
+	strict := false
 	for _, m := range strings.Split(strings.ToUpper(mode), ",") {
-		if m == "STRICT_TRANS_TABLES" || m == "STRICT_ALL_TABLES" {
-			return nil
+		switch m {
+		case "STRICT_TRANS_TABLES", "STRICT_ALL_TABLES":
+			strict = true
+		case "SIMULTANEOUS_ASSIGNMENT":
+			// MariaDB's standard UPDATE semantics: the Ledger's upserts
+			// rely on MySQL's left-to-right assignments (ledger.go).
+			return fmt.Errorf("%w: sql_mode %q has SIMULTANEOUS_ASSIGNMENT, which the Ledger's statements do not support", ErrUnsupportedSession, mode)
 		}
+	}
+	if strict {
+		return nil
 	}
 	return fmt.Errorf("%w: sql_mode %q is not strict (want STRICT_TRANS_TABLES or STRICT_ALL_TABLES, so that nothing is truncated silently)", ErrUnsupportedSession, mode)
 }

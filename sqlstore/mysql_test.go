@@ -48,6 +48,11 @@ func TestMySQLSessionChecks(t *testing.T) {
 	}{
 		{"not strict", func(p map[string]string) { p["sql_mode"] = "'NO_ENGINE_SUBSTITUTION'" }, false},
 		{"found rows", func(map[string]string) {}, true},
+		// MariaDB's standard UPDATE semantics, which the Ledger's upserts
+		// do not support (ledger.go).
+		{"simultaneous assignment", func(p map[string]string) {
+			p["sql_mode"] = "'STRICT_TRANS_TABLES,SIMULTANEOUS_ASSIGNMENT'"
+		}, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			st, err := sqlstore.New(open(t, tt.set, tt.foundRows), sqlstore.MySQL)

@@ -6,7 +6,8 @@ import "strings"
 const columns = `id, prefix, owner, name, scopes, digest, digest_version,
 	created_at, expires_at, not_before, revoked_at, suspended_at, last_used_at,
 	rate_limit_rate, rate_limit_period_ns, rate_limit_burst, quota_limit, quota_period_ns,
-	allowed_ips, metadata, rotated_from, replaced_by, revoked_reason, revision`
+	allowed_ips, metadata, rotated_from, replaced_by, revoked_reason,
+	quota_day, credits_grant, credits_period_ns, credits_day, revision`
 
 // queries are built once per Store, for its dialect and table prefix.
 type queries struct {
@@ -28,15 +29,16 @@ func buildQueries(d Dialect, p string) queries {
 		// ON CONFLICT DO NOTHING, not a constraint error: drivers report
 		// those differently, and RowsAffected says the same portably.
 		insert: `INSERT INTO ` + t + ` (` + columns + `) VALUES
-			($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, 1)
+			($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, 1)
 			ON CONFLICT (id) DO NOTHING`,
 		update: `UPDATE ` + t + ` SET prefix = $2, owner = $3, name = $4, scopes = $5,
 			digest = $6, digest_version = $7, created_at = $8, expires_at = $9, not_before = $10,
 			revoked_at = $11, suspended_at = $12, last_used_at = $13, rate_limit_rate = $14,
 			rate_limit_period_ns = $15, rate_limit_burst = $16, quota_limit = $17, quota_period_ns = $18,
 			allowed_ips = $19, metadata = $20, rotated_from = $21, replaced_by = $22, revoked_reason = $23,
+			quota_day = $24, credits_grant = $25, credits_period_ns = $26, credits_day = $27,
 			revision = revision + 1
-			WHERE id = $1 AND revision = $24`,
+			WHERE id = $1 AND revision = $28`,
 		// Revoke touches nothing but the revocation, so that it works on a
 		// row whose other columns do not decode.
 		revoke:     `UPDATE ` + t + ` SET revoked_at = $2, revoked_reason = $3, revision = revision + 1 WHERE id = $1 AND revoked_at IS NULL`,
@@ -100,7 +102,7 @@ func buildQueries(d Dialect, p string) queries {
 		// and affects 0 rows, which the driver reports as such because the
 		// Store refuses clientFoundRows (checkMySQLSession).
 		q.insert = `INSERT INTO ` + t + ` (` + columns + `) VALUES
-			($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, 1)
+			($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, 1)
 			ON DUPLICATE KEY UPDATE id = id`
 		// A claim already there changes nothing: 0 rows affected.
 		q.claimEvent = `INSERT INTO ` + p + `event_claims (key_id, event, claimed_at) VALUES ($1, $2, $3)

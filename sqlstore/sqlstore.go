@@ -535,7 +535,7 @@ func validText(s string) bool {
 	return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0
 }
 
-// args returns k's columns in insert order ($1 to $23).
+// args returns k's columns in insert order ($1 to $27).
 func (s *Store) args(k *apikey.Key) ([]any, error) {
 	for _, f := range []struct{ name, v string }{
 		{"ID", k.ID}, {"Prefix", k.Prefix}, {"Owner", k.Owner}, {"Name", k.Name},
@@ -588,6 +588,8 @@ func (s *Store) args(k *apikey.Key) ([]any, error) {
 		int64(k.RateLimit.Rate), int64(k.RateLimit.Period), int64(k.RateLimit.Burst),
 		k.Quota.Limit, int64(k.Quota.Period),
 		ips, meta, k.RotatedFrom, k.ReplacedBy, k.RevokedReason,
+		// Schema version 7: Quota.Day and Key.Credits.
+		int64(k.Quota.Day), k.Credits.Grant, int64(k.Credits.Period), int64(k.Credits.Day),
 	}, nil
 }
 
@@ -664,12 +666,15 @@ func scanKey(row interface{ Scan(...any) error }) (*apikey.Key, error) {
 		k                       apikey.Key
 		rate, period, burst     int64
 		quotaLimit, quotaPeriod int64
+		quotaDay                int64
+		credits                 [3]int64 // grant, period, day
 	)
 	err := row.Scan(&k.ID, &k.Prefix, &k.Owner, &k.Name, jsonCol{&k.Scopes}, &k.Digest, &k.DigestVersion,
 		timeCol{&k.CreatedAt}, timeCol{&k.ExpiresAt}, timeCol{&k.NotBefore}, timeCol{&k.RevokedAt},
 		timeCol{&k.SuspendedAt}, timeCol{&k.LastUsedAt},
 		&rate, &period, &burst, &quotaLimit, &quotaPeriod,
-		jsonCol{&k.AllowedIPs}, jsonCol{&k.Metadata}, &k.RotatedFrom, &k.ReplacedBy, &k.RevokedReason, &k.Revision)
+		jsonCol{&k.AllowedIPs}, jsonCol{&k.Metadata}, &k.RotatedFrom, &k.ReplacedBy, &k.RevokedReason,
+		&quotaDay, &credits[0], &credits[1], &credits[2], &k.Revision)
 	if errors.Is(err, errBadColumn) {
 		// Scan fills columns in order, so the ID, the first, is there.
 		return &apikey.Key{ID: k.ID}, fmt.Errorf("%w: sqlstore: key %s: %w", apikey.ErrCorruptRecord, k.ID, err)
@@ -678,7 +683,8 @@ func scanKey(row interface{ Scan(...any) error }) (*apikey.Key, error) {
 		return nil, err
 	}
 	k.RateLimit = apikey.Limit{Rate: int(rate), Period: time.Duration(period), Burst: int(burst)}
-	k.Quota = apikey.Quota{Limit: quotaLimit, Period: time.Duration(quotaPeriod)}
+	k.Quota = apikey.Quota{Limit: quotaLimit, Period: time.Duration(quotaPeriod), Day: int(quotaDay)}
+	k.Credits = apikey.Credits{Grant: credits[0], Period: time.Duration(credits[1]), Day: int(credits[2])}
 	return &k, nil
 }
 

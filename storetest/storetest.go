@@ -38,6 +38,7 @@ func Run(t *testing.T, newStore func() apikey.Store) {
 		fn   func(*testing.T, apikey.Store)
 	}{
 		{"RoundTrip", testRoundTrip},
+		{"CreditsAndQuotaDay", testCreditsAndQuotaDay},
 		{"EmptyAndNil", testEmptyAndNil},
 		{"CallerOwnsRecords", testCallerOwnsRecords},
 		{"CreateConflict", testCreateConflict},
@@ -108,6 +109,7 @@ func fullKey(t *testing.T, owner string) *apikey.Key {
 		LastUsedAt:    time.Date(2026, 5, 1, 12, 0, 0, 500000000, time.UTC),
 		RateLimit:     apikey.Limit{Rate: 100, Period: time.Minute, Burst: 20},
 		Quota:         apikey.Quota{Limit: 10_000_000_000, Period: 30 * 24 * time.Hour},
+		Credits:       apikey.Credits{Grant: apikey.MaxCredits, Period: apikey.MonthPeriod, Day: 31},
 		AllowedIPs: []netip.Prefix{
 			netip.MustParsePrefix("10.0.0.0/8"),
 			netip.MustParsePrefix("192.0.2.7/32"),
@@ -156,6 +158,7 @@ func equalKeys(want, got *apikey.Key) string {
 		{"RevokedReason", want.RevokedReason, got.RevokedReason, want.RevokedReason == got.RevokedReason},
 		{"RateLimit", want.RateLimit, got.RateLimit, want.RateLimit == got.RateLimit},
 		{"Quota", want.Quota, got.Quota, want.Quota == got.Quota},
+		{"Credits", want.Credits, got.Credits, want.Credits == got.Credits},
 		{"AllowedIPs", want.AllowedIPs, got.AllowedIPs, slices.Equal(want.AllowedIPs, got.AllowedIPs) && (want.AllowedIPs == nil) == (got.AllowedIPs == nil)},
 		{"Metadata", want.Metadata, got.Metadata, equalMaps(want.Metadata, got.Metadata)},
 		{"RotatedFrom", want.RotatedFrom, got.RotatedFrom, want.RotatedFrom == got.RotatedFrom},
@@ -1003,5 +1006,78 @@ func testEventClaimer(t *testing.T, s apikey.Store) {
 	}
 	if ok, err := c.ClaimEvent(ctx, id, "expiring:1", at.Add(time.Hour)); err != nil || ok {
 		t.Fatalf("a later claim of a claimed event = %v, %v; want false", ok, err)
+	}
+}
+
+// testCreditsAndQuotaDay: Key.Credits and Quota.Day round-trip through
+// Create, Get, List and Update, in every form a policy takes.
+func testCreditsAndQuotaDay(t *testing.T, s apikey.Store) {
+	ctx := context.Background()
+	owner := newOwner(t)
+	cases := []struct {
+		quota   apikey.Quota
+		credits apikey.Credits
+	}{
+		{apikey.Quota{Limit: 1000, Period: apikey.MonthPeriod, Day: 15}, apikey.Credits{Grant: 1000, Period: apikey.MonthPeriod, Day: 15}},
+		{apikey.Quota{Limit: 1, Period: apikey.MonthPeriod, Day: 31}, apikey.Credits{Grant: 0, Period: apikey.NoRefill}},
+		{apikey.Quota{Limit: 5, Period: apikey.MonthPeriod}, apikey.Credits{Grant: 5000, Period: apikey.NoRefill}},
+		{apikey.Quota{}, apikey.Credits{Grant: 7, Period: 24 * time.Hour}},
+		{apikey.Quota{Limit: 9, Period: time.Hour}, apikey.Credits{}},
+	}
+	var ids []string
+	for _, tc := range cases {
+		k := minimalKey(t, owner)
+		k.Quota, k.Credits = tc.quota, tc.credits
+		if err := s.Create(ctx, k); err != nil {
+			t.Fatalf("Create with quota %v, credits %v: %v", tc.quota, tc.credits, err)
+		}
+		ids = append(ids, k.ID)
+		got, err := s.Get(ctx, k.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Quota != tc.quota || got.Credits != tc.credits {
+			t.Errorf("Get: quota %#v, credits %#v; want %#v, %#v", got.Quota, got.Credits, tc.quota, tc.credits)
+		}
+	}
+	listed, _, err := s.List(ctx, apikey.ListOptions{Owner: owner, Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(listed) != len(ids) {
+		t.Errorf("List: %d keys, want %d", len(listed), len(ids))
+	}
+	for _, k := range listed {
+		i := slices.Index(ids, k.ID)
+		if i < 0 {
+			t.Fatalf("List returned %s, not created here", k.ID)
+		}
+		if k.Quota != cases[i].quota || k.Credits != cases[i].credits {
+			t.Errorf("List: quota %#v, credits %#v; want %#v, %#v", k.Quota, k.Credits, cases[i].quota, cases[i].credits)
+		}
+	}
+	// Update changes them, and back to zero.
+	k, err := s.Get(ctx, ids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, next := range []struct {
+		quota   apikey.Quota
+		credits apikey.Credits
+	}{
+		{apikey.Quota{Limit: 1000, Period: apikey.MonthPeriod, Day: 28}, apikey.Credits{Grant: 3, Period: apikey.MonthPeriod, Day: 1}},
+		{apikey.Quota{}, apikey.Credits{}},
+	} {
+		k.Quota, k.Credits = next.quota, next.credits
+		if err := s.Update(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Get(ctx, k.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Quota != next.quota || got.Credits != next.credits {
+			t.Errorf("after Update: quota %#v, credits %#v; want %#v, %#v", got.Quota, got.Credits, next.quota, next.credits)
+		}
 	}
 }

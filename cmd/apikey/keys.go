@@ -199,6 +199,7 @@ func runCreate(ctx context.Context, e *env, args []string) error {
 	notBefore := fs.String("not-before", "", "when the key starts working, in the same forms as --expires (default: at once)")
 	rate := fs.String("rate", "", "rate limit, e.g. 100/m or 10/s")
 	quota := fs.String("quota", "", "usage cap, e.g. 10000/24h")
+	credits := fs.String("credits", "", "credit balance: GRANT/PERIOD refilled each period, e.g. 1000/d or 1000/month@15, or GRANT once")
 	var scopes, allowIPs, meta listFlag
 	fs.Var(&scopes, "scopes", "granted scopes, comma-separated, e.g. orders:read,billing:*")
 	fs.Var(&allowIPs, "allow-ip", "client addresses allowed, CIDR, comma-separated or repeated (default: any)")
@@ -240,6 +241,11 @@ func runCreate(ctx context.Context, e *env, args []string) error {
 	if *quota != "" {
 		if req.Quota, err = apikey.ParseQuota(*quota); err != nil {
 			return fmt.Errorf("--quota: %w", err)
+		}
+	}
+	if *credits != "" {
+		if req.Credits, err = apikey.ParseCredits(*credits); err != nil {
+			return fmt.Errorf("--credits: %w", err)
 		}
 	}
 	if req.AllowedIPs, err = parseAllowIPs(allowIPs); err != nil {

@@ -12,6 +12,7 @@
 //	apikey resume ID|KEY
 //	apikey verify < keyfile
 //	apikey usage --owner team-42 --by month [--from 2026-01-01] [--to 2026-12-01]
+//	apikey credits --key ID [--top-up 5000] | --owner team-42 --policy 100000/month@15 [--top-up N] [--redis URL]
 //	apikey scan PATH... | -
 //	apikey import keys.csv
 //
@@ -89,6 +90,7 @@ var commands = []command{
 	{"resume", "ID|KEY", "let a suspended key work again", runResume},
 	{"verify", "< KEYFILE", "check a key read from standard input (exit 0 if valid, 1 if not)", runVerify},
 	{"usage", "--owner O | --key ID", "show requests and units per hour, day or month", runUsage},
+	{"credits", "--key ID | --owner O", "show a credit balance (an owner's needs --policy); --top-up N adds to it", runCredits},
 	{"scan", "PATH... | -", "find keys in files or standard input (exit 1 if any are found)", runScan},
 	{"migrate", "", "create or upgrade the database schema", runMigrate},
 	{"import", "FILE.csv|FILE.jsonl|-", "import keys of another system (SHA-256, HMAC, bcrypt, argon2id hashes)", runImport},

@@ -107,6 +107,7 @@ func printKey(e *env, k *apikey.Key, asJSON bool) error {
 	row("last used", ts(v.LastUsedAt))
 	row("rate limit", v.RateLimit)
 	row("quota", v.Quota)
+	row("credits", v.Credits)
 	row("allowed IPs", strings.Join(v.AllowedIPs, " "))
 	for _, name := range slices.Sorted(maps.Keys(v.Metadata)) {
 		row("meta "+name, fmt.Sprintf("%q", v.Metadata[name]))
@@ -151,12 +152,12 @@ func (p *listPrinter) page(keys []*apikey.Key) error {
 	}
 	tw := tabwriter.NewWriter(p.e.stdout, 0, 4, 2, ' ', 0)
 	if p.n == 0 {
-		fmt.Fprintln(tw, "ID\tPREFIX\tOWNER\tNAME\tSCOPES\tSTATUS\tEXPIRES\tLAST USED")
+		fmt.Fprintln(tw, "ID\tPREFIX\tOWNER\tNAME\tSCOPES\tSTATUS\tEXPIRES\tLAST USED\tCREDITS")
 	}
 	for _, k := range keys {
 		v := view(k, p.now)
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.ID, v.Prefix, v.Owner, dash(v.Name),
-			dash(strings.Join(v.Scopes, ",")), status(k, p.now), day(v.ExpiresAt), day(v.LastUsedAt))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.ID, v.Prefix, v.Owner, dash(v.Name),
+			dash(strings.Join(v.Scopes, ",")), status(k, p.now), day(v.ExpiresAt), day(v.LastUsedAt), dash(v.Credits))
 		p.n++
 	}
 	return tw.Flush()

@@ -21,6 +21,7 @@ func runUpdate(ctx context.Context, e *env, args []string) error {
 	notBefore := fs.String("not-before", "", "when the key starts working, in the same forms; \"\" at once")
 	rate := fs.String("rate", "", "rate limit, e.g. 100/m; \"\" none")
 	quota := fs.String("quota", "", "usage cap, e.g. 10000/24h; \"\" none")
+	credits := fs.String("credits", "", "credit balance, e.g. 1000/d, 1000/month@15, or 5000 once; \"\" none")
 	var scopes, allowIPs, meta listFlag
 	fs.Var(&scopes, "scopes", "the scopes granted, replacing the current ones, comma-separated; \"\" none")
 	fs.Var(&allowIPs, "allow-ip", "client addresses allowed, CIDR, replacing the current ones, comma-separated or repeated; \"\" any address")
@@ -94,6 +95,15 @@ func runUpdate(ctx context.Context, e *env, args []string) error {
 			}
 		}
 		u.Quota = &q
+	}
+	if given["credits"] {
+		var c apikey.Credits
+		if *credits != "" {
+			if c, err = apikey.ParseCredits(*credits); err != nil {
+				return fmt.Errorf("--credits: %w", err)
+			}
+		}
+		u.Credits = &c
 	}
 	if given["allow-ip"] {
 		ips, err := parseAllowIPs(allowIPs)
