@@ -16,10 +16,11 @@ const (
 	OutcomeBadRequest    Outcome = "bad_request"   // 400 invalid_request
 	OutcomeInvalidKey    Outcome = "invalid_key"   // 401 invalid_token
 	OutcomeForbidden     Outcome = "forbidden"     // 403: IP allowlist or missing scope
-	OutcomeLimited       Outcome = "limited"       // 429: rate limit, quota or failed authentications
+	OutcomeLimited       Outcome = "limited"       // 429: rate limit, quota, credits or failed authentications
 	OutcomeUnavailable   Outcome = "unavailable"   // 503: store or limiter failure, or the client gave up
 	// OutcomeQuotaThreshold is not a request's decision but an extra Event:
-	// the request crossed a fraction of a quota (WithQuotaThresholds).
+	// the request crossed a fraction of a quota or a credit balance
+	// (WithQuotaThresholds).
 	OutcomeQuotaThreshold Outcome = "quota_threshold"
 )
 
@@ -49,6 +50,8 @@ const (
 	ReasonOwnerRateLimit         Reason = "owner_rate_limit"        // 429: Limits.PerOwner
 	ReasonQuota                  Reason = "quota"                   // 429: the key's quota
 	ReasonOwnerQuota             Reason = "owner_quota"             // 429: Limits.PerOwnerQuota
+	ReasonCredits                Reason = "credits"                 // 429: the key's credit balance (Key.Credits) cannot hold the cost
+	ReasonOwnerCredits           Reason = "owner_credits"           // 429: Limits.PerOwnerCredits cannot hold the cost
 	ReasonQuotaThreshold         Reason = "quota_threshold"         // a threshold crossed: see WithQuotaThresholds
 	ReasonFailedAuthLimit        Reason = "failed_auth_limit"       // 429: Limits.FailedAuth
 	ReasonStore                  Reason = "store"                   // 503: the Store failed
@@ -86,8 +89,9 @@ type Event struct {
 	// error that Limits.FailOpen let pass. It never holds a key.
 	Err error
 	// Policy and Threshold describe a crossing (OutcomeQuotaThreshold):
-	// the quota's policy name, "quota" or "owner-quota", and the fraction
-	// of its Limit crossed. They are zero in other Events.
+	// the policy name, "quota", "owner-quota", "credits" or
+	// "owner-credits", and the fraction of its Limit (a balance's
+	// capacity) crossed. They are zero in other Events.
 	Policy    string
 	Threshold float64
 }

@@ -3,17 +3,20 @@ package apikey
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/apikeykit/apikey/internal/inmem"
 )
 
-// localLimits holds the Manager's own limiter and counter.
+// localLimits holds the Manager's own limiter, counter and ledger.
 type localLimits struct {
 	sync.Mutex
 	limiter *inmem.Limiter
 	counter *inmem.Counter
+	ledger  *inmem.Ledger
 	closed  bool // Close was called: stop the sweepers of any made later
 }
 
@@ -45,7 +48,7 @@ func (c localCounter) Add(_ context.Context, key string, q Quota, n int64) (Deci
 	if n < 0 {
 		return Decision{}, fmt.Errorf("%w: negative quota cost %d", ErrInvalidRequest, n)
 	}
-	return Decision(c.c.AddAt(c.c.Now(), key, q.Limit, q.Period, n)), nil
+	return Decision(c.c.AddAt(c.c.Now(), key, q.Limit, q.Period, q.Day, n)), nil
 }
 
 func (c localCounter) Refund(_ context.Context, key string, q Quota, n int64) error {
@@ -55,7 +58,55 @@ func (c localCounter) Refund(_ context.Context, key string, q Quota, n int64) er
 	if n < 0 {
 		return fmt.Errorf("%w: negative quota refund %d", ErrInvalidRequest, n)
 	}
-	c.c.RefundAt(c.c.Now(), key, q.Period, n)
+	c.c.RefundAt(c.c.Now(), key, q.Period, q.Day, n)
+	return nil
+}
+
+// localLedger is the Ledger a Middleware uses when Limits.Ledger is nil,
+// as localLimiter is for Limits.Limiter: memlimit.Ledger's, on the
+// Manager's clock.
+type localLedger struct{ l *inmem.Ledger }
+
+func (l localLedger) Spend(_ context.Context, key string, c Credits, n int64) (Decision, error) {
+	if err := checkLedgerCall(key, c, n, "spend"); err != nil {
+		return Decision{}, err
+	}
+	return Decision(l.l.SpendAt(l.l.Now(), key, inmem.Credits(c), n)), nil
+}
+
+func (l localLedger) Refund(_ context.Context, key string, c Credits, n int64) error {
+	if err := checkLedgerCall(key, c, n, "refund"); err != nil {
+		return err
+	}
+	l.l.RefundAt(l.l.Now(), key, inmem.Credits(c), n)
+	return nil
+}
+
+func (l localLedger) TopUp(_ context.Context, key string, c Credits, n int64) (int64, error) {
+	if err := checkLedgerCall(key, c, n, "top-up"); err != nil {
+		return 0, err
+	}
+	if n == 0 {
+		return 0, fmt.Errorf("%w: top-up of 0 credits", ErrInvalidRequest)
+	}
+	b, ok := l.l.TopUpAt(l.l.Now(), key, inmem.Credits(c), n, MaxCredits)
+	if !ok {
+		return 0, fmt.Errorf("%w: a top-up of %d would take the balance of %d past %d", ErrInvalidRequest, n, b, MaxCredits)
+	}
+	return b, nil
+}
+
+// checkLedgerCall refuses what every Ledger refuses.
+func checkLedgerCall(key string, c Credits, n int64, op string) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	if n < 0 {
+		return fmt.Errorf("%w: %s of %d credits", ErrInvalidRequest, op, n)
+	}
+	if !utf8.ValidString(key) || strings.IndexByte(key, 0) >= 0 {
+		return fmt.Errorf("%w: ledger key %q: want valid UTF-8 without NUL", ErrInvalidRequest, key)
+	}
 	return nil
 }
 
@@ -87,8 +138,30 @@ func (m *Manager) localCounter() Counter {
 	return localCounter{m.local.counter}
 }
 
-// closeLocal stops the sweepers of the Manager's own limiter and counter,
-// and those of any made later. They keep answering afterwards.
+// Ledger returns the Manager's own Ledger: the balances in this process's
+// memory that its Middlewares draw credits from when Limits.Ledger is nil,
+// shared by all of them. Top balances up through it (TopUp), and read
+// them (Spend of 0 units). Its balances are lost when the process exits;
+// a service that sells credits sets Limits.Ledger to one on a database or
+// Redis and tops up through that one instead. It keeps answering after
+// Close. It is safe for concurrent use.
+func (m *Manager) Ledger() Ledger { return m.localLedger() }
+
+// localLedger returns the Manager's own ledger, as localLimiter does.
+func (m *Manager) localLedger() Ledger {
+	m.local.Lock()
+	defer m.local.Unlock()
+	if m.local.ledger == nil {
+		m.local.ledger = inmem.NewLedger(inmem.Config{Now: m.now, Sweep: localSweepInterval})
+		if m.local.closed {
+			m.local.ledger.Close()
+		}
+	}
+	return localLedger{m.local.ledger}
+}
+
+// closeLocal stops the sweepers of the Manager's own limiter, counter and
+// ledger, and those of any made later. They keep answering afterwards.
 func (m *Manager) closeLocal() {
 	m.local.Lock()
 	defer m.local.Unlock()
@@ -98,5 +171,8 @@ func (m *Manager) closeLocal() {
 	}
 	if m.local.counter != nil {
 		m.local.counter.Close()
+	}
+	if m.local.ledger != nil {
+		m.local.ledger.Close()
 	}
 }

@@ -45,13 +45,14 @@ const (
 // unless WithAnonymous lets the request through. The key is then parsed once,
 // offline (length, shape, checksum, WithAllowedPrefixes), verified through
 // the Manager, checked against its IP allowlist (403), and counted against
-// its rate limits and quota (429).
+// its rate limits, quota and credits (429).
 //
-// A key's own RateLimit and Quota are always enforced: by default with a
-// limiter and a counter in this process's memory that the Manager owns
-// and shares between its middlewares, or with the Limiter and Counter of
-// WithLimits, which also sets a default limit, a per-owner limit and a
-// limit on failed authentications.
+// A key's own RateLimit, Quota and Credits are always enforced: by
+// default with a limiter, a counter and a ledger in this process's memory
+// that the Manager owns and shares between its middlewares, or with the
+// Limiter, Counter and Ledger of WithLimits, which also sets a default
+// limit, per-owner limits, quotas and credits, and a limit on failed
+// authentications.
 //
 // When the Manager meters usage (see Manager.Usage), each request let
 // through is counted once the next handler returns, with its cost
@@ -104,7 +105,7 @@ type middleware struct {
 	unixProxy bool
 	anonymous bool       // let requests without a credential through
 	preflight bool       // let CORS preflight requests through
-	limits    Limits     // Limiter and Counter are never nil
+	limits    Limits     // Limiter, Counter and Ledger are never nil
 	blocked   *blockList // clients over Limits.FailedAuth; nil without it
 	// thresholds are WithQuotaThresholds' fractions, sorted, at most
 	// maxThresholds.
@@ -135,6 +136,9 @@ func newMiddleware(m *Manager, opts []MiddlewareOption) (*middleware, error) {
 	}
 	if mw.limits.Counter == nil {
 		mw.limits.Counter = m.localCounter()
+	}
+	if mw.limits.Ledger == nil {
+		mw.limits.Ledger = m.localLedger()
 	}
 	if !mw.limits.FailedAuth.IsZero() {
 		mw.blocked = newBlockList(maxBlocked)
@@ -261,7 +265,8 @@ func (h *authHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	var cost int64
-	if mw.m.usage != nil || !k.Quota.IsZero() || !mw.limits.PerOwnerQuota.IsZero() {
+	if mw.m.usage != nil || !k.Quota.IsZero() || !mw.limits.PerOwnerQuota.IsZero() ||
+		!k.Credits.IsZero() || !mw.limits.PerOwnerCredits.IsZero() {
 		cost = mw.cost(r)
 	}
 	var kc *keyContext
@@ -316,7 +321,7 @@ func (mw *middleware) settlePassed(q *request, kc *keyContext) {
 		return
 	}
 	mw.emit(q, Event{Outcome: OutcomeAuthenticated, KeyID: kc.key.ID, Owner: kc.key.Owner, Err: q.err})
-	if kc.crossedKey|kc.crossedOwner != 0 {
+	if kc.crossed != [4]uint8{} {
 		mw.emitCrossings(q, kc)
 	}
 }
@@ -430,6 +435,7 @@ const (
 	descScope        = "the API key lacks a required scope"
 	descRate         = "rate limit exceeded"
 	descQuota        = "quota exhausted"
+	descCredits      = "credits exhausted"
 	descFailures     = "too many failed authentication attempts"
 	descUnavailable  = "service temporarily unavailable"
 )

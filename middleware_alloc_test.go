@@ -13,7 +13,8 @@ import (
 // TestMiddlewareAllocs pins the allocation budget of the hot path (a valid
 // key on a cache hit): two for authentication (the request's context and
 // its shallow copy), one more for the RateLimit field value, and one for
-// the limiter key of Limits.PerOwner. The fixture's store records usage,
+// the limiter key of Limits.PerOwner; credits, like a quota, add the
+// field value and their ledger key. The fixture's store records usage,
 // so every case is metered: metering adds nothing to these budgets. CI
 // runs it without -race, where
 // allocation counts mean something.
@@ -28,6 +29,10 @@ func TestMiddlewareAllocs(t *testing.T) {
 	defer limiter.Close()
 	limits := apikey.WithLimits(apikey.Limits{Limiter: limiter, Default: huge})
 	own, _ := issueKey(t, f, apikey.IssueRequest{RateLimit: huge})
+	hugeCredits := apikey.Credits{Grant: 1 << 52, Period: apikey.MonthPeriod}
+	credited, _ := issueKey(t, f, apikey.IssueRequest{Credits: hugeCredits, Scopes: f.validKey.Scopes})
+	ledger := must(memlimit.NewLedger())
+	defer ledger.Close()
 	tests := []struct {
 		name string
 		h    http.Handler
@@ -48,6 +53,13 @@ func TestMiddlewareAllocs(t *testing.T) {
 			PerOwner: huge}))(noop), 4, ""},
 		// No options: the key's own limit, on the Manager's own limiter.
 		{"auth+own-limit", f.m.Middleware()(noop), 3, own},
+		// Credits: the RateLimit field value and the ledger key, on the
+		// Manager's own ledger or memlimit's, with a 403 that refunds
+		// them, and an owner's balance.
+		{"auth+credits", f.m.Middleware()(noop), 4, credited},
+		{"auth+credits+memlimit", f.m.Middleware(apikey.WithLimits(apikey.Limits{Ledger: ledger}))(noop), 4, credited},
+		{"auth+credits+scope", f.m.Middleware()(apikey.RequireScopes("orders:read", "billing:read")(noop)), 4, credited},
+		{"auth+ownercredits", f.m.Middleware(apikey.WithLimits(apikey.Limits{Ledger: ledger, PerOwnerCredits: hugeCredits}))(noop), 4, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -79,6 +79,14 @@ func BenchmarkMiddleware(b *testing.B) {
 	}
 	usage := metered(apikey.WithUsageFlush(time.Hour, 1<<30))
 	flushing := metered()
+	// The same keys, each with Credits, on a Manager that does not meter
+	// (as f.m does not): compare "auth+credits" with "auth".
+	hugeCredits := apikey.Credits{Grant: 1 << 52, Period: apikey.MonthPeriod}
+	withCredits := must(apikey.NewManager(creditsStore{Store: f.store, credits: hugeCredits}, apikey.WithPrefix("acme_live"),
+		apikey.WithPepper("v1", testPepper), apikey.WithCache(benchKeys, time.Hour), apikey.WithoutUsage()))
+	b.Cleanup(func() { withCredits.Close() })
+	ledger := must(memlimit.NewLedger())
+	defer ledger.Close()
 	cases := []struct {
 		name string
 		h    http.Handler
@@ -109,6 +117,13 @@ func BenchmarkMiddleware(b *testing.B) {
 		{"auth+usage-flushing", flushing.Middleware()(noop)},
 		{"auth+ratelimit-fixed+usage", usage.Middleware(apikey.WithLimits(apikey.Limits{Limiter: fixedLimiter{},
 			Default: huge}))(noop)},
+		// Credits: each key's own on memlimit's Ledger, and on the
+		// Manager's own; an owner's balance (1000 owners) on memlimit.
+		// Compare each with auth.
+		{"auth+credits", withCredits.Middleware(apikey.WithLimits(apikey.Limits{Ledger: ledger}))(noop)},
+		{"auth+credits-own-ledger", withCredits.Middleware()(noop)},
+		{"auth+ownercredits", f.m.Middleware(apikey.WithLimits(apikey.Limits{Ledger: ledger,
+			PerOwnerCredits: hugeCredits}))(noop)},
 		// An owner quota on memlimit, with an Event hook, without and with
 		// quota thresholds: compare the two for the thresholds' cost.
 		{"auth+ownerquota+events", f.m.Middleware(apikey.WithLimits(apikey.Limits{Counter: counter,
@@ -165,6 +180,25 @@ func BenchmarkMiddleware(b *testing.B) {
 			}
 		})
 	}
+}
+
+// creditsStore is the benchmark fixture's store, whose keys all carry
+// credits (and a quota, if set): a copy of each record with Credits set,
+// as if issued with them.
+type creditsStore struct {
+	apikey.Store
+	credits apikey.Credits
+	quota   apikey.Quota
+}
+
+func (s creditsStore) Get(ctx context.Context, id string) (*apikey.Key, error) {
+	k, err := s.Store.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	c := *k
+	c.Credits, c.Quota = s.credits, s.quota
+	return &c, nil
 }
 
 // fixedLimiter allows everything at once with a plausible Decision.
@@ -277,4 +311,129 @@ func BenchmarkMiddlewareFailedAuthChurn(b *testing.B) {
 			b.ReportMetric(float64(blocks.Load())/float64(b.N), "blocks/op")
 		})
 	}
+}
+
+// BenchmarkMiddlewareAccounting compares, request by request, the
+// middleware alone ("auth") with the same middleware metering usage
+// ("usage", flushed only at Close so that the request path alone is
+// measured) and with each key's Credits on memlimit's Ledger and on the
+// Manager's own ("credits", "credits-own"), and with each key's Quota on
+// memlimit's Counter ("quota"). Every iteration sends the
+// same request (one of 100k distinct keys, at random) through each in
+// turn, starting with a different one each time (the first pays for
+// bringing the request into the CPU's cache), and times each, so that
+// the machine's load, which changes from moment to moment, weighs on all
+// of them alike: on a shared machine
+// this is the comparison to read. It reports each one's ns/op, and the
+// ns each adds to auth ("+ns") with its ratio to it ("/auth"); the
+// parallel variant does the same on every goroutine of RunParallel.
+func BenchmarkMiddlewareAccounting(b *testing.B) {
+	f, reqs := loadBenchRequests(b)
+	noop := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
+	newManager := func(store apikey.Store, opts ...apikey.Option) *apikey.Manager {
+		m := must(apikey.NewManager(store, append([]apikey.Option{apikey.WithPrefix("acme_live"),
+			apikey.WithPepper("v1", testPepper), apikey.WithCache(benchKeys, time.Hour)}, opts...)...))
+		b.Cleanup(func() { m.Close() })
+		return m
+	}
+	usage := newManager(f.store, apikey.WithUsageFlush(time.Hour, 1<<30))
+	credits := apikey.Credits{Grant: 1 << 52, Period: apikey.MonthPeriod}
+	// Each step has a Manager, and so a cache, of its own: one step must
+	// not find the key's memory warm because another just read it.
+	withCredits := newManager(creditsStore{Store: f.store, credits: credits}, apikey.WithoutUsage())
+	withOwnCredits := newManager(creditsStore{Store: f.store, credits: credits}, apikey.WithoutUsage())
+	withQuota := newManager(creditsStore{Store: f.store, quota: apikey.Quota{Limit: 1 << 52, Period: apikey.MonthPeriod}}, apikey.WithoutUsage())
+	ledger := must(memlimit.NewLedger())
+	b.Cleanup(func() { ledger.Close() })
+	counter := must(memlimit.NewCounter())
+	b.Cleanup(func() { counter.Close() })
+	steps := []struct {
+		name string
+		h    http.Handler
+	}{
+		{"auth", f.m.Middleware()(noop)},
+		{"usage", usage.Middleware()(noop)},
+		{"credits", withCredits.Middleware(apikey.WithLimits(apikey.Limits{Ledger: ledger}))(noop)},
+		{"credits-own", withOwnCredits.Middleware()(noop)},
+		// Each key's Quota on memlimit's Counter: what credits are
+		// measured against, the same work on another backend.
+		{"quota", withQuota.Middleware(apikey.WithLimits(apikey.Limits{Counter: counter}))(noop)},
+	}
+	w := newDiscardWriter()
+	for _, s := range steps {
+		for _, r := range reqs {
+			w.reset()
+			s.h.ServeHTTP(w, r)
+			if w.code != 0 {
+				b.Fatalf("%s: status %d", s.name, w.code)
+			}
+		}
+	}
+	report := func(b *testing.B, spent []time.Duration, n int) {
+		for j, s := range steps {
+			b.ReportMetric(float64(spent[j].Nanoseconds())/float64(n), s.name+"-ns/op")
+			if j > 0 {
+				b.ReportMetric(float64((spent[j]-spent[0]).Nanoseconds())/float64(n), s.name+"+ns")
+				b.ReportMetric(float64(spent[j])/float64(spent[0]), s.name+"/auth")
+			}
+		}
+	}
+	b.Run("serial", func(b *testing.B) {
+		b.ReportAllocs()
+		spent := make([]time.Duration, len(steps))
+		w := newDiscardWriter()
+		n := 0
+		for b.Loop() {
+			r := reqs[rand.IntN(len(reqs))]
+			for i := range steps {
+				j := (n + i) % len(steps)
+				w.reset()
+				t0 := time.Now()
+				steps[j].h.ServeHTTP(w, r)
+				spent[j] += time.Since(t0)
+			}
+			n++
+		}
+		report(b, spent, n)
+	})
+	// Each step alone, for profiles.
+	for _, s := range steps {
+		b.Run(s.name+"-only", func(b *testing.B) {
+			b.ReportAllocs()
+			w := newDiscardWriter()
+			for b.Loop() {
+				w.reset()
+				s.h.ServeHTTP(w, reqs[rand.IntN(len(reqs))])
+			}
+		})
+	}
+	b.Run("parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		var mu sync.Mutex
+		spent := make([]time.Duration, len(steps))
+		var n int
+		b.RunParallel(func(pb *testing.PB) {
+			mine := make([]time.Duration, len(steps))
+			w := newDiscardWriter()
+			k := 0
+			for pb.Next() {
+				r := reqs[rand.IntN(len(reqs))]
+				for i := range steps {
+					j := (k + i) % len(steps)
+					w.reset()
+					t0 := time.Now()
+					steps[j].h.ServeHTTP(w, r)
+					mine[j] += time.Since(t0)
+				}
+				k++
+			}
+			mu.Lock()
+			for j := range mine {
+				spent[j] += mine[j]
+			}
+			n += k
+			mu.Unlock()
+		})
+		report(b, spent, n)
+	})
 }

@@ -6,13 +6,18 @@ import (
 	"time"
 )
 
-// Policy names in the RateLimit-Policy and RateLimit fields.
+// Policy names in the RateLimit-Policy and RateLimit fields, and in the
+// violated-policies of a 429's problem body.
 const (
 	policyKey   = "key"
 	policyOwner = "owner"
 	policyQuota = "quota"
 	// policyOwnerQuota is Limits.PerOwnerQuota's.
 	policyOwnerQuota = "owner-quota"
+	// policyCredits is the key's Credits'.
+	policyCredits = "credits"
+	// policyOwnerCredits is Limits.PerOwnerCredits'.
+	policyOwnerCredits = "owner-credits"
 )
 
 // Canonical header names, for writing the Header map directly.
@@ -22,26 +27,29 @@ const (
 )
 
 // maxChecks is the most policies one request is counted against: the
-// key's rate limit, its owner's, its quota and its owner's quota.
-const maxChecks = 4
+// key's rate limit, its owner's, its quota, its owner's quota, its credits
+// and its owner's.
+const maxChecks = 6
 
 // A limitCheck is one policy that a request is counted against: a rate
-// limit on the Limiter, or a quota on the Counter.
+// limit on the Limiter, a quota on the Counter, or a credit balance on the
+// Ledger.
 type limitCheck struct {
-	name   string // policy name in the RateLimit fields
-	key    string // the Limiter's or the Counter's key
+	name string // policy name in the RateLimit fields
+	// chargeable is the quota or the balance, and its bit in
+	// keyContext.charged; for a rate limit, key is the Limiter's key and
+	// bit is 0.
+	chargeable
 	limit  Limit  // for a rate limit
-	quota  Quota  // for a quota
-	cost   int64  // units of quota the request costs
+	cost   int64  // units the request costs
 	reason Reason // why a refusal is a refusal
 	desc   string // what the client is told on refusal
-	// bit is the quota's bit in keyContext.charged: chargedKey or
-	// chargedOwner; 0 for a rate limit.
-	bit uint8
 }
 
 // checks returns, in buf, the policies that apply to a request made with
-// k and costing cost units, in the order they are checked.
+// k and costing cost units, in the order they are checked: rate limits,
+// then quotas, then credits, so that a request refused by one costs
+// nothing of those after it.
 func (mw *middleware) checks(k *Key, cost int64, buf *[maxChecks]limitCheck) []limitCheck {
 	cs := buf[:0]
 	l := k.RateLimit
@@ -49,26 +57,38 @@ func (mw *middleware) checks(k *Key, cost int64, buf *[maxChecks]limitCheck) []l
 		l = mw.limits.Default
 	}
 	if !l.IsZero() {
-		cs = append(cs, limitCheck{name: policyKey, key: k.LineageID(), limit: l, reason: ReasonRateLimit, desc: descRate})
+		cs = append(cs, limitCheck{name: policyKey, chargeable: chargeable{key: k.LineageID()}, limit: l,
+			reason: ReasonRateLimit, desc: descRate})
 	}
 	if !mw.limits.PerOwner.IsZero() {
-		cs = append(cs, limitCheck{name: policyOwner, key: "owner:" + k.Owner, limit: mw.limits.PerOwner,
-			reason: ReasonOwnerRateLimit, desc: descRate})
+		cs = append(cs, limitCheck{name: policyOwner, chargeable: chargeable{key: "owner:" + k.Owner},
+			limit: mw.limits.PerOwner, reason: ReasonOwnerRateLimit, desc: descRate})
 	}
-	if !k.Quota.IsZero() && cost > 0 {
-		cs = append(cs, limitCheck{name: policyQuota, key: quotaKey(k), quota: k.Quota, cost: cost,
-			reason: ReasonQuota, desc: descQuota, bit: chargedKey})
+	if cost <= 0 {
+		return cs
 	}
-	if !mw.limits.PerOwnerQuota.IsZero() && cost > 0 {
-		cs = append(cs, limitCheck{name: policyOwnerQuota, key: ownerQuotaKey(k), quota: mw.limits.PerOwnerQuota,
-			cost: cost, reason: ReasonOwnerQuota, desc: descQuota, bit: chargedOwner})
+	if !k.Quota.IsZero() {
+		cs = append(cs, limitCheck{name: policyQuota, chargeable: chargeable{bit: chargedKey, key: quotaKey(k), quota: k.Quota},
+			cost: cost, reason: ReasonQuota, desc: descQuota})
+	}
+	if q := mw.limits.PerOwnerQuota; !q.IsZero() {
+		cs = append(cs, limitCheck{name: policyOwnerQuota, chargeable: chargeable{bit: chargedOwner, key: ownerQuotaKey(k), quota: q},
+			cost: cost, reason: ReasonOwnerQuota, desc: descQuota})
+	}
+	if !k.Credits.IsZero() {
+		cs = append(cs, limitCheck{name: policyCredits, chargeable: chargeable{bit: chargedCredits, key: CreditsKey(k), credits: k.Credits},
+			cost: cost, reason: ReasonCredits, desc: descCredits})
+	}
+	if c := mw.limits.PerOwnerCredits; !c.IsZero() {
+		cs = append(cs, limitCheck{name: policyOwnerCredits, chargeable: chargeable{bit: chargedOwnerCredits, key: OwnerCreditsKey(k.Owner), credits: c},
+			cost: cost, reason: ReasonOwnerCredits, desc: descCredits})
 	}
 	return cs
 }
 
 // cost returns what a request costs by Limits.Cost: 1 without it, 0 for
 // a result of 0 or less. It is called only when something needs it: a
-// quota, or usage metering.
+// quota, credits, or usage metering.
 func (mw *middleware) cost(r *http.Request) int64 {
 	if mw.limits.Cost == nil {
 		return 1
@@ -76,29 +96,29 @@ func (mw *middleware) cost(r *http.Request) int64 {
 	return max(mw.limits.Cost(r), 0)
 }
 
-// decide asks the Limiter or the Counter about c.
+// decide asks the Limiter, the Counter or the Ledger about c.
 func (mw *middleware) decide(r *http.Request, c *limitCheck) (Decision, error) {
-	if c.quota.IsZero() {
+	if c.bit == 0 {
 		return mw.limits.Limiter.Allow(r.Context(), c.key, c.limit)
 	}
-	return mw.limits.Counter.Add(r.Context(), c.key, c.quota, c.cost)
+	return c.charge(r.Context(), mw, c.cost)
 }
 
 // limit counts the request against checks in order, stopping at the first
 // refusal, and writes the RateLimit fields of the policies that answered.
 // On a refusal or a backend failure it writes the whole response and
-// returns false, having given back any quota it charged. It records in lc
-// which quotas it charged, for a refusal behind the middleware to give
-// back, and the error Limits.FailOpen passed over.
+// returns false, having given back any quota units and credits it
+// charged. It records in lc what it charged, for a refusal behind the
+// middleware to give back, and the error Limits.FailOpen passed over.
 //
 // The fields' values are lc.fields[0] and lc.fields[1], which live in the
 // request's context allocation; both are slices of one string, the
 // request's only other allocation here.
 func (mw *middleware) limit(q *request, checks []limitCheck, lc *limitedContext) bool {
-	var polBuf, rateBuf [128]byte
+	var polBuf, rateBuf [192]byte
 	pol, rate := polBuf[:0], rateBuf[:0]
 	var refused *limitCheck
-	var wait time.Duration
+	var refusedD Decision
 	for i := range checks {
 		c := &checks[i]
 		d, err := mw.decide(q.r, c)
@@ -115,28 +135,15 @@ func (mw *middleware) limit(q *request, checks []limitCheck, lc *limitedContext)
 			pol = append(pol, ", "...)
 			rate = append(rate, ", "...)
 		}
-		if c.quota.IsZero() {
-			q, w := limitPolicy(c.limit)
-			pol = appendPolicy(pol, c.name, q, w)
-		} else {
-			q, w := quotaPolicy(c.quota)
-			pol = appendPolicy(pol, c.name, q, w)
-		}
-		rate = appendRateItem(rate, c.name, d)
-		if d.Allowed && !c.quota.IsZero() {
+		pq, pw := c.policy(d)
+		pol = appendPolicy(pol, c.name, pq, pw)
+		rate = appendRateItem(rate, c.name, d, c.bit&chargedCreditsBits == 0 || c.credits.Period != NoRefill)
+		if d.Allowed && c.bit != 0 {
 			lc.charged |= c.bit
-			if c.bit == chargedKey {
-				lc.crossedKey = mw.crossed(d, c.cost)
-			} else {
-				lc.crossedOwner = mw.crossed(d, c.cost)
-			}
+			lc.crossed[crossedIndex(c.bit)] = mw.crossed(d, c.cost)
 		}
 		if !d.Allowed {
-			refused = c
-			wait = d.RetryAfter
-			if wait <= 0 {
-				wait = d.Reset
-			}
+			refused, refusedD = c, d
 			break
 		}
 	}
@@ -148,32 +155,77 @@ func (mw *middleware) limit(q *request, checks []limitCheck, lc *limitedContext)
 		h[headerRateLimit] = lc.fields[1:2:2]
 	}
 	if refused != nil {
-		// The quotas are checked last: only the owner's quota refuses
-		// after a charge, the key's, which comes back.
+		// Whatever was charged before the refusal comes back: the
+		// quotas and the key's credits ahead of a refusing balance.
 		mw.refundCharged(q.r, checks, &lc.keyContext)
-		mw.reject(q, OutcomeLimited, refused.reason, "", &AuthError{
-			Status: http.StatusTooManyRequests, Description: refused.desc, RetryAfter: max(wait, time.Second)})
+		mw.reject(q, OutcomeLimited, refused.reason, "", &AuthError{Status: http.StatusTooManyRequests,
+			Description: refused.desc, RetryAfter: refusalWait(refused.reason, refusedD), Policy: refused.name})
 		return false
 	}
 	lc.err = q.err
 	return true
 }
 
-// refundCharged gives back the units that checks charged to quotas, for a
-// request refused after the charge, when the Counter is a Refunder. A
-// failed refund is not reported: the request is refused either way.
+// refusalWait returns the Retry-After of a 429 for reason, given the
+// Decision that refused: for a rate limit or a quota, the time until the
+// request could succeed (the window's end when the Decision has no
+// RetryAfter), at least a second; for credits, the time until a refill
+// holds the cost, or 0, no Retry-After, when none will (only a top-up
+// helps).
+func refusalWait(reason Reason, d Decision) time.Duration {
+	if reason == ReasonCredits || reason == ReasonOwnerCredits {
+		if d.RetryAfter <= 0 {
+			return 0
+		}
+		return max(d.RetryAfter, time.Second)
+	}
+	wait := d.RetryAfter
+	if wait <= 0 {
+		wait = d.Reset
+	}
+	return max(wait, time.Second)
+}
+
+// policyOf returns the policy name of a 429's reason, for Cost's
+// refusals.
+func policyOf(reason Reason) string {
+	switch reason {
+	case ReasonOwnerQuota:
+		return policyOwnerQuota
+	case ReasonCredits:
+		return policyCredits
+	case ReasonOwnerCredits:
+		return policyOwnerCredits
+	}
+	return policyQuota
+}
+
+// refundCharged gives back what checks charged to quotas (when the
+// Counter is a Refunder) and balances, for a request refused after the
+// charge. A failed refund is not reported: the request is refused either
+// way.
 func (mw *middleware) refundCharged(r *http.Request, checks []limitCheck, kc *keyContext) {
-	rf, ok := mw.limits.Counter.(Refunder)
 	for i := range checks {
 		c := &checks[i]
-		if kc.charged&c.bit == 0 {
+		if c.bit == 0 || kc.charged&c.bit == 0 {
 			continue
 		}
 		kc.charged &^= c.bit
-		if ok {
-			_ = rf.Refund(r.Context(), c.key, c.quota, c.cost)
-		}
+		kc.crossed[crossedIndex(c.bit)] = 0
+		_ = c.refund(r.Context(), mw, c.cost)
 	}
+}
+
+// policy returns the quota and window (seconds; 0 for none) of c's
+// RateLimit-Policy item, given its Decision.
+func (c *limitCheck) policy(d Decision) (q, w int64) {
+	switch {
+	case c.bit == 0:
+		return limitPolicy(c.limit)
+	case c.bit&chargedCreditsBits != 0:
+		return creditsPolicy(c.credits, d)
+	}
+	return quotaPolicy(c.quota)
 }
 
 // The RateLimit-Policy field (draft-ietf-httpapi-ratelimit-headers-11,
@@ -236,7 +288,23 @@ func quotaPolicy(q Quota) (int64, int64) {
 	return q.Limit, max(ceilSeconds(q.Period), 1)
 }
 
-// appendPolicy appends a RateLimit-Policy item: quota q per window w.
+// creditsPolicy returns the quota and window (seconds) of the
+// RateLimit-Policy item of a balance under c that the Ledger described in
+// d: its capacity (the period's grant and the top-ups), per the refill
+// period, a calendar month as 31 days. A NoRefill balance has no window:
+// w = 0, which appendPolicy leaves out (w is optional in the draft).
+func creditsPolicy(c Credits, d Decision) (int64, int64) {
+	switch c.Period {
+	case NoRefill:
+		return max(d.Limit, 0), 0
+	case MonthPeriod:
+		return max(d.Limit, 0), 31 * 24 * 3600
+	}
+	return max(d.Limit, 0), max(ceilSeconds(c.Period), 1)
+}
+
+// appendPolicy appends a RateLimit-Policy item: quota q per window w,
+// without w when w is 0.
 //
 //	"key";q=100;w=60
 func appendPolicy(b []byte, name string, q, w int64) []byte {
@@ -244,19 +312,26 @@ func appendPolicy(b []byte, name string, q, w int64) []byte {
 	b = append(b, name...)
 	b = append(b, `";q=`...)
 	b = strconv.AppendInt(b, q, 10)
+	if w == 0 {
+		return b
+	}
 	b = append(b, ";w="...)
 	return strconv.AppendInt(b, w, 10)
 }
 
-// appendRateItem appends a RateLimit item: what remains and how many
-// seconds until the policy resets.
+// appendRateItem appends a RateLimit item: what remains and, with reset,
+// how many seconds until the policy resets (a NoRefill balance never
+// does, and has no t).
 //
 //	"key";r=42;t=17
-func appendRateItem(b []byte, name string, d Decision) []byte {
+func appendRateItem(b []byte, name string, d Decision, reset bool) []byte {
 	b = append(b, '"')
 	b = append(b, name...)
 	b = append(b, `";r=`...)
 	b = strconv.AppendInt(b, max(d.Remaining, 0), 10)
+	if !reset {
+		return b
+	}
 	b = append(b, ";t="...)
 	return strconv.AppendInt(b, ceilSeconds(d.Reset), 10)
 }

@@ -16,8 +16,25 @@ func TestRateLimitFieldSyntax(t *testing.T) {
 	assert.Equal(t, `"key";q=100;w=60`, string(b))
 	b = appendPolicy(nil, policyQuota, 10000, 2592000)
 	assert.Equal(t, `"quota";q=10000;w=2592000`, string(b))
-	b = appendRateItem(nil, policyOwner, Decision{Remaining: -3, Reset: 16500 * time.Millisecond})
+	b = appendRateItem(nil, policyOwner, Decision{Remaining: -3, Reset: 16500 * time.Millisecond}, true)
 	assert.Equal(t, `"owner";r=0;t=17`, string(b))
+	// A NoRefill balance: no window, no reset.
+	q, w := creditsPolicy(Credits{Grant: 500, Period: NoRefill}, Decision{Limit: 750})
+	b = appendPolicy(nil, policyCredits, q, w)
+	assert.Equal(t, `"credits";q=750`, string(b))
+	b = appendRateItem(nil, policyCredits, Decision{Remaining: 12}, false)
+	assert.Equal(t, `"credits";r=12`, string(b))
+	for _, tt := range []struct {
+		c    Credits
+		q, w int64
+	}{
+		{Credits{Grant: 1000, Period: 24 * time.Hour}, 1200, 86400},
+		{Credits{Grant: 1000, Period: MonthPeriod, Day: 15}, 1200, 31 * 86400},
+		{Credits{Grant: 0, Period: 1500 * time.Millisecond}, 1200, 2},
+	} {
+		q, w := creditsPolicy(tt.c, Decision{Limit: 1200})
+		assert.Equal(t, [2]int64{tt.q, tt.w}, [2]int64{q, w}, "%v", tt.c)
+	}
 }
 
 // TestRateLimitPolicy pins the quota and window that RateLimit-Policy
@@ -116,7 +133,7 @@ func TestRateLimitPolicyNeverOverstates(t *testing.T) {
 			key := fmt.Sprintf("q%d-%d", n, p)
 			start := t0.Add(time.Duration(rng.Int64N(int64(quota.Period))))
 			for i, at := range times {
-				d := ctr.AddAt(start.Add(at), key, quota.Limit, quota.Period, 1)
+				d := ctr.AddAt(start.Add(at), key, quota.Limit, quota.Period, quota.Day, 1)
 				if !d.Allowed {
 					t.Fatalf("quota %s advertised as q=%d;w=%d: request %d at %v of pattern %d refused", quota, q, w, i, at, p)
 				}

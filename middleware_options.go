@@ -163,23 +163,29 @@ func WithTrustedUnixSocket() MiddlewareOption {
 	}
 }
 
-// Limits says how Manager.Middleware applies rate limits and quotas. The
-// zero Limits enforces each key's own RateLimit and Quota in this
-// process's memory, and nothing more.
+// Limits says how Manager.Middleware applies rate limits, quotas and
+// credits. The zero Limits enforces each key's own RateLimit, Quota and
+// Credits in this process's memory, and nothing more.
 //
 // Every rate-limited response carries the RateLimit-Policy and RateLimit
 // fields (draft-ietf-httpapi-ratelimit-headers) with one item per policy
-// that applied: "key", "owner", "quota" and "owner-quota". A refusal is 429 with
-// Retry-After. A policy's q and w promise only what the limiter always
+// that applied: "key", "owner", "quota", "owner-quota", "credits" and
+// "owner-credits". A refusal is 429 with Retry-After (none for credits
+// that no refill will restore) and a problem body of the draft's "Quota
+// Exceeded" type naming the policy (see WriteProblem). A policy's q and w promise only what the limiter always
 // allows: at most q requests in any w seconds, w whole seconds. A rate
 // limit is advertised as its burst per the time its bucket takes to refill
 // (rounded up to a second, or down when that describes a faster rate), so
 // "1000/m,burst=50" is q=50;w=3 and "20/s,burst=5" q=5;w=1; below a
 // second this is slower than the sustained rate ("10/100ms" is q=10;w=1).
-// A quota is its Limit per its Period rounded up to a second.
+// A quota is its Limit per its Period rounded up to a second. A credit
+// balance is its capacity (the period's grant plus top-ups) per its refill
+// period; a NoRefill balance has no window (no w, and no t in RateLimit).
+// Calendar months are advertised as 31 days.
 type Limits struct {
 	// Limiter applies the rate limits: each key's RateLimit (or Default)
-	// under the limiter key k.ID, PerOwner under "owner:"+owner, and
+	// under the limiter key k.LineageID() (the key's ID, or for a rotated
+	// key its chain's first), PerOwner under "owner:"+owner, and
 	// FailedAuth under "authfail:"+address. A key ID never contains ':',
 	// so these cannot collide. If nil, the middleware uses a limiter in
 	// this process's memory (package memlimit's), shared by every
@@ -187,8 +193,9 @@ type Limits struct {
 	// processes each then limits on its own (see package redislimit).
 	Limiter Limiter
 
-	// Counter counts each key's Quota under the counter key "quota:"+k.ID,
-	// and PerOwnerQuota under "owner-quota:"+owner.
+	// Counter counts each key's Quota under the counter key
+	// "quota:"+k.LineageID(), and PerOwnerQuota under
+	// "owner-quota:"+owner.
 	// If nil, the middleware uses a counter in this process's memory, as
 	// for Limiter.
 	Counter Counter
@@ -216,6 +223,32 @@ type Limits struct {
 	// quota. It costs one allocation per request (the counter key).
 	PerOwnerQuota Quota
 
+	// Ledger keeps the credit balances that requests draw their cost
+	// from: each key's Credits (Key.Credits) under CreditsKey(k), and
+	// PerOwnerCredits under OwnerCreditsKey(owner). A request is charged
+	// after its quotas, so a request refused by a rate limit or a quota
+	// costs no credits, and one refused after its charge (by the owner's
+	// balance, by RequireScopes and friends, by Cost) gets them back, as
+	// quota units come back. A request whose balance cannot hold its cost
+	// is 429 with Reason ReasonCredits or ReasonOwnerCredits and takes
+	// nothing; Retry-After is the time until the next refill when the
+	// refill will hold the cost, and absent when none will (NoRefill
+	// credits, or a cost above the grant): then only a top-up
+	// (Ledger.TopUp) helps. If nil, the middleware uses a ledger in this
+	// process's memory (package memlimit's), shared by every Middleware of
+	// the Manager and stopped by Manager.Close; its balances, top-ups
+	// included, are lost when the process exits, so a service that sells
+	// credits sets a Ledger on a shared database or Redis.
+	Ledger Ledger
+
+	// PerOwnerCredits is a credit balance shared by all an owner's keys:
+	// every request with a key of the owner draws its cost from it, after
+	// the key's own Credits if it has any, under OwnerCreditsKey(owner).
+	// It shows in the RateLimit fields as the policy "owner-credits". Keys
+	// with an empty Owner share one balance. If zero, owners have no
+	// balance. It costs one allocation per request (the ledger key).
+	PerOwnerCredits Credits
+
 	// FailedAuth limits failed authentications (401 invalid_token) per
 	// client address (an IPv6 client is counted by its /64). Once a client
 	// exceeds it, its requests get 429 with Retry-After before their key
@@ -235,8 +268,10 @@ type Limits struct {
 	FailedAuth Limit
 
 	// Cost returns how many quota units a request costs, for example more
-	// for a bulk endpoint. It is called once per authenticated request
-	// whose key has a Quota or whose Manager meters usage, before the
+	// for a bulk endpoint: what quotas count and credits are charged. It
+	// is called once per authenticated request whose key has a Quota or
+	// Credits, under PerOwnerQuota or PerOwnerCredits, or whose Manager
+	// meters usage, before the
 	// key's limits are checked and before routing, so the cost must be
 	// known from the request alone; Cost and SetCost change it after
 	// routing. A result of 0 or less makes the request free: it is not
@@ -255,16 +290,17 @@ type Limits struct {
 	// is); its rate-limit tokens stay spent.
 	Cost func(*http.Request) int64
 
-	// FailOpen lets requests through when the Limiter or the Counter
-	// returns an error, without RateLimit fields for the failed policy.
+	// FailOpen lets requests through when the Limiter, the Counter or
+	// the Ledger returns an error, without RateLimit fields for the failed
+	// policy (and without charging the balance that failed).
 	// If false, such a request gets 503 with Retry-After. The error is
 	// reported in Event.Err either way.
 	FailOpen bool
 }
 
-// WithLimits sets how the middleware applies rate limits and quotas (see
-// Limits). Without it, each key's own RateLimit and Quota are enforced in
-// this process's memory.
+// WithLimits sets how the middleware applies rate limits, quotas and
+// credits (see Limits). Without it, each key's own RateLimit, Quota and
+// Credits are enforced in this process's memory.
 func WithLimits(l Limits) MiddlewareOption {
 	return func(mw *middleware) error {
 		for _, c := range []struct {
@@ -281,6 +317,11 @@ func WithLimits(l Limits) MiddlewareOption {
 		if !l.PerOwnerQuota.IsZero() {
 			if err := l.PerOwnerQuota.Validate(); err != nil {
 				return fmt.Errorf("WithLimits: Limits.PerOwnerQuota: %w", err)
+			}
+		}
+		if !l.PerOwnerCredits.IsZero() {
+			if err := l.PerOwnerCredits.Validate(); err != nil {
+				return fmt.Errorf("WithLimits: Limits.PerOwnerCredits: %w", err)
 			}
 		}
 		mw.limits = l

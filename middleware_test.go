@@ -138,6 +138,8 @@ type problem struct {
 	Title  string `json:"title"`
 	Status int    `json:"status"`
 	Detail string `json:"detail"`
+	// ViolatedPolicies is the Quota Exceeded problem type's member.
+	ViolatedPolicies []string `json:"violated-policies"`
 }
 
 // assertRejected checks what every refusal carries: the status, the exact
@@ -154,7 +156,14 @@ func assertRejected(t *testing.T, w *httptest.ResponseRecorder, status int, chal
 	assert.Equal(t, "application/problem+json", w.Header().Get("Content-Type"))
 	var p problem
 	require.NoError(t, json.Unmarshal(w.Body.Bytes(), &p), w.Body.String())
-	assert.Equal(t, "about:blank", p.Type)
+	if p.Type == apikey.ProblemQuotaExceeded {
+		// A 429 for a policy of RateLimit-Policy names it.
+		assert.Equal(t, http.StatusTooManyRequests, status)
+		assert.Len(t, p.ViolatedPolicies, 1)
+	} else {
+		assert.Equal(t, "about:blank", p.Type)
+		assert.Empty(t, p.ViolatedPolicies)
+	}
 	assert.Equal(t, http.StatusText(status), p.Title)
 	assert.Equal(t, status, p.Status)
 	assert.NotEmpty(t, p.Detail)

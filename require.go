@@ -15,8 +15,9 @@ import (
 // authenticating middleware's error handler and event hook, and settle the
 // request for it: the refusal's Event is the request's only one (its
 // Duration adds the middleware's time), and the quota units the
-// middleware charged come back when its Counter is a Refunder, so that a
-// refused request costs no quota. Its rate limits keep counting it.
+// middleware charged come back when its Counter is a Refunder, and its
+// credits to the Ledger, so that a refused request costs no quota and no
+// credits. Its rate limits keep counting it.
 //
 // RequireScopes panics, like regexp.MustCompile, if scopes is empty or one
 // of them is not a valid literal scope (see ValidateScope; wildcards are

@@ -35,6 +35,12 @@ type AuthError struct {
 	// RetryAfter is how long the client should wait before retrying (429
 	// and 503), zero otherwise.
 	RetryAfter time.Duration
+	// Policy names the policy that refused a 429, as its item in the
+	// RateLimit-Policy field: "key" or "owner" (a rate limit), "quota" or
+	// "owner-quota", "credits" or "owner-credits"; "" for other refusals
+	// (Limits.FailedAuth's 429 included, which advertises no policy).
+	// WriteProblem lists it in the problem's violated-policies.
+	Policy string
 	// KeyID is the kid of the key presented, when it parsed; "" otherwise.
 	// It is public: logs may show it, and so may responses.
 	KeyID string
@@ -61,26 +67,53 @@ func (e *AuthError) Error() string {
 // Unwrap returns Err.
 func (e *AuthError) Unwrap() error { return e.Err }
 
+// ProblemQuotaExceeded is the problem type of a 429 for a policy in the
+// RateLimit-Policy field (a rate limit, a quota or a credit balance): the
+// "Quota Exceeded" problem type of draft-ietf-httpapi-ratelimit-headers,
+// whose extension member "violated-policies" lists the policies the
+// request exceeded.
+const ProblemQuotaExceeded = "https://iana.org/assignments/http-problem-types#quota-exceeded"
+
 // WriteProblem is the default error handler: it writes e as an RFC 9457
 // problem document (Content-Type application/problem+json) with the members
-// type ("about:blank"), title (the status text), status and detail (the
-// Description, with the missing scopes for insufficient_scope). The
-// middleware has already set WWW-Authenticate, Retry-After, the RateLimit
-// fields and Cache-Control: no-store on w.Header(); WriteProblem adds the
-// content headers, the status and the body. Custom error handlers may call
-// it for the cases they do not handle themselves.
+// type, title (the status text), status and detail (the Description, with
+// the missing scopes for insufficient_scope). The type is
+// ProblemQuotaExceeded for a 429 that names its Policy, with the member
+// "violated-policies" holding it:
+//
+//	{"type":"https://iana.org/assignments/http-problem-types#quota-exceeded",
+//	 "title":"Too Many Requests","status":429,"detail":"credits exhausted",
+//	 "violated-policies":["credits"]}
+//
+// and "about:blank" for every other refusal. The middleware has already
+// set WWW-Authenticate, Retry-After, the RateLimit fields and
+// Cache-Control: no-store on w.Header(); WriteProblem adds the content
+// headers, the status and the body. Custom error handlers may call it for
+// the cases they do not handle themselves.
 func WriteProblem(w http.ResponseWriter, r *http.Request, e *AuthError) {
-	var buf [256]byte
-	b := append(buf[:0], `{"type":"about:blank","title":`...)
+	var buf [320]byte
+	b := append(buf[:0], `{"type":`...)
+	quota := e.Status == http.StatusTooManyRequests && e.Policy != ""
+	if quota {
+		b = appendJSONString(b, ProblemQuotaExceeded)
+	} else {
+		b = append(b, `"about:blank"`...)
+	}
+	b = append(b, `,"title":`...)
 	b = appendJSONString(b, http.StatusText(e.Status))
 	b = append(b, `,"status":`...)
 	b = strconv.AppendInt(b, int64(e.Status), 10)
 	b = append(b, `,"detail":`...)
-	detail := e.Description
 	if len(e.Scopes) > 0 {
-		detail += ": " + strings.Join(e.Scopes, " ")
+		b = appendJSONString(b, e.Description+": "+strings.Join(e.Scopes, " "))
+	} else {
+		b = appendJSONString(b, e.Description)
 	}
-	b = appendJSONString(b, detail)
+	if quota {
+		b = append(b, `,"violated-policies":[`...)
+		b = appendJSONString(b, e.Policy)
+		b = append(b, ']')
+	}
 	b = append(b, "}\n"...)
 	h := w.Header()
 	h.Set("Content-Type", "application/problem+json")

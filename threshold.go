@@ -12,16 +12,18 @@ import (
 const maxThresholds = 8
 
 // WithQuotaThresholds reports, through the WithOnEvent hook, when a
-// request takes a quota's usage to or past a fraction of its Limit: the
-// key's Quota or Limits.PerOwnerQuota, so that a service can warn its
-// customer before cutting them off. WithQuotaThresholds(0.8, 1) reports
+// request takes a quota's usage to or past a fraction of its Limit (the
+// key's Quota or Limits.PerOwnerQuota), or a credit balance's use to or
+// past a fraction of its capacity (the key's Credits or
+// Limits.PerOwnerCredits), so that a service can warn its customer before
+// cutting them off. WithQuotaThresholds(0.8, 1) reports
 // the request that uses the 80th unit of a 100-unit quota and the one that
 // uses the 100th. Each fraction must be in (0, 1]; at most 8 are taken,
 // and duplicates count once. It needs WithOnEvent.
 //
 // A crossing is one Event with OutcomeQuotaThreshold and
-// ReasonQuotaThreshold, the key's KeyID and Owner, Policy "quota" or
-// "owner-quota", and Threshold the fraction, reported after the
+// ReasonQuotaThreshold, the key's KeyID and Owner, Policy "quota",
+// "owner-quota", "credits" or "owner-credits", and Threshold the fraction, reported after the
 // request's own Event once the next handler returns. It is read from the
 // Counter's answer to the request's charge, with no further round trip:
 // usage before the charge was below the fraction's units (Limit×fraction,
@@ -34,6 +36,13 @@ const maxThresholds = 8
 // threshold is reported only when the last unit is used. Where SetCost
 // lowers a request's cost below a threshold it crossed, the fraction can
 // be crossed, and reported, again.
+//
+// For a credit balance the fraction is of the Ledger's Decision's Limit:
+// the period's grant plus its top-ups, so that 0.8 is reported when 80%
+// of what the period could spend is spent, once per refill period. A
+// top-up raises the capacity and lowers the fraction used, so a fraction
+// already reported in the period can be crossed, and reported, again.
+// A NoRefill balance has one period, its whole life.
 func WithQuotaThresholds(fractions ...float64) MiddlewareOption {
 	return func(mw *middleware) error {
 		if len(fractions) == 0 {
@@ -77,19 +86,19 @@ func (mw *middleware) crossed(d Decision, cost int64) uint8 {
 	return bits
 }
 
+// crossedPolicies are the policies of keyContext.crossed, in order.
+var crossedPolicies = [4]string{policyQuota, policyOwnerQuota, policyCredits, policyOwnerCredits}
+
 // emitCrossings reports the thresholds kc's request crossed, after its own
 // Event.
 func (mw *middleware) emitCrossings(q *request, kc *keyContext) {
-	for _, c := range [2]struct {
-		bits   uint8
-		policy string
-	}{{kc.crossedKey, policyQuota}, {kc.crossedOwner, policyOwnerQuota}} {
+	for p, bits := range kc.crossed {
 		for i, f := range mw.thresholds {
-			if c.bits&(1<<i) == 0 {
+			if bits&(1<<i) == 0 {
 				continue
 			}
 			mw.emit(q, Event{Outcome: OutcomeQuotaThreshold, Reason: ReasonQuotaThreshold, KeyID: kc.key.ID,
-				Owner: kc.key.Owner, Policy: c.policy, Threshold: f})
+				Owner: kc.key.Owner, Policy: crossedPolicies[p], Threshold: f})
 		}
 	}
 }

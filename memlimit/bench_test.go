@@ -115,3 +115,42 @@ func TestLimiterAllocatedBytesPerKey(t *testing.T) {
 		t.Fatalf("%.1f bytes per tracked key, want ≤ 120", bpk)
 	}
 }
+
+// BenchmarkLedgerVsCounter measures a Ledger's Spend against a Counter's
+// Add of the same key, in the same run, with the real clock, on a million
+// keys already tracked: compare the two for what a credit balance costs
+// over a quota.
+func BenchmarkLedgerVsCounter(b *testing.B) {
+	keys := benchLimiterKeys()
+	ctx := context.Background()
+	ledger := must(memlimit.NewLedger())
+	defer ledger.Close()
+	counter := must(memlimit.NewCounter())
+	defer counter.Close()
+	credits := apikey.Credits{Grant: 1 << 52, Period: apikey.MonthPeriod}
+	quota := apikey.Quota{Limit: 1 << 52, Period: apikey.MonthPeriod}
+	for _, k := range keys {
+		ledger.Spend(ctx, k, credits, 1)
+		counter.Add(ctx, k, quota, 1)
+	}
+	for _, c := range []struct {
+		name string
+		op   func(key string)
+	}{
+		{"counter", func(k string) { counter.Add(ctx, k, quota, 1) }},
+		{"ledger", func(k string) { ledger.Spend(ctx, k, credits, 1) }},
+	} {
+		b.Run(c.name+"/parallel", func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				i := rand.IntN(len(keys))
+				for pb.Next() {
+					c.op(keys[i])
+					if i++; i == len(keys) {
+						i = 0
+					}
+				}
+			})
+		})
+	}
+}

@@ -192,3 +192,30 @@ func TestCounterCalendarMonth(t *testing.T) {
 		t.Fatalf("1 March: %+v, want a fresh 31-day window", d)
 	}
 }
+
+// Quota.Day: windows of a month starting on the 15th, and on the 31st
+// (the last day of a shorter month).
+func TestCounterMonthDay(t *testing.T) {
+	c := newTestCounter(t)
+	utc := func(m time.Month, d, h int) time.Time { return time.Date(2026, m, d, h, 0, 0, 0, time.UTC) }
+	for _, tt := range []struct {
+		day            int
+		fill, same, at time.Time // fill the quota at fill; still full at same; empty again at at
+	}{
+		{15, utc(3, 15, 0), utc(4, 14, 23), utc(4, 15, 0)},
+		{31, utc(1, 31, 0), utc(2, 27, 23), utc(2, 28, 0)},
+		{31, utc(4, 30, 0), utc(5, 30, 23), utc(5, 31, 0)},
+	} {
+		q := apikey.Quota{Limit: 3, Period: apikey.MonthPeriod, Day: tt.day}
+		key := fmt.Sprintf("day%d-%v", tt.day, tt.fill)
+		if d, _ := c.AddAt(tt.fill, key, q, 3); !d.Allowed || d.Reset != tt.at.Sub(tt.fill) {
+			t.Errorf("%s: Add(3) = %+v, want allowed, reset at %v", key, d, tt.at)
+		}
+		if d, _ := c.AddAt(tt.same, key, q, 1); d.Allowed {
+			t.Errorf("%s: Add(1) at %v allowed, want the same full window", key, tt.same)
+		}
+		if d, _ := c.AddAt(tt.at, key, q, 3); !d.Allowed {
+			t.Errorf("%s: Add(3) at %v refused, want a new window", key, tt.at)
+		}
+	}
+}

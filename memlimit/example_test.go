@@ -47,3 +47,31 @@ func ExampleCounter() {
 	// cost 50: allowed false, remaining 40, retry after 6h0m0s
 	// cost 40: allowed true, remaining 0, retry after 0s
 }
+
+func ExampleLedger() {
+	l, err := memlimit.NewLedger()
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+
+	c, _ := apikey.ParseCredits("10/d") // 10 a day, refilled at 00:00 UTC
+	day := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	d, _ := l.SpendAt(day.Add(9*time.Hour), "credits:kid_0123456789", c, 8)
+	fmt.Println("allowed", d.Allowed, "left", d.Remaining)
+	d, _ = l.SpendAt(day.Add(10*time.Hour), "credits:kid_0123456789", c, 5)
+	fmt.Println("allowed", d.Allowed, "left", d.Remaining, "retry after", d.RetryAfter)
+	b, _ := l.TopUpAt(day.Add(11*time.Hour), "credits:kid_0123456789", c, 20)
+	fmt.Println("topped up, balance", b)
+	d, _ = l.SpendAt(day.Add(12*time.Hour), "credits:kid_0123456789", c, 5)
+	fmt.Println("allowed", d.Allowed, "left", d.Remaining)
+	// The next day: a fresh grant, and the top-ups not spent.
+	d, _ = l.SpendAt(day.Add(24*time.Hour), "credits:kid_0123456789", c, 0)
+	fmt.Println("next day: balance", d.Remaining, "of", d.Limit)
+	// Output:
+	// allowed true left 2
+	// allowed false left 2 retry after 14h0m0s
+	// topped up, balance 22
+	// allowed true left 17
+	// next day: balance 27 of 27
+}

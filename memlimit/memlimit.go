@@ -1,18 +1,20 @@
-// Package memlimit is an apikey.Limiter and an apikey.Counter in this
-// process's memory, for services that run as one process. With many
-// processes each would apply the limits on its own: use package
-// redislimit, which makes the same decisions on a shared Redis.
+// Package memlimit is an apikey.Limiter, an apikey.Counter and an
+// apikey.Ledger in this process's memory, for services that run as one
+// process. With many processes each would apply the limits on its own:
+// use package redislimit, which makes the same decisions on a shared
+// Redis.
 //
 // The Limiter's decisions are those of golang.org/x/time/rate (see
 // apikey.Limit); the Counter keeps fixed windows aligned to the Unix epoch
-// (see apikey.Quota). Both track a key by a 64-bit hash seeded at random,
-// never by the key itself, and forget keys in the background once their
-// state is back to that of a key never seen; Close stops that.
+// or calendar months (see apikey.Quota); the Ledger keeps credit balances
+// (see apikey.Credits). All three track a key by a 64-bit hash seeded at
+// random, never by the key itself, and forget keys in the background once
+// their state is back to that of a key never seen; Close stops that.
 //
-// Manager.Middleware already enforces every key's own limits with a
-// Limiter and a Counter of this kind that it owns; create your own to
-// share one between middlewares and other code, or to bound its memory
-// with WithMaxKeys.
+// Manager.Middleware already enforces every key's own limits and credits
+// with a Limiter, a Counter and a Ledger of this kind that it owns; create
+// your own to share one between middlewares and other code (a Ledger, to
+// top balances up), or to bound a Limiter's memory with WithMaxKeys.
 package memlimit
 
 import (
@@ -125,7 +127,7 @@ func (c *Counter) AddAt(now time.Time, key string, q apikey.Quota, n int64) (api
 	if n < 0 {
 		return apikey.Decision{}, fmt.Errorf("%w: negative quota cost %d", apikey.ErrInvalidRequest, n)
 	}
-	return apikey.Decision(c.c.AddAt(now, key, q.Limit, q.Period, n)), nil
+	return apikey.Decision(c.c.AddAt(now, key, q.Limit, q.Period, q.Day, n)), nil
 }
 
 // Refund implements apikey.Refunder: RefundAt at the counter's clock's
@@ -145,7 +147,7 @@ func (c *Counter) RefundAt(now time.Time, key string, q apikey.Quota, n int64) e
 	if n < 0 {
 		return fmt.Errorf("%w: negative quota refund %d", apikey.ErrInvalidRequest, n)
 	}
-	c.c.RefundAt(now, key, q.Period, n)
+	c.c.RefundAt(now, key, q.Period, q.Day, n)
 	return nil
 }
 

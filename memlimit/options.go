@@ -17,10 +17,16 @@ type CounterOption interface {
 	applyCounter(*counterConfig) error
 }
 
-// An Option configures both NewLimiter and NewCounter.
+// A LedgerOption configures NewLedger.
+type LedgerOption interface {
+	applyLedger(*ledgerConfig) error
+}
+
+// An Option configures NewLimiter, NewCounter and NewLedger.
 type Option interface {
 	LimiterOption
 	CounterOption
+	LedgerOption
 }
 
 // config is what a Limiter and a Counter have in common.
@@ -38,17 +44,22 @@ type counterConfig struct {
 	config
 }
 
-// bothOption sets what a Limiter and a Counter have in common.
+type ledgerConfig struct {
+	config
+}
+
+// bothOption sets what a Limiter, a Counter and a Ledger have in common.
 type bothOption func(*config) error
 
 func (o bothOption) applyLimiter(c *limiterConfig) error { return o(&c.config) }
 func (o bothOption) applyCounter(c *counterConfig) error { return o(&c.config) }
+func (o bothOption) applyLedger(c *ledgerConfig) error   { return o(&c.config) }
 
 type limiterOption func(*limiterConfig) error
 
 func (o limiterOption) applyLimiter(c *limiterConfig) error { return o(c) }
 
-// WithClock sets the clock that Allow and Add read, and that the sweeper
+// WithClock sets the clock that Allow, Add and Spend read, and that the sweeper
 // uses (default time.Now). Tests pass a fake clock so that they need not
 // sleep. now must be safe for concurrent use.
 func WithClock(now func() time.Time) Option {

@@ -2,7 +2,6 @@ package inmem
 
 import (
 	"hash/maphash"
-	"math"
 	"sync"
 	"time"
 )
@@ -41,12 +40,14 @@ func NewCounter(c Config) *Counter {
 func (c *Counter) Now() time.Time { return c.now() }
 
 // AddAt adds n ≥ 0 units to key's usage in the window of length period
-// (> 0; or < 0 for a calendar month in UTC) that contains now, unless the usage would then exceed limit (> 0):
+// (> 0; or < 0 for a calendar month in UTC starting on day, see window)
+// that contains now, unless the usage would then exceed limit (> 0):
 // then nothing is added and the Decision is refused, with RetryAfter the
 // time until the window ends. n = 0 reports the usage.
-func (c *Counter) AddAt(now time.Time, key string, limit int64, period time.Duration, n int64) Decision {
+func (c *Counter) AddAt(now time.Time, key string, limit int64, period time.Duration, day int, n int64) Decision {
 	t := now.UnixNano()
-	end, left := windowEnd(t, int64(period))
+	_, end := window(t, int64(period), day)
+	left := end - t
 	h := hashKey(maphash.String(c.seed, key))
 	s := &c.shards[shardOf(h)]
 	s.mu.Lock()
@@ -73,11 +74,11 @@ func (c *Counter) AddAt(now time.Time, key string, limit int64, period time.Dura
 	return d
 }
 
-// RefundAt takes n ≥ 0 units off key's usage in the window of length
-// period (> 0) that contains now, never below zero. A key with no usage in
-// that window is left alone.
-func (c *Counter) RefundAt(now time.Time, key string, period time.Duration, n int64) {
-	end, _ := windowEnd(now.UnixNano(), int64(period))
+// RefundAt takes n ≥ 0 units off key's usage in the window of period and
+// day (as for AddAt) that contains now, never below zero. A key with no
+// usage in that window is left alone.
+func (c *Counter) RefundAt(now time.Time, key string, period time.Duration, day int, n int64) {
+	_, end := window(now.UnixNano(), int64(period), day)
 	h := hashKey(maphash.String(c.seed, key))
 	s := &c.shards[shardOf(h)]
 	s.mu.Lock()
@@ -85,26 +86,6 @@ func (c *Counter) RefundAt(now time.Time, key string, period time.Duration, n in
 	if i, ok := s.usage.find(h); ok && s.usage.e[i].v.end == end {
 		s.usage.e[i].v.used = max(s.usage.e[i].v.used-n, 0)
 	}
-}
-
-// windowEnd returns the end of the window of length period (ns) that
-// contains t (Unix ns), windows starting at multiples of period since
-// the epoch, and the time from t to that end. A negative period
-// (apikey.MonthPeriod) is a calendar month in UTC. The end saturates at
-// math.MaxInt64 for periods too long to represent it.
-func windowEnd(t, period int64) (end, left int64) {
-	if period < 0 {
-		return monthEnd(t)
-	}
-	m := t % period
-	if m < 0 {
-		m += period
-	}
-	left = period - m
-	if t > math.MaxInt64-left {
-		return math.MaxInt64, left
-	}
-	return t + left, left
 }
 
 func (c *Counter) sweepShard(i int, now time.Time) {
@@ -130,11 +111,3 @@ func (c *Counter) Len() int {
 // Close stops the sweeper and waits for it to exit; the counter still
 // answers afterwards. It is idempotent.
 func (c *Counter) Close() { c.sweeper.close() }
-
-// monthEnd returns the end of the calendar month in UTC that contains t
-// (Unix ns), 00:00 on the 1st of the next, and the time from t to it.
-func monthEnd(t int64) (end, left int64) {
-	y, m, _ := time.Unix(0, t).UTC().Date()
-	end = time.Date(y, m+1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
-	return end, end - t
-}

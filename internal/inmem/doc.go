@@ -1,5 +1,6 @@
-// Package inmem holds the in-memory rate limiter and quota counter that
-// package memlimit exports and that the apikey middleware uses by default.
+// Package inmem holds the in-memory rate limiter, quota counter and credit
+// ledger that package memlimit exports and that the apikey middleware uses
+// by default.
 // It works on plain numbers (nanoseconds, counts) rather than on apikey's
 // types, so that both the root package and memlimit can import it.
 //

@@ -166,8 +166,8 @@ func TestCloseStopsSweepers(t *testing.T) {
 func TestCounterSweepForgetsEndedWindows(t *testing.T) {
 	c := NewCounter(Config{Now: at0, Sweep: time.Minute})
 	defer c.Close()
-	c.AddAt(it0, "hourly", 10, time.Hour, 1)
-	c.AddAt(it0, "daily", 10, 24*time.Hour, 1)
+	c.AddAt(it0, "hourly", 10, time.Hour, 0, 1)
+	c.AddAt(it0, "daily", 10, 24*time.Hour, 0, 1)
 	c.sweepAll(it0.Add(time.Hour))
 	if n := c.Len(); n != 1 {
 		t.Fatalf("%d keys after the hour, want 1", n)
@@ -185,7 +185,7 @@ func TestCounterRefund(t *testing.T) {
 	defer c.Close()
 	const period = time.Hour
 	now := it0.Truncate(period).Add(10 * time.Minute)
-	if d := c.AddAt(now, "k", 10, period, 7); !d.Allowed || d.Remaining != 3 {
+	if d := c.AddAt(now, "k", 10, period, 0, 7); !d.Allowed || d.Remaining != 3 {
 		t.Fatalf("add: %+v", d)
 	}
 	steps := []struct {
@@ -199,20 +199,20 @@ func TestCounterRefund(t *testing.T) {
 		{"refund more than used: zero, not below", now, 100, 10},
 	}
 	for _, s := range steps {
-		c.RefundAt(s.at, "k", period, s.refund)
-		if d := c.AddAt(s.at, "k", 10, period, 0); d.Remaining != s.remaining {
+		c.RefundAt(s.at, "k", period, 0, s.refund)
+		if d := c.AddAt(s.at, "k", 10, period, 0, 0); d.Remaining != s.remaining {
 			t.Fatalf("%s: remaining %d, want %d", s.name, d.Remaining, s.remaining)
 		}
 	}
 	// The next window's usage is its own: a refund there does not touch
 	// this one's, nor create anything.
-	c.AddAt(now, "k", 10, period, 4)
-	c.RefundAt(now.Add(period), "k", period, 4)
-	if d := c.AddAt(now, "k", 10, period, 0); d.Remaining != 6 {
+	c.AddAt(now, "k", 10, period, 0, 4)
+	c.RefundAt(now.Add(period), "k", period, 0, 4)
+	if d := c.AddAt(now, "k", 10, period, 0, 0); d.Remaining != 6 {
 		t.Fatalf("refund in the next window changed this one: %+v", d)
 	}
 	n := c.Len()
-	c.RefundAt(now, "unknown", period, 1)
+	c.RefundAt(now, "unknown", period, 0, 1)
 	if c.Len() != n {
 		t.Fatal("a refund for a key with no usage created one")
 	}
