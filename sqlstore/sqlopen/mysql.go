@@ -42,6 +42,9 @@ func parseMySQL(dsn string) (*mysql.Config, error) {
 	switch {
 	case socket != "" && u.Host != "":
 		return nil, fmt.Errorf("%w: MySQL URL has both a host and a socket", ErrBadDSN)
+	case socket != "" && (!strings.HasPrefix(socket, "/") || strings.ContainsAny(socket, "@()?")):
+		// The driver's DSN cannot carry these: "unix(@)/db" does not parse.
+		return nil, fmt.Errorf("%w: MySQL socket must be an absolute path without '@', '(', ')' or '?'", ErrBadDSN)
 	case socket != "":
 		cfg.Net, cfg.Addr = "unix", socket
 	case u.Hostname() == "":

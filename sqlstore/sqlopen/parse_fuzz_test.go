@@ -31,7 +31,11 @@ func FuzzParseDSN(f *testing.F) {
 			}
 			if _, rest, ok := strings.Cut(dsn, "://"); ok {
 				if userinfo, _, ok := strings.Cut(rest, "@"); ok {
-					if _, pw, ok := strings.Cut(userinfo, ":"); ok && len(pw) >= 4 && strings.Contains(err.Error(), pw) {
+					// A password that also occurs elsewhere in the DSN (as
+					// its scheme, say) may be quoted as that part.
+					_, pw, ok := strings.Cut(userinfo, ":")
+					elsewhere := strings.Contains(strings.Replace(dsn, pw, "", 1), pw)
+					if ok && len(pw) >= 4 && !elsewhere && strings.Contains(err.Error(), pw) {
 						t.Fatalf("parse(%q): error repeats the password: %v", dsn, err)
 					}
 				}
