@@ -1,15 +1,10 @@
 package main
 
 import (
-	"database/sql"
 	"encoding/json"
-	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -20,31 +15,12 @@ import (
 // from Redis, and together they allow no more than the limit plus the
 // documented overshoot, ceil(T/I) (T = 100 ms, I = 15 s for 4/m: 1).
 func TestQuickstartScalesOutLease(t *testing.T) {
-	pg, rd := os.Getenv("APIKEY_TEST_POSTGRES"), os.Getenv("APIKEY_TEST_REDIS_E2E")
-	if pg == "" || rd == "" {
-		t.Skip("set APIKEY_TEST_POSTGRES and APIKEY_TEST_REDIS_E2E (.ci/run does) to run two quickstarts on one PostgreSQL and one Redis")
-	}
-	cli, quickstart := buildBinaries(t)
-
-	db, err := sql.Open("pgx", pg)
-	require.NoError(t, err)
-	defer db.Close()
-	schema := fmt.Sprintf("e2e_lease_%d", time.Now().UnixNano())
-	_, err = db.Exec("CREATE SCHEMA " + schema)
-	require.NoError(t, err)
-	t.Cleanup(func() { db.Exec("DROP SCHEMA " + schema + " CASCADE") })
-	sep := "?"
-	if strings.Contains(pg, "?") {
-		sep = "&"
-	}
-	env := testEnv(pg + sep + "search_path=" + schema)
-	r := runCLI(t, cli, env, "", "migrate")
-	require.Equal(t, exitOK, r.code, r.stderr)
+	cli, quickstart, env, rd := scaleOutSetup(t, "e2e_lease")
 
 	baseA, _ := startQuickstart(t, quickstart, env, "-redis", rd, "-redis-lease")
 	baseB, _ := startQuickstart(t, quickstart, env, "-redis", rd, "-redis-lease")
 
-	r = runCLI(t, cli, env, "", "create", "--owner", "erin", "--scopes", "orders:read", "--rate", "4/m", "--json")
+	r := runCLI(t, cli, env, "", "create", "--owner", "erin", "--scopes", "orders:read", "--rate", "4/m", "--json")
 	require.Equal(t, exitOK, r.code, r.stderr)
 	var limited struct{ Key string }
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &limited))

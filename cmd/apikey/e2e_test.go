@@ -437,21 +437,21 @@ func TestScanEncodingsAndStdin(t *testing.T) {
 	assert.NotContains(t, r.stderr, "-db")
 }
 
-// TestQuickstartScalesOut runs two quickstarts on one PostgreSQL and one
-// Redis, as two instances of one service: a key's rate limit is shared,
-// and a revocation made with the command reaches both within a second
-// although each caches keys for 10 minutes.
-func TestQuickstartScalesOut(t *testing.T) {
+// scaleOutSetup skips t unless a PostgreSQL and a Redis are given, and
+// returns the command, the quickstart, an environment whose database is a
+// fresh schema (named after prefix) migrated on that PostgreSQL, and the
+// Redis URL.
+func scaleOutSetup(t *testing.T, prefix string) (cli, quickstart string, env []string, rd string) {
+	t.Helper()
 	pg, rd := os.Getenv("APIKEY_TEST_POSTGRES"), os.Getenv("APIKEY_TEST_REDIS_E2E")
 	if pg == "" || rd == "" {
 		t.Skip("set APIKEY_TEST_POSTGRES and APIKEY_TEST_REDIS_E2E (.ci/run does) to run two quickstarts on one PostgreSQL and one Redis")
 	}
-	cli, quickstart := buildBinaries(t)
-
+	cli, quickstart = buildBinaries(t)
 	db, err := sql.Open("pgx", pg)
 	require.NoError(t, err)
-	defer db.Close()
-	schema := fmt.Sprintf("e2e_%d", time.Now().UnixNano())
+	t.Cleanup(func() { db.Close() })
+	schema := fmt.Sprintf("%s_%d", prefix, time.Now().UnixNano())
 	_, err = db.Exec("CREATE SCHEMA " + schema)
 	require.NoError(t, err)
 	t.Cleanup(func() { db.Exec("DROP SCHEMA " + schema + " CASCADE") })
@@ -459,16 +459,25 @@ func TestQuickstartScalesOut(t *testing.T) {
 	if strings.Contains(pg, "?") {
 		sep = "&"
 	}
-	env := testEnv(pg + sep + "search_path=" + schema)
+	env = testEnv(pg + sep + "search_path=" + schema)
 	r := runCLI(t, cli, env, "", "migrate")
 	require.Equal(t, exitOK, r.code, r.stderr)
+	return cli, quickstart, env, rd
+}
+
+// TestQuickstartScalesOut runs two quickstarts on one PostgreSQL and one
+// Redis, as two instances of one service: a key's rate limit is shared,
+// and a revocation made with the command reaches both within a second
+// although each caches keys for 10 minutes.
+func TestQuickstartScalesOut(t *testing.T) {
+	cli, quickstart, env, rd := scaleOutSetup(t, "e2e")
 
 	baseA, _ := startQuickstart(t, quickstart, env, "-redis", rd, "-cache-ttl", "10m")
 	baseB, _ := startQuickstart(t, quickstart, env, "-redis", rd, "-cache-ttl", "10m")
 
 	// 4 requests a minute, alternating between the instances: 4 in all
 	// are allowed, not 4 each.
-	r = runCLI(t, cli, env, "", "create", "--owner", "carol", "--scopes", "orders:read", "--rate", "4/m", "--json")
+	r := runCLI(t, cli, env, "", "create", "--owner", "carol", "--scopes", "orders:read", "--rate", "4/m", "--json")
 	require.Equal(t, exitOK, r.code, r.stderr)
 	var limited struct{ Key string }
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &limited))
