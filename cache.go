@@ -95,8 +95,18 @@ type cacheEntry struct {
 	refusal              error
 	expiresAt, notBefore int64
 
+	// use counts the key's requests for the Manager's usage meter, here
+	// rather than in a map of the meter's so that counting touches only
+	// memory that verifying has just read: it sits between fields that
+	// Verify reads, so that none of its cache lines is one that only
+	// counting would bring in.
+	use usageSlots
+
 	lastTouched atomic.Int64 // last use handed to the last-used batch
 	redigested  atomic.Bool  // a re-digest under the current pepper was tried
+	// keys holds the key's limit keys once a request needed them
+	// (limitKeysOf).
+	keys atomic.Pointer[limitKeys]
 
 	// verifiable is false for an entry that refuses every secret. Verify
 	// reads it only after the digests match, so it sits in the padding
@@ -269,6 +279,7 @@ func (c *keyCache) newEntry(k *Key, expires int64) *cacheEntry {
 		expiresAt: unixNanos(k.ExpiresAt, math.MaxInt64),
 		notBefore: unixNanos(k.NotBefore, math.MinInt64),
 	}
+	e.use.key = k
 	switch {
 	case !k.RevokedAt.IsZero():
 		e.refusal = ErrRevoked

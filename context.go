@@ -58,9 +58,14 @@ type keyContext struct {
 	// thresholds (WithQuotaThresholds) the request's charges crossed,
 	// reported once the request passes.
 	crossed [4]uint8
-	decided time.Duration   // the middleware's own time, for the Event
-	cost    int64           // the request's units: what usage counts
-	lim     *limitedContext // the rest of the allocation, if limited
+	decided time.Duration // the middleware's own time, for the Event
+	cost    int64         // the request's units: what usage counts
+	// use and hour say where the request's usage counts: in the slots of
+	// the key's cache entry (nil: the usage meter's own), in the hour the
+	// key was verified (see hourOf).
+	use  *usageSlots
+	hour int64
+	lim  *limitedContext // the rest of the allocation, if limited
 }
 
 func (c *keyContext) Value(k any) any {
@@ -187,11 +192,3 @@ type limitedContext struct {
 	fields [2]string
 	err    error // a limiter error passed over by Limits.FailOpen
 }
-
-// quotaKey is the Counter's key of k's quota: one per lineage, so that a
-// rotated key goes on with its predecessor's usage.
-func quotaKey(k *Key) string { return "quota:" + k.LineageID() }
-
-// ownerQuotaKey is the Counter's key of Limits.PerOwnerQuota for k's
-// owner. It cannot collide with a quotaKey: its prefix differs.
-func ownerQuotaKey(k *Key) string { return "owner-quota:" + k.Owner }

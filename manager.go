@@ -187,7 +187,11 @@ func (m *Manager) Verify(ctx context.Context, token string) (*Key, error) {
 	if err != nil {
 		return m.verifyLegacy(ctx, token, err) // err, unless WithLegacy finds it
 	}
-	return m.verify(ctx, t)
+	e, _, err := m.verify(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	return e.key, nil
 }
 
 // Identify is Verify without the side effects of a use: it does not
@@ -210,11 +214,12 @@ func (m *Manager) Identify(ctx context.Context, token string) (*Key, error) {
 	return e.key, nil
 }
 
-// verify is Verify for a token already parsed.
-func (m *Manager) verify(ctx context.Context, t Token) (*Key, error) {
+// verify is Verify for a token already parsed. It returns the key's
+// cache entry and the time it was verified at.
+func (m *Manager) verify(ctx context.Context, t Token) (*cacheEntry, time.Time, error) {
 	e, now, err := m.check(ctx, t)
 	if err != nil {
-		return nil, err
+		return nil, now, err
 	}
 	if e.digester != m.digests.current && e.redigested.CompareAndSwap(false, true) {
 		m.redigest(ctx, t)
@@ -222,7 +227,7 @@ func (m *Manager) verify(ctx context.Context, t Token) (*Key, error) {
 	if m.lastUsed != nil {
 		m.lastUsed.touch(e, e.key.ID, now) // not t.ID: a slice of the token, which holds the secret
 	}
-	return e.key, nil
+	return e, now, nil
 }
 
 // check finds t's key and checks its secret and status, and returns its

@@ -56,8 +56,8 @@ const (
 //
 // When the Manager meters usage (see Manager.Usage), each request let
 // through is counted once the next handler returns, with its cost
-// (Limits.Cost, or what Cost and SetCost set after routing); refusals
-// are not counted.
+// (Limits.Cost, or what Cost and SetCost set after routing), in the hour
+// its key was verified; refusals are not counted.
 //
 // A store or limiter failure is 503 with Retry-After, and the next handler
 // is not called. Every refusal carries Cache-Control: no-store and an
@@ -238,11 +238,14 @@ func (h *authHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var k *Key
+	var e *cacheEntry // k's, if the Manager caches; nil for a legacy key
+	var at time.Time  // when k was verified
 	t, err := Parse(raw)
 	if err != nil {
 		if k = mw.legacyKey(&q, raw, err); k == nil { // legacy_middleware.go
 			return
 		}
+		at = mw.m.now()
 	}
 	if k == nil {
 		q.token = t
@@ -250,9 +253,14 @@ func (h *authHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			mw.invalidKey(&q, ReasonWrongPrefix, nil)
 			return
 		}
-		if k, err = mw.m.verify(r.Context(), t); err != nil {
+		entry, now, err := mw.m.verify(r.Context(), t)
+		if err != nil {
 			mw.verifyFailed(&q, err)
 			return
+		}
+		k, at = entry.key, now
+		if mw.m.cache.perShard > 0 { // else an entry lasts one request
+			e = entry
 		}
 	}
 	q.key = k
@@ -264,25 +272,32 @@ func (h *authHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	var cost int64
+	var cost, hour int64
+	var use *usageSlots // where k's usage counts; nil: in the meter's own
+	if mw.m.usage != nil {
+		hour = hourOf(at)
+		if e != nil {
+			use = &e.use
+		}
+	}
 	if mw.m.usage != nil || !k.Quota.IsZero() || !mw.limits.PerOwnerQuota.IsZero() ||
 		!k.Credits.IsZero() || !mw.limits.PerOwnerCredits.IsZero() {
 		cost = mw.cost(r)
 	}
 	var kc *keyContext
 	var buf [maxChecks]limitCheck
-	if checks := mw.checks(k, cost, &buf); len(checks) > 0 {
+	if checks := mw.checks(k, e, cost, &buf); len(checks) > 0 {
 		// The RateLimit fields live in the same allocation as the
 		// context, made before the limiter answers: a refusal wastes it,
 		// but a request let through saves two.
-		lc := &limitedContext{keyContext: keyContext{Context: r.Context(), key: k, mw: mw, cost: cost}}
+		lc := &limitedContext{keyContext: keyContext{Context: r.Context(), key: k, mw: mw, cost: cost, use: use, hour: hour}}
 		lc.lim = lc
 		if !mw.limit(&q, checks, lc) {
 			return
 		}
 		kc = &lc.keyContext
 	} else {
-		kc = &keyContext{Context: r.Context(), key: k, mw: mw, cost: cost}
+		kc = &keyContext{Context: r.Context(), key: k, mw: mw, cost: cost, use: use, hour: hour}
 	}
 	h.serveNext(&q, kc)
 }
@@ -310,7 +325,7 @@ func (mw *middleware) settlePassed(q *request, kc *keyContext) {
 		return
 	}
 	if kc.key != nil && mw.m.usage != nil {
-		mw.m.usage.add(kc.key.ID, kc.key.Owner, kc.cost, mw.m.now())
+		mw.m.usage.count(kc.use, kc.key, kc.hour, kc.cost)
 	}
 	if mw.onEvent == nil {
 		return

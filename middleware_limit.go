@@ -49,8 +49,16 @@ type limitCheck struct {
 // checks returns, in buf, the policies that apply to a request made with
 // k and costing cost units, in the order they are checked: rate limits,
 // then quotas, then credits, so that a request refused by one costs
-// nothing of those after it.
-func (mw *middleware) checks(k *Key, cost int64, buf *[maxChecks]limitCheck) []limitCheck {
+// nothing of those after it. e is k's cache entry, nil for a key without
+// one.
+func (mw *middleware) checks(k *Key, e *cacheEntry, cost int64, buf *[maxChecks]limitCheck) []limitCheck {
+	var lk *limitKeys
+	keys := func() *limitKeys {
+		if lk == nil {
+			lk = limitKeysOf(e, k)
+		}
+		return lk
+	}
 	cs := buf[:0]
 	l := k.RateLimit
 	if l.IsZero() {
@@ -61,26 +69,26 @@ func (mw *middleware) checks(k *Key, cost int64, buf *[maxChecks]limitCheck) []l
 			reason: ReasonRateLimit, desc: descRate})
 	}
 	if !mw.limits.PerOwner.IsZero() {
-		cs = append(cs, limitCheck{name: policyOwner, chargeable: chargeable{key: "owner:" + k.Owner},
+		cs = append(cs, limitCheck{name: policyOwner, chargeable: chargeable{key: keys().owner},
 			limit: mw.limits.PerOwner, reason: ReasonOwnerRateLimit, desc: descRate})
 	}
 	if cost <= 0 {
 		return cs
 	}
 	if !k.Quota.IsZero() {
-		cs = append(cs, limitCheck{name: policyQuota, chargeable: chargeable{bit: chargedKey, key: quotaKey(k), quota: k.Quota},
+		cs = append(cs, limitCheck{name: policyQuota, chargeable: chargeable{bit: chargedKey, key: keys().quota, quota: k.Quota},
 			cost: cost, reason: ReasonQuota, desc: descQuota})
 	}
 	if q := mw.limits.PerOwnerQuota; !q.IsZero() {
-		cs = append(cs, limitCheck{name: policyOwnerQuota, chargeable: chargeable{bit: chargedOwner, key: ownerQuotaKey(k), quota: q},
+		cs = append(cs, limitCheck{name: policyOwnerQuota, chargeable: chargeable{bit: chargedOwner, key: keys().ownerQuota, quota: q},
 			cost: cost, reason: ReasonOwnerQuota, desc: descQuota})
 	}
 	if !k.Credits.IsZero() {
-		cs = append(cs, limitCheck{name: policyCredits, chargeable: chargeable{bit: chargedCredits, key: CreditsKey(k), credits: k.Credits},
+		cs = append(cs, limitCheck{name: policyCredits, chargeable: chargeable{bit: chargedCredits, key: keys().credits, credits: k.Credits},
 			cost: cost, reason: ReasonCredits, desc: descCredits})
 	}
 	if c := mw.limits.PerOwnerCredits; !c.IsZero() {
-		cs = append(cs, limitCheck{name: policyOwnerCredits, chargeable: chargeable{bit: chargedOwnerCredits, key: OwnerCreditsKey(k.Owner), credits: c},
+		cs = append(cs, limitCheck{name: policyOwnerCredits, chargeable: chargeable{bit: chargedOwnerCredits, key: keys().ownerCredits, credits: c},
 			cost: cost, reason: ReasonOwnerCredits, desc: descCredits})
 	}
 	return cs

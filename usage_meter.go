@@ -58,6 +58,49 @@ const (
 	maxShardPresize = 4096
 )
 
+// usageMeter counts requests and units per key and hour in memory and
+// flushes them to a UsageRecorder in batches. It is safe for concurrent
+// use.
+//
+// A key counts in its usageSlots, which live in the key's cache entry:
+// counting a request there is two atomic additions to memory that
+// verifying it has just read, with no lock and no map. A key that has no
+// cache entry (a legacy key, a Manager without a cache) has slots the
+// meter keeps for it in a map instead. A flush moves what the slots hold
+// into its shard's cells, one per key and hour, and writes the cells.
+type usageMeter struct {
+	rec      UsageRecorder
+	interval time.Duration
+	batch    int
+	onError  func(error)
+
+	// pending is how many buckets the next flush would write, about: the
+	// slots that counted since the last one, and the cells.
+	pending atomic.Int64
+	full    chan struct{} // a batch is full: flush now
+	flushMu sync.Mutex    // one flush (or Usage read) at a time
+	shards  [usageShards]usageShard
+}
+
+// usageSlots counts the requests of one key: two hourly counters, so that
+// a request still being handled when the hour turns counts in the hour it
+// was authenticated in, while the next hour's requests count in the other.
+// It is written with atomics on the request path; the rest is guarded by
+// its meter shard's lock.
+type usageSlots struct {
+	hours  [2]usageSlot // the counter of hour h is hours[h%2]
+	key    *Key         // whose; set before first use, then read-only
+	listed atomic.Bool  // in its shard's list, which flushes go through
+}
+
+type usageSlot struct {
+	hour     atomic.Int64 // Unix seconds / 3600
+	requests atomic.Int64
+	// extra is the units beyond one per request: most requests cost one,
+	// and then counting them adds nothing here.
+	extra atomic.Int64
+}
+
 // usageKey is one hourly bucket of one key.
 type usageKey struct {
 	id   cacheID
@@ -71,25 +114,16 @@ type usageCell struct {
 }
 
 type usageShard struct {
-	mu    sync.Mutex
+	mu sync.Mutex
+	// listed holds the slots that counted since the last flush but one:
+	// a flush that finds one empty drops it, and its next request lists it
+	// again.
+	listed []*usageSlots
+	// loose holds the slots of keys that have no cache entry.
+	loose map[cacheID]*usageSlots
+	// cells holds the buckets moved out of slots, until written.
 	cells map[usageKey]usageCell
-	_     [48]byte // a cache line of its own
-}
-
-// usageMeter counts requests and units per key and hour in memory and
-// flushes them to a UsageRecorder in batches. Counting a request in a
-// bucket it already holds takes a shard lock and a map update, with no
-// allocation. It is safe for concurrent use.
-type usageMeter struct {
-	rec      UsageRecorder
-	interval time.Duration
-	batch    int
-	onError  func(error)
-
-	pending atomic.Int64  // cells held across shards
-	full    chan struct{} // a batch is full: flush now
-	flushMu sync.Mutex    // one flush (or Usage read) at a time
-	shards  [usageShards]usageShard
+	_     [40]byte // a cache line of its own
 }
 
 func newUsageMeter(rec UsageRecorder, interval time.Duration, batch int, onError func(error)) *usageMeter {
@@ -98,42 +132,13 @@ func newUsageMeter(rec UsageRecorder, interval time.Duration, batch int, onError
 		// Room for a full batch, within reason: a huge batch size must
 		// not allocate its whole map up front.
 		u.shards[i].cells = make(map[usageKey]usageCell, min(max(batch/usageShards, 16), maxShardPresize))
+		u.shards[i].loose = make(map[cacheID]*usageSlots)
 	}
 	return u
 }
 
-func usageShardOf(id *cacheID) int {
-	h := uint32(2166136261) // FNV-1a
-	for _, b := range id {
-		h ^= uint32(b)
-		h *= 16777619
-	}
-	return int(h % usageShards)
-}
-
-// add counts one request of units under key id of owner, in the hour of
-// now.
-func (u *usageMeter) add(id, owner string, units int64, now time.Time) {
-	var k usageKey
-	copy(k.id[:], id)
-	k.hour = floorDiv(now.Unix(), 3600)
-	s := &u.shards[usageShardOf(&k.id)]
-	s.mu.Lock()
-	c, ok := s.cells[k]
-	if !ok {
-		c.owner = owner
-	}
-	c.requests++
-	c.units += units
-	s.cells[k] = c
-	s.mu.Unlock()
-	if !ok && u.pending.Add(1) >= int64(u.batch) {
-		select {
-		case u.full <- struct{}{}:
-		default:
-		}
-	}
-}
+// hourOf is the hourly bucket of t, as usageSlots and usageKey number them.
+func hourOf(t time.Time) int64 { return floorDiv(t.Unix(), 3600) }
 
 func floorDiv(a, b int64) int64 {
 	q := a / b
@@ -141,6 +146,145 @@ func floorDiv(a, b int64) int64 {
 		q--
 	}
 	return q
+}
+
+// count counts one request of units by key k in hour (see hourOf). s is
+// the slots of k's cache entry, or nil for a key that has none.
+func (u *usageMeter) count(s *usageSlots, k *Key, hour, units int64) {
+	var sl *usageSlot
+	if s != nil {
+		sl = &s.hours[hour&1]
+	}
+	if sl == nil || sl.hour.Load() != hour || !s.listed.Load() {
+		s, sl = u.prepare(s, k, hour)
+	}
+	if sl.requests.Add(1) == 1 {
+		u.added()
+	}
+	if units != 1 {
+		sl.extra.Add(units - 1)
+	}
+	if !s.listed.Load() {
+		// A flush dropped s as we counted: it may not have seen what we
+		// added. Whatever it did not take is still in s.
+		u.rescue(s)
+	}
+}
+
+// prepare makes sure a counter for hour is listed, and returns it with its
+// slots: s's, or for s nil those the meter keeps for k. A counter still
+// holding an hour that is over is emptied into the cells first.
+func (u *usageMeter) prepare(s *usageSlots, k *Key, hour int64) (*usageSlots, *usageSlot) {
+	sh := u.shardOf(k.ID)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if s == nil {
+		var id cacheID
+		copy(id[:], k.ID)
+		// A key's owner can change; its buckets keep the owner they were
+		// counted under.
+		if s = sh.loose[id]; s == nil || s.key.Owner != k.Owner {
+			s = &usageSlots{key: k}
+			sh.loose[id] = s
+		}
+	}
+	if !s.listed.Load() {
+		sh.listed = append(sh.listed, s)
+		s.listed.Store(true)
+	}
+	sl := &s.hours[hour&1]
+	if sl.hour.Load() != hour {
+		u.empty(sh, s, sl)
+		sl.hour.Store(hour)
+	}
+	return s, sl
+}
+
+// added notes a bucket that the next flush will write.
+func (u *usageMeter) added() {
+	if u.pending.Add(1) >= int64(u.batch) {
+		select {
+		case u.full <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// rescue empties s, which a flush dropped, into the cells.
+func (u *usageMeter) rescue(s *usageSlots) {
+	sh := u.shardOf(s.key.ID)
+	sh.mu.Lock()
+	for i := range s.hours {
+		u.empty(sh, s, &s.hours[i])
+	}
+	sh.mu.Unlock()
+}
+
+// empty moves what sl holds into sh's cells and reports whether it held
+// anything. sh.mu must be held.
+func (u *usageMeter) empty(sh *usageShard, s *usageSlots, sl *usageSlot) bool {
+	requests, extra := sl.requests.Swap(0), sl.extra.Swap(0)
+	if requests > 0 {
+		u.pending.Add(-1) // added counted it when it went from 0 to 1
+	}
+	if requests == 0 && extra == 0 {
+		return false
+	}
+	var k usageKey
+	copy(k.id[:], s.key.ID)
+	k.hour = sl.hour.Load()
+	u.addCell(sh, k, s.key.Owner, requests, requests+extra)
+	return true
+}
+
+// addCell adds to the cell of k. sh.mu must be held.
+func (u *usageMeter) addCell(sh *usageShard, k usageKey, owner string, requests, units int64) {
+	c, ok := sh.cells[k]
+	if !ok {
+		c.owner = owner
+		u.added()
+	}
+	c.requests += requests
+	c.units += units
+	sh.cells[k] = c
+}
+
+// gather empties every listed slots of sh into its cells, and drops those
+// that were empty already. sh.mu must be held.
+func (u *usageMeter) gather(sh *usageShard) {
+	kept := sh.listed[:0]
+	for _, s := range sh.listed {
+		counted := false
+		for i := range s.hours {
+			counted = u.empty(sh, s, &s.hours[i]) || counted
+		}
+		if counted {
+			kept = append(kept, s)
+			continue
+		}
+		s.listed.Store(false)
+		// A request that counted in s before it saw the change is in s
+		// now, or rescues itself (count).
+		for i := range s.hours {
+			u.empty(sh, s, &s.hours[i])
+		}
+		var id cacheID
+		copy(id[:], s.key.ID)
+		if sh.loose[id] == s {
+			delete(sh.loose, id)
+		}
+	}
+	clear(sh.listed[len(kept):])
+	sh.listed = kept
+}
+
+func (u *usageMeter) shardOf(id string) *usageShard {
+	h := uint32(2166136261) // FNV-1a
+	for i := range len(id) {
+		h ^= uint32(id[i])
+		h *= 16777619
+	}
+	return &u.shards[h%usageShards]
 }
 
 func (u *usageMeter) run(ctx context.Context) {
@@ -183,21 +327,23 @@ func (u *usageMeter) flush(ctx context.Context) error {
 	return nil
 }
 
-// take empties the shards and returns what they held as rows, sorted.
-// The maps are cleared, not replaced, so that they keep their room for
-// the next interval's buckets, which are likely the same keys'.
+// take empties the slots and the cells and returns what they held as
+// rows, sorted. The maps are cleared, not replaced, so that they keep
+// their room for the next interval's buckets, which are likely the same
+// keys'.
 func (u *usageMeter) take() []UsageRow {
-	rows := make([]UsageRow, 0, u.pending.Load())
+	rows := make([]UsageRow, 0, max(u.pending.Load(), 0))
 	for i := range u.shards {
-		s := &u.shards[i]
-		s.mu.Lock()
-		for k, c := range s.cells {
+		sh := &u.shards[i]
+		sh.mu.Lock()
+		u.gather(sh)
+		for k, c := range sh.cells {
 			rows = append(rows, UsageRow{KeyID: string(k.id[:]), Owner: c.owner,
 				Start: time.Unix(k.hour*3600, 0).UTC(), Requests: c.requests, Units: c.units})
 		}
-		n := len(s.cells)
-		clear(s.cells)
-		s.mu.Unlock()
+		n := len(sh.cells)
+		clear(sh.cells)
+		sh.mu.Unlock()
 		u.pending.Add(-int64(n))
 	}
 	slices.SortFunc(rows, func(a, b UsageRow) int {
@@ -206,25 +352,16 @@ func (u *usageMeter) take() []UsageRow {
 	return rows
 }
 
-// putBack adds rows that could not be written to what the shards hold.
+// putBack adds rows that could not be written to the cells.
 func (u *usageMeter) putBack(rows []UsageRow) {
 	for _, r := range rows {
 		var k usageKey
 		copy(k.id[:], r.KeyID)
-		k.hour = r.Start.Unix() / 3600
-		s := &u.shards[usageShardOf(&k.id)]
-		s.mu.Lock()
-		c, ok := s.cells[k]
-		if !ok {
-			c.owner = r.Owner
-		}
-		c.requests += r.Requests
-		c.units += r.Units
-		s.cells[k] = c
-		s.mu.Unlock()
-		if !ok {
-			u.pending.Add(1)
-		}
+		k.hour = hourOf(r.Start)
+		sh := u.shardOf(r.KeyID)
+		sh.mu.Lock()
+		u.addCell(sh, k, r.Owner, r.Requests, r.Units)
+		sh.mu.Unlock()
 	}
 }
 
@@ -247,9 +384,10 @@ func (u *usageMeter) read(ctx context.Context, q UsageQuery) ([]UsageRow, error)
 	}
 	added := false
 	for i := range u.shards {
-		s := &u.shards[i]
-		s.mu.Lock()
-		for k, c := range s.cells {
+		sh := &u.shards[i]
+		sh.mu.Lock()
+		u.gather(sh) // into the cells, which the next flush writes
+		for k, c := range sh.cells {
 			id := string(k.id[:])
 			hour := time.Unix(k.hour*3600, 0).UTC()
 			if !q.Includes(id, c.owner, hour) {
@@ -273,7 +411,7 @@ func (u *usageMeter) read(ctx context.Context, q UsageQuery) ([]UsageRow, error)
 			rows[j].Requests += c.requests
 			rows[j].Units += c.units
 		}
-		s.mu.Unlock()
+		sh.mu.Unlock()
 	}
 	if added {
 		slices.SortStableFunc(rows, func(a, b UsageRow) int { return a.Start.Compare(b.Start) })
