@@ -16,10 +16,13 @@ import (
 // Close when done with it, to stop its background work and flush
 // last-used times.
 type Manager struct {
-	store     Store
-	prefix    string
-	digests   digesters
-	now       func() time.Time
+	store   Store
+	prefix  string
+	digests digesters
+	now     func() time.Time
+	// realClock is set when now is time.Now, so that a time the middleware
+	// read already can stand for it.
+	realClock bool
 	cache     *keyCache
 	lastUsed  *lastUsedBatch // nil if the store cannot record last use
 	usage     *usageMeter    // nil if the store cannot record usage, or WithoutUsage
@@ -92,12 +95,13 @@ func NewManager(store Store, opts ...Option) (*Manager, error) {
 	}
 
 	m := &Manager{
-		store:   store,
-		prefix:  s.prefix,
-		digests: s.digests,
-		now:     s.now,
-		onError: s.onError,
-		legacy:  legacy,
+		store:     store,
+		prefix:    s.prefix,
+		digests:   s.digests,
+		now:       s.now,
+		realClock: !s.clockSet,
+		onError:   s.onError,
+		legacy:    legacy,
 	}
 	m.maxLife, m.onKeyEvent = s.maxLifetime, s.onKeyEvent
 	m.cache = newKeyCache(s.cacheSize, s.cacheTTL, s.negativeSize, s.negativeTTL, &m.digests)
@@ -187,7 +191,7 @@ func (m *Manager) Verify(ctx context.Context, token string) (*Key, error) {
 	if err != nil {
 		return m.verifyLegacy(ctx, token, err) // err, unless WithLegacy finds it
 	}
-	e, _, err := m.verify(ctx, t)
+	e, err := m.verify(ctx, t, m.now())
 	if err != nil {
 		return nil, err
 	}
@@ -207,19 +211,19 @@ func (m *Manager) Identify(ctx context.Context, token string) (*Key, error) {
 	if err != nil {
 		return nil, err
 	}
-	e, _, err := m.check(ctx, t)
+	e, err := m.check(ctx, t, m.now())
 	if err != nil {
 		return nil, err
 	}
 	return e.key, nil
 }
 
-// verify is Verify for a token already parsed. It returns the key's
-// cache entry and the time it was verified at.
-func (m *Manager) verify(ctx context.Context, t Token) (*cacheEntry, time.Time, error) {
-	e, now, err := m.check(ctx, t)
+// verify is Verify for a token already parsed, at now. It returns the
+// key's cache entry.
+func (m *Manager) verify(ctx context.Context, t Token, now time.Time) (*cacheEntry, error) {
+	e, err := m.check(ctx, t, now)
 	if err != nil {
-		return nil, now, err
+		return nil, err
 	}
 	if e.digester != m.digests.current && e.redigested.CompareAndSwap(false, true) {
 		m.redigest(ctx, t)
@@ -227,16 +231,15 @@ func (m *Manager) verify(ctx context.Context, t Token) (*cacheEntry, time.Time, 
 	if m.lastUsed != nil {
 		m.lastUsed.touch(e, e.key.ID, now) // not t.ID: a slice of the token, which holds the secret
 	}
-	return e, now, nil
+	return e, nil
 }
 
-// check finds t's key and checks its secret and status, and returns its
-// cache entry and the time it was checked at.
-func (m *Manager) check(ctx context.Context, t Token) (*cacheEntry, time.Time, error) {
-	now := m.now()
+// check finds t's key and checks its secret and status at now, and
+// returns its cache entry.
+func (m *Manager) check(ctx context.Context, t Token, now time.Time) (*cacheEntry, error) {
 	e, err := m.cache.get(ctx, t.ID, now, m.store)
 	if err != nil {
-		return nil, now, storeError("look up key", err)
+		return nil, storeError("look up key", err)
 	}
 	// Unknown IDs, and records whose pepper is gone, have entries holding
 	// the current digester and a dummy digest (see cacheEntry), so they
@@ -245,12 +248,12 @@ func (m *Manager) check(ctx context.Context, t Token) (*cacheEntry, time.Time, e
 	var got [digestSize]byte
 	e.digester.sum(&got, t.ID, t.secretPart())
 	if !hmac.Equal(got[:], e.digest[:]) || !e.verifiable || e.prefix != t.Prefix {
-		return nil, now, ErrInvalidKey
+		return nil, ErrInvalidKey
 	}
 	if err := e.status(now.UnixNano()); err != nil {
-		return nil, now, err
+		return nil, err
 	}
-	return e, now, nil
+	return e, nil
 }
 
 // redigest moves a key verified under a previous pepper to the current

@@ -24,6 +24,7 @@ type settings struct {
 	digests          digesters
 	unkeyed          bool
 	now              func() time.Time
+	clockSet         bool // WithClock replaced time.Now
 	cacheSize        int
 	cacheTTL         time.Duration
 	negativeSize     int
@@ -118,7 +119,7 @@ func WithClock(now func() time.Time) Option {
 		if now == nil {
 			return fmt.Errorf("%w: WithClock(nil)", ErrInvalidRequest)
 		}
-		s.now = now
+		s.now, s.clockSet = now, true
 		return nil
 	}
 }

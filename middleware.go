@@ -253,12 +253,16 @@ func (h *authHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			mw.invalidKey(&q, ReasonWrongPrefix, nil)
 			return
 		}
-		entry, now, err := mw.m.verify(r.Context(), t)
+		at = q.start // read already for the Event: one clock reading, not two
+		if at.IsZero() || !mw.m.realClock {
+			at = mw.m.now()
+		}
+		entry, err := mw.m.verify(r.Context(), t, at)
 		if err != nil {
 			mw.verifyFailed(&q, err)
 			return
 		}
-		k, at = entry.key, now
+		k = entry.key
 		if mw.m.cache.perShard > 0 { // else an entry lasts one request
 			e = entry
 		}

@@ -41,10 +41,13 @@ import (
 	"math"
 	"net/http"
 	"os"
+	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/apikeykit/apikey"
@@ -63,7 +66,13 @@ func main() {
 	ceiling := flag.String("ceiling", "", "measure the Redis limiter at this redis:// URL and exit")
 	goroutines := flag.Int("g", 64, "goroutines (ceiling mode)")
 	duration := flag.Duration("d", 5*time.Second, "how long to measure (ceiling mode)")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of serve mode to this file, until SIGINT or SIGTERM")
 	flag.Parse()
+	if *cpuProfile != "" {
+		if err := profileUntilSignal(*cpuProfile); err != nil {
+			log.Fatal(err)
+		}
+	}
 
 	ctx := context.Background()
 	var err error
@@ -290,4 +299,25 @@ func parseInfo(info string) (calls int64, cpu float64, err error) {
 		return 0, 0, errors.New("INFO cpu: no used_cpu_user or used_cpu_sys")
 	}
 	return calls, cpu, nil
+}
+
+// profileUntilSignal starts a CPU profile into file and stops it, and the
+// process, on SIGINT or SIGTERM: to find where a phase's server time goes.
+func profileUntilSignal(file string) error {
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		return err
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sig
+		pprof.StopCPUProfile()
+		f.Close()
+		os.Exit(0)
+	}()
+	return nil
 }
