@@ -279,7 +279,7 @@ func (c *keyCache) newEntry(k *Key, expires int64) *cacheEntry {
 		expiresAt: unixNanos(k.ExpiresAt, math.MaxInt64),
 		notBefore: unixNanos(k.NotBefore, math.MinInt64),
 	}
-	e.use.key = k
+	e.use.key, e.use.shard = k, usageShardIndex(k.ID)
 	switch {
 	case !k.RevokedAt.IsZero():
 		e.refusal = ErrRevoked

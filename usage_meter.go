@@ -1,7 +1,6 @@
 package apikey
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -63,11 +62,14 @@ const (
 // use.
 //
 // A key counts in its usageSlots, which live in the key's cache entry:
-// counting a request there is two atomic additions to memory that
+// counting a request there is an atomic addition to memory that
 // verifying it has just read, with no lock and no map. A key that has no
 // cache entry (a legacy key, a Manager without a cache) has slots the
-// meter keeps for it in a map instead. A flush moves what the slots hold
-// into its shard's cells, one per key and hour, and writes the cells.
+// meter keeps for it in a map instead. A flush moves what the listed
+// slots hold into its shard's rows, unlists them, and writes the rows;
+// the next request of each key lists its slots
+// again, under its shard's lock, so that a flush costs in proportion to
+// the keys that counted, not to all the keys cached.
 type usageMeter struct {
 	rec      UsageRecorder
 	interval time.Duration
@@ -75,7 +77,7 @@ type usageMeter struct {
 	onError  func(error)
 
 	// pending is how many buckets the next flush would write, about: the
-	// slots that counted since the last one, and the cells.
+	// slots that counted since the last one, and the rows.
 	pending atomic.Int64
 	full    chan struct{} // a batch is full: flush now
 	flushMu sync.Mutex    // one flush (or Usage read) at a time
@@ -90,6 +92,7 @@ type usageMeter struct {
 type usageSlots struct {
 	hours  [2]usageSlot // the counter of hour h is hours[h%2]
 	key    *Key         // whose; set before first use, then read-only
+	shard  uint8        // usageShardIndex(key.ID); set with key
 	listed atomic.Bool  // in its shard's list, which flushes go through
 }
 
@@ -101,43 +104,30 @@ type usageSlot struct {
 	extra atomic.Int64
 }
 
-// usageKey is one hourly bucket of one key.
-type usageKey struct {
-	id   cacheID
-	hour int64 // Unix seconds / 3600
-}
-
-type usageCell struct {
-	owner    string // the key's owner when the bucket was made
-	requests int64
-	units    int64
-}
-
 type usageShard struct {
 	mu sync.Mutex
-	// listed holds the slots that counted since the last flush but one:
-	// a flush that finds one empty drops it, and its next request lists it
-	// again.
+	// listed holds the slots that counted since the last flush, which
+	// unlists them.
 	listed []*usageSlots
 	// loose holds the slots of keys that have no cache entry.
 	loose map[cacheID]*usageSlots
-	// cells holds the buckets moved out of slots, until written.
-	cells map[usageKey]usageCell
-	_     [40]byte // a cache line of its own
+	// rows holds the buckets moved out of slots, until written.
+	rows []UsageRow
+	_    [64]byte // keeps the shards' locks on separate cache lines
 }
 
 func newUsageMeter(rec UsageRecorder, interval time.Duration, batch int, onError func(error)) *usageMeter {
 	u := &usageMeter{rec: rec, interval: interval, batch: batch, onError: onError, full: make(chan struct{}, 1)}
 	for i := range u.shards {
 		// Room for a full batch, within reason: a huge batch size must
-		// not allocate its whole map up front.
-		u.shards[i].cells = make(map[usageKey]usageCell, min(max(batch/usageShards, 16), maxShardPresize))
+		// not allocate it all up front.
+		u.shards[i].rows = make([]UsageRow, 0, min(max(batch/usageShards, 16), maxShardPresize))
 		u.shards[i].loose = make(map[cacheID]*usageSlots)
 	}
 	return u
 }
 
-// hourOf is the hourly bucket of t, as usageSlots and usageKey number them.
+// hourOf is the hourly bucket of t, as usageSlots number them.
 func hourOf(t time.Time) int64 { return floorDiv(t.Unix(), 3600) }
 
 func floorDiv(a, b int64) int64 {
@@ -165,7 +155,7 @@ func (u *usageMeter) count(s *usageSlots, k *Key, hour, units int64) {
 		sl.extra.Add(units - 1)
 	}
 	if !s.listed.Load() {
-		// A flush dropped s as we counted: it may not have seen what we
+		// A flush unlisted s as we counted: it may not have seen what we
 		// added. Whatever it did not take is still in s.
 		u.rescue(s)
 	}
@@ -173,18 +163,23 @@ func (u *usageMeter) count(s *usageSlots, k *Key, hour, units int64) {
 
 // prepare makes sure a counter for hour is listed, and returns it with its
 // slots: s's, or for s nil those the meter keeps for k. A counter still
-// holding an hour that is over is emptied into the cells first.
+// holding an hour that is over is emptied into the rows first.
 func (u *usageMeter) prepare(s *usageSlots, k *Key, hour int64) (*usageSlots, *usageSlot) {
-	sh := u.shardOf(k.ID)
+	var sh *usageShard
+	if s != nil {
+		sh = &u.shards[s.shard] // without reading k.ID, often not in the CPU's cache
+	} else {
+		sh = u.shardOf(k.ID)
+	}
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if s == nil {
 		var id cacheID
 		copy(id[:], k.ID)
-		// A key's owner can change; its buckets keep the owner they were
-		// counted under.
+		// A key's owner can change; its next hours' buckets are the new
+		// owner's.
 		if s = sh.loose[id]; s == nil || s.key.Owner != k.Owner {
-			s = &usageSlots{key: k}
+			s = &usageSlots{key: k, shard: usageShardIndex(k.ID)}
 			sh.loose[id] = s
 		}
 	}
@@ -210,9 +205,9 @@ func (u *usageMeter) added() {
 	}
 }
 
-// rescue empties s, which a flush dropped, into the cells.
+// rescue empties s, which a flush unlisted, into the rows.
 func (u *usageMeter) rescue(s *usageSlots) {
-	sh := u.shardOf(s.key.ID)
+	sh := &u.shards[s.shard]
 	sh.mu.Lock()
 	for i := range s.hours {
 		u.empty(sh, s, &s.hours[i])
@@ -220,7 +215,7 @@ func (u *usageMeter) rescue(s *usageSlots) {
 	sh.mu.Unlock()
 }
 
-// empty moves what sl holds into sh's cells and reports whether it held
+// empty moves what sl holds into sh's rows and reports whether it held
 // anything. sh.mu must be held.
 func (u *usageMeter) empty(sh *usageShard, s *usageSlots, sl *usageSlot) bool {
 	requests, extra := sl.requests.Swap(0), sl.extra.Swap(0)
@@ -230,61 +225,45 @@ func (u *usageMeter) empty(sh *usageShard, s *usageSlots, sl *usageSlot) bool {
 	if requests == 0 && extra == 0 {
 		return false
 	}
-	var k usageKey
-	copy(k.id[:], s.key.ID)
-	k.hour = sl.hour.Load()
-	u.addCell(sh, k, s.key.Owner, requests, requests+extra)
+	u.addRow(sh, UsageRow{KeyID: s.key.ID, Owner: s.key.Owner, Start: time.Unix(sl.hour.Load()*3600, 0).UTC(),
+		Requests: requests, Units: requests + extra})
 	return true
 }
 
-// addCell adds to the cell of k. sh.mu must be held.
-func (u *usageMeter) addCell(sh *usageShard, k usageKey, owner string, requests, units int64) {
-	c, ok := sh.cells[k]
-	if !ok {
-		c.owner = owner
-		u.added()
-	}
-	c.requests += requests
-	c.units += units
-	sh.cells[k] = c
+// addRow adds r to sh's rows. sh.mu must be held.
+func (u *usageMeter) addRow(sh *usageShard, r UsageRow) {
+	sh.rows = append(sh.rows, r)
+	u.added()
 }
 
-// gather empties every listed slots of sh into its cells, and drops those
-// that were empty already. sh.mu must be held.
+// gather empties every listed slots of sh into its rows and unlists
+// them, so that a flush touches only the slots of keys that counted since
+// the last one; each key's next request lists its slots again. sh.mu must
+// be held.
 func (u *usageMeter) gather(sh *usageShard) {
-	kept := sh.listed[:0]
 	for _, s := range sh.listed {
-		counted := false
-		for i := range s.hours {
-			counted = u.empty(sh, s, &s.hours[i]) || counted
-		}
-		if counted {
-			kept = append(kept, s)
-			continue
-		}
 		s.listed.Store(false)
 		// A request that counted in s before it saw the change is in s
 		// now, or rescues itself (count).
 		for i := range s.hours {
 			u.empty(sh, s, &s.hours[i])
 		}
-		var id cacheID
-		copy(id[:], s.key.ID)
-		if sh.loose[id] == s {
-			delete(sh.loose, id)
-		}
 	}
-	clear(sh.listed[len(kept):])
-	sh.listed = kept
+	clear(sh.listed)
+	sh.listed = sh.listed[:0]
+	clear(sh.loose) // their keys' next requests make new ones
 }
 
-func (u *usageMeter) shardOf(id string) *usageShard {
+func (u *usageMeter) shardOf(id string) *usageShard { return &u.shards[usageShardIndex(id)] }
+
+// usageShardIndex is the meter shard of key ID id.
+func usageShardIndex(id string) uint8 {
 	h := uint32(2166136261) // FNV-1a
 	for i := range len(id) {
 		h ^= uint32(id[i])
 		h *= 16777619
 	}
-	return &u.shards[h%usageShards]
+	return uint8(h % usageShards)
 }
 
 func (u *usageMeter) run(ctx context.Context) {
@@ -307,9 +286,8 @@ func (u *usageMeter) run(ctx context.Context) {
 	}
 }
 
-// flush writes every bucket held, in batches of u.batch, sorted by key
-// and hour so that concurrent flushes from several processes take row
-// locks in one order. Buckets whose batch failed are put back.
+// flush writes every bucket held, in batches of u.batch. Buckets whose
+// batch failed are put back.
 func (u *usageMeter) flush(ctx context.Context) error {
 	u.flushMu.Lock()
 	defer u.flushMu.Unlock()
@@ -327,40 +305,34 @@ func (u *usageMeter) flush(ctx context.Context) error {
 	return nil
 }
 
-// take empties the slots and the cells and returns what they held as
-// rows, sorted. The maps are cleared, not replaced, so that they keep
-// their room for the next interval's buckets, which are likely the same
-// keys'.
+// take empties the slots and the rows and returns what they held. A key
+// and hour may come in more than one row (a key whose cache entry was
+// replaced within the hour, rows put back after a failed write), which
+// UsageRecorder adds up; a store that takes row locks sorts the rows
+// itself. The rows' slices are emptied, not replaced, so that they keep
+// their room for the next interval's buckets.
 func (u *usageMeter) take() []UsageRow {
 	rows := make([]UsageRow, 0, max(u.pending.Load(), 0))
 	for i := range u.shards {
 		sh := &u.shards[i]
 		sh.mu.Lock()
 		u.gather(sh)
-		for k, c := range sh.cells {
-			rows = append(rows, UsageRow{KeyID: string(k.id[:]), Owner: c.owner,
-				Start: time.Unix(k.hour*3600, 0).UTC(), Requests: c.requests, Units: c.units})
-		}
-		n := len(sh.cells)
-		clear(sh.cells)
+		rows = append(rows, sh.rows...)
+		n := len(sh.rows)
+		clear(sh.rows)
+		sh.rows = sh.rows[:0]
 		sh.mu.Unlock()
 		u.pending.Add(-int64(n))
 	}
-	slices.SortFunc(rows, func(a, b UsageRow) int {
-		return cmp.Or(cmp.Compare(a.KeyID, b.KeyID), a.Start.Compare(b.Start))
-	})
 	return rows
 }
 
-// putBack adds rows that could not be written to the cells.
+// putBack adds rows that could not be written to the shards' rows.
 func (u *usageMeter) putBack(rows []UsageRow) {
 	for _, r := range rows {
-		var k usageKey
-		copy(k.id[:], r.KeyID)
-		k.hour = hourOf(r.Start)
 		sh := u.shardOf(r.KeyID)
 		sh.mu.Lock()
-		u.addCell(sh, k, r.Owner, r.Requests, r.Units)
+		u.addRow(sh, r)
 		sh.mu.Unlock()
 	}
 }
@@ -386,11 +358,10 @@ func (u *usageMeter) read(ctx context.Context, q UsageQuery) ([]UsageRow, error)
 	for i := range u.shards {
 		sh := &u.shards[i]
 		sh.mu.Lock()
-		u.gather(sh) // into the cells, which the next flush writes
-		for k, c := range sh.cells {
-			id := string(k.id[:])
-			hour := time.Unix(k.hour*3600, 0).UTC()
-			if !q.Includes(id, c.owner, hour) {
+		u.gather(sh) // into the rows, which the next flush writes
+		for _, c := range sh.rows {
+			id, hour := c.KeyID, c.Start
+			if !q.Includes(id, c.Owner, hour) {
 				continue
 			}
 			b := bucket{start: q.Granularity.Truncate(hour).Unix()}
@@ -401,15 +372,15 @@ func (u *usageMeter) read(ctx context.Context, q UsageQuery) ([]UsageRow, error)
 			if !ok {
 				j = len(rows)
 				index[b] = j
-				owner := c.owner
+				owner := c.Owner
 				if q.KeyID == "" {
 					owner = q.Owner
 				}
 				rows = append(rows, UsageRow{KeyID: b.key, Owner: owner, Start: time.Unix(b.start, 0).UTC()})
 				added = true
 			}
-			rows[j].Requests += c.requests
-			rows[j].Units += c.units
+			rows[j].Requests += c.Requests
+			rows[j].Units += c.Units
 		}
 		sh.mu.Unlock()
 	}

@@ -57,7 +57,7 @@ func testMeter(t *testing.T) (*usageMeter, *rowsRecorder) {
 func TestUsageMeterHours(t *testing.T) {
 	u, rec := testMeter(t)
 	k := meterKey(1, "team")
-	s := &usageSlots{key: k}
+	s := &usageSlots{key: k, shard: usageShardIndex(k.ID)}
 	h := hourOf(time.Date(2028, 2, 29, 23, 0, 0, 0, time.UTC))
 	u.count(s, k, h, 1)
 	u.count(s, k, h+1, 5) // the other counter
@@ -73,30 +73,31 @@ func TestUsageMeterHours(t *testing.T) {
 	assert.Zero(t, u.pending.Load(), "nothing is left to write")
 }
 
-// TestUsageMeterDropsIdleSlots: a flush that finds slots empty drops them
-// from its list, and the key's next request lists them again.
-func TestUsageMeterDropsIdleSlots(t *testing.T) {
+// TestUsageMeterUnlists: a flush unlists the slots it emptied, so that
+// the next one touches only keys that counted since, and the key's next
+// request lists its slots again.
+func TestUsageMeterUnlists(t *testing.T) {
 	u, rec := testMeter(t)
 	k := meterKey(2, "team")
-	s := &usageSlots{key: k}
+	s := &usageSlots{key: k, shard: usageShardIndex(k.ID)}
 	h := hourOf(time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC))
 	u.count(s, k, h, 1)
 	sh := u.shardOf(k.ID)
+	require.Len(t, sh.listed, 1)
 	ctx := context.Background()
 	require.NoError(t, u.flush(ctx))
-	assert.True(t, s.listed.Load(), "slots that counted stay listed")
-	require.NoError(t, u.flush(ctx))
-	assert.False(t, s.listed.Load(), "slots found empty are dropped")
+	assert.False(t, s.listed.Load(), "a flush unlists what it emptied")
 	assert.Empty(t, sh.listed)
 	u.count(s, k, h, 3)
-	assert.True(t, s.listed.Load(), "and listed again by their next request")
+	assert.True(t, s.listed.Load(), "and the next request lists it again")
 	require.NoError(t, u.flush(ctx))
 	assert.Equal(t, UsageRow{Requests: 2, Units: 4}, rec.totals()[k.ID+" 2026-05-01T12:00:00Z team"])
 }
 
 // TestUsageMeterLooseSlots: a key without a cache entry counts in slots
-// the meter keeps. A bucket has one owner, the first it was counted
-// under; after an owner change, the key's next hours are the new owner's.
+// the meter keeps, and an owner change starts new ones: each row names
+// the owner its requests were counted under (the store keeps the last
+// one written for the bucket).
 func TestUsageMeterLooseSlots(t *testing.T) {
 	u, rec := testMeter(t)
 	h := hourOf(time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC))
@@ -106,11 +107,11 @@ func TestUsageMeterLooseSlots(t *testing.T) {
 	require.NoError(t, u.flush(context.Background()))
 	id := meterKey(3, "").ID
 	assert.Equal(t, map[string]UsageRow{
-		id + " 2026-05-01T12:00:00Z old": {Requests: 2, Units: 3},
+		id + " 2026-05-01T12:00:00Z old": {Requests: 1, Units: 1},
+		id + " 2026-05-01T12:00:00Z new": {Requests: 1, Units: 2},
 		id + " 2026-05-01T13:00:00Z new": {Requests: 1, Units: 1},
 	}, rec.totals())
-	require.NoError(t, u.flush(context.Background()))
-	assert.Empty(t, u.shardOf(id).loose, "idle loose slots are forgotten")
+	assert.Empty(t, u.shardOf(id).loose, "a flush forgets loose slots")
 }
 
 // TestUsageMeterConcurrentFlushes: requests counted while flushes run,
@@ -120,7 +121,8 @@ func TestUsageMeterConcurrentFlushes(t *testing.T) {
 	const keys, workers, perWorker = 8, 8, 5000
 	slots := make([]*usageSlots, keys)
 	for i := range slots {
-		slots[i] = &usageSlots{key: meterKey(i, "team")}
+		k := meterKey(i, "team")
+		slots[i] = &usageSlots{key: k, shard: usageShardIndex(k.ID)}
 	}
 	h := hourOf(time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC))
 	stop := make(chan struct{})
@@ -170,7 +172,8 @@ func BenchmarkUsageCount(b *testing.B) {
 	const n = 100_000
 	slots := make([]*usageSlots, n)
 	for i := range slots {
-		slots[i] = &usageSlots{key: meterKey(i, "team")}
+		k := meterKey(i, "team")
+		slots[i] = &usageSlots{key: k, shard: usageShardIndex(k.ID)}
 	}
 	h := hourOf(time.Now())
 	for _, s := range slots {
