@@ -95,23 +95,22 @@ type cacheEntry struct {
 	refusal              error
 	expiresAt, notBefore int64
 
-	// use counts the key's requests for the Manager's usage meter, here
-	// rather than in a map of the meter's so that counting touches only
-	// memory that verifying has just read: it sits between fields that
-	// Verify reads, so that none of its cache lines is one that only
-	// counting would bring in.
-	use usageSlots
-
 	lastTouched atomic.Int64 // last use handed to the last-used batch
 	redigested  atomic.Bool  // a re-digest under the current pepper was tried
-	// keys holds the key's limit keys once a request needed them
-	// (limitKeysOf).
-	keys atomic.Pointer[limitKeys]
 
 	// verifiable is false for an entry that refuses every secret. Verify
 	// reads it only after the digests match, so it sits in the padding
 	// at the end rather than by the digest.
 	verifiable bool
+
+	// use counts the key's requests for the Manager's usage meter, here
+	// rather than in a map of the meter's. It comes after every field
+	// Verify reads, so that an entry is no larger in Verify's memory than
+	// it would be without it.
+	use usageSlots
+	// keys holds the key's limit keys once a request needed them
+	// (limitKeysOf).
+	keys atomic.Pointer[limitKeys]
 }
 
 // status is Key.Status on the precomputed window, and the refusal of a
