@@ -49,6 +49,7 @@ import (
 	"github.com/apikeykit/apikey"
 	"github.com/apikeykit/apikey/envconfig"
 	"github.com/apikeykit/apikey/redislimit"
+	"github.com/apikeykit/apikey/sqlstore"
 	"github.com/apikeykit/apikey/sqlstore/sqlopen"
 	"github.com/redis/go-redis/v9"
 )
@@ -67,7 +68,7 @@ func main() {
 func run() error {
 	addr := flag.String("addr", "127.0.0.1:8080", "listen address")
 	dbFlag := flag.String("db", "", "database DSN: sqlite:PATH, or a postgres:// or mysql:// URL (default $APIKEY_DB, else sqlite:quickstart.db)")
-	redisURL := flag.String("redis", "", "redis:// URL: keep rate limits and quotas in Redis, shared by every instance")
+	redisURL := flag.String("redis", "", "redis:// URL: keep rate limits, quotas and credit balances in Redis, shared by every instance (without it, credit balances are in the database)")
 	redisLease := flag.Bool("redis-lease", false, "with -redis: decide rate limits locally from shares leased from Redis (redislimit.LeaseLimiter: no round trip per request, a bounded overshoot) instead of one Redis call per request")
 	cacheTTL := flag.Duration("cache-ttl", apikey.DefaultCacheTTL, "how long a verified key is cached")
 	proxies := flag.String("trusted-proxies", "", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For is trusted")
@@ -121,7 +122,7 @@ func run() error {
 	}
 	defer m.Close() // flushes last-used times
 
-	limits, closeLimits, err := sharedLimits(ctx, *redisURL, *redisLease)
+	limits, closeLimits, err := sharedLimits(ctx, store, *redisURL, *redisLease)
 	if err != nil {
 		return err
 	}
@@ -183,14 +184,17 @@ func run() error {
 // -trusted-proxies, or every client shares the balancer's address.
 const defaultFailedAuth = "10/m"
 
-// sharedLimits returns where keys' rate limits and quotas are counted:
-// without redisURL, in this process's memory (the zero Limits: the
-// Manager's own limiter and counter); with it, on that Redis, so that
-// every instance shares them. With lease, rate limits are decided
-// locally from shares of each bucket leased from that Redis.
-func sharedLimits(ctx context.Context, redisURL string, lease bool) (apikey.Limits, func(), error) {
+// sharedLimits returns where keys' rate limits, quotas and credits are
+// counted. Without redisURL, rate limits are in this process's memory (the
+// Manager's own limiter) and credit balances in the database (store's
+// Ledger), where `apikey credits` reads and tops them up and where they
+// outlive a restart; quotas stay in memory. With redisURL, all three are
+// on that Redis, so that every instance shares them (`apikey credits
+// --redis`). With lease, rate limits are decided locally from shares of
+// each bucket leased from that Redis.
+func sharedLimits(ctx context.Context, store *sqlstore.Store, redisURL string, lease bool) (apikey.Limits, func(), error) {
 	if redisURL == "" {
-		return apikey.Limits{}, func() {}, nil
+		return apikey.Limits{Ledger: store.Ledger()}, func() {}, nil
 	}
 	opt, err := redis.ParseURL(redisURL)
 	if err != nil {
@@ -224,7 +228,12 @@ func sharedLimits(ctx context.Context, redisURL string, lease bool) (apikey.Limi
 		closeAll()
 		return apikey.Limits{}, nil, err
 	}
-	return apikey.Limits{Limiter: limiter, Counter: c}, closeAll, nil
+	ledger, err := redislimit.NewLedger(client)
+	if err != nil {
+		closeAll()
+		return apikey.Limits{}, nil, err
+	}
+	return apikey.Limits{Limiter: limiter, Counter: c, Ledger: ledger}, closeAll, nil
 }
 
 // issueDemoKey issues the demo key if the database has none, and prints it
