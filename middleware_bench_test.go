@@ -395,6 +395,17 @@ func BenchmarkMiddlewareAccounting(b *testing.B) {
 			}
 		}
 	}
+	// each sends r through every step, in the random order, adding each
+	// step's time to spent.
+	each := func(r *http.Request, w *discardWriter, order []int, spent []time.Duration) {
+		shuffle(order)
+		for _, j := range order {
+			w.reset()
+			t0 := time.Now()
+			steps[j].h.ServeHTTP(w, r)
+			spent[j] += time.Since(t0)
+		}
+	}
 	serial := func(b *testing.B, keys int) {
 		b.ReportAllocs()
 		spent := make([]time.Duration, len(steps))
@@ -402,14 +413,7 @@ func BenchmarkMiddlewareAccounting(b *testing.B) {
 		n := 0
 		order := make([]int, len(steps))
 		for b.Loop() {
-			r := reqs[rand.IntN(keys)]
-			shuffle(order)
-			for _, j := range order {
-				w.reset()
-				t0 := time.Now()
-				steps[j].h.ServeHTTP(w, r)
-				spent[j] += time.Since(t0)
-			}
+			each(reqs[rand.IntN(keys)], w, order, spent)
 			n++
 		}
 		report(b, spent, n)
@@ -441,14 +445,7 @@ func BenchmarkMiddlewareAccounting(b *testing.B) {
 			k := 0
 			order := make([]int, len(steps))
 			for pb.Next() {
-				r := reqs[rand.IntN(len(reqs))]
-				shuffle(order)
-				for _, j := range order {
-					w.reset()
-					t0 := time.Now()
-					steps[j].h.ServeHTTP(w, r)
-					mine[j] += time.Since(t0)
-				}
+				each(reqs[rand.IntN(len(reqs))], w, order, mine)
 				k++
 			}
 			mu.Lock()
