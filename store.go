@@ -111,9 +111,11 @@ type LastUsedRecorder interface {
 type UsageRecorder interface {
 	// RecordUsage adds each row's Requests and Units to the hourly bucket
 	// of key row.KeyID that starts at row.Start (a whole hour in UTC),
-	// creating it if needed, and sets the bucket's owner to row.Owner. It
-	// writes every row or none, and must accept keys it does not hold:
-	// usage outlives keys.
+	// creating it if needed, and sets the bucket's owner to row.Owner. One
+	// call may hold several rows of one key and hour, in any order: each
+	// adds to the bucket (a store that upserts the batch in one statement
+	// merges them first, as sqlstore does). It writes every row or none,
+	// and must accept keys it does not hold: usage outlives keys.
 	RecordUsage(ctx context.Context, rows []UsageRow) error
 
 	// Usage returns the buckets q selects, summed per q.Granularity (per
