@@ -50,7 +50,7 @@ func WithoutUsage() Option {
 }
 
 // usageShards is how many independently locked parts the meter has, and
-// maxShardPresize the most buckets a shard's map has room for from the
+// maxShardPresize the most buckets a shard's rows have room for from the
 // start (it grows beyond, and keeps its size across flushes).
 const (
 	usageShards     = 64
