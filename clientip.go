@@ -77,6 +77,9 @@ func ClientIP(r *http.Request, trusted ...netip.Prefix) netip.Addr {
 // always gives the same Addr. It picks the parser by shape, because a
 // failed parse allocates its error: valid input does not allocate.
 func parseHostAddr(s string) netip.Addr {
+	if a, ok := parseIPv4Port(s); ok {
+		return a
+	}
 	switch {
 	case strings.HasPrefix(s, "["):
 		if strings.HasSuffix(s, "]") {
@@ -97,6 +100,53 @@ func parseHostAddr(s string) netip.Addr {
 		return normalAddr(a)
 	}
 	return netip.Addr{}
+}
+
+// parseIPv4Port parses the commonest RemoteAddr, "a.b.c.d:port", in one
+// pass. It accepts only what netip.ParseAddrPort accepts of that shape
+// (four decimal octets of at most 255 without leading zeros, and a port of
+// 1 to 5 digits up to 65535) and returns the same address; for anything
+// else it reports false, and parseHostAddr parses s in full.
+func parseIPv4Port(s string) (netip.Addr, bool) {
+	var ip [4]byte
+	i := 0
+	for n := range ip {
+		v, digits := 0, 0
+		for ; i < len(s) && '0' <= s[i] && s[i] <= '9'; i++ {
+			if digits > 0 && v == 0 {
+				return netip.Addr{}, false // a leading zero
+			}
+			v = v*10 + int(s[i]-'0')
+			digits++
+			if v > 255 {
+				return netip.Addr{}, false
+			}
+		}
+		sep := byte('.')
+		if n == len(ip)-1 {
+			sep = ':'
+		}
+		if digits == 0 || i == len(s) || s[i] != sep {
+			return netip.Addr{}, false
+		}
+		ip[n] = byte(v)
+		i++
+	}
+	port := s[i:]
+	if len(port) == 0 || len(port) > 5 {
+		return netip.Addr{}, false
+	}
+	p := 0
+	for j := range len(port) {
+		if port[j] < '0' || port[j] > '9' {
+			return netip.Addr{}, false
+		}
+		p = p*10 + int(port[j]-'0')
+	}
+	if p > 65535 {
+		return netip.Addr{}, false
+	}
+	return netip.AddrFrom4(ip), true
 }
 
 // onUnixSocket reports whether net/http received r on a Unix socket.

@@ -173,3 +173,78 @@ func TestBlockListEvictsOldest(t *testing.T) {
 	}
 	assert.Equal(t, int64(max), b.size.Load())
 }
+
+func TestParseIPv4Port(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want string // "" when the fast path declines
+	}{
+		{"198.51.100.7:40000", "198.51.100.7"},
+		{"0.0.0.0:0", "0.0.0.0"},
+		{"255.255.255.255:65535", "255.255.255.255"},
+		{"10.0.0.1:00080", "10.0.0.1"},
+		{"256.1.1.1:1", ""},
+		{"01.1.1.1:1", ""},
+		{"1.00.1.1:1", ""},
+		{"1.1.1.1:", ""},
+		{"1.1.1.1:65536", ""},
+		{"1.1.1.1:000080", ""}, // ParseAddrPort takes it; the full parse does
+		{"1.1.1.1:+80", ""},
+		{"1.1.1.1", ""},
+		{"1.1.1:1", ""},
+		{"1.1.1.1.1:1", ""},
+		{"[::1]:1", ""},
+		{"", ""},
+	} {
+		a, ok := parseIPv4Port(tt.in)
+		if tt.want == "" {
+			assert.False(t, ok, "%q: got %v", tt.in, a)
+			continue
+		}
+		if assert.True(t, ok, tt.in) {
+			assert.Equal(t, netip.MustParseAddr(tt.want), a, tt.in)
+		}
+	}
+	// Declined input still parses in full.
+	assert.Equal(t, netip.MustParseAddr("1.1.1.1"), parseHostAddr("1.1.1.1:000080"))
+}
+
+// FuzzParseHostAddr: the one-pass IPv4 parser accepts only what
+// netip.ParseAddrPort accepts, with the same address, and parseHostAddr
+// never panics.
+func FuzzParseHostAddr(f *testing.F) {
+	for _, s := range []string{"198.51.100.7:40000", "1.2.3.4", "[2001:db8::1]:443", "[fe80::1%eth0]", "::ffff:1.2.3.4", "01.2.3.4:5", "1.2.3.4:65536", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		parseHostAddr(s)
+		a, ok := parseIPv4Port(s)
+		if !ok {
+			return
+		}
+		ap, err := netip.ParseAddrPort(s)
+		if err != nil {
+			t.Fatalf("parseIPv4Port(%q) = %v, but netip.ParseAddrPort refuses it: %v", s, a, err)
+		}
+		if want := normalAddr(ap.Addr()); a != want {
+			t.Fatalf("parseIPv4Port(%q) = %v, netip.ParseAddrPort %v", s, a, want)
+		}
+	})
+}
+
+// BenchmarkParseHostAddr: the one-pass parser against netip's, on a
+// RemoteAddr, in one run.
+func BenchmarkParseHostAddr(b *testing.B) {
+	const s = "198.51.100.7:40000"
+	b.Run("netip", func(b *testing.B) {
+		for b.Loop() {
+			ap, _ := netip.ParseAddrPort(s)
+			_ = normalAddr(ap.Addr())
+		}
+	})
+	b.Run("parseHostAddr", func(b *testing.B) {
+		for b.Loop() {
+			parseHostAddr(s)
+		}
+	})
+}

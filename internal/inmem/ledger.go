@@ -72,8 +72,8 @@ func (l *Ledger) Now() time.Time { return l.now() }
 // n, 0 otherwise.
 func (l *Ledger) SpendAt(now time.Time, key string, c Credits, n int64) Decision {
 	t := now.UnixNano()
-	s, i, ok, b := l.lock(t, key, c)
-	defer s.mu.Unlock()
+	sl, b := l.lock(t, key, c)
+	defer sl.s.mu.Unlock()
 	capacity := c.Grant + b.extra
 	d := Decision{Limit: capacity}
 	if c.Period != noRefill {
@@ -90,7 +90,7 @@ func (l *Ledger) SpendAt(now time.Time, key string, c Credits, n int64) Decision
 	b.used += n
 	d.Remaining = capacity - b.used
 	if n > 0 {
-		s.store(i, ok, l.hash(key), b)
+		sl.store(b)
 	}
 	return d
 }
@@ -99,11 +99,11 @@ func (l *Ledger) SpendAt(now time.Time, key string, c Credits, n int64) Decision
 // used goes down by n, never below zero, in the current period (after a
 // refill if one is due). A key never seen is left alone.
 func (l *Ledger) RefundAt(now time.Time, key string, c Credits, n int64) {
-	s, i, ok, b := l.lock(now.UnixNano(), key, c)
-	defer s.mu.Unlock()
-	if ok {
+	sl, b := l.lock(now.UnixNano(), key, c)
+	defer sl.s.mu.Unlock()
+	if sl.ok {
 		b.used -= min(n, b.used)
-		s.bal.e[i].v = b
+		sl.store(b)
 	}
 }
 
@@ -111,41 +111,52 @@ func (l *Ledger) RefundAt(now time.Time, key string, c Credits, n int64) {
 // time now and returns the new balance, unless the balance would then
 // pass limit: then it adds nothing and returns the balance and false.
 func (l *Ledger) TopUpAt(now time.Time, key string, c Credits, n, limit int64) (int64, bool) {
-	s, i, ok, b := l.lock(now.UnixNano(), key, c)
-	defer s.mu.Unlock()
+	sl, b := l.lock(now.UnixNano(), key, c)
+	defer sl.s.mu.Unlock()
 	left := c.Grant + b.extra - b.used
 	if n > limit-left {
 		return left, false
 	}
 	b.extra += n
-	s.store(i, ok, l.hash(key), b)
+	sl.store(b)
 	return left + n, true
 }
 
 func (l *Ledger) hash(key string) uint64 { return hashKey(maphash.String(l.seed, key)) }
 
-// lock locks key's shard and returns it, key's slot, whether key is
-// tracked, and its balance at time t under c, refilled if its period has
-// ended: used back to 0, and the top-ups less what the period took of
-// them. The caller unlocks the shard.
+// A ledgerSlot is where a key's balance is in its shard, or would go if
+// the key is not tracked (ok false): the slot that find returned for the
+// key's hash h.
+type ledgerSlot struct {
+	s  *ledgerShard
+	i  int
+	ok bool
+	h  uint64
+}
+
+// lock locks key's shard and returns key's slot and its balance at time
+// t under c, refilled if its period has ended: used back to 0, and the
+// top-ups less what the period took of them. The caller unlocks the
+// shard.
 //
 // A balance is refilled only when t is in a later period than its own,
 // or when c's period or day changed: if the clock steps back into an
 // earlier period, the balance stays as it is.
-func (l *Ledger) lock(t int64, key string, c Credits) (*ledgerShard, int, bool, balance) {
+func (l *Ledger) lock(t int64, key string, c Credits) (ledgerSlot, balance) {
 	h := l.hash(key)
 	s := &l.shards[shardOf(h)]
 	s.mu.Lock()
 	i, ok := s.bal.find(h)
+	sl := ledgerSlot{s: s, i: i, ok: ok, h: h}
 	if !ok {
 		start, end := creditsWindow(t, c)
-		return s, i, false, balance{start: start, end: end, period: c.Period, day: c.Day}
+		return sl, balance{start: start, end: end, period: c.Period, day: c.Day}
 	}
 	b := s.bal.e[i].v
 	same := b.period == c.Period && b.day == c.Day
 	if same && t < b.end {
 		// The common case, without the calendar arithmetic.
-		return s, i, true, b
+		return sl, b
 	}
 	start, end := creditsWindow(t, c)
 	if (same && start > b.start) || (!same && (start != b.start || end != b.end)) {
@@ -153,7 +164,7 @@ func (l *Ledger) lock(t int64, key string, c Credits) (*ledgerShard, int, bool, 
 	} else {
 		b.period, b.day = c.Period, c.Day
 	}
-	return s, i, true, b
+	return sl, b
 }
 
 // creditsWindow returns the refill period of c that holds t; for
@@ -165,14 +176,13 @@ func creditsWindow(t int64, c Credits) (start, end int64) {
 	return window(t, int64(c.Period), c.Day)
 }
 
-// store writes b to slot i (found for h), inserting it if it was not
-// tracked.
-func (s *ledgerShard) store(i int, ok bool, h uint64, b balance) {
-	if ok {
-		s.bal.e[i].v = b
+// store writes b to the slot, inserting it if its key was not tracked.
+func (sl ledgerSlot) store(b balance) {
+	if sl.ok {
+		sl.s.bal.e[sl.i].v = b
 		return
 	}
-	s.bal.insert(i, h, b)
+	sl.s.bal.insert(sl.i, sl.h, b)
 }
 
 func (l *Ledger) sweepShard(i int, now time.Time) {
