@@ -40,8 +40,10 @@ type keyCache struct {
 	// make no sense), when it is loaded.
 	onBroken func(k *Key, reason error)
 	// dummy is the digest held by entries that can never verify (see
-	// cacheEntry.verifiable). It is random, so no secret is known to
-	// match it; and were one to, verifiable still refuses it.
+	// cacheEntry). It is random and never leaves the cache, so no secret
+	// is known to match it; and were one to, the entry's refusal,
+	// ErrInvalidKey, still refuses it (but for a legacy key's entry: see
+	// newEntry).
 	dummy [digestSize]byte
 }
 
@@ -77,9 +79,14 @@ type cacheShard struct {
 // that Verify runs the same instructions on the same fields whether the
 // key ID exists or not: an entry that can never verify (no such key, a
 // DigestVersion that is not configured, a digest of the wrong size) holds
-// the current digester and the cache's dummy digest, and verifiable is
-// false. A wrong secret for a real key and any secret for an unknown ID
-// then differ only in which digest bytes are compared (timing_test.go).
+// the current digester and the cache's dummy digest, and its refusal is
+// ErrInvalidKey. A wrong secret for a real key and any secret for an
+// unknown ID then differ only in which digest bytes are compared
+// (timing_test.go).
+//
+// An entry is 192 bytes, three cache lines. A verified request reads only
+// the first two: what Verify needs, then the usage meter's counters. What
+// only other paths read comes last.
 type cacheEntry struct {
 	key      *Key // nil: no key with this ID
 	digester *digester
@@ -87,44 +94,49 @@ type cacheEntry struct {
 	prefix   string
 	expires  int64 // of the entry, unix nanoseconds
 
-	// refusal is ErrRevoked or ErrSuspended when the record says so, or an
-	// error wrapping ErrUnavailable for a record that makes no sense; it
-	// is checked before the validity window, which is in unix
-	// nanoseconds (math.MaxInt64 or MinInt64 when unset), so that checking
-	// it needs no time.Time arithmetic.
-	refusal              error
+	// The key's validity window, in unix nanoseconds (math.MaxInt64 or
+	// MinInt64 when unset), so that checking it needs no time.Time
+	// arithmetic. An entry with a refusal has expiresAt math.MinInt64:
+	// the comparison that status makes anyway then finds it.
 	expiresAt, notBefore int64
 
 	lastTouched atomic.Int64 // last use handed to the last-used batch
-	redigested  atomic.Bool  // a re-digest under the current pepper was tried
-
-	// verifiable is false for an entry that refuses every secret. Verify
-	// reads it only after the digests match, so it sits in the padding
-	// at the end rather than by the digest.
-	verifiable bool
 
 	// use counts the key's requests for the Manager's usage meter, here
-	// rather than in a map of the meter's. It comes after every field
-	// Verify reads, so that an entry is no larger in Verify's memory than
-	// it would be without it.
+	// rather than in a map of the meter's; the fields a request touches
+	// come first in it.
 	use usageSlots
+
+	// refusal is why the entry refuses every secret: ErrRevoked or
+	// ErrSuspended when the record says so, an error wrapping
+	// ErrUnavailable for a record that makes no sense, or ErrInvalidKey
+	// for an entry that can never verify. It comes before the validity
+	// window: a revoked key is reported revoked, not expired.
+	refusal    error
+	redigested atomic.Bool // a re-digest under the current pepper was tried
 	// keys holds the key's limit keys once a request needed them
 	// (limitKeysOf).
 	keys atomic.Pointer[limitKeys]
 }
 
-// status is Key.Status on the precomputed window, and the refusal of a
-// record that makes no sense.
+// status is Key.Status on the precomputed window, and the entry's
+// refusal.
 func (e *cacheEntry) status(now int64) error {
 	switch {
-	case e.refusal != nil:
-		return e.refusal
-	case now >= e.expiresAt:
+	case now >= e.expiresAt: // always, with a refusal
+		if e.refusal != nil {
+			return e.refusal
+		}
 		return ErrExpired
 	case now < e.notBefore:
 		return ErrNotYetValid
 	}
 	return nil
+}
+
+// refuse makes e refuse every secret with err.
+func (e *cacheEntry) refuse(err error) {
+	e.refusal, e.expiresAt = err, math.MinInt64
 }
 
 // unixNanos is t in unix nanoseconds, unset if t is zero, clamped to the
@@ -263,10 +275,11 @@ func expiry(now time.Time, ttl time.Duration) int64 {
 }
 
 // negativeEntry is the entry for an ID with no key: it compares as a key
-// whose secret nobody has, and its validity window (all zero: revoked and
-// expired since 1970) is never valid either.
+// whose secret nobody has, and refuses every secret.
 func (c *keyCache) negativeEntry(expires int64) *cacheEntry {
-	return &cacheEntry{digester: c.digests.current, digest: c.dummy, expires: expires}
+	e := &cacheEntry{digester: c.digests.current, digest: c.dummy, expires: expires}
+	e.refuse(ErrInvalidKey)
+	return e
 }
 
 func (c *keyCache) newEntry(k *Key, expires int64) *cacheEntry {
@@ -281,21 +294,26 @@ func (c *keyCache) newEntry(k *Key, expires int64) *cacheEntry {
 	e.use.key, e.use.shard = k, usageShardIndex(k.ID)
 	switch {
 	case !k.RevokedAt.IsZero():
-		e.refusal = ErrRevoked
+		e.refuse(ErrRevoked)
 	case !k.SuspendedAt.IsZero():
-		e.refusal = ErrSuspended
+		e.refuse(ErrSuspended)
 	default:
 		// Limits that make no sense must not pass for "no limit": the key
 		// is refused as unavailable until its record is fixed.
 		if err := checkLimits(k.RateLimit, k.Quota); err != nil {
-			e.refusal = fmt.Errorf("%w: %w: key %s: %w", ErrUnavailable, ErrCorruptRecord, k.ID, err)
+			e.refuse(fmt.Errorf("%w: %w: key %s: %w", ErrUnavailable, ErrCorruptRecord, k.ID, err))
 			c.broken(k, err)
 		}
 	}
 	// A record whose DigestVersion is not configured, or whose digest has
 	// the wrong size, never verifies; it is compared like an unknown ID.
-	e.verifiable = e.digester != nil && len(k.Digest) == digestSize && copy(e.digest[:], k.Digest) == digestSize
-	if !e.verifiable {
+	// A key imported with WithLegacy has no digest either, but its entry
+	// must still answer status for the legacy path (legacyKey), so only
+	// the dummy digest stands in the way of a native token with its ID.
+	if e.digester == nil || len(k.Digest) != digestSize || copy(e.digest[:], k.Digest) != digestSize {
+		if k.DigestVersion != LegacyDigestVersion {
+			e.refuse(ErrInvalidKey)
+		}
 		e.digester, e.digest = c.digests.current, c.dummy
 		if c.digests.lookup(k.DigestVersion) == nil && k.DigestVersion != LegacyDigestVersion {
 			c.broken(k, fmt.Errorf("digested under %q, which this Manager is not configured with (WithPepper, WithPreviousPepper)", k.DigestVersion))

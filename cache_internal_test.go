@@ -6,6 +6,7 @@ import (
 	"math"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -74,17 +75,30 @@ func TestCacheEntryStatusMatchesKeyStatus(t *testing.T) {
 	base := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 	times := []time.Time{{}, base.Add(-time.Hour), base, base.Add(time.Nanosecond), base.Add(time.Hour),
 		time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(1600, 1, 1, 0, 0, 0, 0, time.UTC)}
-	c := newKeyCache(10, time.Hour, 10, time.Hour, new(digesters))
+	digests := &digesters{current: newUnkeyedDigester()}
+	digests.byName = map[string]*digester{digests.current.version: digests.current}
+	c := newKeyCache(10, time.Hour, 10, time.Hour, digests)
 	for _, revoked := range times {
 		for _, suspended := range times {
 			for _, expires := range times {
 				for _, notBefore := range times {
-					k := &Key{RevokedAt: revoked, SuspendedAt: suspended, ExpiresAt: expires, NotBefore: notBefore}
-					e := c.newEntry(k, base.UnixNano())
+					// A native key, and one imported with WithLegacy,
+					// whose entry has no digest but a status all the same.
+					native := &Key{RevokedAt: revoked, SuspendedAt: suspended, ExpiresAt: expires, NotBefore: notBefore,
+						Digest: make([]byte, digestSize), DigestVersion: digests.current.version}
+					legacy := &Key{RevokedAt: revoked, SuspendedAt: suspended, ExpiresAt: expires, NotBefore: notBefore,
+						DigestVersion: LegacyDigestVersion}
+					// A key that can never verify refuses at every time.
+					broken := &Key{RevokedAt: revoked, SuspendedAt: suspended, ExpiresAt: expires, NotBefore: notBefore}
 					for _, now := range times[1:5] {
-						if got, want := e.status(now.UnixNano()), k.Status(now); got != want {
-							t.Fatalf("revoked %v, suspended %v, expires %v, not before %v, at %v: cache says %v, Key.Status %v",
-								revoked, suspended, expires, notBefore, now, got, want)
+						for _, k := range []*Key{native, legacy} {
+							if got, want := c.newEntry(k, base.UnixNano()).status(now.UnixNano()), k.Status(now); got != want {
+								t.Fatalf("revoked %v, suspended %v, expires %v, not before %v, at %v (digest version %q): cache says %v, Key.Status %v",
+									revoked, suspended, expires, notBefore, now, k.DigestVersion, got, want)
+							}
+						}
+						if got := c.newEntry(broken, base.UnixNano()).status(now.UnixNano()); got != ErrInvalidKey {
+							t.Fatalf("a key without a digest, at %v: cache says %v, want ErrInvalidKey", now, got)
 						}
 					}
 				}
@@ -184,4 +198,16 @@ func TestCacheTTLSaturates(t *testing.T) {
 		require.NoError(t, err)
 	}
 	assert.Equal(t, 1, store.n)
+}
+
+// TestCacheEntryLayout: a verified, metered request reads only the first
+// two of an entry's three cache lines; the usage counters a request
+// touches must stay in the second, and the entry in its size class.
+func TestCacheEntryLayout(t *testing.T) {
+	var e cacheEntry
+	assert.LessOrEqual(t, unsafe.Sizeof(e), uintptr(192), "an entry fits in 192 bytes")
+	hot := unsafe.Offsetof(e.use) + unsafe.Offsetof(e.use.listed) + unsafe.Sizeof(e.use.listed)
+	assert.LessOrEqual(t, hot, uintptr(128), "Verify's fields and the usage counters fit in two cache lines")
+	assert.Less(t, unsafe.Offsetof(e.lastTouched), uintptr(128))
+	assert.Less(t, unsafe.Offsetof(e.use.requests), unsafe.Offsetof(e.use.extra), "requests come before extra")
 }

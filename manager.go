@@ -244,10 +244,11 @@ func (m *Manager) check(ctx context.Context, t Token, now time.Time) (*cacheEntr
 	// Unknown IDs, and records whose pepper is gone, have entries holding
 	// the current digester and a dummy digest (see cacheEntry), so they
 	// take this very path, without a branch, and cost what a wrong secret
-	// costs; verifiable is only looked at once the digests have matched.
+	// costs; their refusal, ErrInvalidKey, is only looked at once the
+	// digests have matched.
 	var got [digestSize]byte
 	e.digester.sum(&got, t.ID, t.secretPart())
-	if !hmac.Equal(got[:], e.digest[:]) || !e.verifiable || e.prefix != t.Prefix {
+	if !hmac.Equal(got[:], e.digest[:]) || e.prefix != t.Prefix {
 		return nil, ErrInvalidKey
 	}
 	if err := e.status(now.UnixNano()); err != nil {

@@ -386,37 +386,31 @@ func BenchmarkMiddlewareAccounting(b *testing.B) {
 			}
 		}
 	}
-	report := func(b *testing.B, spent []time.Duration, n int) {
+	report := func(b *testing.B, t *stepTimer) {
 		for j, s := range steps {
-			b.ReportMetric(float64(spent[j].Nanoseconds())/float64(n), s.name+"-ns/op")
+			b.ReportMetric(t.mean(j), s.name+"-ns/op")
 			if j > 0 {
-				b.ReportMetric(float64((spent[j]-spent[0]).Nanoseconds())/float64(n), s.name+"+ns")
-				b.ReportMetric(float64(spent[j])/float64(spent[0]), s.name+"/auth")
+				b.ReportMetric(t.mean(j)-t.mean(0), s.name+"+ns")
+				b.ReportMetric(t.mean(j)/t.mean(0), s.name+"/auth")
 			}
 		}
+		t.reportDropped(b)
 	}
-	// each sends r through every step, in the random order, adding each
-	// step's time to spent.
-	each := func(r *http.Request, w *discardWriter, order []int, spent []time.Duration) {
-		shuffle(order)
-		for _, j := range order {
+	// each sends r through every step, in a random order.
+	each := func(t *stepTimer, r *http.Request, w *discardWriter) {
+		t.time(func(j int) {
 			w.reset()
-			t0 := time.Now()
 			steps[j].h.ServeHTTP(w, r)
-			spent[j] += time.Since(t0)
-		}
+		})
 	}
 	serial := func(b *testing.B, keys int) {
 		b.ReportAllocs()
-		spent := make([]time.Duration, len(steps))
+		t := newStepTimer(len(steps))
 		w := newDiscardWriter()
-		n := 0
-		order := make([]int, len(steps))
 		for b.Loop() {
-			each(reqs[rand.IntN(keys)], w, order, spent)
-			n++
+			each(t, reqs[rand.IntN(keys)], w)
 		}
-		report(b, spent, n)
+		report(b, t)
 	}
 	b.Run("serial", func(b *testing.B) { serial(b, len(reqs)) })
 	// The same on 1000 of the keys, whose memory stays in the CPU's
@@ -437,26 +431,130 @@ func BenchmarkMiddlewareAccounting(b *testing.B) {
 	b.Run("parallel", func(b *testing.B) {
 		b.ReportAllocs()
 		var mu sync.Mutex
-		spent := make([]time.Duration, len(steps))
-		var n int
+		all := newStepTimer(len(steps))
 		b.RunParallel(func(pb *testing.PB) {
-			mine := make([]time.Duration, len(steps))
+			t := newStepTimer(len(steps))
 			w := newDiscardWriter()
-			k := 0
-			order := make([]int, len(steps))
 			for pb.Next() {
-				each(reqs[rand.IntN(len(reqs))], w, order, mine)
-				k++
+				each(t, reqs[rand.IntN(len(reqs))], w)
 			}
 			mu.Lock()
-			for j := range mine {
-				spent[j] += mine[j]
-			}
-			n += k
+			all.add(t)
 			mu.Unlock()
 		})
-		report(b, spent, n)
+		report(b, all)
 	})
+}
+
+// BenchmarkMeteringOnOff measures usage metering alone: one Manager, one
+// middleware and the same cache entries serve each request twice with
+// metering off and once with it on (MeteringSwitch), in a random order
+// per request, over 100,000 keys and over 1,000. The two "off" steps are an A/A
+// comparison: how far apart they come out is the resolution of
+// "metering+ns". Serial only: metering cannot be switched while requests
+// run concurrently; BenchmarkMiddlewareAccounting's parallel case compares
+// two Managers instead.
+func BenchmarkMeteringOnOff(b *testing.B) {
+	f, reqs := loadBenchRequests(b)
+	noop := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
+	m := must(apikey.NewManager(f.store, apikey.WithPrefix("acme_live"), apikey.WithPepper("v1", testPepper),
+		apikey.WithCache(benchKeys, time.Hour), apikey.WithUsageFlush(time.Hour, 1<<30)))
+	off, on := apikey.MeteringSwitch(m)
+	b.Cleanup(func() { on(); m.Close() })
+	h := m.Middleware()(noop)
+	w := newDiscardWriter()
+	for _, r := range reqs { // warm the cache and list every key's slots
+		w.reset()
+		h.ServeHTTP(w, r)
+		if w.code != 0 {
+			b.Fatalf("status %d", w.code)
+		}
+	}
+	steps := []struct {
+		name string
+		set  func()
+	}{{"off", off}, {"off-again", off}, {"on", on}}
+	run := func(b *testing.B, keys int) {
+		t := newStepTimer(len(steps))
+		b.ReportAllocs()
+		for b.Loop() {
+			r := reqs[rand.IntN(keys)]
+			t.time(func(j int) {
+				steps[j].set()
+				w.reset()
+				h.ServeHTTP(w, r)
+			})
+		}
+		on()
+		for j, s := range steps {
+			b.ReportMetric(t.mean(j), s.name+"-ns/op")
+		}
+		b.ReportMetric(t.mean(2)-t.mean(0), "metering+ns")
+		b.ReportMetric(t.mean(1)-t.mean(0), "aa+ns")
+		t.reportDropped(b)
+	}
+	b.Run("keys=100000", func(b *testing.B) { run(b, len(reqs)) })
+	// 1000 keys, whose memory stays in the CPU's caches: the difference
+	// is what reaching the key's usage slots costs.
+	b.Run("keys=1000", func(b *testing.B) { run(b, 1000) })
+}
+
+// A stepTimer times requests through several steps, each request through
+// every step in a random order, and sums each step's time over the
+// requests. It leaves out every request during which a step took longer
+// than maxStep: a step that loses the CPU for a time slice, or is stopped
+// by the garbage collector, would otherwise add tens of microseconds to
+// one step and nothing to the others. It is not safe for concurrent use:
+// a goroutine has one of its own, which add merges.
+type stepTimer struct {
+	spent, took []time.Duration
+	order       []int
+	n, dropped  int
+}
+
+// maxStep is far above what one request through the middleware takes
+// here (2 to 10 µs, on cold memory), and below a time slice.
+const maxStep = 50 * time.Microsecond
+
+func newStepTimer(steps int) *stepTimer {
+	return &stepTimer{spent: make([]time.Duration, steps), took: make([]time.Duration, steps), order: make([]int, steps)}
+}
+
+// time runs step(j) for every step j, in a random order, timing each.
+func (t *stepTimer) time(step func(j int)) {
+	shuffle(t.order)
+	for _, j := range t.order {
+		t0 := time.Now()
+		step(j)
+		t.took[j] = time.Since(t0)
+	}
+	if slices.Max(t.took) > maxStep {
+		t.dropped++
+		return
+	}
+	for j, d := range t.took {
+		t.spent[j] += d
+	}
+	t.n++
+}
+
+// add adds o's sums to t's.
+func (t *stepTimer) add(o *stepTimer) {
+	for j := range t.spent {
+		t.spent[j] += o.spent[j]
+	}
+	t.n += o.n
+	t.dropped += o.dropped
+}
+
+// mean returns step j's mean time in nanoseconds over the requests kept.
+func (t *stepTimer) mean(j int) float64 {
+	return float64(t.spent[j].Nanoseconds()) / float64(max(t.n, 1))
+}
+
+// reportDropped reports the share of requests left out.
+func (t *stepTimer) reportDropped(b *testing.B) {
+	b.ReportMetric(float64(t.dropped)/float64(max(t.n+t.dropped, 1)), "dropped/op")
 }
 
 // shuffle fills order with 0..len(order)-1 in a random order, without

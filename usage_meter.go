@@ -88,20 +88,22 @@ type usageMeter struct {
 // a request still being handled when the hour turns counts in the hour it
 // was authenticated in, while the next hour's requests count in the other.
 // It is written with atomics on the request path; the rest is guarded by
-// its meter shard's lock.
+// its meter shard's lock. The counter of hour h is number h%2: requests[i],
+// hour[i] and extra[i].
 type usageSlots struct {
-	hours  [2]usageSlot // the counter of hour h is hours[h%2]
-	key    *Key         // whose; set before first use, then read-only
-	shard  uint8        // usageShardIndex(key.ID); set with key
-	listed atomic.Bool  // in its shard's list, which flushes go through
-}
-
-type usageSlot struct {
-	hour     atomic.Int64 // Unix seconds / 3600
-	requests atomic.Int64
-	// extra is the units beyond one per request: most requests cost one,
-	// and then counting them adds nothing here.
-	extra atomic.Int64
+	// A request reads and writes only requests, hour and listed, which
+	// come first: in a cache entry, they share the cache line of what
+	// Verify reads (see cacheEntry).
+	requests [2]atomic.Int64
+	// hour[i] is the hour (hourOf) that counter i counts. An int32 holds
+	// every hour until the year 246,000.
+	hour   [2]atomic.Int32
+	listed atomic.Bool // in its shard's list, which flushes go through
+	shard  uint8       // usageShardIndex(key.ID); set with key
+	// extra[i] is the units beyond one per request: most requests cost
+	// one, and then counting them adds nothing here.
+	extra [2]atomic.Int64
+	key   *Key // whose; set before first use, then read-only
 }
 
 type usageShard struct {
@@ -141,18 +143,15 @@ func floorDiv(a, b int64) int64 {
 // count counts one request of units by key k in hour (see hourOf). s is
 // the slots of k's cache entry, or nil for a key that has none.
 func (u *usageMeter) count(s *usageSlots, k *Key, hour, units int64) {
-	var sl *usageSlot
-	if s != nil {
-		sl = &s.hours[hour&1]
+	i := hour & 1
+	if s == nil || s.hour[i].Load() != int32(hour) || !s.listed.Load() {
+		s = u.prepare(s, k, hour)
 	}
-	if sl == nil || sl.hour.Load() != hour || !s.listed.Load() {
-		s, sl = u.prepare(s, k, hour)
-	}
-	if sl.requests.Add(1) == 1 {
+	if s.requests[i].Add(1) == 1 {
 		u.added()
 	}
 	if units != 1 {
-		sl.extra.Add(units - 1)
+		s.extra[i].Add(units - 1)
 	}
 	if !s.listed.Load() {
 		// A flush unlisted s as we counted: it may not have seen what we
@@ -161,10 +160,11 @@ func (u *usageMeter) count(s *usageSlots, k *Key, hour, units int64) {
 	}
 }
 
-// prepare makes sure a counter for hour is listed, and returns it with its
-// slots: s's, or for s nil those the meter keeps for k. A counter still
-// holding an hour that is over is emptied into the rows first.
-func (u *usageMeter) prepare(s *usageSlots, k *Key, hour int64) (*usageSlots, *usageSlot) {
+// prepare makes sure that the slots, s's or for s nil those the meter
+// keeps for k, are listed with a counter for hour, and returns them. A
+// counter still holding an hour that is over is emptied into the rows
+// first.
+func (u *usageMeter) prepare(s *usageSlots, k *Key, hour int64) *usageSlots {
 	var sh *usageShard
 	if s != nil {
 		sh = &u.shards[s.shard] // without reading k.ID, often not in the CPU's cache
@@ -187,12 +187,11 @@ func (u *usageMeter) prepare(s *usageSlots, k *Key, hour int64) (*usageSlots, *u
 		sh.listed = append(sh.listed, s)
 		s.listed.Store(true)
 	}
-	sl := &s.hours[hour&1]
-	if sl.hour.Load() != hour {
-		u.empty(sh, s, sl)
-		sl.hour.Store(hour)
+	if i := hour & 1; s.hour[i].Load() != int32(hour) {
+		u.empty(sh, s, i)
+		s.hour[i].Store(int32(hour))
 	}
-	return s, sl
+	return s
 }
 
 // added notes a bucket that the next flush will write.
@@ -209,25 +208,23 @@ func (u *usageMeter) added() {
 func (u *usageMeter) rescue(s *usageSlots) {
 	sh := &u.shards[s.shard]
 	sh.mu.Lock()
-	for i := range s.hours {
-		u.empty(sh, s, &s.hours[i])
-	}
+	u.empty(sh, s, 0)
+	u.empty(sh, s, 1)
 	sh.mu.Unlock()
 }
 
-// empty moves what sl holds into sh's rows and reports whether it held
-// anything. sh.mu must be held.
-func (u *usageMeter) empty(sh *usageShard, s *usageSlots, sl *usageSlot) bool {
-	requests, extra := sl.requests.Swap(0), sl.extra.Swap(0)
+// empty moves what counter i of s holds into sh's rows. sh.mu must be
+// held.
+func (u *usageMeter) empty(sh *usageShard, s *usageSlots, i int64) {
+	requests, extra := s.requests[i].Swap(0), s.extra[i].Swap(0)
 	if requests > 0 {
 		u.pending.Add(-1) // added counted it when it went from 0 to 1
 	}
 	if requests == 0 && extra == 0 {
-		return false
+		return
 	}
-	u.addRow(sh, UsageRow{KeyID: s.key.ID, Owner: s.key.Owner, Start: time.Unix(sl.hour.Load()*3600, 0).UTC(),
+	u.addRow(sh, UsageRow{KeyID: s.key.ID, Owner: s.key.Owner, Start: time.Unix(int64(s.hour[i].Load())*3600, 0).UTC(),
 		Requests: requests, Units: requests + extra})
-	return true
 }
 
 // addRow adds r to sh's rows. sh.mu must be held.
@@ -245,9 +242,8 @@ func (u *usageMeter) gather(sh *usageShard) {
 		s.listed.Store(false)
 		// A request that counted in s before it saw the change is in s
 		// now, or rescues itself (count).
-		for i := range s.hours {
-			u.empty(sh, s, &s.hours[i])
-		}
+		u.empty(sh, s, 0)
+		u.empty(sh, s, 1)
 	}
 	clear(sh.listed)
 	sh.listed = sh.listed[:0]
