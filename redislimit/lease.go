@@ -198,22 +198,29 @@ func NewLeaseLimiter(client redis.UniversalClient, opts ...LeaseOption) (*LeaseL
 	return l, nil
 }
 
-// leaseScript takes, for each KEYS[i], up to ARGV[3i] tokens at once
-// from the bucket of gcraScript (same key, same format): the most k ≤
-// ARGV[3i] such that k requests to gcraScript now would all be allowed.
-// ARGV[3i-2] and ARGV[3i-1] are gcraScript's interval and tolerance.
+// leaseScript charges, for each KEYS[i], ARGV[4i] requests already
+// allowed (the debt) to the bucket of gcraScript (same key, same format),
+// whatever it holds, then takes up to ARGV[4i-1] tokens at once: the most
+// k ≤ ARGV[4i-1] such that k requests to gcraScript then would all be
+// allowed. ARGV[4i-3] and ARGV[4i-2] are gcraScript's interval and
+// tolerance. With a debt of 0 it takes what k requests to gcraScript
+// would take, and a grant of 0 changes nothing; a debt the bucket cannot
+// hold moves its TAT beyond the tolerance, so that gcraScript and this
+// script refuse until the bucket has recovered.
 //
 // Returns, for each key in turn, {granted, left in the bucket, reset_ns,
-// retry_after_ns}; a grant of 0 changes nothing.
+// retry_after_ns}. retry_after_ns is 0 when tokens were granted or the
+// bucket still holds one, and otherwise the time until it does.
 var leaseScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now_s = tonumber(t[1])
 local now_ns = tonumber(t[2]) * 1000
 local out = {}
 for i, key in ipairs(KEYS) do
-  local interval = tonumber(ARGV[3*i-2])
-  local tolerance = tonumber(ARGV[3*i-1])
-  local want = tonumber(ARGV[3*i])
+  local interval = tonumber(ARGV[4*i-3])
+  local tolerance = tonumber(ARGV[4*i-2])
+  local want = tonumber(ARGV[4*i-1])
+  local debt = tonumber(ARGV[4*i])
 
   local ahead = 0
   local v = redis.call('GET', key)
@@ -225,20 +232,22 @@ for i, key in ipairs(KEYS) do
       if ahead < 0 then ahead = 0 end
     end
   end
+  local nxt = ahead + debt * interval
 
-  -- avail = floor((tolerance - ahead) / interval), corrected for the
-  -- rounding of the division: the tokens in the bucket.
-  local x = tolerance - ahead
+  -- avail = floor((tolerance - nxt) / interval), corrected for the
+  -- rounding of the division: the tokens in the bucket once the debt is
+  -- paid (negative when the debt overdraws it).
+  local x = tolerance - nxt
   local avail = math.floor(x / interval)
   if avail * interval > x then avail = avail - 1 end
   if (avail + 1) * interval <= x then avail = avail + 1 end
-  local n = #out
-  if avail < 1 then
-    out[n+1], out[n+2], out[n+3], out[n+4] = 0, 0, ahead, ahead + interval - tolerance
-  else
-    local k = want
+  local k = 0
+  if avail >= 1 then
+    k = want
     if k > avail then k = avail end
-    local nxt = ahead + k * interval
+  end
+  nxt = nxt + k * interval
+  if nxt > ahead then
     local q = math.floor(nxt / 1000000000)
     local r = nxt - q * 1000000000
     local sec = now_s + q
@@ -248,6 +257,11 @@ for i, key in ipairs(KEYS) do
       sec = sec + 1
     end
     redis.call('SET', key, string.format('%d%09d', sec, nsec), 'PX', math.floor(nxt / 1000000) + 1)
+  end
+  local n = #out
+  if k == 0 and avail < 1 then
+    out[n+1], out[n+2], out[n+3], out[n+4] = 0, 0, nxt, nxt + interval - tolerance
+  else
     out[n+1], out[n+2], out[n+3], out[n+4] = k, avail - k, nxt, 0
   end
 end
@@ -409,10 +423,10 @@ func (l *LeaseLimiter) flush() {
 // in its state, sets each one's err, and closes each done channel.
 func (l *LeaseLimiter) call(ctx context.Context, batch []*leaseReq) {
 	keys := make([]string, len(batch))
-	args := make([]any, 0, 3*len(batch))
+	args := make([]any, 0, 4*len(batch))
 	for i, r := range batch {
 		keys[i] = l.prefix + r.key
-		args = append(args, int64(r.interval), int64(r.tolerance), r.want)
+		args = append(args, int64(r.interval), int64(r.tolerance), r.want, 0)
 	}
 	// The shares' intervals start before the script runs, so no token is
 	// spent more than l.interval after Redis handed it out.

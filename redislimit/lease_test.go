@@ -198,6 +198,72 @@ func TestLeaseSharesBucketsWithLimiter(t *testing.T) {
 	}
 }
 
+// leaseScript charges a debt to the bucket whatever it holds, before it
+// leases; gcraScript (the exact Limiter) sees the same bucket.
+func TestLeaseScriptDebt(t *testing.T) {
+	c := testClient(t)
+	ctx := context.Background()
+	limit := apikey.Limit{Rate: 5, Period: time.Hour} // I = 12 minutes, burst 5
+	interval, tolerance, _ := limit.GCRA()
+	for _, tc := range []struct {
+		name       string
+		taken      int   // by the exact Limiter first
+		want, debt int64 // the lease
+		granted    int64
+		retry      time.Duration // the lease's retry_after
+		exactLeft  int           // what the exact Limiter then allows
+	}{
+		{"no debt", 0, 3, 0, 3, 0, 2},
+		{"no debt, empty bucket", 5, 3, 0, 0, interval, 0},
+		{"debt and lease", 0, 2, 2, 2, 0, 1},
+		{"lease cut to what the debt leaves", 0, 4, 3, 2, 0, 0},
+		{"debt only", 1, 0, 2, 0, 0, 2},
+		{"debt fills the bucket", 3, 1, 2, 0, interval, 0},
+		{"debt beyond the bucket", 4, 1, 3, 0, 3 * interval, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			prefix := testPrefix()
+			exact := newTestLimiter(t, c, prefix)
+			for range tc.taken {
+				if d, err := exact.Allow(ctx, "k", limit); err != nil || !d.Allowed {
+					t.Fatalf("%+v, %v", d, err)
+				}
+			}
+			res, err := leaseScript.Run(ctx, c, []string{prefix + "k"}, int64(interval), int64(tolerance), tc.want, tc.debt).Int64Slice()
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Redis's clock moves between the two scripts: allow a
+			// second of it.
+			if res[0] != tc.granted || time.Duration(res[3]) > tc.retry || time.Duration(res[3]) < tc.retry-time.Second {
+				t.Errorf("lease: %v, want %d granted, retry after %v", res, tc.granted, tc.retry)
+			}
+			left := 0
+			for {
+				d, err := exact.Allow(ctx, "k", limit)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !d.Allowed {
+					// The refusal waits out the debt too: one
+					// interval per request charged beyond the
+					// burst, and one for the next token.
+					charged := int64(tc.taken+left) + tc.debt + res[0]
+					wait := time.Duration(charged+1-int64(limit.BurstSize())) * interval
+					if got := d.RetryAfter; got > wait || got < wait-time.Second {
+						t.Errorf("exact refusal: RetryAfter %v, want %v", got, wait)
+					}
+					break
+				}
+				left++
+			}
+			if left != tc.exactLeft {
+				t.Errorf("the exact Limiter then allowed %d, want %d", left, tc.exactLeft)
+			}
+		})
+	}
+}
+
 // A hot key costs at least 10 times fewer Redis commands per decision
 // than the exact Limiter's one, counted by INFO commandstats; refusals
 // cost none.
