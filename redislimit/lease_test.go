@@ -453,6 +453,68 @@ func TestLeaseAdvance(t *testing.T) {
 	}
 }
 
+// waitSettled waits until no key of l has a lease in progress or a debt
+// not yet sent, whether l batches its calls or not.
+func waitSettled(t testing.TB, l *LeaseLimiter) {
+	t.Helper()
+	for range 5000 {
+		busy := false
+		for i := range l.shards {
+			sh := &l.shards[i]
+			sh.mu.Lock()
+			for _, st := range sh.m {
+				busy = busy || st.req != nil || st.debt > 0
+			}
+			sh.mu.Unlock()
+		}
+		if !busy {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatal("the advances were not settled within 5s")
+}
+
+// On a single Redis (batched calls) and on a Redis Cluster (a call per
+// lease), cold keys are allowed as advances, and the calls that settle
+// them charge each key's bucket its advance and its new share.
+func TestLeaseAdvanceEachRedis(t *testing.T) {
+	eachRedis(t, func(t *testing.T, r testRedis) {
+		c := r.client(t)
+		prefix := testPrefix()
+		ctx := context.Background()
+		l := newTestLease(t, c, WithPrefix(prefix))
+		limit := apikey.Limit{Rate: 5, Period: time.Hour}
+		const keys = 20
+		for i := range keys {
+			if d, err := l.Allow(ctx, fmt.Sprint("k", i), limit); err != nil || !d.Allowed {
+				t.Fatalf("key %d: %+v, %v", i, d, err)
+			}
+		}
+		waitSettled(t, l)
+		exact, err := NewLimiter(c, WithPrefix(prefix))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range keys {
+			left := 0
+			for {
+				d, err := exact.Allow(ctx, fmt.Sprint("k", i), limit)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !d.Allowed {
+					break
+				}
+				left++
+			}
+			if left != limit.BurstSize()-2 {
+				t.Errorf("key %d: the exact Limiter allowed %d after one advance, want %d", i, left, limit.BurstSize()-2)
+			}
+		}
+	})
+}
+
 // A debt that the bucket cannot hold is charged all the same: the next
 // lease is refused until the bucket has recovered from it, and no advance
 // is made while that refusal is in force.
