@@ -122,12 +122,15 @@ func WithSyncInterval(d time.Duration) LeaseOption {
 // leases the next share charges it (see LeaseLimiter). Each advance
 // adds one request per instance to the overshoot bound: a fleet of N
 // instances allows at most ceil(T/I) + N×n requests per key beyond the
-// limit. The default of 1 makes every decision on a key without a share
-// (one new to the instance, or quiet for a sync interval) go without a
-// round trip, which is what the lease mode is for, at the price of one
-// request per instance. With 0 such a request waits for its lease, as
-// the exact Limiter's requests wait for Redis, and the bound is
-// ceil(T/I). n must not be negative.
+// limit. With the default of 1, a request for a key without a share (one
+// new to the instance, or quiet for a sync interval) does not wait for
+// Redis, and the leases of such keys asked for one after another share
+// script calls, which is what the lease mode is for, at the price of one
+// request per instance in the bound; a request for the key while its
+// call is on its way waits for it. More advances serve a key asked for
+// again while its lease waits for the batched call. With 0 a request
+// without a share waits for its lease, as the exact Limiter's requests
+// wait for Redis, and the bound is ceil(T/I). n must not be negative.
 func WithAdvance(n int) LeaseOption {
 	return leaseOption(func(c *leaseConfig) error {
 		if n < 0 {
