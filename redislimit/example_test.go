@@ -57,9 +57,10 @@ func ExampleWithPrefix() {
 }
 
 // A LeaseLimiter decides locally from shares of each bucket leased from
-// Redis: with a sync interval of 100ms, a fleet allows at most
-// ceil(100ms / (Period/Rate)) requests per key beyond the limit, 10 for
-// 100/s.
+// Redis: with a sync interval of 100ms and the default advance of one
+// request, a fleet of N instances allows at most
+// ceil(100ms / (Period/Rate)) + N requests per key beyond the limit,
+// 10 + N for 100/s.
 func ExampleNewLeaseLimiter() {
 	client := redis.NewClient(&redis.Options{
 		Addr:                  "127.0.0.1:6379",

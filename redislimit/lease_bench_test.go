@@ -13,8 +13,9 @@ import (
 )
 
 // BenchmarkLeaseFleet compares, in one run, memlimit (no Redis), the
-// exact Limiter (one EVALSHA per decision) and the LeaseLimiter, with
-// 1, 2 and 4 instances on one Redis, each with a client of its own.
+// exact Limiter (one EVALSHA per decision) and the LeaseLimiter, with its
+// default advance (lease) and without advances (lease-strict), with 1, 2
+// and 4 instances on one Redis, each with a client of its own.
 // Decisions go to 10,000 distinct keys drawn from a Zipf distribution (s
 // = 1.1: a few keys take most of the traffic, as API keys do), the same
 // sequence for every mode, under a limit the load stays below (10^7/s
@@ -40,12 +41,19 @@ func BenchmarkLeaseFleet(b *testing.B) {
 	ctx := context.Background()
 
 	// measure runs f, and reports the script calls and the allowed
-	// share of the decisions it counted.
-	measure := func(b *testing.B, f func(b *testing.B, allowed, decisions *atomic.Int64)) {
+	// share of the decisions it counted, once the calls for those
+	// decisions have ended.
+	measure := func(b *testing.B, ls []apikey.Limiter, f func(b *testing.B, allowed, decisions *atomic.Int64)) {
 		b.ReportAllocs()
 		before := commandStats(b, c)
 		var allowed, decisions atomic.Int64
 		f(b, &allowed, &decisions)
+		b.StopTimer()
+		for _, l := range ls {
+			if l, ok := l.(*LeaseLimiter); ok {
+				waitIdle(b, l)
+			}
+		}
 		after := commandStats(b, c)
 		cmds := after["evalsha"] - before["evalsha"] + after["eval"] - before["eval"]
 		if n := decisions.Load(); n > 0 {
@@ -59,7 +67,7 @@ func BenchmarkLeaseFleet(b *testing.B) {
 			ls[i%len(ls)].Allow(ctx, seq[i], limit)
 		}
 		b.Run("serial", func(b *testing.B) {
-			measure(b, func(b *testing.B, allowed, decisions *atomic.Int64) {
+			measure(b, ls, func(b *testing.B, allowed, decisions *atomic.Int64) {
 				i := 0
 				for b.Loop() {
 					d, err := ls[i%len(ls)].Allow(ctx, seq[i%len(seq)], limit)
@@ -75,7 +83,7 @@ func BenchmarkLeaseFleet(b *testing.B) {
 			})
 		})
 		b.Run("parallel", func(b *testing.B) {
-			measure(b, func(b *testing.B, allowed, decisions *atomic.Int64) {
+			measure(b, ls, func(b *testing.B, allowed, decisions *atomic.Int64) {
 				b.SetParallelism(8)
 				var next, goroutine atomic.Int64
 				b.RunParallel(func(pb *testing.PB) {
@@ -113,13 +121,21 @@ func BenchmarkLeaseFleet(b *testing.B) {
 			}
 			run(b, ls)
 		})
-		b.Run(fmt.Sprintf("mode=lease/instances=%d", n), func(b *testing.B) {
-			ls := make([]apikey.Limiter, n)
-			for i := range ls {
-				ls[i] = newTestLease(b, testClient(b), WithPrefix(prefix))
-			}
-			run(b, ls)
-		})
+		for _, m := range []struct {
+			name string
+			opts []LeaseOption
+		}{
+			{"lease", nil},
+			{"lease-strict", []LeaseOption{WithAdvance(0)}},
+		} {
+			b.Run(fmt.Sprintf("mode=%s/instances=%d", m.name, n), func(b *testing.B) {
+				ls := make([]apikey.Limiter, n)
+				for i := range ls {
+					ls[i] = newTestLease(b, testClient(b), append([]LeaseOption{WithPrefix(prefix)}, m.opts...)...)
+				}
+				run(b, ls)
+			})
+		}
 	}
 }
 

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"math/rand/v2"
 	"net"
 	"os/exec"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,12 +39,41 @@ func fleet(t testing.TB, n int, opts ...LeaseOption) []*LeaseLimiter {
 	return ls
 }
 
-// overshootBound is the most requests a fleet of LeaseLimiters may allow
-// in a span of length w beyond the exact limit's BurstSize +
-// floor(w/interval): ceil(syncInterval/interval).
-func overshootBound(limit apikey.Limit, sync time.Duration) int {
+// overshootBound is the most requests a fleet of n LeaseLimiters with
+// the given advance may allow in a span of length w beyond the exact
+// limit's BurstSize + floor(w/interval): ceil(syncInterval/interval) +
+// n×advance.
+func overshootBound(limit apikey.Limit, sync time.Duration, n, advance int) int {
 	i, _, _ := limit.GCRA()
-	return int((sync + i - 1) / i)
+	return int((sync+i-1)/i) + n*advance
+}
+
+// waitIdle waits until l has no batched call to make or in flight, so
+// that every advance it made is settled or owed after a failed call.
+func waitIdle(t testing.TB, l *LeaseLimiter) {
+	t.Helper()
+	for range 5000 {
+		l.bmu.Lock()
+		idle := !l.flushing
+		l.bmu.Unlock()
+		if idle {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatal("the batched calls did not end within 5s")
+}
+
+// debtOf returns the advances of key that l has not sent to Redis yet.
+func debtOf(l *LeaseLimiter, key string) int64 {
+	h := maphash.String(l.seed, key)
+	sh := &l.shards[h%leaseShards]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if st := sh.m[h]; st != nil {
+		return st.debt
+	}
+	return 0
 }
 
 // maxInWindow returns the largest number of the sorted times that fall in
@@ -60,20 +91,26 @@ func maxInWindow(times []int64, w time.Duration) int {
 
 // TestLeaseOvershootBound drives one key from 1, 2 and 4 instances, each
 // with goroutines that ask as fast as they can and others that pause
-// after a refusal, and checks every span of
-// several lengths: the fleet never allows more than the exact limit plus
-// the documented bound, ceil(T/I). It also requires the fleet to allow
-// at least half of what the limit allows over the run, so that a limiter
-// that refuses everything does not pass.
+// after a refusal, and checks every span of several lengths: the fleet
+// never allows more than the exact limit plus the documented bound,
+// ceil(T/I) + N×n with n advances per instance (ceil(T/I) without
+// advances). It also requires the fleet to allow at least half of what
+// the limit allows over the run, so that a limiter that refuses
+// everything does not pass.
 func TestLeaseOvershootBound(t *testing.T) {
 	limit := apikey.Limit{Rate: 200, Period: time.Second, Burst: 20} // I = 5ms
-	const syncEvery = 50 * time.Millisecond                          // bound: 10 requests
+	const syncEvery = 50 * time.Millisecond                          // ceil(T/I) = 10 requests
 	const run = 2 * time.Second
 	interval, _, _ := limit.GCRA()
-	bound := overshootBound(limit, syncEvery)
-	for _, n := range []int{1, 2, 4} {
-		t.Run(fmt.Sprintf("instances=%d", n), func(t *testing.T) {
-			ls := fleet(t, n, WithPrefix(testPrefix()), WithSyncInterval(syncEvery))
+	for _, tc := range []struct{ advance, n int }{
+		{0, 1}, {0, 2}, {0, 4},
+		{1, 1}, {1, 2}, {1, 4},
+		{3, 2}, {3, 4},
+	} {
+		n := tc.n
+		bound := overshootBound(limit, syncEvery, n, tc.advance)
+		t.Run(fmt.Sprintf("advance=%d/instances=%d", tc.advance, n), func(t *testing.T) {
+			ls := fleet(t, n, WithPrefix(testPrefix()), WithSyncInterval(syncEvery), WithAdvance(tc.advance))
 			var mu sync.Mutex
 			var allowed []int64
 			var wg sync.WaitGroup
@@ -127,13 +164,19 @@ func TestLeaseOvershootBound(t *testing.T) {
 }
 
 // With a limit that barely refills during the test, a fleet allows the
-// burst and no more, however many instances share it, and one instance
-// spending without pause allows all of it.
+// burst and, with advances, at most n more per instance, however many
+// instances share it; one instance spending without pause allows all of
+// the burst, and without advances no more.
 func TestLeaseBurst(t *testing.T) {
 	limit := apikey.Limit{Rate: 10, Period: time.Hour} // one token every 6 minutes
-	for _, n := range []int{1, 2, 4} {
-		t.Run(fmt.Sprintf("instances=%d", n), func(t *testing.T) {
-			ls := fleet(t, n, WithPrefix(testPrefix()), WithSyncInterval(time.Minute))
+	for _, tc := range []struct{ advance, n int }{
+		{0, 1}, {0, 2}, {0, 4},
+		{1, 1}, {1, 2}, {1, 4},
+		{2, 4},
+	} {
+		n := tc.n
+		t.Run(fmt.Sprintf("advance=%d/instances=%d", tc.advance, n), func(t *testing.T) {
+			ls := fleet(t, n, WithPrefix(testPrefix()), WithSyncInterval(time.Minute), WithAdvance(tc.advance))
 			var mu sync.Mutex
 			allowed := 0
 			var wg sync.WaitGroup
@@ -159,20 +202,22 @@ func TestLeaseBurst(t *testing.T) {
 				})
 			}
 			wg.Wait()
-			if allowed > limit.BurstSize() || (n == 1 && allowed != limit.BurstSize()) {
-				t.Errorf("%d instances allowed %d, want %d", n, allowed, limit.BurstSize())
+			most := limit.BurstSize() + n*tc.advance
+			if allowed > most || (n == 1 && allowed < limit.BurstSize()) || (n == 1 && tc.advance == 0 && allowed != most) {
+				t.Errorf("%d instances allowed %d, want at most %d (and for one instance at least %d)", n, allowed, most, limit.BurstSize())
 			}
 		})
 	}
 }
 
 // A LeaseLimiter and a Limiter with the same prefix share buckets: what
-// one takes, the other cannot.
+// one takes, the other cannot. Without advances the LeaseLimiter decides
+// as the exact one would.
 func TestLeaseSharesBucketsWithLimiter(t *testing.T) {
 	c := testClient(t)
 	prefix := testPrefix()
 	exact := newTestLimiter(t, c, prefix)
-	lease := newTestLease(t, c, WithPrefix(prefix))
+	lease := newTestLease(t, c, WithPrefix(prefix), WithAdvance(0))
 	limit := apikey.Limit{Rate: 3, Period: time.Hour}
 	for i := range 3 {
 		if d, err := exact.Allow(context.Background(), "k", limit); err != nil || !d.Allowed {
@@ -198,15 +243,331 @@ func TestLeaseSharesBucketsWithLimiter(t *testing.T) {
 	}
 }
 
+// leaseScript charges a debt to the bucket whatever it holds, before it
+// leases; gcraScript (the exact Limiter) sees the same bucket.
+func TestLeaseScriptDebt(t *testing.T) {
+	c := testClient(t)
+	ctx := context.Background()
+	limit := apikey.Limit{Rate: 5, Period: time.Hour} // I = 12 minutes, burst 5
+	interval, tolerance, _ := limit.GCRA()
+	for _, tc := range []struct {
+		name       string
+		taken      int   // by the exact Limiter first
+		want, debt int64 // the lease
+		granted    int64
+		retry      time.Duration // the lease's retry_after
+		exactLeft  int           // what the exact Limiter then allows
+	}{
+		{"no debt", 0, 3, 0, 3, 0, 2},
+		{"no debt, empty bucket", 5, 3, 0, 0, interval, 0},
+		{"debt and lease", 0, 2, 2, 2, 0, 1},
+		{"lease cut to what the debt leaves", 0, 4, 3, 2, 0, 0},
+		{"debt only", 1, 0, 2, 0, 0, 2},
+		{"debt fills the bucket", 3, 1, 2, 0, interval, 0},
+		{"debt beyond the bucket", 4, 1, 3, 0, 3 * interval, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			prefix := testPrefix()
+			exact := newTestLimiter(t, c, prefix)
+			for range tc.taken {
+				if d, err := exact.Allow(ctx, "k", limit); err != nil || !d.Allowed {
+					t.Fatalf("%+v, %v", d, err)
+				}
+			}
+			res, err := leaseScript.Run(ctx, c, []string{prefix + "k"}, int64(interval), int64(tolerance), tc.want, tc.debt).Int64Slice()
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Redis's clock moves between the two scripts: allow a
+			// second of it.
+			if res[0] != tc.granted || time.Duration(res[3]) > tc.retry || time.Duration(res[3]) < tc.retry-time.Second {
+				t.Errorf("lease: %v, want %d granted, retry after %v", res, tc.granted, tc.retry)
+			}
+			left := 0
+			for {
+				d, err := exact.Allow(ctx, "k", limit)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !d.Allowed {
+					// The refusal waits out the debt too: one
+					// interval per request charged beyond the
+					// burst, and one for the next token.
+					charged := int64(tc.taken+left) + tc.debt + res[0]
+					wait := time.Duration(charged+1-int64(limit.BurstSize())) * interval
+					if got := d.RetryAfter; got > wait || got < wait-time.Second {
+						t.Errorf("exact refusal: RetryAfter %v, want %v", got, wait)
+					}
+					break
+				}
+				left++
+			}
+			if left != tc.exactLeft {
+				t.Errorf("the exact Limiter then allowed %d, want %d", left, tc.exactLeft)
+			}
+		})
+	}
+}
+
+// gateScripts counts c's script calls, in the returned counter, and
+// makes them wait until release is called (at once if block is false).
+// Unlike INFO commandstats, the count is of c's calls alone.
+func gateScripts(c *redis.Client, block bool) (calls *atomic.Int64, release func()) {
+	g := &scriptGate{open: make(chan struct{})}
+	var once sync.Once
+	release = func() { once.Do(func() { close(g.open) }) }
+	if !block {
+		release()
+	}
+	c.AddHook(g)
+	return &g.calls, release
+}
+
+type scriptGate struct {
+	open  chan struct{}
+	calls atomic.Int64
+}
+
+func (g *scriptGate) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (g *scriptGate) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if n := cmd.Name(); n == "evalsha" || n == "eval" {
+			g.calls.Add(1)
+			<-g.open
+		}
+		return next(ctx, cmd)
+	}
+}
+func (g *scriptGate) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// heldOf returns the tokens of key's shares that l may still spend.
+func heldOf(l *LeaseLimiter, key string) int64 {
+	h := maphash.String(l.seed, key)
+	sh := &l.shards[h%leaseShards]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if st := sh.m[h]; st != nil {
+		return st.decision(l.now(), true).Remaining
+	}
+	return 0
+}
+
+// sentOf reports whether key's lease is on its way to Redis.
+func sentOf(l *LeaseLimiter, key string) bool {
+	h := maphash.String(l.seed, key)
+	sh := &l.shards[h%leaseShards]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	st := sh.m[h]
+	return st != nil && st.req != nil && st.req.sent
+}
+
+// Advances are allowed without waiting for Redis, up to n per key, and
+// those made while the lease waits for the batched call go together in
+// it; the next request for the key waits for that call, which settles
+// the debt and leases a share; Redis charged both.
+func TestLeaseAdvance(t *testing.T) {
+	c := testClient(t)
+	ctx := context.Background()
+	limit := apikey.Limit{Rate: 10, Period: time.Hour}
+	// So that every call is one EVALSHA, without an EVAL after it.
+	if err := leaseScript.Load(ctx, c).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		advance int
+		keys    int
+	}{{1, 1}, {1, 5}, {3, 1}, {3, 4}} {
+		t.Run(fmt.Sprintf("advance=%d/keys=%d", tc.advance, tc.keys), func(t *testing.T) {
+			prefix := testPrefix()
+			gated := testClient(t)
+			calls, release := gateScripts(gated, true)
+			defer release()
+			l := newTestLease(t, gated, WithPrefix(prefix), WithAdvance(tc.advance))
+			// A call on its way to Redis, held there: the
+			// leases asked for meanwhile wait for the next.
+			if d, err := l.Allow(ctx, "busy", limit); err != nil || !d.Allowed {
+				t.Fatalf("busy: %+v, %v", d, err)
+			}
+			for !sentOf(l, "busy") {
+				time.Sleep(time.Millisecond)
+			}
+			before := calls.Load()
+			key := func(i int) string { return fmt.Sprint("k", i) }
+			for i := range tc.keys {
+				for j := range tc.advance {
+					// Allowed at once, with no script call
+					// answered.
+					if d, err := l.Allow(ctx, key(i), limit); err != nil || !d.Allowed || d.Remaining != 0 {
+						t.Fatalf("advance %d of key %d: %+v, %v", j, i, d, err)
+					}
+				}
+			}
+			// One more for the first key waits for the calls.
+			done := make(chan apikey.Decision, 1)
+			go func() {
+				d, err := l.Allow(ctx, key(0), limit)
+				if err != nil {
+					t.Error(err)
+				}
+				done <- d
+			}()
+			select {
+			case d := <-done:
+				t.Fatalf("request beyond the advance did not wait for Redis: %+v", d)
+			case <-time.After(50 * time.Millisecond):
+			}
+			release()
+			if d := <-done; !d.Allowed {
+				t.Fatalf("after the call: %+v", d)
+			}
+			waitIdle(t, l)
+			if n := calls.Load() - before; n != 1 {
+				t.Errorf("%d script calls for the advances of %d keys, want 1", n, tc.keys)
+			}
+			exact := newTestLimiter(t, c, prefix)
+			for i := range tc.keys {
+				if n := debtOf(l, key(i)); n != 0 {
+					t.Errorf("key %d: debt %d left after the call", i, n)
+				}
+				// Each key's advances were charged, and its share
+				// of one token.
+				left := 0
+				for {
+					d, err := exact.Allow(ctx, key(i), limit)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if !d.Allowed {
+						break
+					}
+					left++
+				}
+				if want := limit.BurstSize() - tc.advance - 1; left != want {
+					t.Errorf("key %d: the exact Limiter allowed %d after the advances, want %d", i, left, want)
+				}
+			}
+		})
+	}
+}
+
+// waitSettled waits until no key of l has a lease in progress or a debt
+// not yet sent, whether l batches its calls or not.
+func waitSettled(t testing.TB, l *LeaseLimiter) {
+	t.Helper()
+	for range 5000 {
+		busy := false
+		for i := range l.shards {
+			sh := &l.shards[i]
+			sh.mu.Lock()
+			for _, st := range sh.m {
+				busy = busy || st.req != nil || st.debt > 0
+			}
+			sh.mu.Unlock()
+		}
+		if !busy {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatal("the advances were not settled within 5s")
+}
+
+// On a single Redis (batched calls) and on a Redis Cluster (a call per
+// lease), cold keys are allowed as advances, and the calls that settle
+// them charge each key's bucket its advance and its new share.
+func TestLeaseAdvanceEachRedis(t *testing.T) {
+	eachRedis(t, func(t *testing.T, r testRedis) {
+		c := r.client(t)
+		prefix := testPrefix()
+		ctx := context.Background()
+		l := newTestLease(t, c, WithPrefix(prefix))
+		limit := apikey.Limit{Rate: 5, Period: time.Hour}
+		const keys = 20
+		for i := range keys {
+			if d, err := l.Allow(ctx, fmt.Sprint("k", i), limit); err != nil || !d.Allowed {
+				t.Fatalf("key %d: %+v, %v", i, d, err)
+			}
+		}
+		waitSettled(t, l)
+		exact, err := NewLimiter(c, WithPrefix(prefix))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range keys {
+			left := 0
+			for {
+				d, err := exact.Allow(ctx, fmt.Sprint("k", i), limit)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !d.Allowed {
+					break
+				}
+				left++
+			}
+			if left != limit.BurstSize()-2 {
+				t.Errorf("key %d: the exact Limiter allowed %d after one advance, want %d", i, left, limit.BurstSize()-2)
+			}
+		}
+	})
+}
+
+// A debt that the bucket cannot hold is charged all the same: the next
+// lease is refused until the bucket has recovered from it, and no advance
+// is made while that refusal is in force.
+func TestLeaseAdvanceRefused(t *testing.T) {
+	c := testClient(t)
+	prefix := testPrefix()
+	ctx := context.Background()
+	exact := newTestLimiter(t, c, prefix)
+	own := testClient(t)
+	calls, _ := gateScripts(own, false)
+	l := newTestLease(t, own, WithPrefix(prefix), WithAdvance(1))
+	limit := apikey.Limit{Rate: 3, Period: time.Hour} // I = 20 minutes
+	for range 3 {
+		exact.Allow(ctx, "k", limit)
+	}
+	// The lease limiter knows nothing of the empty bucket yet.
+	if d, err := l.Allow(ctx, "k", limit); err != nil || !d.Allowed {
+		t.Fatalf("advance: %+v, %v", d, err)
+	}
+	waitIdle(t, l)
+	before := calls.Load()
+	for range 100 {
+		d, err := l.Allow(ctx, "k", limit)
+		if err != nil || d.Allowed {
+			t.Fatalf("after a debt beyond the bucket: %+v, %v", d, err)
+		}
+		// Two intervals: the debt's and the token's.
+		if d.RetryAfter < 39*time.Minute || d.RetryAfter > 40*time.Minute {
+			t.Fatalf("RetryAfter %v, want 40 minutes", d.RetryAfter)
+		}
+	}
+	if n := calls.Load() - before; n != 0 {
+		t.Errorf("%d script calls for refusals in force, want none", n)
+	}
+	if debtOf(l, "k") != 0 {
+		t.Error("an advance was made while the refusal was in force")
+	}
+	if d, err := exact.Allow(ctx, "k", limit); err != nil || d.Allowed || d.RetryAfter < 39*time.Minute {
+		t.Errorf("the exact Limiter after the debt: %+v, %v, want a refusal for 40 minutes", d, err)
+	}
+}
+
 // A hot key costs at least 10 times fewer Redis commands per decision
-// than the exact Limiter's one, counted by INFO commandstats; refusals
-// cost none.
+// than the exact Limiter's one, counted by INFO commandstats; so do cold
+// keys asked for one after another, with advances; cold keys asked for
+// at once share calls; refusals cost none.
 func TestLeaseCommandsPerDecision(t *testing.T) {
 	c := testClient(t)
 	l := newTestLease(t, c, WithPrefix(testPrefix()))
 	ctx := context.Background()
 	limit := apikey.Limit{Rate: 100_000, Period: time.Second}
 	l.Allow(ctx, "warm", limit) // loads the script
+	waitIdle(t, l)
 	before := commandStats(t, c)
 	const decisions = 20_000
 	for range decisions {
@@ -214,12 +575,38 @@ func TestLeaseCommandsPerDecision(t *testing.T) {
 			t.Fatalf("%+v, %v", d, err)
 		}
 	}
+	waitIdle(t, l)
 	after := commandStats(t, c)
 	cmds := after["evalsha"] - before["evalsha"] + after["eval"] - before["eval"]
 	if per := float64(cmds) / decisions; per > 0.1 {
 		t.Errorf("%d script calls for %d decisions: %.3f per decision, want at most 0.1", cmds, decisions, per)
 	}
 	t.Logf("%d script calls for %d decisions", cmds, decisions)
+
+	// Cold keys one after another: each is an advance, and the advances
+	// made while a call is in flight go together in the next one.
+	for _, tc := range []struct {
+		advance int
+		most    float64 // script calls per decision
+	}{{0, 1}, {1, 0.1}} {
+		l := newTestLease(t, c, WithPrefix(testPrefix()), WithAdvance(tc.advance))
+		l.Allow(ctx, "warm", limit)
+		waitIdle(t, l)
+		const serial = 2000
+		before := commandStats(t, c)
+		for i := range serial {
+			if d, err := l.Allow(ctx, fmt.Sprint("serial", i), limit); err != nil || !d.Allowed {
+				t.Fatalf("%+v, %v", d, err)
+			}
+		}
+		waitIdle(t, l)
+		after := commandStats(t, c)
+		per := float64(after["evalsha"]-before["evalsha"]) / serial
+		if per > tc.most {
+			t.Errorf("advance %d: %.3f script calls per decision on %d cold keys one after another, want at most %v", tc.advance, per, serial, tc.most)
+		}
+		t.Logf("advance %d: %.3f script calls per decision on %d cold keys one after another", tc.advance, per, serial)
+	}
 
 	// Cold keys asked for at once share script calls.
 	const cold = 64
@@ -236,6 +623,7 @@ func TestLeaseCommandsPerDecision(t *testing.T) {
 	}
 	close(start)
 	wg.Wait()
+	waitIdle(t, l)
 	after = commandStats(t, c)
 	if n := after["evalsha"] - before["evalsha"]; n >= cold {
 		t.Errorf("%d script calls for %d cold keys asked for at once, want fewer", n, cold)
@@ -247,6 +635,7 @@ func TestLeaseCommandsPerDecision(t *testing.T) {
 	// do not.
 	slow := apikey.Limit{Rate: 1, Period: time.Hour}
 	l.Allow(ctx, "flood", slow)
+	waitIdle(t, l)
 	before = commandStats(t, c)
 	for range 1000 {
 		if d, err := l.Allow(ctx, "flood", slow); err != nil || d.Allowed {
@@ -308,17 +697,25 @@ func startRedis(t *testing.T) (*redis.Client, func()) {
 	return c, stop
 }
 
-// With Redis gone, a LeaseLimiter spends the share it holds, then fails
-// closed with ErrUnavailable; with WithLocalFallback it limits on its
-// own instead.
+// With Redis gone, a LeaseLimiter spends the share it holds (and, with
+// advances, makes the advances the key has left until a call fails),
+// then fails closed with ErrUnavailable and makes no advance until a call
+// succeeds; the advance stays owed; with WithLocalFallback it limits on
+// its own instead.
 func TestLeaseRedisLoss(t *testing.T) {
+	for _, advance := range []int{0, 1} {
+		t.Run(fmt.Sprintf("advance=%d", advance), func(t *testing.T) { testLeaseRedisLoss(t, advance) })
+	}
+}
+
+func testLeaseRedisLoss(t *testing.T, advance int) {
 	c, stop := startRedis(t)
 	ctx := context.Background()
 	limit := apikey.Limit{Rate: 1000, Period: time.Hour} // 1000 at once, then one every 3.6s
-	closed := newTestLease(t, c, WithSyncInterval(time.Minute))
-	open := newTestLease(t, c, WithSyncInterval(time.Minute), WithPrefix("other:"), WithLocalFallback())
-	// Spend 16 tokens each: the shares grow 1, 2, 4, 8, 16, and the
-	// last one is leased ahead of time.
+	closed := newTestLease(t, c, WithSyncInterval(time.Minute), WithAdvance(advance))
+	open := newTestLease(t, c, WithSyncInterval(time.Minute), WithPrefix("other:"), WithLocalFallback(), WithAdvance(advance))
+	// Spend 16 tokens each: the shares grow 1, 2, 4, 8, 16 (with an
+	// advance before each), and the last one is leased ahead of time.
 	for _, l := range []*LeaseLimiter{closed, open} {
 		for i := range 16 {
 			if d, err := l.Allow(ctx, "k", limit); err != nil || !d.Allowed {
@@ -332,11 +729,29 @@ func TestLeaseRedisLoss(t *testing.T) {
 	if err != nil || !d.Allowed {
 		t.Fatalf("%+v, %v", d, err)
 	}
-	held := d.Remaining
+	waitIdle(t, closed) // the 17th may have leased ahead of time
+	held := heldOf(closed, "k")
 	if held < 1 {
-		t.Fatalf("no share held after 17 requests (Remaining %d)", held)
+		t.Fatalf("no share held after 17 requests (Remaining %d)", d.Remaining)
 	}
 	stop()
+
+	// A key with no share: an advance while no call has failed yet
+	// (without advances, an error at once).
+	for _, l := range []*LeaseLimiter{closed, open} {
+		d, err := l.Allow(ctx, "probe", limit)
+		if advance > 0 {
+			if err != nil || !d.Allowed {
+				t.Fatalf("first request with Redis down, not yet known: %+v, %v, want an advance", d, err)
+			}
+			waitIdle(t, l)
+			if n := debtOf(l, "probe"); n != 1 {
+				t.Errorf("debt %d after a failed call, want 1 still owed", n)
+			}
+		} else if l == closed && !errors.Is(err, apikey.ErrUnavailable) {
+			t.Fatalf("new key, Redis down: %v, want ErrUnavailable", err)
+		}
+	}
 
 	for i := range held {
 		if d, err := closed.Allow(ctx, "k", limit); err != nil || !d.Allowed {
@@ -351,9 +766,17 @@ func TestLeaseRedisLoss(t *testing.T) {
 	if el := time.Since(start); el > 2*time.Second {
 		t.Errorf("took %v to fail", el)
 	}
-	// A key with no share fails at once too.
-	if _, err := closed.Allow(ctx, "new", limit); !errors.Is(err, apikey.ErrUnavailable) {
-		t.Fatalf("new key, Redis down: %v, want ErrUnavailable", err)
+	// No advance once a call has failed, for a new key or the probe,
+	// even after the sync interval that holds back leases (the
+	// limiters' interval is a minute: clear it as if it had passed).
+	closed.downUntil.Store(0)
+	for _, key := range []string{"new", "probe"} {
+		if _, err := closed.Allow(ctx, key, limit); !errors.Is(err, apikey.ErrUnavailable) {
+			t.Fatalf("%s key, Redis known down: %v, want ErrUnavailable", key, err)
+		}
+	}
+	if advance > 0 && debtOf(closed, "probe") != 1 {
+		t.Errorf("the probe's debt is no longer owed")
 	}
 
 	// The fallback applies the limit in memory: a burst of 1000, then
@@ -376,7 +799,7 @@ func TestLeaseRedisLoss(t *testing.T) {
 // A lease in flight when the request's context ends: the request gets
 // ErrUnavailable with the context's error, and the limiter keeps working.
 func TestLeaseContext(t *testing.T) {
-	l := newTestLease(t, testClient(t), WithPrefix(testPrefix()))
+	l := newTestLease(t, testClient(t), WithPrefix(testPrefix()), WithAdvance(0))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	limit := apikey.Limit{Rate: 10, Period: time.Second}
@@ -399,7 +822,7 @@ func TestLeaseInvalid(t *testing.T) {
 	}
 	ok := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", ContextTimeoutEnabled: true})
 	defer ok.Close()
-	for _, o := range []LeaseOption{nil, WithSyncInterval(0), WithSyncInterval(-time.Second), WithSyncInterval(MaxSyncInterval + 1)} {
+	for _, o := range []LeaseOption{nil, WithSyncInterval(0), WithSyncInterval(-time.Second), WithSyncInterval(MaxSyncInterval + 1), WithAdvance(-1)} {
 		if _, err := NewLeaseLimiter(ok, o); !errors.Is(err, apikey.ErrInvalidRequest) {
 			t.Errorf("option %v: %v", o, err)
 		}

@@ -86,6 +86,7 @@ type LeaseOption interface {
 type leaseConfig struct {
 	config
 	interval time.Duration
+	advance  int
 	fallback bool
 }
 
@@ -110,6 +111,32 @@ func WithSyncInterval(d time.Duration) LeaseOption {
 			return fmt.Errorf("%w: redislimit: sync interval %v out of range (0, %v]", apikey.ErrInvalidRequest, d, MaxSyncInterval)
 		}
 		c.interval = d
+		return nil
+	})
+}
+
+// WithAdvance sets how many requests per key a LeaseLimiter instance
+// allows, at most, before Redis has charged them to the key's bucket
+// (default DefaultAdvance): a request for a key that has no token in the
+// instance's share is allowed at once as an advance, and the call that
+// leases the next share charges it (see LeaseLimiter). Each advance
+// adds one request per instance to the overshoot bound: a fleet of N
+// instances allows at most ceil(T/I) + N×n requests per key beyond the
+// limit. With the default of 1, a request for a key without a share (one
+// new to the instance, or quiet for a sync interval) does not wait for
+// Redis, and the leases of such keys asked for one after another share
+// script calls, which is what the lease mode is for, at the price of one
+// request per instance in the bound; a request for the key while its
+// call is on its way waits for it. More advances serve a key asked for
+// again while its lease waits for the batched call. With 0 a request
+// without a share waits for its lease, as the exact Limiter's requests
+// wait for Redis, and the bound is ceil(T/I). n must not be negative.
+func WithAdvance(n int) LeaseOption {
+	return leaseOption(func(c *leaseConfig) error {
+		if n < 0 {
+			return fmt.Errorf("%w: redislimit: advance %d is negative", apikey.ErrInvalidRequest, n)
+		}
+		c.advance = n
 		return nil
 	})
 }
