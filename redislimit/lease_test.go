@@ -157,8 +157,8 @@ func TestLeaseOvershootBound(t *testing.T) {
 			if len(allowed) < want {
 				t.Errorf("%d instances allowed %d requests in %v, want at least %d (half the limit)", n, len(allowed), run, want)
 			}
-			t.Logf("%d instances: %d allowed in %v (the limit: %d); largest overshoot %d (bound %d)",
-				n, len(allowed), run, limit.BurstSize()+int(run/interval), worst, bound)
+			t.Logf("%d instances, advance %d: %d allowed in %v (the limit: %d); largest overshoot %d (bound %d)",
+				n, tc.advance, len(allowed), run, limit.BurstSize()+int(run/interval), worst, bound)
 		})
 	}
 }

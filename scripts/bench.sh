@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 count="${1:-5}"
-pattern="${2:-Verify|Parse|Generate|ScopeMatch|Scan|Middleware|Limiter}"
+pattern="${2:-Verify|Parse|Generate|ScopeMatch|Scan|Middleware|Metering|Limiter}"
 out=$(mktemp)
 bin=$(mktemp)
 membin=$(mktemp)
@@ -64,5 +64,36 @@ END {
 		extra = (name in bk) ? " (" bk[name] " B/key)" : ""
 		shown = base; sub(/^Benchmark/, "", shown)
 		printf "| %s%s | %.0f | %s | %s | %s | %s | %s |\n", substr(name, 10), extra, med[name], b[name], a[name], shown, ratio, added
+	}
+}' "$out"
+# The benchmarks that time several steps in one loop (a step's "+ns" over
+# the first step, or over an A/A control, from the same requests) report
+# those differences as metrics of their own: their medians, apart.
+echo
+echo "Same-loop differences (medians of $count; \"aa+ns\" and \"control+ns\" compare two identical steps: the resolution):"
+echo
+echo "| benchmark | metric | median |"
+echo "|---|---|---:|"
+awk '
+/^Benchmark/ {
+	name = $1; sub(/-[0-9]+$/, "", name)
+	for (i = 4; i <= NF; i++) {
+		if ($i !~ /\+ns$/ && $i != "dropped/op") continue
+		key = name SUBSEP $i
+		if (!(key in cnt)) order[++k] = key
+		v[key, ++cnt[key]] = $(i - 1) + 0
+	}
+}
+function median(key,   i, j, t, m, w) {
+	m = cnt[key]
+	for (i = 1; i <= m; i++) w[i] = v[key, i]
+	for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (w[j] < w[i]) { t = w[i]; w[i] = w[j]; w[j] = t }
+	return (m % 2) ? w[(m + 1) / 2] : (w[m / 2] + w[m / 2 + 1]) / 2
+}
+END {
+	for (i = 1; i <= k; i++) {
+		split(order[i], p, SUBSEP)
+		fmt = (p[2] == "dropped/op") ? "| %s | %s | %.4f |\n" : "| %s | %s | %+.0f |\n"
+		printf fmt, substr(p[1], 10), p[2], median(order[i])
 	}
 }' "$out"

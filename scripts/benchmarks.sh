@@ -58,7 +58,7 @@ step "Redis limiter, exact and lease modes"
 	echo
 	go test -run '^$' -bench 'Lease(Fleet|Local)' -benchmem -count "$rounds" ./redislimit/ | awk -f scripts/medians.awk
 	echo
-	echo "Largest overshoot over spans of 10 ms to 1 s (\`TestLeaseOvershootBound\`, limit 200/s, burst 20, sync interval 50 ms, bound 10):"
+	echo "Largest overshoot over spans of 10 ms to 1 s (\`TestLeaseOvershootBound\`, limit 200/s, burst 20, sync interval 50 ms; the bound is ceil(T/I) = 10 without advances, 10 + N×n with n advances on N instances):"
 	echo
 	go test -count=1 -v -run 'TestLeaseOvershootBound' ./redislimit/ | sed -n 's/^ *lease_test.go:[0-9]*: /- /p'
 	echo
