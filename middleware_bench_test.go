@@ -201,6 +201,18 @@ func (s creditsStore) Get(ctx context.Context, id string) (*apikey.Key, error) {
 	return &c, nil
 }
 
+// fixedLedger allows every Spend at once, with a plausible Decision: what
+// credits cost the middleware itself, without a ledger's work.
+type fixedLedger struct{}
+
+func (fixedLedger) Spend(context.Context, string, apikey.Credits, int64) (apikey.Decision, error) {
+	return apikey.Decision{Allowed: true, Limit: 1 << 52, Remaining: 1<<52 - 42, Reset: 240 * time.Hour}, nil
+}
+func (fixedLedger) Refund(context.Context, string, apikey.Credits, int64) error { return nil }
+func (fixedLedger) TopUp(context.Context, string, apikey.Credits, int64) (int64, error) {
+	return 1 << 52, nil
+}
+
 // fixedLimiter allows everything at once with a plausible Decision.
 type fixedLimiter struct{}
 
@@ -353,6 +365,7 @@ func BenchmarkMiddlewareAccounting(b *testing.B) {
 	credits := apikey.Credits{Grant: 1 << 52, Period: apikey.MonthPeriod}
 	withCredits := newManager(creditsStore{Store: f.store, credits: credits}, apikey.WithoutUsage())
 	withOwnCredits := newManager(creditsStore{Store: f.store, credits: credits}, apikey.WithoutUsage())
+	withFixedCredits := newManager(creditsStore{Store: f.store, credits: credits}, apikey.WithoutUsage())
 	withQuota := newManager(creditsStore{Store: f.store, quota: apikey.Quota{Limit: 1 << 52, Period: apikey.MonthPeriod}}, apikey.WithoutUsage())
 	ledger := must(memlimit.NewLedger())
 	b.Cleanup(func() { ledger.Close() })
@@ -367,6 +380,9 @@ func BenchmarkMiddlewareAccounting(b *testing.B) {
 		{"usage", usage.Middleware()(noop)},
 		{"credits", withCredits.Middleware(apikey.WithLimits(apikey.Limits{Ledger: ledger}))(noop)},
 		{"credits-own", withOwnCredits.Middleware()(noop)},
+		// A Ledger that answers at once: the middleware's own part of
+		// what credits cost (the RateLimit fields, the larger context).
+		{"credits-fixed", withFixedCredits.Middleware(apikey.WithLimits(apikey.Limits{Ledger: fixedLedger{}}))(noop)},
 		// Each key's Quota on memlimit's Counter: what credits are
 		// measured against, the same work on another backend.
 		{"quota", withQuota.Middleware(apikey.WithLimits(apikey.Limits{Counter: counter}))(noop)},

@@ -2,6 +2,7 @@ package inmem
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"runtime"
 	"testing"
 	"time"
@@ -215,5 +216,31 @@ func TestCounterRefund(t *testing.T) {
 	c.RefundAt(now, "unknown", period, 0, 1)
 	if c.Len() != n {
 		t.Fatal("a refund for a key with no usage created one")
+	}
+}
+
+// TestMonthWindowCache: the cached month windows are those computed
+// afresh, for every start day, across month ends, leap days and times
+// that go back, in any order.
+func TestMonthWindowCache(t *testing.T) {
+	base := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	var times []int64
+	for d := range 800 { // 2024 (a leap year) into 2026
+		day := base.AddDate(0, 0, d)
+		times = append(times, day.UnixNano(), day.Add(-time.Nanosecond).UnixNano(), day.Add(13*time.Hour).UnixNano())
+	}
+	rand.Shuffle(len(times), func(i, j int) { times[i], times[j] = times[j], times[i] })
+	for _, tm := range times {
+		for day := range 32 {
+			gotStart, gotEnd := monthWindow(tm, day)
+			wantStart, wantEnd := computeMonthWindow(tm, day)
+			if gotStart != wantStart || gotEnd != wantEnd {
+				t.Fatalf("day %d at %v: cached [%v, %v), computed [%v, %v)", day, time.Unix(0, tm).UTC(),
+					time.Unix(0, gotStart).UTC(), time.Unix(0, gotEnd).UTC(), time.Unix(0, wantStart).UTC(), time.Unix(0, wantEnd).UTC())
+			}
+			if !(gotStart <= tm && tm < gotEnd) {
+				t.Fatalf("day %d at %v: [%v, %v) does not hold it", day, time.Unix(0, tm).UTC(), time.Unix(0, gotStart).UTC(), time.Unix(0, gotEnd).UTC())
+			}
+		}
 	}
 }

@@ -2,6 +2,7 @@ package inmem
 
 import (
 	"math"
+	"sync/atomic"
 	"time"
 )
 
@@ -26,9 +27,31 @@ func window(t, period int64, day int) (start, end int64) {
 	return start, start + period
 }
 
+// A span is a window [start, end) in Unix ns.
+type span struct{ start, end int64 }
+
+// lastMonth holds, for each day a month may start on (0 to 31), the last
+// month monthWindow computed for it: the calendar arithmetic costs more
+// than the rest of a Counter's Add, and a month is asked for many times
+// before the next one. The spans are immutable; a new month replaces one.
+var lastMonth [32]atomic.Pointer[span]
+
 // monthWindow returns the month starting on day that holds t, as
 // apikey.Quota.Window computes it.
 func monthWindow(t int64, day int) (start, end int64) {
+	if day < 0 || day >= len(lastMonth) {
+		return computeMonthWindow(t, day)
+	}
+	if w := lastMonth[day].Load(); w != nil && w.start <= t && t < w.end {
+		return w.start, w.end
+	}
+	start, end = computeMonthWindow(t, day)
+	lastMonth[day].Store(&span{start, end})
+	return start, end
+}
+
+// computeMonthWindow is monthWindow without the cache.
+func computeMonthWindow(t int64, day int) (start, end int64) {
 	y, m, _ := time.Unix(0, t).UTC().Date()
 	s := monthStart(y, m, day)
 	if s.UnixNano() > t {
