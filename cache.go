@@ -110,8 +110,8 @@ type cacheEntry struct {
 	// refusal is why the entry refuses every secret: ErrRevoked or
 	// ErrSuspended when the record says so, an error wrapping
 	// ErrUnavailable for a record that makes no sense, or ErrInvalidKey
-	// for an entry that can never verify. It comes before the validity
-	// window: a revoked key is reported revoked, not expired.
+	// for an entry that can never verify. It takes precedence over the
+	// validity window: a revoked key is reported revoked, not expired.
 	refusal    error
 	redigested atomic.Bool // a re-digest under the current pepper was tried
 	// keys holds the key's limit keys once a request needed them

@@ -66,12 +66,18 @@ func waitIdle(t testing.TB, l *LeaseLimiter) {
 
 // debtOf returns the advances of key that l has not sent to Redis yet.
 func debtOf(l *LeaseLimiter, key string) int64 {
+	return inspect(l, key, func(st *leaseState) int64 { return st.debt })
+}
+
+// inspect returns f of key's state in l, read under its shard's lock, or
+// 0 if l holds no state for key.
+func inspect(l *LeaseLimiter, key string, f func(st *leaseState) int64) int64 {
 	h := maphash.String(l.seed, key)
 	sh := &l.shards[h%leaseShards]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if st := sh.m[h]; st != nil {
-		return st.debt
+		return f(st)
 	}
 	return 0
 }
@@ -344,14 +350,7 @@ func (g *scriptGate) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 
 // heldOf returns the tokens of key's shares that l may still spend.
 func heldOf(l *LeaseLimiter, key string) int64 {
-	h := maphash.String(l.seed, key)
-	sh := &l.shards[h%leaseShards]
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	if st := sh.m[h]; st != nil {
-		return st.decision(l.now(), true).Remaining
-	}
-	return 0
+	return inspect(l, key, func(st *leaseState) int64 { return st.decision(l.now(), true).Remaining })
 }
 
 // sentOf reports whether key's lease is on its way to Redis.

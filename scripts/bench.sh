@@ -29,7 +29,7 @@ done
 echo
 echo "| benchmark | ns/op (median of $count) | B/op | allocs/op | baseline | ratio | added ns |"
 echo "|---|---:|---:|---:|---|---:|---:|"
-awk '
+awk -v count="$count" '
 /^Benchmark/ {
 	name = $1; sub(/-[0-9]+$/, "", name)
 	n[name]++; ns[name, n[name]] = $3 + 0
@@ -39,10 +39,21 @@ awk '
 		if ($i == "B/key") bk[name] = $(i - 1)
 	}
 	if (!(name in seen)) { seen[name] = 1; order[++k] = name }
+	# The benchmarks that time several steps in one loop report, as
+	# metrics of their own, the "+ns" of each step over the first one or
+	# over an A/A control, from the same requests: their medians go in a
+	# table apart.
+	for (i = 4; i <= NF; i++) {
+		if ($i !~ /\+ns$/ && $i != "dropped/op") continue
+		key = name SUBSEP $i
+		if (!(key in mcnt)) morder[++mk] = key
+		mv[key, ++mcnt[key]] = $(i - 1) + 0
+	}
 }
-function median(name,   i, j, t, m, v) {
-	m = n[name]
-	for (i = 1; i <= m; i++) v[i] = ns[name, i]
+function median(name) { return medianOf(ns, name, n[name]) }
+# medianOf returns the median of the m values vals[key, 1..m].
+function medianOf(vals, key, m,   i, j, t, v) {
+	for (i = 1; i <= m; i++) v[i] = vals[key, i]
 	for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
 	return (m % 2) ? v[(m + 1) / 2] : (v[m / 2] + v[m / 2 + 1]) / 2
 }
@@ -65,35 +76,13 @@ END {
 		shown = base; sub(/^Benchmark/, "", shown)
 		printf "| %s%s | %.0f | %s | %s | %s | %s | %s |\n", substr(name, 10), extra, med[name], b[name], a[name], shown, ratio, added
 	}
-}' "$out"
-# The benchmarks that time several steps in one loop (a step's "+ns" over
-# the first step, or over an A/A control, from the same requests) report
-# those differences as metrics of their own: their medians, apart.
-echo
-echo "Same-loop differences (medians of $count; \"aa+ns\" and \"control+ns\" compare two identical steps: the resolution):"
-echo
-echo "| benchmark | metric | median |"
-echo "|---|---|---:|"
-awk '
-/^Benchmark/ {
-	name = $1; sub(/-[0-9]+$/, "", name)
-	for (i = 4; i <= NF; i++) {
-		if ($i !~ /\+ns$/ && $i != "dropped/op") continue
-		key = name SUBSEP $i
-		if (!(key in cnt)) order[++k] = key
-		v[key, ++cnt[key]] = $(i - 1) + 0
-	}
-}
-function median(key,   i, j, t, m, w) {
-	m = cnt[key]
-	for (i = 1; i <= m; i++) w[i] = v[key, i]
-	for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (w[j] < w[i]) { t = w[i]; w[i] = w[j]; w[j] = t }
-	return (m % 2) ? w[(m + 1) / 2] : (w[m / 2] + w[m / 2 + 1]) / 2
-}
-END {
-	for (i = 1; i <= k; i++) {
-		split(order[i], p, SUBSEP)
+	if (mk == 0) exit
+	printf "\nSame-loop differences (medians of %d; \"aa+ns\" and \"control+ns\" compare two identical steps: the resolution):\n\n", count
+	print "| benchmark | metric | median |"
+	print "|---|---|---:|"
+	for (i = 1; i <= mk; i++) {
+		split(morder[i], p, SUBSEP)
 		fmt = (p[2] == "dropped/op") ? "| %s | %s | %.4f |\n" : "| %s | %s | %+.0f |\n"
-		printf fmt, substr(p[1], 10), p[2], median(order[i])
+		printf fmt, substr(p[1], 10), p[2], medianOf(mv, morder[i], mcnt[morder[i]])
 	}
 }' "$out"
