@@ -111,7 +111,8 @@ func BenchmarkMiddleware(b *testing.B) {
 
 // BenchmarkOnEvent measures OnEvent alone on a real SDK meter provider:
 // "producer" adds to atomics only, "sync-histogram" records on the SDK's
-// synchronous histogram.
+// synchronous histogram. The Events' durations vary as a cache hit's and
+// a miss's do, so that the bucket search cannot be predicted.
 func BenchmarkOnEvent(b *testing.B) {
 	m, err := apikey.NewManager(memstore.New(), apikey.WithPrefix("acme_test"), apikey.WithPepper("v1", testPepper))
 	if err != nil {
@@ -119,22 +120,33 @@ func BenchmarkOnEvent(b *testing.B) {
 	}
 	defer m.Close()
 	a, syncA := benchAdapters(b, m)
-	ev := apikey.Event{Outcome: apikey.OutcomeAuthenticated, KeyID: "0123456789ab", Owner: "o", Duration: 800 * time.Nanosecond}
+	events := make([]apikey.Event, 1024)
+	for i := range events {
+		d := time.Duration(500 + rand.IntN(4000)) // a cache hit: 0.5-4.5 µs
+		if i%8 == 0 {
+			d = time.Duration(rand.Int64N(int64(20 * time.Millisecond))) // a miss, up to 20 ms
+		}
+		events[i] = apikey.Event{Outcome: apikey.OutcomeAuthenticated, KeyID: "0123456789ab", Owner: "o", Duration: d}
+	}
 	for _, c := range []struct {
 		name string
 		a    *apikeyotel.Adapter
 	}{{"producer", a}, {"sync-histogram", syncA}} {
 		b.Run(c.name+"/serial", func(b *testing.B) {
 			b.ReportAllocs()
+			i := 0
 			for b.Loop() {
-				c.a.OnEvent(ev)
+				c.a.OnEvent(events[i%len(events)])
+				i++
 			}
 		})
 		b.Run(c.name+"/parallel", func(b *testing.B) {
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
+				i := rand.IntN(len(events))
 				for pb.Next() {
-					c.a.OnEvent(ev)
+					c.a.OnEvent(events[i%len(events)])
+					i++
 				}
 			})
 		})

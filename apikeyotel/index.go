@@ -79,6 +79,10 @@ func reasonIndex(r apikey.Reason) int {
 		return 23
 	case apikey.ReasonPreflight:
 		return 24
+	case apikey.ReasonCredits:
+		return 25
+	case apikey.ReasonOwnerCredits:
+		return 26
 	}
 	return -1
 }
@@ -87,7 +91,7 @@ func reasonIndex(r apikey.Reason) int {
 // apikey.quota.thresholds: the Event.Policy of a crossing, or "other" for
 // a policy this package does not know, so that the attribute stays
 // bounded.
-var thresholdPolicies = [...]string{"quota", "owner-quota", "other"}
+var thresholdPolicies = [...]string{"quota", "owner-quota", "credits", "owner-credits", "other"}
 
 func thresholdPolicy(p string) int {
 	switch p {
@@ -95,6 +99,10 @@ func thresholdPolicy(p string) int {
 		return 0
 	case "owner-quota":
 		return 1
+	case "credits":
+		return 2
+	case "owner-credits":
+		return 3
 	}
-	return 2
+	return len(thresholdPolicies) - 1
 }

@@ -80,6 +80,22 @@ func (c *refundingCounter) Refund(ctx context.Context, key string, q apikey.Quot
 	return c.r.Refund(ctx, key, q, n)
 }
 
+// Ledger returns l counting the decisions of its Spends in
+// apikey.credits.decisions, for apikey.Limits.Ledger. Refunds and top-ups
+// are passed through uncounted.
+func (a *Adapter) Ledger(l apikey.Ledger) apikey.Ledger { return &ledger{Ledger: l, a: a} }
+
+type ledger struct {
+	apikey.Ledger
+	a *Adapter
+}
+
+func (l *ledger) Spend(ctx context.Context, key string, c apikey.Credits, n int64) (apikey.Decision, error) {
+	d, err := l.Ledger.Spend(ctx, key, c, n)
+	l.a.spends[decision(d, err)].Add(1)
+	return d, err
+}
+
 func decision(d apikey.Decision, err error) int {
 	switch {
 	case err != nil:

@@ -29,7 +29,8 @@ const (
 	MetricNotifications = "apikey.store.notifications"   // observable counter
 	MetricLimiter       = "apikey.limiter.decisions"     // counter: policy, decision
 	MetricQuota         = "apikey.quota.decisions"       // counter: decision
-	MetricThresholds    = "apikey.quota.thresholds"      // counter: policy (quota, owner-quota)
+	MetricCredits       = "apikey.credits.decisions"     // counter: decision
+	MetricThresholds    = "apikey.quota.thresholds"      // counter: policy (quota, owner-quota, credits, owner-credits)
 )
 
 // Attribute keys on metrics and spans.
@@ -74,8 +75,11 @@ var durationBuckets = [...]float64{
 //     "error"), and apikey.quota.decisions by apikey.limit.decision, for
 //     the Limiter and Counter wrapped with Limiter and Counter, counted
 //     with atomics and observed when the reader collects;
+//   - apikey.credits.decisions by apikey.limit.decision, the same for
+//     the Ledger wrapped with Ledger;
 //   - apikey.quota.thresholds by apikey.limit.policy ("quota",
-//     "owner-quota"), the crossings apikey.WithQuotaThresholds reports,
+//     "owner-quota", "credits", "owner-credits", or "other" for a policy
+//     added later), the crossings apikey.WithQuotaThresholds reports,
 //     which are not requests and so are not in apikey.verifications.
 //
 // No attribute holds a key, a key ID or an owner: their number is not
@@ -101,7 +105,9 @@ type Adapter struct {
 	limits       [len(policies)][len(decisions)]atomic.Int64 // by policy, decision (see limits.go)
 	limitSets    [len(policies)][len(decisions)]metric.ObserveOption
 	quotas       [len(decisions)]atomic.Int64
-	quotaSets    [len(decisions)]metric.ObserveOption
+	quotaSets    [len(decisions)]metric.ObserveOption // by decision: quotas' and spends'
+	credits      metric.Int64ObservableCounter
+	spends       [len(decisions)]atomic.Int64
 }
 
 type eventKey struct {
@@ -164,6 +170,9 @@ func New(m *apikey.Manager, opts ...Option) (*Adapter, error) {
 	record(err)
 	a.quota, err = meter.Int64ObservableCounter(MetricQuota, metric.WithUnit("{decision}"),
 		metric.WithDescription("Quota counter decisions, by decision."))
+	record(err)
+	a.credits, err = meter.Int64ObservableCounter(MetricCredits, metric.WithUnit("{decision}"),
+		metric.WithDescription("Credit ledger decisions, by decision."))
 	record(err)
 
 	hits, err := meter.Int64ObservableCounter(MetricCacheHits, metric.WithUnit("{lookup}"),
@@ -239,6 +248,9 @@ func New(m *apikey.Manager, opts ...Option) (*Adapter, error) {
 			if n := a.quotas[d].Load(); n > 0 {
 				obs.ObserveInt64(a.quota, n, a.quotaSets[d])
 			}
+			if n := a.spends[d].Load(); n > 0 {
+				obs.ObserveInt64(a.credits, n, a.quotaSets[d])
+			}
 		}
 		for p := range a.crossings {
 			if n := a.crossings[p].Load(); n > 0 {
@@ -246,7 +258,7 @@ func New(m *apikey.Manager, opts ...Option) (*Adapter, error) {
 			}
 		}
 		return nil
-	}, a.verified, a.limiter, a.quota, a.thresholds, hits, misses, evictions, entries, storeErrors, notifications)
+	}, a.verified, a.limiter, a.quota, a.credits, a.thresholds, hits, misses, evictions, entries, storeErrors, notifications)
 	if err != nil {
 		return nil, fmt.Errorf("apikeyotel: %w", err)
 	}
@@ -328,6 +340,6 @@ var (
 		apikey.ReasonNotYetValid, apikey.ReasonIPNotAllowed, apikey.ReasonInsufficientScope,
 		apikey.ReasonRateLimit, apikey.ReasonOwnerRateLimit, apikey.ReasonQuota, apikey.ReasonOwnerQuota,
 		apikey.ReasonFailedAuthLimit, apikey.ReasonStore, apikey.ReasonLimiter, apikey.ReasonCanceled,
-		apikey.ReasonLegacyBusy, apikey.ReasonPreflight,
+		apikey.ReasonLegacyBusy, apikey.ReasonPreflight, apikey.ReasonCredits, apikey.ReasonOwnerCredits,
 	}
 )

@@ -353,3 +353,42 @@ func TestMetricsThresholds(t *testing.T) {
 	assert.Equal(t, int64(5), value(rm, apikeyotel.MetricVerifications), "one per request, crossings apart")
 	assert.Equal(t, uint64(5), histogramCount(rm, apikeyotel.MetricDuration))
 }
+
+func TestMetricsCredits(t *testing.T) {
+	// Credits: the Ledger's decisions in apikey.credits.decisions, the
+	// refusal under its own reason, the crossings under the credits policy.
+	ctx := context.Background()
+	m, err := apikey.NewManager(memstore.New(), apikey.WithPrefix("acme_test"), apikey.WithPepper("v1", testPepper))
+	require.NoError(t, err)
+	defer m.Close()
+	p := apikeyotel.NewProducer()
+	reader := sdkmetric.NewManualReader(sdkmetric.WithProducer(p))
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer mp.Shutdown(ctx)
+	a, err := apikeyotel.New(m, apikeyotel.WithMeterProvider(mp), apikeyotel.WithProducer(p))
+	require.NoError(t, err)
+	defer a.Close()
+	l, err := memlimit.NewLedger()
+	require.NoError(t, err)
+	defer l.Close()
+	h := m.Middleware(append(a.MiddlewareOptions(), apikey.WithLimits(apikey.Limits{Ledger: a.Ledger(l)}),
+		apikey.WithQuotaThresholds(0.5, 1))...)(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	s, _ := must2(m.Issue(ctx, apikey.IssueRequest{Owner: "acme", Credits: apikey.Credits{Grant: 2, Period: apikey.NoRefill}}))
+	codes := []int{}
+	for range 3 {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.Header.Set("Authorization", "Bearer "+s.Reveal())
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		codes = append(codes, w.Code)
+	}
+	assert.Equal(t, []int{200, 200, 429}, codes)
+	var rm metricdata.ResourceMetrics
+	require.NoError(t, reader.Collect(ctx, &rm))
+	assert.Equal(t, int64(2), value(rm, apikeyotel.MetricCredits, apikeyotel.KeyDecision.String("allowed")))
+	assert.Equal(t, int64(1), value(rm, apikeyotel.MetricCredits, apikeyotel.KeyDecision.String("limited")))
+	assert.Equal(t, int64(1), value(rm, apikeyotel.MetricVerifications,
+		apikeyotel.KeyOutcome.String("limited"), apikeyotel.KeyReason.String("credits")))
+	assert.Equal(t, int64(2), value(rm, apikeyotel.MetricThresholds, apikeyotel.KeyPolicy.String("credits")), "50% and 100%")
+	assert.Equal(t, int64(0), value(rm, apikeyotel.MetricThresholds, apikeyotel.KeyPolicy.String("other")))
+}
