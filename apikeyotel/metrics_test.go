@@ -325,28 +325,14 @@ func TestMetricsThresholds(t *testing.T) {
 	m, err := apikey.NewManager(memstore.New(), apikey.WithPrefix("acme_test"), apikey.WithPepper("v1", testPepper))
 	require.NoError(t, err)
 	defer m.Close()
-	p := apikeyotel.NewProducer()
-	reader := sdkmetric.NewManualReader(sdkmetric.WithProducer(p))
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	defer mp.Shutdown(ctx)
-	a, err := apikeyotel.New(m, apikeyotel.WithMeterProvider(mp), apikeyotel.WithProducer(p))
-	require.NoError(t, err)
-	defer a.Close()
+	a, reader := producerAdapter(t, m)
 	cnt, err := memlimit.NewCounter()
 	require.NoError(t, err)
 	defer cnt.Close()
 	h := m.Middleware(append(a.MiddlewareOptions(), apikey.WithLimits(apikey.Limits{Counter: a.Counter(cnt)}),
 		apikey.WithQuotaThresholds(0.5, 1))...)(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	s, _ := must2(m.Issue(ctx, apikey.IssueRequest{Owner: "acme", Quota: apikey.Quota{Limit: 4, Period: time.Hour}}))
-	codes := []int{}
-	for range 5 {
-		r := httptest.NewRequest("GET", "/", nil)
-		r.Header.Set("Authorization", "Bearer "+s.Reveal())
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, r)
-		codes = append(codes, w.Code)
-	}
-	assert.Equal(t, []int{200, 200, 200, 200, 429}, codes)
+	assert.Equal(t, []int{200, 200, 200, 200, 429}, statuses(h, s, 5))
 	var rm metricdata.ResourceMetrics
 	require.NoError(t, reader.Collect(ctx, &rm))
 	assert.Equal(t, int64(2), value(rm, apikeyotel.MetricThresholds, apikeyotel.KeyPolicy.String("quota")), "50% and 100%")
@@ -361,28 +347,14 @@ func TestMetricsCredits(t *testing.T) {
 	m, err := apikey.NewManager(memstore.New(), apikey.WithPrefix("acme_test"), apikey.WithPepper("v1", testPepper))
 	require.NoError(t, err)
 	defer m.Close()
-	p := apikeyotel.NewProducer()
-	reader := sdkmetric.NewManualReader(sdkmetric.WithProducer(p))
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	defer mp.Shutdown(ctx)
-	a, err := apikeyotel.New(m, apikeyotel.WithMeterProvider(mp), apikeyotel.WithProducer(p))
-	require.NoError(t, err)
-	defer a.Close()
+	a, reader := producerAdapter(t, m)
 	l, err := memlimit.NewLedger()
 	require.NoError(t, err)
 	defer l.Close()
 	h := m.Middleware(append(a.MiddlewareOptions(), apikey.WithLimits(apikey.Limits{Ledger: a.Ledger(l)}),
 		apikey.WithQuotaThresholds(0.5, 1))...)(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	s, _ := must2(m.Issue(ctx, apikey.IssueRequest{Owner: "acme", Credits: apikey.Credits{Grant: 2, Period: apikey.NoRefill}}))
-	codes := []int{}
-	for range 3 {
-		r := httptest.NewRequest("GET", "/", nil)
-		r.Header.Set("Authorization", "Bearer "+s.Reveal())
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, r)
-		codes = append(codes, w.Code)
-	}
-	assert.Equal(t, []int{200, 200, 429}, codes)
+	assert.Equal(t, []int{200, 200, 429}, statuses(h, s, 3))
 	var rm metricdata.ResourceMetrics
 	require.NoError(t, reader.Collect(ctx, &rm))
 	assert.Equal(t, int64(2), value(rm, apikeyotel.MetricCredits, apikeyotel.KeyDecision.String("allowed")))
@@ -391,4 +363,18 @@ func TestMetricsCredits(t *testing.T) {
 		apikeyotel.KeyOutcome.String("limited"), apikeyotel.KeyReason.String("credits")))
 	assert.Equal(t, int64(2), value(rm, apikeyotel.MetricThresholds, apikeyotel.KeyPolicy.String("credits")), "50% and 100%")
 	assert.Equal(t, int64(0), value(rm, apikeyotel.MetricThresholds, apikeyotel.KeyPolicy.String("other")))
+}
+
+// statuses sends n requests with key s through h and returns their
+// statuses.
+func statuses(h http.Handler, s apikey.Secret, n int) []int {
+	codes := make([]int, n)
+	for i := range codes {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.Header.Set("Authorization", "Bearer "+s.Reveal())
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		codes[i] = w.Code
+	}
+	return codes
 }

@@ -22,6 +22,13 @@ func producerFixture(t *testing.T) (*apikeyotel.Adapter, *sdkmetric.ManualReader
 	m, err := apikey.NewManager(memstore.New(), apikey.WithPrefix("acme_test"), apikey.WithPepper("v1", testPepper))
 	require.NoError(t, err)
 	t.Cleanup(func() { m.Close() })
+	return producerAdapter(t, m)
+}
+
+// producerAdapter returns an Adapter for m with a Producer, and the
+// reader that collects both.
+func producerAdapter(t *testing.T, m *apikey.Manager) (*apikeyotel.Adapter, *sdkmetric.ManualReader) {
+	t.Helper()
 	p := apikeyotel.NewProducer()
 	reader := sdkmetric.NewManualReader(sdkmetric.WithProducer(p))
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
