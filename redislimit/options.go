@@ -134,10 +134,10 @@ func WithSyncInterval(d time.Duration) LeaseOption {
 //
 // Against a small limit the advances weigh more: with the default, two
 // instances taking turns on a key limited to 5 a minute allowed 6
-// requests before the first refusal, where the Limiter allows 5, and the
-// instance whose advance overdrew the bucket then answered Retry-After 24
-// s instead of 12 s until it recovered. For such limits, use the Limiter,
-// or a LeaseLimiter with WithAdvance(0).
+// requests before the first refusal, where the Limiter allows 5; the
+// bucket being overdrawn, the second refusal then said Retry-After 24 s
+// where the Limiter says 12 s. For such limits, use the Limiter, or a
+// LeaseLimiter with WithAdvance(0).
 func WithAdvance(n int) LeaseOption {
 	return leaseOption(func(c *leaseConfig) error {
 		if n < 0 {
