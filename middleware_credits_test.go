@@ -5,20 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/apikeykit/apikey"
 	"github.com/apikeykit/apikey/memlimit"
-	"github.com/apikeykit/apikey/redislimit"
-	"github.com/apikeykit/apikey/sqlstore/sqlopen"
 )
 
 // failingLedger is a real Ledger that fails every call while err is set,
@@ -454,96 +449,6 @@ func TestCostRefusedByCredits(t *testing.T) {
 		assert.Equal(t, apikey.ReasonCredits, events.last(t).Reason)
 	}
 	assert.Equal(t, int64(2), balance(t, m.Ledger(), apikey.CreditsKey(k), c), "the refused requests' unit came back")
-}
-
-// creditLedgers returns the Ledgers the middleware's credits are tested
-// on: the Manager's own (nil), memlimit's, SQLite's (sqlstore), and a
-// real Redis when APIKEY_TEST_REDIS is set.
-func creditLedgers() map[string]func(t *testing.T) apikey.Ledger {
-	return map[string]func(t *testing.T) apikey.Ledger{
-		"manager": func(*testing.T) apikey.Ledger { return nil },
-		"memlimit": func(t *testing.T) apikey.Ledger {
-			l := must(memlimit.NewLedger())
-			t.Cleanup(func() { l.Close() })
-			return l
-		},
-		"sqlite": func(t *testing.T) apikey.Ledger {
-			st, err := sqlopen.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "credits.db"))
-			require.NoError(t, err)
-			t.Cleanup(func() { st.Close() })
-			require.NoError(t, st.Migrate(context.Background()))
-			return st.Ledger()
-		},
-		"redis": func(t *testing.T) apikey.Ledger {
-			url := os.Getenv("APIKEY_TEST_REDIS")
-			if url == "" {
-				t.Skip("APIKEY_TEST_REDIS is not set: no Redis to test against (run: source .ci/services.sh; start_redis)")
-			}
-			opt, err := redis.ParseURL(url)
-			require.NoError(t, err)
-			opt.ContextTimeoutEnabled = true
-			client := redis.NewClient(opt)
-			t.Cleanup(func() { client.Close() })
-			return must(redislimit.NewLedger(client))
-		},
-	}
-}
-
-// TestCreditsConcurrentOneBalance: 64 goroutines spend one key's balance
-// through the middleware at once, on every Ledger; exactly the balance is
-// let through, since the 403s behind the middleware cost nothing.
-func TestCreditsConcurrentOneBalance(t *testing.T) {
-	for name, newLedger := range creditLedgers() {
-		t.Run(name, func(t *testing.T) {
-			m, _, _ := usageManager(t, utc(2026, 3, 1, 12))
-			ledger := newLedger(t)
-			ok := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
-			mux := http.NewServeMux()
-			mux.Handle("/admin", apikey.RequireScopes("admin")(ok))
-			mux.Handle("/", ok)
-			h := m.Middleware(apikey.WithLimits(apikey.Limits{Ledger: ledger}))(mux)
-			if ledger == nil {
-				ledger = m.Ledger()
-			}
-			c := apikey.Credits{Grant: 100, Period: apikey.NoRefill}
-			tok, k := issue(t, m, apikey.IssueRequest{Credits: c})
-			var mu sync.Mutex
-			codes := map[int]int{}
-			var wg sync.WaitGroup
-			for g := range 64 {
-				wg.Go(func() {
-					for i := range 4 {
-						r := newRequest(withKey(tok))
-						if (g+i)%4 == 0 {
-							r.URL.Path = "/admin"
-						}
-						code := serve(h, r).Code
-						mu.Lock()
-						codes[code]++
-						mu.Unlock()
-					}
-				})
-			}
-			wg.Wait()
-			// A request for /admin is refused by the balance once it is
-			// empty, and by RequireScopes before, which refunds it. A
-			// request may find the balance empty while a refund is on
-			// its way, so the balance can end above 0; it never lets
-			// more through than it holds.
-			left := balance(t, ledger, apikey.CreditsKey(k), c)
-			assert.LessOrEqual(t, codes[200], 100, "%v", codes)
-			assert.Equal(t, int64(100), int64(codes[200])+left, "what was let through and what is left make the balance: %v", codes)
-			assert.Equal(t, 256, codes[200]+codes[403]+codes[429], "%v", codes)
-			assert.Positive(t, codes[403])
-			// What is left is spent, one request at a time: exactly the
-			// balance is let through in all.
-			for range left + 1 {
-				codes[serve(h, newRequest(withKey(tok))).Code]++
-			}
-			assert.Equal(t, 100, codes[200], "exactly the balance is let through: %v", codes)
-			assert.Equal(t, int64(0), balance(t, ledger, apikey.CreditsKey(k), c))
-		})
-	}
 }
 
 // TestMiddlewareMonthDayQuota: the Manager's own counter honours

@@ -18,6 +18,11 @@
 // moves between calls, never during one, and it is safe for concurrent
 // use.
 //
+// One subtest puts the Ledger behind the middleware (Limits.Ledger) of a
+// Manager on memstore, and sends one key's requests from 64 goroutines at
+// once: exactly its balance is let through, with the requests that
+// apikey.RequireScopes refuses behind the middleware refunded.
+//
 // Each subtest calls newLedger once, with a clock of its own. The suite
 // works whether newLedger returns a fresh Ledger or one over a shared
 // backend (a database that outlives the test): every subtest uses its own
@@ -64,6 +69,7 @@ func Run(t *testing.T, newLedger func(now func() time.Time) apikey.Ledger) {
 		{"ConcurrentSpends", testConcurrentSpends},
 		{"ConcurrentTopUps", testConcurrentTopUps},
 		{"RandomAgainstModel", testRandomAgainstModel},
+		{"MiddlewareOneBalance", testMiddlewareOneBalance},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
