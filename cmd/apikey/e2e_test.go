@@ -448,6 +448,14 @@ func scaleOutSetup(t *testing.T, prefix string) (cli, quickstart string, env []s
 		t.Skip("set APIKEY_TEST_POSTGRES and APIKEY_TEST_REDIS_E2E (.ci/run does) to run two quickstarts on one PostgreSQL and one Redis")
 	}
 	cli, quickstart = buildBinaries(t)
+	return cli, quickstart, postgresEnv(t, cli, pg, prefix), rd
+}
+
+// postgresEnv returns an environment whose database is a fresh schema
+// (named after prefix, dropped when t ends) on the PostgreSQL at pg,
+// migrated with cli.
+func postgresEnv(t *testing.T, cli, pg, prefix string) []string {
+	t.Helper()
 	db, err := sql.Open("pgx", pg)
 	require.NoError(t, err)
 	t.Cleanup(func() { db.Close() })
@@ -459,10 +467,10 @@ func scaleOutSetup(t *testing.T, prefix string) (cli, quickstart string, env []s
 	if strings.Contains(pg, "?") {
 		sep = "&"
 	}
-	env = testEnv(pg + sep + "search_path=" + schema)
+	env := testEnv(pg + sep + "search_path=" + schema)
 	r := runCLI(t, cli, env, "", "migrate")
 	require.Equal(t, exitOK, r.code, r.stderr)
-	return cli, quickstart, env, rd
+	return env
 }
 
 // TestQuickstartScalesOut runs two quickstarts on one PostgreSQL and one

@@ -45,20 +45,15 @@ const maxImportFile = 256 << 20
 func runImport(ctx context.Context, e *env, args []string) error {
 	fs, db, asJSON := flagSet(e, "import", "FILE.csv|FILE.jsonl|-")
 	format := fs.String("format", "", "csv or jsonl (default: from the file's extension; required for -)")
-	cost := apikey.LegacyCost{}
-	fs.IntVar(&cost.MaxBcryptCost, "max-bcrypt-cost", apikey.DefaultMaxBcryptCost, "refuse bcrypt hashes of a higher cost (each check costs 2^cost rounds)")
-	var mem, passes uint
-	fs.UintVar(&mem, "max-argon2-memory", apikey.DefaultMaxArgon2Memory, "refuse argon2id hashes that need more memory, in KiB")
-	fs.UintVar(&passes, "max-argon2-time", apikey.DefaultMaxArgon2Time, "refuse argon2id hashes with more passes")
-	hmacEnv := fs.String("hmac-secret-env", "", "the environment variable holding the old system's HMAC secret; required for hmac-sha256 hashes, which verify only where services have it (LegacyConfig.HMACSecret)")
+	lf := addLegacyFlags(fs, importLegacyUsage)
 	pos, err := parse(fs, args, 1)
 	if err != nil {
 		return err
 	}
-	if mem == 0 || mem > 1<<32-1 || passes == 0 || passes > 1<<32-1 || cost.MaxBcryptCost < 4 || cost.MaxBcryptCost > 31 {
-		return fmt.Errorf("--max-bcrypt-cost must be from 4 to 31, --max-argon2-memory and --max-argon2-time positive")
+	cost, err := lf.cost()
+	if err != nil {
+		return err
 	}
-	cost.MaxArgon2Memory, cost.MaxArgon2Time = uint32(mem), uint32(passes)
 
 	path := pos[0]
 	if *format == "" {
@@ -111,7 +106,7 @@ func runImport(ctx context.Context, e *env, args []string) error {
 			return fmt.Errorf("%s: line %d: %w; nothing imported", path, lines[i], err)
 		}
 		if strings.HasPrefix(recs[i].Hash, apikey.LegacyHMACSHA256+":") {
-			if err := checkHMACSecret(*hmacEnv); err != nil {
+			if err := checkHMACSecret(lf); err != nil {
 				return fmt.Errorf("%s: line %d: %w; nothing imported", path, lines[i], err)
 			}
 		}
@@ -165,14 +160,12 @@ func runImport(ctx context.Context, e *env, args []string) error {
 // old system's secret at hand: the import itself does not need it (the
 // hash is stored as a digest under the pepper), but without it in every
 // service no such key ever verifies.
-func checkHMACSecret(name string) error {
-	if name == "" {
+func checkHMACSecret(lf *legacyFlags) error {
+	if lf.hmacSecretEnv == "" {
 		return errors.New("an hmac-sha256 hash verifies only with the old system's secret: give --hmac-secret-env VAR, and the same secret to the services (LegacyConfig.HMACSecret)")
 	}
-	if v, ok := os.LookupEnv(name); !ok || v == "" {
-		return fmt.Errorf("--hmac-secret-env %s: the variable is not set", name)
-	}
-	return nil
+	_, err := lf.hmacSecret()
+	return err
 }
 
 // readImportCSV reads a header naming importColumns (any order, any

@@ -99,12 +99,19 @@ const (
 // and says so if the command computes digests (digests); the others read
 // and write records only, and the pepper makes no difference to them.
 func openManager(ctx context.Context, e *env, dsnFlag string, digests bool, extra ...apikey.Option) (*apikey.Manager, func(), error) {
+	m, _, done, err := openManagerStore(ctx, e, dsnFlag, digests, extra...)
+	return m, done, err
+}
+
+// openManagerStore is openManager, for a command that also reads the
+// Store itself.
+func openManagerStore(ctx context.Context, e *env, dsnFlag string, digests bool, extra ...apikey.Option) (*apikey.Manager, *sqlstore.Store, func(), error) {
 	dsn, err := envconfig.DSN(dsnFlag)
 	if err != nil {
-		return nil, nil, explain(err)
+		return nil, nil, nil, explain(err)
 	}
 	if err := sqliteExists(dsn); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	opts, err := envconfig.Peppers()
 	if errors.Is(err, envconfig.ErrNoPepper) {
@@ -116,11 +123,11 @@ func openManager(ctx context.Context, e *env, dsnFlag string, digests bool, extr
 		opts, err = []apikey.Option{envconfig.DevPepper()}, nil
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	st, err := sqlopen.Open(ctx, dsn)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	// The command is a short-lived process: it needs no cache, and must
 	// not report a key as valid from a stale one.
@@ -131,9 +138,9 @@ func openManager(ctx context.Context, e *env, dsnFlag string, digests bool, extr
 	m, err := apikey.NewManager(st, append(opts, extra...)...)
 	if err != nil {
 		st.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return m, func() { m.Close(); st.Close() }, nil
+	return m, st, func() { m.Close(); st.Close() }, nil
 }
 
 // sqliteExists fails if dsn names a SQLite file that does not exist, as
@@ -443,7 +450,10 @@ func runRotate(ctx context.Context, e *env, args []string) error {
 }
 
 func runVerify(ctx context.Context, e *env, args []string) error {
-	fs, db, asJSON := flagSet(e, "verify", "< KEYFILE")
+	fs, db, asJSON := flagSet(e, "verify", "[--legacy [flags]] < KEYFILE")
+	legacy := fs.Bool("legacy", false, "also look for the key among those imported with apikey import, as services with apikey.WithLegacy do (default: keys of this library's format only)")
+	lf := addLegacyFlags(fs, verifyLegacyUsage)
+	lf.addIDFlags()
 	pos, err := parse(fs, args, -1)
 	if err != nil {
 		return err
@@ -457,6 +467,17 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintln(e.stderr, msg)
 		return errUsage
 	}
+	var cfg apikey.LegacyConfig
+	var extra []apikey.Option
+	switch name := lf.given(legacyOnly...); {
+	case *legacy:
+		if cfg, err = lf.config(); err != nil {
+			return err
+		}
+		extra = append(extra, apikey.WithLegacy(cfg))
+	case name != "":
+		return fmt.Errorf("--%s is for keys imported from another system: give --legacy too", name)
+	}
 	line, err := bufio.NewReader(e.stdin).ReadString('\n')
 	line = strings.TrimSpace(line)
 	if line == "" {
@@ -465,7 +486,7 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 		}
 		return fmt.Errorf("no key on standard input: pipe it in, e.g. apikey verify < keyfile")
 	}
-	m, done, err := openManager(ctx, e, *db, withDigests)
+	m, st, done, err := openManagerStore(ctx, e, *db, withDigests, extra...)
 	if err != nil {
 		return err
 	}
@@ -476,13 +497,21 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 	}
 	res := verifyResult{Valid: err == nil}
 	t, perr := apikey.Parse(line)
-	if perr == nil {
+	switch {
+	case perr == nil:
 		res.ID = t.ID // public; the key itself is never printed
+	case k != nil:
+		res.ID = k.ID // an imported key's record: never a part of the key, which has no kid
 	}
 	if err != nil {
 		res.Reason, res.Error = invalidReason(err), err.Error()
-		if res.Reason == "invalid" && perr == nil {
+		switch {
+		case perr == nil && res.Reason == "invalid":
 			res.Hint = whyInvalid(ctx, m, t)
+		case perr != nil && *legacy && !errors.Is(err, apikey.ErrChecksum):
+			res.ID, res.Hint = whyLegacyInvalid(ctx, m, st, cfg, line, err)
+		case errors.Is(perr, apikey.ErrMalformedKey) && !*legacy && len(line) <= apikey.MaxTokenLen:
+			res.Hint = legacyHint
 		}
 		if *asJSON {
 			if err := writeJSON(e.stdout, res); err != nil {
@@ -501,7 +530,11 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 		res.Record = &v
 		return writeJSON(e.stdout, res)
 	}
-	fmt.Fprintf(e.stdout, "valid: %s (owner %s, scopes %s)\n", k.ID, k.Owner, strings.Join(k.Scopes, ","))
+	imported := ""
+	if k.DigestVersion == apikey.LegacyDigestVersion {
+		imported = "; imported from another system"
+	}
+	fmt.Fprintf(e.stdout, "valid: %s (owner %s, scopes %s%s)\n", k.ID, k.Owner, strings.Join(k.Scopes, ","), imported)
 	return nil
 }
 
@@ -509,10 +542,10 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 // invalid one.
 type verifyResult struct {
 	Valid  bool            `json:"valid"`
-	ID     string          `json:"id,omitempty"`     // the kid, if the key parses
+	ID     string          `json:"id,omitempty"`     // the kid, if the key parses; for an imported key, its record's ID, if known (see whyLegacyInvalid)
 	Reason string          `json:"reason,omitempty"` // why it is invalid: see invalidReason
 	Error  string          `json:"error,omitempty"`
-	Hint   string          `json:"hint,omitempty"` // for the operator: see whyInvalid
+	Hint   string          `json:"hint,omitempty"` // for the operator: see whyInvalid, whyLegacyInvalid, legacyHint
 	Record *apikey.KeyView `json:"record,omitempty"`
 }
 

@@ -10,7 +10,7 @@
 //	apikey update ID|KEY --scopes orders:read --expires 90d
 //	apikey suspend ID|KEY
 //	apikey resume ID|KEY
-//	apikey verify < keyfile
+//	apikey verify [--legacy] < keyfile
 //	apikey usage --owner team-42 --by month [--from 2026-01-01] [--to 2026-12-01]
 //	apikey credits --key ID [--top-up 5000] | --owner team-42 --policy 100000/month@15 [--top-up N] [--redis URL]
 //	apikey scan PATH... | -
@@ -88,7 +88,7 @@ var commands = []command{
 	{"update", "ID|KEY [flags]", "change a key's name, scopes, lifetime, limits, addresses or metadata", runUpdate},
 	{"suspend", "ID|KEY", "stop a key at once, until resume", runSuspend},
 	{"resume", "ID|KEY", "let a suspended key work again", runResume},
-	{"verify", "< KEYFILE", "check a key read from standard input (exit 0 if valid, 1 if not)", runVerify},
+	{"verify", "[--legacy] < KEYFILE", "check a key read from standard input (exit 0 if valid, 1 if not); --legacy: imported keys too", runVerify},
 	{"usage", "--owner O | --key ID", "show requests and units per hour, day or month", runUsage},
 	{"credits", "--key ID | --owner O", "show a credit balance (an owner's needs --policy); --top-up N adds to it", runCredits},
 	{"scan", "PATH... | -", "find keys in files or standard input (exit 1 if any are found)", runScan},
