@@ -118,9 +118,13 @@ type UsageRecorder interface {
 	// and must accept keys it does not hold: usage outlives keys.
 	RecordUsage(ctx context.Context, rows []UsageRow) error
 
-	// Usage returns the buckets q selects, summed per q.Granularity (per
-	// key when q.KeyID is set, per owner otherwise, with KeyID ""), in
-	// ascending order of Start. q has been through UsageQuery.Normalize.
+	// Usage returns the buckets q selects, summed per q.Granularity: per
+	// key when q.ByKey() (q.KeyID or q.PerKey set), per owner otherwise,
+	// with KeyID "". Rows come in ascending order of Start, and of KeyID
+	// (bytewise) within a Start; a row per key has the owner its buckets
+	// were counted for (q.Owner, when set). q has been through
+	// UsageQuery.Normalize. A PerKey query is one read, whatever the
+	// number of keys.
 	Usage(ctx context.Context, q UsageQuery) ([]UsageRow, error)
 }
 

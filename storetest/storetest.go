@@ -29,7 +29,7 @@ import (
 // Run runs the conformance suite against the stores newStore returns.
 // Optional interfaces (apikey.Rotator, apikey.Revoker,
 // apikey.ReasonRevoker, apikey.LastUsedRecorder, apikey.EventClaimer,
-// apikey.Watcher) are tested when the store
+// apikey.UsageRecorder, apikey.Watcher) are tested when the store
 // implements them.
 func Run(t *testing.T, newStore func() apikey.Store) {
 	t.Helper()
@@ -56,6 +56,7 @@ func Run(t *testing.T, newStore func() apikey.Store) {
 		{"ReasonRevoker", testReasonRevoker},
 		{"RevokeWithReason", testRevokeWithReason},
 		{"EventClaimer", testEventClaimer},
+		{"UsageRecorder", testUsageRecorder},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newStore()) })
