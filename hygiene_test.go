@@ -2,6 +2,7 @@ package apikey_test
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/apikeykit/apikey"
 	"github.com/apikeykit/apikey/memstore"
+	"github.com/apikeykit/apikey/storetest"
 )
 
 const day = 24 * time.Hour
@@ -262,4 +264,96 @@ func TestSweepOptions(t *testing.T) {
 		assert.ErrorIs(t, err, apikey.ErrInvalidRequest)
 		assert.True(t, strings.HasPrefix(err.Error(), "apikey:"), err.Error())
 	}
+}
+
+// TestConformanceBareStore: the storetest suite passes on a Store with
+// none of the optional interfaces; among it, the sweeps send every event
+// once while the Manager prunes the claims it holds in memory.
+func TestConformanceBareStore(t *testing.T) {
+	storetest.Run(t, func() apikey.Store { return plainStore{memstore.New()} })
+}
+
+// TestSweepsPruneInMemory: a Manager whose Store cannot hold claims keeps
+// them in memory and prunes them there as ClaimObsolete says, once
+// EventClaimRetention has passed: a revoked key's and a past expiry's go,
+// an unused key's stays, and no event is sent twice.
+func TestSweepsPruneInMemory(t *testing.T) {
+	ctx := context.Background()
+	clock := newFakeClock()
+	var log keyEventLog
+	m, err := apikey.NewManager(plainStore{memstore.New()}, apikey.WithPrefix("acme_test"), apikey.WithPepper("v1", testPepper),
+		apikey.WithClock(clock.Now), apikey.WithKeyEvents(log.add),
+		apikey.WithExpiringSweep(14*day), apikey.WithUnusedSweep(60*day))
+	require.NoError(t, err)
+	defer m.Close()
+	_, expiring, err := m.Issue(ctx, apikey.IssueRequest{Owner: "o", ExpiresAt: clock.Now().Add(10 * day)})
+	require.NoError(t, err)
+	_, idle, err := m.Issue(ctx, apikey.IssueRequest{Owner: "o"})
+	require.NoError(t, err)
+	_, revoked, err := m.Issue(ctx, apikey.IssueRequest{Owner: "o"})
+	require.NoError(t, err)
+
+	require.NoError(t, m.Sweep(ctx))
+	assert.Equal(t, 1, apikey.MemoryClaims(m), "the expiring key's")
+	clock.Advance(61 * day)
+	require.NoError(t, m.Sweep(ctx))
+	assert.Equal(t, 2, apikey.MemoryClaims(m), "both unused keys'; the expiry passed over the retention ago")
+	require.NoError(t, m.Revoke(ctx, revoked.ID))
+	clock.Advance(apikey.EventClaimRetention)
+	require.NoError(t, m.Sweep(ctx))
+	assert.Equal(t, 2, apikey.MemoryClaims(m), "the revocation is not older than the retention yet")
+	clock.Advance(day)
+	require.NoError(t, m.Sweep(ctx))
+	assert.Equal(t, 1, apikey.MemoryClaims(m), "the unused key's claim stays")
+	for range 3 {
+		clock.Advance(100 * day)
+		require.NoError(t, m.Sweep(ctx))
+	}
+	assert.Equal(t, []string{expiring.ID}, log.of(apikey.KeyExpiring))
+	assert.ElementsMatch(t, []string{idle.ID, revoked.ID}, log.of(apikey.KeyUnused), "once each")
+}
+
+// TestClaimObsolete: the rule every EventPruner follows.
+func TestClaimObsolete(t *testing.T) {
+	before := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	old := before.Add(-time.Microsecond)
+	us := func(t time.Time) string { return strconv.FormatInt(t.UnixMicro(), 10) }
+	live := &apikey.Key{ID: "AAAAAAAAAAAA"}
+	revoked := &apikey.Key{ID: "BBBBBBBBBBBB", RevokedAt: before.Add(-time.Hour)}
+	revokedLater := &apikey.Key{ID: "CCCCCCCCCCCC", RevokedAt: before}
+	expired := &apikey.Key{ID: "DDDDDDDDDDDD", ExpiresAt: before.AddDate(-1, 0, 0)}
+	suspended := &apikey.Key{ID: "EEEEEEEEEEEE", SuspendedAt: before.AddDate(-1, 0, 0)}
+	for _, tt := range []struct {
+		name  string
+		k     *apikey.Key
+		event string
+		at    time.Time
+		want  bool
+	}{
+		{"no key", nil, "unused:1", old, true},
+		{"no key, claimed at before", nil, "unused:1", before, false},
+		{"revoked before before", revoked, "unused:1", old, true},
+		{"revoked at before", revokedLater, "unused:1", old, false},
+		{"revoked, claimed at before", revoked, "unused:1", before, false},
+		{"live and unused", live, "unused:" + us(before.AddDate(-2, 0, 0)), old, false},
+		{"live, auto-revocation claimed", live, "revoke-unused:1", old, false},
+		{"expired and unused: Update can extend it", expired, "unused:1", old, false},
+		{"suspended", suspended, "unused:1", old, false},
+		{"an expiry before before", live, "expiring:" + us(before.Add(-time.Microsecond)), old, true},
+		{"an expiry at before", live, "expiring:" + us(before), old, false},
+		{"an expiry after before", live, "expiring:" + us(before.Add(time.Hour)), old, false},
+		{"an expiry claimed at before", live, "expiring:" + us(before.Add(-time.Hour)), before, false},
+		{"fewer digits", live, "expiring:9", old, true},
+		{"leading zeros, fewer digits", live, "expiring:000", old, true},
+		{"more digits", live, "expiring:" + us(before) + "0", old, false},
+		{"no digits", live, "expiring:", old, false},
+		{"a sign", live, "expiring:-1", old, false},
+		{"not digits", live, "expiring:1x", old, false},
+		{"other digits", live, "expiring:١", old, false},
+		{"another event", live, "expired:1", old, false},
+	} {
+		assert.Equal(t, tt.want, apikey.ClaimObsolete(tt.k, tt.event, tt.at, before), tt.name)
+	}
+	assert.False(t, apikey.ClaimObsolete(live, "expiring:1", time.Unix(-10, 0), time.Unix(-1, 0)),
+		"before 1970, no expiry in digits is before before")
 }

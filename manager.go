@@ -117,7 +117,7 @@ func NewManager(store Store, opts ...Option) (*Manager, error) {
 		}()
 	}
 	if s.sweep.on() {
-		m.sweeper = &sweeper{cfg: s.sweep, claimed: make(map[[2]string]bool)}
+		m.sweeper = &sweeper{cfg: s.sweep, claimed: make(map[[2]string]time.Time)}
 		m.done.Add(1)
 		go func() {
 			defer m.done.Done()

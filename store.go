@@ -118,9 +118,13 @@ type UsageRecorder interface {
 	// and must accept keys it does not hold: usage outlives keys.
 	RecordUsage(ctx context.Context, rows []UsageRow) error
 
-	// Usage returns the buckets q selects, summed per q.Granularity (per
-	// key when q.KeyID is set, per owner otherwise, with KeyID ""), in
-	// ascending order of Start. q has been through UsageQuery.Normalize.
+	// Usage returns the buckets q selects, summed per q.Granularity: per
+	// key when q.ByKey() (q.KeyID or q.PerKey set), per owner otherwise,
+	// with KeyID "". Rows come in ascending order of Start, and of KeyID
+	// (bytewise) within a Start; a row per key has the owner its buckets
+	// were counted for (q.Owner, when set). q has been through
+	// UsageQuery.Normalize. A PerKey query is one read, whatever the
+	// number of keys.
 	Usage(ctx context.Context, q UsageQuery) ([]UsageRow, error)
 }
 
@@ -142,11 +146,30 @@ type Watcher interface {
 // about a key was sent, so that of many Managers sweeping the same keys
 // (see WithExpiringSweep) exactly one sends each event. Without it, each
 // Manager remembers what it sent in memory, and several Managers may each
-// send the same event once.
+// send the same event once (and prunes those claims itself). A Store that
+// also implements EventPruner has the claims that can no longer matter
+// deleted by the sweeps; one that does not keeps every claim.
 type EventClaimer interface {
 	// ClaimEvent records event (such as "expiring:<expiry>") for key id,
 	// at time at, and reports whether this call recorded it: true for the
 	// first claim of that event for that key, by any process, and false
 	// for every claim after. It does not check that the key exists.
 	ClaimEvent(ctx context.Context, id, event string, at time.Time) (bool, error)
+}
+
+// EventPruner is implemented by EventClaimers that can delete the claims
+// that can no longer matter, so that claims do not pile up, one per key
+// and event, for as long as the Store. Manager.Sweep calls it for the
+// range of key IDs of each page of keys it sweeps, so that a pass over
+// the keys looks at every claim once; without it, claims are kept.
+type EventPruner interface {
+	// PruneEvents deletes the claims of the key IDs after from and up to
+	// to, bytewise (every ID after from when to is ""), that
+	// ClaimObsolete says can no longer matter at before, judged by the
+	// key the Store holds with the claim's ID (nil if none), and returns
+	// how many it deleted. It must never delete a claim ClaimObsolete
+	// keeps: a sweep would then send its event again. A zero before, or a
+	// to before from, is an error wrapping ErrInvalidRequest, and deletes
+	// nothing.
+	PruneEvents(ctx context.Context, from, to string, before time.Time) (int, error)
 }

@@ -93,7 +93,7 @@ type sweeper struct {
 
 	mu      sync.Mutex // one run at a time
 	cursor  string
-	claimed map[[2]string]bool // for Stores without EventClaimer
+	claimed map[[2]string]time.Time // for Stores without EventClaimer: when each was claimed
 }
 
 // runSweeps runs Sweep every interval until ctx ends.
@@ -117,9 +117,18 @@ func (m *Manager) runSweeps(ctx context.Context) {
 // starting where the previous run stopped. The Manager calls it every
 // sweep interval; call it yourself to run one now (from a cron job, say).
 // Events are claimed in the Store (EventClaimer) before they are sent,
-// so that across all Managers on one Store each is sent once. It returns
-// the first error; keys before it were handled. Without any of those
-// options it does nothing.
+// so that across all Managers on one Store each is sent once.
+//
+// Each page of keys it looks at also prunes the claims of that page's
+// range of key IDs that can no longer matter (ClaimObsolete, with
+// EventClaimRetention): through the Store's EventPruner, in the same
+// pass over the keys, so that every claim is looked at once per pass and
+// each call deletes in proportion to the keys it looked at. A Store that
+// claims events without EventPruner keeps its claims; a Store without
+// EventClaimer has them pruned in this Manager's memory.
+//
+// It returns the first error; keys before it were handled. Without any
+// of those options it does nothing.
 func (m *Manager) Sweep(ctx context.Context) error {
 	sw := m.sweeper
 	if sw == nil || !sw.cfg.on() {
@@ -128,7 +137,8 @@ func (m *Manager) Sweep(ctx context.Context) error {
 	sw.mu.Lock()
 	defer sw.mu.Unlock()
 	for seen := 0; seen < sw.cfg.batch; {
-		keys, next, err := m.List(ctx, ListOptions{Cursor: sw.cursor, Limit: min(sw.cfg.batch-seen, MaxListLimit)})
+		from := sw.cursor
+		keys, next, err := m.List(ctx, ListOptions{Cursor: from, Limit: min(sw.cfg.batch-seen, MaxListLimit)})
 		if err != nil && len(keys) == 0 {
 			return fmt.Errorf("apikey: sweep: %w", err)
 		}
@@ -139,6 +149,10 @@ func (m *Manager) Sweep(ctx context.Context) error {
 		}
 		seen += len(keys)
 		sw.cursor = next
+		// After the page's own claims: those are new, and kept.
+		if err := m.pruneClaims(ctx, from, next, keys, err == nil); err != nil {
+			return fmt.Errorf("apikey: sweep: %w", err)
+		}
 		if next == "" {
 			return nil // the end: the next run starts again at the beginning
 		}
@@ -157,20 +171,20 @@ func (m *Manager) sweepKey(ctx context.Context, k *Key) error {
 	idle := now.Sub(lastActive)
 	since := strconv.FormatInt(lastActive.UnixMicro(), 10)
 	if cfg.revokeAfter > 0 && idle >= cfg.revokeAfter {
-		ok, err := m.claim(ctx, k.ID, "revoke-unused:"+since, now)
+		ok, err := m.claim(ctx, k.ID, revokeUnusedEvent+since, now)
 		if err != nil || !ok {
 			return err
 		}
 		return m.RevokeWithReason(ctx, k.ID, "unused for "+cfg.revokeAfter.String())
 	}
 	if cfg.unused > 0 && idle >= cfg.unused {
-		if err := m.claimAndReport(ctx, k, KeyUnused, "unused:"+since, now); err != nil {
+		if err := m.claimAndReport(ctx, k, KeyUnused, unusedEvent+since, now); err != nil {
 			return err
 		}
 	}
 	if cfg.expiring > 0 && !k.ExpiresAt.IsZero() && k.ExpiresAt.Sub(now) <= cfg.expiring {
 		until := strconv.FormatInt(k.ExpiresAt.UnixMicro(), 10)
-		if err := m.claimAndReport(ctx, k, KeyExpiring, "expiring:"+until, now); err != nil {
+		if err := m.claimAndReport(ctx, k, KeyExpiring, expiringEvent+until, now); err != nil {
 			return err
 		}
 	}
@@ -185,22 +199,6 @@ func (m *Manager) claimAndReport(ctx context.Context, k *Key, typ KeyEventType, 
 	}
 	m.emit(typ, k, now)
 	return nil
-}
-
-// claim claims event for key id in the Store, or, if it cannot hold
-// claims, in this Manager's memory.
-func (m *Manager) claim(ctx context.Context, id, event string, now time.Time) (bool, error) {
-	if c, ok := m.store.(EventClaimer); ok {
-		ok, err := c.ClaimEvent(ctx, id, event, storedTime(now))
-		return ok, storeError("claim event", err)
-	}
-	sw := m.sweeper
-	key := [2]string{id, event}
-	if sw.claimed[key] {
-		return false, nil
-	}
-	sw.claimed[key] = true
-	return true, nil
 }
 
 // emit reports a KeyEvent about k, if anyone listens.

@@ -11,8 +11,10 @@ import (
 // by the middleware in hourly buckets, summed per hour, per day or per
 // calendar month in UTC, as q says. With q.KeyID set, the rows are that
 // key's (and q.Owner, if set, must be its owner); with only q.Owner set,
-// each row sums every key of the owner, with KeyID "". Rows come in
-// ascending order of Start, one per bucket that counted anything.
+// each row sums every key of the owner, with KeyID "", or, with q.PerKey,
+// is one key's, so that one call answers for all of an owner's keys.
+// Rows come in ascending order of Start (and of KeyID within a Start),
+// one per bucket (and key) that counted anything.
 //
 // It reads what has been flushed to the Store and adds what this Manager
 // still holds in memory, so that it is exact for one process; the buckets
@@ -61,10 +63,17 @@ type UsageRow struct {
 
 // UsageQuery selects usage for Manager.Usage and UsageRecorder.Usage.
 type UsageQuery struct {
-	// Owner selects the owner's keys, summed per bucket when KeyID is "".
+	// Owner selects the owner's keys, summed per bucket when KeyID is ""
+	// and PerKey is false.
 	Owner string
 	// KeyID selects one key. At least one of Owner and KeyID is required.
 	KeyID string
+	// PerKey, with Owner set and KeyID "", returns one row per key and
+	// bucket, each with its KeyID, instead of the owner's sums: the rows
+	// that a query per key with that Owner would return, in one query,
+	// however many keys the owner has. Keys with nothing counted have no
+	// rows. PerKey with a KeyID, or without an Owner, is an error.
+	PerKey bool
 	// From and To bound the hours counted, [From, To): an hour counts if
 	// it starts at or after From and before To. A bucket whose hours are
 	// only partly inside holds only those; its Start is still the
@@ -113,8 +122,9 @@ func (g Granularity) Truncate(t time.Time) time.Time {
 // Errors of usage.
 var (
 	// ErrInvalidUsageQuery is wrapped by the error of a UsageQuery that
-	// makes no sense: no Owner and no KeyID, an unknown Granularity, From
-	// after To. It also matches ErrInvalidRequest.
+	// makes no sense: no Owner and no KeyID, PerKey with a KeyID or
+	// without an Owner, an unknown Granularity, From after To. It also
+	// matches ErrInvalidRequest.
 	ErrInvalidUsageQuery = errors.New("apikey: invalid usage query")
 	// ErrUsageUnsupported is returned by Manager.Usage when the Store does
 	// not implement UsageRecorder, and by SetCost on a request the
@@ -136,7 +146,12 @@ func usageQueryError(format string, args ...any) error {
 // normalize checks q and returns it with its times in UTC, truncated to
 // the hour, and its Granularity set. A Store's Usage can rely on it.
 func (q UsageQuery) normalize() (UsageQuery, error) {
-	if q.Owner == "" && q.KeyID == "" {
+	switch {
+	case q.PerKey && q.KeyID != "":
+		return q, usageQueryError("PerKey with a KeyID: want PerKey with an Owner alone, or the KeyID alone")
+	case q.PerKey && q.Owner == "":
+		return q, usageQueryError("PerKey wants an Owner")
+	case q.Owner == "" && q.KeyID == "":
 		return q, usageQueryError("want an Owner or a KeyID")
 	}
 	if q.KeyID != "" {
@@ -170,6 +185,10 @@ func (q UsageQuery) normalize() (UsageQuery, error) {
 // the hour and Granularity set. Stores need not call it; it is for stores
 // used without a Manager, and for their tests.
 func (q UsageQuery) Normalize() (UsageQuery, error) { return q.normalize() }
+
+// ByKey reports whether q's rows are each one key's (KeyID or PerKey
+// set), rather than sums of an owner's keys with KeyID "".
+func (q UsageQuery) ByKey() bool { return q.KeyID != "" || q.PerKey }
 
 // Includes reports whether hour (the start of an hourly bucket) is within
 // q's From and To and belongs to q's Owner and KeyID (key, owner being the

@@ -1,9 +1,11 @@
 package apikey
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -361,7 +363,7 @@ func (u *usageMeter) read(ctx context.Context, q UsageQuery) ([]UsageRow, error)
 				continue
 			}
 			b := bucket{start: q.Granularity.Truncate(hour).Unix()}
-			if q.KeyID != "" {
+			if q.ByKey() {
 				b.key = id
 			}
 			j, ok := index[b]
@@ -369,7 +371,7 @@ func (u *usageMeter) read(ctx context.Context, q UsageQuery) ([]UsageRow, error)
 				j = len(rows)
 				index[b] = j
 				owner := c.Owner
-				if q.KeyID == "" {
+				if !q.ByKey() {
 					owner = q.Owner
 				}
 				rows = append(rows, UsageRow{KeyID: b.key, Owner: owner, Start: time.Unix(b.start, 0).UTC()})
@@ -381,7 +383,9 @@ func (u *usageMeter) read(ctx context.Context, q UsageQuery) ([]UsageRow, error)
 		sh.mu.Unlock()
 	}
 	if added {
-		slices.SortStableFunc(rows, func(a, b UsageRow) int { return a.Start.Compare(b.Start) })
+		slices.SortStableFunc(rows, func(a, b UsageRow) int {
+			return cmp.Or(a.Start.Compare(b.Start), strings.Compare(a.KeyID, b.KeyID))
+		})
 	}
 	return rows, nil
 }

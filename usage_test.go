@@ -1,9 +1,12 @@
 package apikey_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net/http"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,8 +61,8 @@ func utc(y int, mo time.Month, d, h int) time.Time { return time.Date(y, mo, d, 
 func TestUsageRollups(t *testing.T) {
 	m, store, clock := usageManager(t, utc(2028, time.February, 28, 23).Add(time.Minute))
 	tokA, a := issue(t, m, apikey.IssueRequest{})
-	tokB, _ := issue(t, m, apikey.IssueRequest{})
-	tokC, _ := issue(t, m, apikey.IssueRequest{Owner: "other"})
+	tokB, b := issue(t, m, apikey.IssueRequest{})
+	tokC, c := issue(t, m, apikey.IssueRequest{Owner: "other"})
 	h := m.Middleware(apikey.WithLimits(apikey.Limits{Cost: func(r *http.Request) int64 {
 		if r.URL.Query().Has("bulk") {
 			return 10
@@ -118,6 +121,23 @@ func TestUsageRollups(t *testing.T) {
 		assert.Equal(t, []apikey.UsageRow{{Owner: "other", Start: utc(2028, 2, 28, 23), Requests: 1, Units: 1}},
 			usage(t, m, apikey.UsageQuery{Owner: "other"}))
 		assert.Empty(t, usage(t, m, apikey.UsageQuery{KeyID: a.ID, Owner: "other"}), "the key is not other's")
+
+		// PerKey: the owner's keys, each apart, ordered by Start and
+		// then KeyID.
+		perKey := apikey.UsageQuery{Owner: "team-42", PerKey: true, Granularity: apikey.Month}
+		assert.Equal(t, byStartAndKey(
+			apikey.UsageRow{KeyID: a.ID, Owner: "team-42", Start: utc(2028, 2, 1, 0), Requests: 4, Units: 13},
+			apikey.UsageRow{KeyID: b.ID, Owner: "team-42", Start: utc(2028, 2, 1, 0), Requests: 1, Units: 1},
+			apikey.UsageRow{KeyID: b.ID, Owner: "team-42", Start: utc(2028, 3, 1, 0), Requests: 2, Units: 2},
+		), usage(t, m, perKey), "monthly, per key")
+		perKey.Granularity, perKey.To = apikey.Hour, utc(2028, 2, 29, 0)
+		assert.Equal(t, byStartAndKey(
+			apikey.UsageRow{KeyID: a.ID, Owner: "team-42", Start: utc(2028, 2, 28, 23), Requests: 2, Units: 11},
+			apikey.UsageRow{KeyID: b.ID, Owner: "team-42", Start: utc(2028, 2, 28, 23), Requests: 1, Units: 1},
+		), usage(t, m, perKey), "hourly, per key, before the leap day")
+		assert.Equal(t, []apikey.UsageRow{{KeyID: c.ID, Owner: "other", Start: utc(2028, 2, 28, 23), Requests: 1, Units: 1}},
+			usage(t, m, apikey.UsageQuery{Owner: "other", PerKey: true}))
+		assert.Empty(t, usage(t, m, apikey.UsageQuery{Owner: "nobody", PerKey: true}))
 	}
 	t.Run("in memory", check)
 	before, err := store.Usage(context.Background(), apikey.UsageQuery{Owner: "team-42"})
@@ -128,6 +148,15 @@ func TestUsageRollups(t *testing.T) {
 	after, err := store.Usage(context.Background(), apikey.UsageQuery{Owner: "team-42", Granularity: apikey.Month})
 	require.NoError(t, err)
 	assert.Len(t, after, 2, "Close flushed everything to the store")
+}
+
+// byStartAndKey returns rows in the order Usage returns them: by Start,
+// then by KeyID.
+func byStartAndKey(rows ...apikey.UsageRow) []apikey.UsageRow {
+	slices.SortFunc(rows, func(a, b apikey.UsageRow) int {
+		return cmp.Or(a.Start.Compare(b.Start), strings.Compare(a.KeyID, b.KeyID))
+	})
+	return rows
 }
 
 // TestUsageBadQueries: every bad query is refused with a clear error that
@@ -145,6 +174,9 @@ func TestUsageBadQueries(t *testing.T) {
 		{"From after To", apikey.UsageQuery{Owner: "o", From: now, To: now.Add(-time.Second)}, "is after To"},
 		{"bad key ID", apikey.UsageQuery{KeyID: "short"}, "not a key ID"},
 		{"bad owner", apikey.UsageQuery{Owner: "a\u202eb"}, "not a valid owner"},
+		{"PerKey with a key", apikey.UsageQuery{Owner: "o", KeyID: "AAAAAAAAAAAA", PerKey: true}, "PerKey with a KeyID"},
+		{"PerKey with only a key", apikey.UsageQuery{KeyID: "AAAAAAAAAAAA", PerKey: true}, "PerKey with a KeyID"},
+		{"PerKey without an owner", apikey.UsageQuery{PerKey: true}, "PerKey wants an Owner"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			rows, err := m.Usage(context.Background(), tt.q)

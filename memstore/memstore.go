@@ -12,10 +12,10 @@ import (
 )
 
 // Store is an in-memory apikey.Store. It also implements apikey.Rotator,
-// apikey.LastUsedRecorder, apikey.LegacyStore, apikey.EventClaimer,
-// apikey.UsageRecorder (usage is kept for as long as the Store, one entry
-// per key and hour) and apikey.Watcher, so several Managers sharing
-// one Store see each other's revocations at once. The zero value is not
+// apikey.LastUsedRecorder, apikey.LegacyStore, apikey.EventClaimer and
+// apikey.EventPruner (claims.go), apikey.UsageRecorder (usage is kept for
+// as long as the Store, one entry per key and hour) and apikey.Watcher, so
+// several Managers sharing one Store see each other's revocations at once. The zero value is not
 // usable; call New. A Store is safe for concurrent use.
 type Store struct {
 	mu      sync.RWMutex
@@ -23,7 +23,7 @@ type Store struct {
 	legacy  map[string]apikey.LegacyRecord // by Lookup
 	all     *idList                        // every ID
 	byOwner map[string]*idList             // IDs of each owner
-	claims  map[[2]string]time.Time
+	claims  map[[2]string]time.Time        // key ID and event: when claimed
 
 	usageMu sync.Mutex
 	usage   map[usageBucket]usageCell
@@ -222,21 +222,6 @@ func (s *Store) RecordLastUsed(ctx context.Context, used map[string]time.Time) e
 	return nil
 }
 
-// ClaimEvent implements apikey.EventClaimer.
-func (s *Store) ClaimEvent(ctx context.Context, id, event string, at time.Time) (bool, error) {
-	if err := ctx.Err(); err != nil {
-		return false, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	key := [2]string{id, event}
-	if _, ok := s.claims[key]; ok {
-		return false, nil
-	}
-	s.claims[key] = at
-	return true, nil
-}
-
 // Watch implements apikey.Watcher. changed is called synchronously by the
 // goroutine that made the change, after the change is visible, so it must
 // be quick and must not call back into the Store.
@@ -276,4 +261,5 @@ var (
 	_ apikey.Watcher          = (*Store)(nil)
 	_ apikey.LegacyStore      = (*Store)(nil)
 	_ apikey.EventClaimer     = (*Store)(nil)
+	_ apikey.EventPruner      = (*Store)(nil)
 )

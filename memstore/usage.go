@@ -1,9 +1,11 @@
 package memstore
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/apikeykit/apikey"
@@ -45,7 +47,7 @@ func (s *Store) RecordUsage(ctx context.Context, rows []apikey.UsageRow) error {
 	return nil
 }
 
-// Usage implements apikey.UsageRecorder.
+// Usage implements apikey.UsageRecorder, looking at every bucket held.
 func (s *Store) Usage(ctx context.Context, q apikey.UsageQuery) ([]apikey.UsageRow, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -67,13 +69,13 @@ func (s *Store) Usage(ctx context.Context, q apikey.UsageQuery) ([]apikey.UsageR
 			continue
 		}
 		g := group{start: q.Granularity.Truncate(hour).Unix()}
-		if q.KeyID != "" {
+		if q.ByKey() {
 			g.id = b.id
 		}
 		r := sums[g]
 		if r == nil {
 			r = &apikey.UsageRow{KeyID: g.id, Owner: q.Owner, Start: time.Unix(g.start, 0).UTC()}
-			if q.KeyID != "" {
+			if q.ByKey() {
 				r.Owner = c.owner
 			}
 			sums[g] = r
@@ -83,7 +85,9 @@ func (s *Store) Usage(ctx context.Context, q apikey.UsageQuery) ([]apikey.UsageR
 		r.Units += c.units
 	}
 	s.usageMu.Unlock()
-	slices.SortFunc(rows, func(a, b *apikey.UsageRow) int { return a.Start.Compare(b.Start) })
+	slices.SortFunc(rows, func(a, b *apikey.UsageRow) int {
+		return cmp.Or(a.Start.Compare(b.Start), strings.Compare(a.KeyID, b.KeyID))
+	})
 	out := make([]apikey.UsageRow, len(rows))
 	for i, r := range rows {
 		out[i] = *r

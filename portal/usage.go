@@ -78,42 +78,28 @@ func parseMonth(s string) (time.Time, error) {
 }
 
 // monthUsage reads, with Manager.Usage, the owner's total in the month
-// that starts at month and the usage of each of keys in it: one query for
-// the total and one per key that can have been used in the month; a key
-// revoked or expired before the month began, or created after it ended,
-// is not asked about. It returns apikey.ErrUsageUnsupported when the
-// Store records no usage.
+// that starts at month and the usage of each of keys in it, in one query
+// (UsageQuery.PerKey) however many keys the owner has. The total sums
+// every row, so it includes the owner's keys that are not in keys (those
+// beyond the page); a key with no row was not used in the month. It
+// returns apikey.ErrUsageUnsupported when the Store records no usage.
 func (h *handler) monthUsage(ctx context.Context, owner string, keys []*apikey.Key, month time.Time) (usageCount, map[string]usageCount, error) {
-	end := month.AddDate(0, 1, 0)
-	q := apikey.UsageQuery{Owner: owner, From: month, To: end, Granularity: apikey.Month}
-	total, err := h.sumUsage(ctx, q)
+	rows, err := h.m.Usage(ctx, apikey.UsageQuery{Owner: owner, PerKey: true,
+		From: month, To: month.AddDate(0, 1, 0), Granularity: apikey.Month})
 	if err != nil {
 		return usageCount{}, nil, err
 	}
+	var total usageCount
 	per := make(map[string]usageCount, len(keys))
-	for _, k := range keys {
-		if !k.CreatedAt.Before(end) || !k.RevokedAt.IsZero() && k.RevokedAt.Before(month) ||
-			!k.ExpiresAt.IsZero() && k.ExpiresAt.Before(month) {
-			continue
-		}
-		q.KeyID = k.ID
-		c, err := h.sumUsage(ctx, q)
-		if err != nil {
-			return usageCount{}, nil, err
-		}
-		per[k.ID] = c
+	for _, r := range rows {
+		total.Requests += r.Requests
+		total.Units += r.Units
+		c := per[r.KeyID]
+		c.Requests += r.Requests
+		c.Units += r.Units
+		per[r.KeyID] = c
 	}
 	return total, per, nil
-}
-
-func (h *handler) sumUsage(ctx context.Context, q apikey.UsageQuery) (usageCount, error) {
-	rows, err := h.m.Usage(ctx, q)
-	var c usageCount
-	for _, row := range rows {
-		c.Requests += row.Requests
-		c.Units += row.Units
-	}
-	return c, err
 }
 
 // pageUsage is the page's usage summary for the current month.

@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -186,4 +188,72 @@ func TestUsageOnPage(t *testing.T) {
 	assert.Contains(t, page, `<dd class="key-usage">0 requests · 0 units</dd>`)
 	assert.Equal(t, 2, strings.Count(page, `class="key-usage"`))
 	assert.NotContains(t, page, a.Token)
+}
+
+// countingStore is memstore, counting the calls to its Usage.
+type countingStore struct {
+	*memstore.Store
+	usageCalls atomic.Int64
+}
+
+func (s *countingStore) Usage(ctx context.Context, q apikey.UsageQuery) ([]apikey.UsageRow, error) {
+	s.usageCalls.Add(1)
+	return s.Store.Usage(ctx, q)
+}
+
+// TestUsageOneQuery: the JSON API and the page read an owner's usage
+// with one Usage call to the Store, whatever the number of keys (250
+// here, more than the page shows), and still give each key its own
+// figures and the owner's total.
+func TestUsageOneQuery(t *testing.T) {
+	store := &countingStore{Store: memstore.New()}
+	now := time.Date(2030, 6, 1, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	m, err := apikey.NewManager(store, apikey.WithPrefix("acme_live"),
+		apikey.WithPepper("1", bytes.Repeat([]byte{7}, 32)), apikey.WithClock(clock))
+	require.NoError(t, err)
+	defer m.Close()
+	h, err := portal.New(m, func(r *http.Request) (string, error) { return r.Header.Get(ownerHeader), nil },
+		portal.WithClock(clock))
+	require.NoError(t, err)
+	api := m.Middleware()(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	const keys = 250
+	want := map[string]int64{}
+	var total int64
+	for i := range keys {
+		s, k, err := m.Issue(context.Background(), apikey.IssueRequest{Owner: "alice"})
+		require.NoError(t, err)
+		for range i % 4 {
+			r := httptest.NewRequest("GET", "/", nil)
+			r.Header.Set("Authorization", "Bearer "+s.Reveal())
+			w := httptest.NewRecorder()
+			api.ServeHTTP(w, r)
+			require.Equal(t, http.StatusOK, w.Code)
+		}
+		want[k.ID] = int64(i % 4)
+		total += int64(i % 4)
+	}
+	_, _, err = m.Issue(context.Background(), apikey.IssueRequest{Owner: "bob"})
+	require.NoError(t, err)
+	// Nothing is flushed yet (every 10 s): the one query reads the Store
+	// and adds what the Manager holds in memory.
+
+	store.usageCalls.Store(0)
+	w := serve(h, newRequest("GET", "/api/usage", "alice", ""))
+	require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+	assert.Equal(t, int64(1), store.usageCalls.Load(), "GET api/usage: one Usage call for %d keys", keys)
+	var u usageBody
+	require.NoError(t, json.Unmarshal(w.Body.Bytes(), &u))
+	assert.Equal(t, total, u.Requests)
+	assert.Equal(t, total, u.Units)
+	require.Len(t, u.Keys, keys)
+	for _, k := range u.Keys {
+		assert.Equal(t, want[k.KeyID], k.Requests, "key %s", k.KeyID)
+	}
+
+	store.usageCalls.Store(0)
+	w = serve(h, newRequest("GET", "/", "alice", ""))
+	require.Equal(t, http.StatusOK, w.Code)
+	assert.Equal(t, int64(1), store.usageCalls.Load(), "the page: one Usage call for %d keys", keys)
+	assert.Contains(t, w.Body.String(), "all keys: <strong>"+strconv.FormatInt(total, 10)+"</strong> requests")
 }

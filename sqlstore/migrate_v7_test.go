@@ -19,6 +19,7 @@ import (
 // which names the columns on SQLite and MySQL.
 func undoVersion7(t *testing.T, db *sql.DB, d sqlstore.Dialect) {
 	t.Helper()
+	undoVersion8(t, db, d)
 	qs := []string{`DROP TABLE apikey_credits`}
 	if d == sqlstore.SQLite || d == sqlstore.MySQL {
 		qs = append(qs, `DROP TRIGGER apikey_keys_changed_update`)

@@ -13,6 +13,7 @@ const columns = `id, prefix, owner, name, scopes, digest, digest_version,
 type queries struct {
 	get, exists, insert, update       string
 	revoke, claimEvent                string
+	pruneEvents, pruneEventsAll       string // claims.go
 	list, listOwner                   string
 	lastUsed                          string
 	quotaAdd, quotaGet, quotaCleanup  string
@@ -53,6 +54,7 @@ func buildQueries(d Dialect, p string) queries {
 		insertVersion: `INSERT INTO ` + p + `schema_version (version) VALUES ($1)`,
 		schemaVersion: `SELECT COALESCE(MAX(version), 0) FROM ` + p + `schema_version`,
 	}
+	q.pruneEvents, q.pruneEventsAll = pruneEventsSQL(p, true), pruneEventsSQL(p, false)
 	// quotaAdd's INSERT … SELECT … WHERE refuses a first add larger than
 	// the limit; its DO UPDATE … WHERE refuses one that would pass it. A
 	// refused add returns no row and writes nothing. Parameters: $1 the
@@ -74,7 +76,7 @@ func buildQueries(d Dialect, p string) queries {
 		q.createVersionTable = `CREATE TABLE IF NOT EXISTS ` + p + `schema_version (
 			version    INTEGER NOT NULL PRIMARY KEY,
 			applied_at TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))`
-		for _, s := range []*string{&q.get, &q.exists, &q.insert, &q.update, &q.revoke, &q.claimEvent, &q.list, &q.listOwner,
+		for _, s := range []*string{&q.get, &q.exists, &q.insert, &q.update, &q.revoke, &q.claimEvent, &q.pruneEvents, &q.pruneEventsAll, &q.list, &q.listOwner,
 			&q.quotaAdd, &q.quotaGet, &q.quotaCleanup, &q.changesSince, &q.tableExists,
 			&q.schemaVersion, &q.insertVersion} {
 			*s = sqlitePlaceholders(*s)

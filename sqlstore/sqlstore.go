@@ -106,8 +106,8 @@ var (
 
 // Store is an apikey.Store in a SQL database. It also implements
 // apikey.Rotator, apikey.Revoker, apikey.ReasonRevoker,
-// apikey.LastUsedRecorder, apikey.LegacyStore, apikey.EventClaimer and
-// apikey.Watcher. A Store is
+// apikey.LastUsedRecorder, apikey.LegacyStore, apikey.EventClaimer,
+// apikey.EventPruner (claims.go) and apikey.Watcher. A Store is
 // safe for concurrent use; it holds no connection of its own apart from
 // the one Watch uses while it runs on PostgreSQL.
 type Store struct {
@@ -454,33 +454,6 @@ func (s *Store) RevokeWithReason(ctx context.Context, id string, at time.Time, r
 	return nil
 }
 
-// ClaimEvent implements apikey.EventClaimer with one INSERT that does
-// nothing if the claim is there, so that of many processes exactly one
-// claims each event.
-func (s *Store) ClaimEvent(ctx context.Context, id, event string, at time.Time) (bool, error) {
-	if err := s.check(ctx); err != nil {
-		return false, err
-	}
-	if !validText(id) || !validText(event) {
-		return false, fmt.Errorf("%w: sqlstore: claim: key ID and event must be UTF-8 without NUL bytes", apikey.ErrInvalidRequest)
-	}
-	if s.dialect == MySQL && (len(id) > mysqlMaxBytes || len(event) > mysqlMaxBytes) {
-		return false, fmt.Errorf("%w: sqlstore: claim: key ID and event are at most %d bytes on MySQL", apikey.ErrInvalidRequest, mysqlMaxBytes)
-	}
-	if s.dialect == MySQL && !at.IsZero() && (at.Before(mysqlMinTime) || !at.Before(mysqlMaxTime)) {
-		return false, fmt.Errorf("%w: sqlstore: claim: time %v outside the years 1000 to 9999 that MySQL can store", apikey.ErrInvalidRequest, at)
-	}
-	res, err := s.db.ExecContext(ctx, s.q.claimEvent, id, event, s.timeArg(at))
-	if err != nil {
-		return false, fmt.Errorf("sqlstore: claim event %q of key %s: %w", event, id, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, fmt.Errorf("sqlstore: claim event %q of key %s: %w", event, id, err)
-	}
-	return n == 1, nil
-}
-
 // RecordLastUsed implements apikey.LastUsedRecorder with one UPDATE
 // statement per batch. It only moves LastUsedAt forward, ignores unknown
 // IDs, leaves Revision alone and, on PostgreSQL, sends no notification.
@@ -694,6 +667,7 @@ var (
 	_ apikey.Revoker          = (*Store)(nil)
 	_ apikey.ReasonRevoker    = (*Store)(nil)
 	_ apikey.EventClaimer     = (*Store)(nil)
+	_ apikey.EventPruner      = (*Store)(nil)
 	_ apikey.LastUsedRecorder = (*Store)(nil)
 	_ apikey.Watcher          = (*Store)(nil)
 )

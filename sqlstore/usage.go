@@ -101,7 +101,8 @@ func (s *Store) usageUpsert() string {
 }
 
 // Usage implements apikey.UsageRecorder: one query, summed in the
-// database.
+// database, through the usage table's primary key for one key and its
+// (owner, hour_start) index for an owner, per key with q.PerKey.
 func (s *Store) Usage(ctx context.Context, q apikey.UsageQuery) ([]apikey.UsageRow, error) {
 	q, err := q.Normalize()
 	if err != nil {
@@ -151,6 +152,13 @@ func (s *Store) Usage(ctx context.Context, q apikey.UsageQuery) ([]apikey.UsageR
 			FROM ` + t + ` WHERE key_id = $1 AND hour_start >= $2 AND hour_start < $3
 			GROUP BY key_id, b ORDER BY b`
 		args = []any{q.KeyID, from, to}
+	case q.PerKey:
+		// Key IDs compare bytewise on every dialect (COLLATE "C",
+		// VARBINARY, SQLite's BINARY), as apikey.UsageRecorder orders them.
+		query = `SELECT key_id, owner, ` + bucket + ` AS b, CAST(SUM(requests) AS bigint), CAST(SUM(units) AS bigint)
+			FROM ` + t + ` WHERE owner = $1 AND hour_start >= $2 AND hour_start < $3
+			GROUP BY key_id, owner, b ORDER BY b, key_id`
+		args = []any{q.Owner, from, to}
 	default:
 		query = `SELECT '', owner, ` + bucket + ` AS b, CAST(SUM(requests) AS bigint), CAST(SUM(units) AS bigint)
 			FROM ` + t + ` WHERE owner = $1 AND hour_start >= $2 AND hour_start < $3

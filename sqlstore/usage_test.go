@@ -46,7 +46,8 @@ func TestUsageMatchesMemstore(t *testing.T) {
 	var queries []apikey.UsageQuery
 	for _, g := range []apikey.Granularity{apikey.Hour, apikey.Day, apikey.Month} {
 		for _, sel := range []apikey.UsageQuery{{KeyID: a}, {KeyID: b}, {Owner: "team-42"}, {Owner: "other"},
-			{KeyID: a, Owner: "team-42"}, {KeyID: a, Owner: "other"}, {Owner: "nobody"}} {
+			{KeyID: a, Owner: "team-42"}, {KeyID: a, Owner: "other"}, {Owner: "nobody"},
+			{Owner: "team-42", PerKey: true}, {Owner: "other", PerKey: true}, {Owner: "nobody", PerKey: true}} {
 			for _, span := range [][2]time.Time{{}, {hourUTC(2028, 2, 29, 0), hourUTC(2028, 3, 1, 0)},
 				{hourUTC(2028, 2, 29, 23), time.Time{}}, {time.Time{}, hourUTC(2028, 2, 29, 23)}} {
 				q := sel

@@ -29,8 +29,9 @@ import (
 // Run runs the conformance suite against the stores newStore returns.
 // Optional interfaces (apikey.Rotator, apikey.Revoker,
 // apikey.ReasonRevoker, apikey.LastUsedRecorder, apikey.EventClaimer,
-// apikey.Watcher) are tested when the store
-// implements them.
+// apikey.EventPruner, apikey.UsageRecorder, apikey.Watcher) are tested
+// when the store implements them; the sweeps' claims and their pruning
+// are tested through a Manager on every store.
 func Run(t *testing.T, newStore func() apikey.Store) {
 	t.Helper()
 	tests := []struct {
@@ -56,6 +57,9 @@ func Run(t *testing.T, newStore func() apikey.Store) {
 		{"ReasonRevoker", testReasonRevoker},
 		{"RevokeWithReason", testRevokeWithReason},
 		{"EventClaimer", testEventClaimer},
+		{"EventPruner", testEventPruner},
+		{"SweepsPrune", testSweepsPrune},
+		{"UsageRecorder", testUsageRecorder},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newStore()) })

@@ -11,7 +11,7 @@
 //	apikey suspend ID|KEY
 //	apikey resume ID|KEY
 //	apikey verify [--legacy] < keyfile
-//	apikey usage --owner team-42 --by month [--from 2026-01-01] [--to 2026-12-01]
+//	apikey usage --owner team-42 [--per-key] --by month [--from 2026-01-01] [--to 2026-12-01]
 //	apikey credits --key ID [--top-up 5000] | --owner team-42 --policy 100000/month@15 [--top-up N] [--redis URL]
 //	apikey scan PATH... | -
 //	apikey import keys.csv
@@ -89,7 +89,7 @@ var commands = []command{
 	{"suspend", "ID|KEY", "stop a key at once, until resume", runSuspend},
 	{"resume", "ID|KEY", "let a suspended key work again", runResume},
 	{"verify", "[--legacy] < KEYFILE", "check a key read from standard input (exit 0 if valid, 1 if not); --legacy: imported keys too", runVerify},
-	{"usage", "--owner O | --key ID", "show requests and units per hour, day or month", runUsage},
+	{"usage", "--owner O [--per-key] | --key ID", "show requests and units per hour, day or month", runUsage},
 	{"credits", "--key ID | --owner O", "show a credit balance (an owner's needs --policy); --top-up N adds to it", runCredits},
 	{"scan", "PATH... | -", "find keys in files or standard input (exit 1 if any are found)", runScan},
 	{"migrate", "", "create or upgrade the database schema", runMigrate},

@@ -11,10 +11,12 @@ import (
 )
 
 // runUsage prints what keys were used, from what the services' Managers
-// flushed to the database.
+// flushed to the database: a key's, or an owner's summed or (--per-key)
+// key by key, in one query.
 func runUsage(ctx context.Context, e *env, args []string) error {
-	fs, db, asJSON := flagSet(e, "usage", "--owner O | --key ID [--by hour|day|month] [--from T] [--to T]")
+	fs, db, asJSON := flagSet(e, "usage", "--owner O [--per-key] | --key ID [--by hour|day|month] [--from T] [--to T]")
 	owner := fs.String("owner", "", "sum this owner's keys")
+	perKey := fs.Bool("per-key", false, "with --owner: a row per key and bucket, not the keys summed")
 	key := fs.String("key", "", "one key, by ID (or the whole key)")
 	by := fs.String("by", "day", "bucket size: hour, day or month (UTC)")
 	from := fs.String("from", "", "first hour counted: YYYY-MM-DD or RFC 3339 (default the 1st of this month, UTC)")
@@ -29,12 +31,15 @@ func runUsage(ctx context.Context, e *env, args []string) error {
 	if *owner == "" && *key == "" {
 		return bad("give --owner or --key")
 	}
+	if *perKey && (*owner == "" || *key != "") {
+		return bad("--per-key goes with --owner, without --key")
+	}
 	g, err := apikey.ParseGranularity(*by)
 	if err != nil {
 		return bad("--by %q: want hour, day or month", *by)
 	}
 	now := time.Now().UTC()
-	q := apikey.UsageQuery{Owner: *owner, Granularity: g, From: apikey.Month.Truncate(now)}
+	q := apikey.UsageQuery{Owner: *owner, PerKey: *perKey, Granularity: g, From: apikey.Month.Truncate(now)}
 	if *key != "" {
 		q.KeyID = *key
 		if t, err := apikey.Parse(*key); err == nil {

@@ -17,7 +17,8 @@ import (
 
 // TestUsageCommand meters requests through a service's Manager on SQLite,
 // closes it (which flushes), and reads the usage back with apikey usage,
-// as a table and as JSON, per key and per owner; bad flags are refused.
+// as a table and as JSON, per key, per owner and per key of an owner
+// (--per-key); bad flags are refused.
 func TestUsageCommand(t *testing.T) {
 	cli, _ := buildBinaries(t)
 	db := "sqlite:" + filepath.Join(t.TempDir(), "keys.db")
@@ -58,6 +59,26 @@ func TestUsageCommand(t *testing.T) {
 	assert.Equal(t, int64(7), rows[0].Requests)
 	assert.Equal(t, int64(14), rows[0].Units)
 
+	// --per-key: the owner's keys apart, in one query.
+	r = runCLI(t, cli, env, "", "usage", "--owner", "team-42", "--per-key", "--by", "month", "--json")
+	require.Equal(t, exitOK, r.code, r.stderr)
+	rows = nil
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &rows))
+	require.Len(t, rows, 2)
+	got := map[string][2]int64{}
+	for _, row := range rows {
+		assert.Equal(t, "team-42", row.Owner)
+		assert.Equal(t, apikey.Month.Truncate(time.Now()), row.Start)
+		got[row.KeyID] = [2]int64{row.Requests, row.Units}
+	}
+	assert.Equal(t, map[string][2]int64{ids[0]: {3, 6}, ids[1]: {4, 8}}, got)
+	r = runCLI(t, cli, env, "", "usage", "--owner", "team-42", "--per-key", "--by", "month")
+	require.Equal(t, exitOK, r.code, r.stderr)
+	for _, id := range ids {
+		assert.Contains(t, r.stdout, id, "a row per key")
+	}
+	assert.Regexp(t, `total\s+7\s+14\n$`, r.stdout)
+
 	r = runCLI(t, cli, env, "", "usage", "--key", ids[1], "--by", "hour")
 	require.Equal(t, exitOK, r.code, r.stderr)
 	assert.Contains(t, r.stdout, ids[1])
@@ -79,6 +100,9 @@ func TestUsageCommand(t *testing.T) {
 		{"usage", "--owner", "o", "--from", "yesterday"},
 		{"usage", "--owner", "o", "--from", "2026-02-01", "--to", "2026-01-01"},
 		{"usage", "--key", "not-a-key-id"},
+		{"usage", "--per-key"},
+		{"usage", "--key", "AAAAAAAAAAAA", "--per-key"},
+		{"usage", "--owner", "o", "--key", "AAAAAAAAAAAA", "--per-key"},
 	} {
 		r := runCLI(t, cli, env, "", args...)
 		assert.Equal(t, exitError, r.code, "%v: %s", args, r.stdout)
