@@ -41,8 +41,9 @@
 // ErrorHandler (or AnnotateRefusal) three or four, which the SDK copies
 // and allocates for. A span that is not recording costs a type assertion. New also observes Manager.CacheStats (hits,
 // misses, evictions, entries, store errors, change notifications) when
-// the reader collects. Wrap the Limits' Limiter and Counter with
-// Adapter.Limiter and Adapter.Counter to count their decisions.
+// the reader collects. Wrap the Limits' Limiter, Counter and Ledger with
+// Adapter.Limiter, Adapter.Counter and Adapter.Ledger to count their
+// decisions.
 //
 // For gRPC, pass apikeygrpc.WithOnEvent(metrics.OnEvent)
 // and apikeygrpc.WithOnRefusal(apikeyotel.AnnotateRefusal) to NewInterceptor,
