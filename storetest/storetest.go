@@ -739,11 +739,18 @@ func testManagerRevokeIsFinal(t *testing.T, s apikey.Store) {
 	for id := range rotated {
 		replacements[id] = true
 	}
+	// Without a Rotator, a rotation that loses the race to the revocation
+	// has written its replacement already, and revokes it (see
+	// Manager.Rotate): a dead record, never usable, which names the key
+	// it was to replace. With a Rotator the rotation is one write, and
+	// there is no such record.
+	_, hasRotator := s.(apikey.Rotator)
 	revoked := 0
 	for _, id := range listIDs(t, s, owner, 1000) {
 		k := mustGet(t, s, id)
 		switch {
 		case replacements[id] && k.RevokedAt.IsZero():
+		case !hasRotator && !replacements[id] && !k.RevokedAt.IsZero() && k.RotatedFrom != "":
 		case !k.RevokedAt.IsZero() && !replacements[id]:
 			revoked++
 		default:
