@@ -16,6 +16,7 @@ import (
 // the trigger, and on PostgreSQL its function.
 func undoVersion8(t *testing.T, db *sql.DB, d sqlstore.Dialect) {
 	t.Helper()
+	undoVersion9(t, db, d)
 	qs := []string{`DROP TRIGGER apikey_keys_delete_claims`}
 	if d == sqlstore.Postgres {
 		qs = []string{`DROP TRIGGER apikey_keys_delete_claims ON apikey_keys`, `DROP FUNCTION apikey_delete_claims()`}

@@ -31,6 +31,11 @@ func (c jsonCol) Scan(v any) error {
 	default:
 		return fmt.Errorf("%w: cannot scan %T as JSON", errBadColumn, v)
 	}
+	return c.decode(s)
+}
+
+// decode decodes s into the column's target.
+func (c jsonCol) decode(s string) error {
 	switch dst := c.dst.(type) {
 	case *[]string:
 		if out, ok := fastStrings(s); ok {

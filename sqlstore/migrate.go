@@ -56,7 +56,7 @@ func migrations(d Dialect) ([]migration, error) {
 
 // SchemaVersion is the schema version this code needs, the same for
 // every dialect.
-const SchemaVersion = 8
+const SchemaVersion = 9
 
 // Migrate brings the database's schema up to SchemaVersion, applying the
 // missing migrations in one transaction. It is safe to call from several

@@ -20,6 +20,11 @@ type queries struct {
 	changesMax, changesSince          string
 	tableExists, schemaVersion        string
 	createVersionTable, insertVersion string
+
+	// record is set when get, list and listOwner read the keys table's
+	// record column, one JSON array, and last_used_at instead of all its
+	// columns (SQLite; recordRow decodes the record).
+	record bool
 }
 
 func buildQueries(d Dialect, p string) queries {
@@ -62,6 +67,10 @@ func buildQueries(d Dialect, p string) queries {
 	// add, $5 the limit.
 	switch d {
 	case SQLite:
+		q.record = true
+		q.get = `SELECT record, last_used_at FROM ` + t + ` WHERE id = $1`
+		q.list = `SELECT record, last_used_at FROM ` + t + ` WHERE id > $1 ORDER BY id LIMIT $2`
+		q.listOwner = `SELECT record, last_used_at FROM ` + t + ` WHERE owner = $1 AND id > $2 ORDER BY id LIMIT $3`
 		q.quotaAdd = `INSERT INTO ` + p + `quota_usage AS u (counter_key, window_start, window_end, used)
 			SELECT $1, $2, $3, $4 WHERE $4 <= $5
 			ON CONFLICT (counter_key, window_start) DO UPDATE SET used = u.used + excluded.used

@@ -251,7 +251,7 @@ func (s *Store) Get(ctx context.Context, id string) (*apikey.Key, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: get key %s: %w", id, err)
 	}
-	k, err := scanKey(stmt.QueryRowContext(ctx, id))
+	k, err := s.scanKey(stmt.QueryRowContext(ctx, id))
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return nil, apikey.ErrNotFound
@@ -384,7 +384,7 @@ func (s *Store) List(ctx context.Context, opts apikey.ListOptions) ([]*apikey.Ke
 			morePages = true
 			break
 		}
-		k, err := scanKey(rows)
+		k, err := s.scanKey(rows)
 		switch {
 		case errors.Is(err, apikey.ErrCorruptRecord):
 			corrupt = append(corrupt, k.ID)
@@ -608,7 +608,7 @@ func (c timeCol) Scan(v any) error {
 	case nil:
 		*c.t = time.Time{}
 	case int64:
-		*c.t = time.UnixMicro(v).UTC()
+		c.setMicros(v)
 	case time.Time:
 		*c.t = v.UTC()
 	case string:
@@ -621,6 +621,9 @@ func (c timeCol) Scan(v any) error {
 	return nil
 }
 
+// setMicros sets the time to v Unix microseconds, as the store keeps it.
+func (c timeCol) setMicros(v int64) { *c.t = time.UnixMicro(v).UTC() }
+
 func (c timeCol) parse(s string) error {
 	for _, layout := range []string{time.RFC3339Nano, "2006-01-02 15:04:05.999999999", "2006-01-02T15:04:05.999999999"} {
 		if t, err := time.ParseInLocation(layout, s, time.UTC); err == nil {
@@ -629,6 +632,30 @@ func (c timeCol) parse(s string) error {
 		}
 	}
 	return fmt.Errorf("%w: cannot read %.40q as a time (want Unix microseconds)", errBadColumn, s)
+}
+
+// scanKey reads one row of the Store's get or list query: on a dialect
+// with a record column, the record and last_used_at, which the record
+// leaves out; else the columns.
+func (s *Store) scanKey(row interface{ Scan(...any) error }) (*apikey.Key, error) {
+	if !s.q.record {
+		return scanKey(row)
+	}
+	var rec sql.NullString
+	var lastUsed any
+	if err := row.Scan(&rec, &lastUsed); err != nil {
+		return nil, err
+	}
+	if !rec.Valid {
+		return &apikey.Key{}, fmt.Errorf("%w: sqlstore: a key's row has no record (was it written with the triggers of schema version 9 dropped?)", apikey.ErrCorruptRecord)
+	}
+	k, err := scanKey(recordRow(rec.String))
+	if err == nil {
+		if err = (timeCol{&k.LastUsedAt}).Scan(lastUsed); err != nil {
+			return &apikey.Key{ID: k.ID}, fmt.Errorf("%w: sqlstore: key %s: %w", apikey.ErrCorruptRecord, k.ID, err)
+		}
+	}
+	return k, err
 }
 
 // scanKey reads one row of columns. A row that does not decode is an

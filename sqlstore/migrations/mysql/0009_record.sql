@@ -1,0 +1,2 @@
+-- apikey schema version 9 for mysql: nothing changes. (On SQLite, version 9
+-- adds the record column that Get reads in place of the key's columns.)
