@@ -30,7 +30,7 @@ type missFixture struct {
 	tokens []string
 	ids    []string
 	floor  *sql.Stmt // SELECT digest … WHERE id = ?
-	raw    *sql.Stmt // the 29 columns Get reads, scanned into any
+	raw    *sql.Stmt // a key's 29 columns, scanned into any
 }
 
 var (
@@ -183,8 +183,9 @@ func (f *missFixture) rawGet(ctx context.Context, i int) error {
 // BenchmarkVerifyMiss is the cache-miss path of Verify on each backend,
 // against its floor, measured side by side in one loop so that load from
 // elsewhere hits all alike: floor (the digest column, HMAC, compare),
-// raw (the 29 columns Get reads, scanned into any by database/sql),
-// get (Store.Get: the same query, decoded into a Key) and verify
+// raw (a key's 29 columns, scanned into any by database/sql, as Get reads
+// them on PostgreSQL and MySQL; on SQLite it reads the record instead),
+// get (Store.Get, decoded into a Key) and verify
 // (Manager.Verify with the cache off), and verify-quiet (the same, with
 // the last uses it records flushed hourly, so not during the run: every
 // miss records one, since with the cache off every Verify makes a new
