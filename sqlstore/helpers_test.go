@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -216,6 +217,26 @@ func newStore(t testing.TB, db *sql.DB, d sqlstore.Dialect, opts ...sqlstore.Opt
 
 // newManager returns a Manager over st with a 10-minute cache, closed at
 // cleanup.
+// migrateAgain opens a second Store on a database that an undoVersionN
+// took back to an older schema, as a newer release of the library would,
+// checks that it refuses to read key id (sqlstore.ErrNotMigrated), and
+// migrates it.
+func migrateAgain(t *testing.T, b backend, reopen func() *sql.DB, id string) *sqlstore.Store {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlstore.New(reopen(), b.dialect)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Get(ctx, id); !errors.Is(err, sqlstore.ErrNotMigrated) {
+		t.Fatalf("Get(%s) before migrating: %v, want ErrNotMigrated", id, err)
+	}
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
 func newManager(t testing.TB, st apikey.Store, opts ...apikey.Option) *apikey.Manager {
 	t.Helper()
 	opts = append([]apikey.Option{

@@ -3,7 +3,6 @@ package sqlstore_test
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -63,16 +62,7 @@ func TestMigrateFromVersion6(t *testing.T) {
 				t.Fatal(err)
 			}
 			undoVersion7(t, db, b.dialect)
-			st2, err := sqlstore.New(reopen(), b.dialect)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := st2.Get(ctx, "old"); !errors.Is(err, sqlstore.ErrNotMigrated) {
-				t.Fatalf("Get at version 6: %v, want ErrNotMigrated", err)
-			}
-			if err := st2.Migrate(ctx); err != nil {
-				t.Fatal(err)
-			}
+			st2 := migrateAgain(t, b, reopen, "old")
 			k, err := st2.Get(ctx, "old")
 			if err != nil || k.Quota != q || !k.Credits.IsZero() || k.Owner != "o" {
 				t.Fatalf("the old key after migrating: %+v, %v", k, err)

@@ -3,7 +3,6 @@ package sqlstore_test
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"reflect"
 	"testing"
 	"time"
@@ -53,16 +52,7 @@ func TestMigrateFromVersion8(t *testing.T) {
 				t.Fatal(err)
 			}
 			undoVersion9(t, db, b.dialect)
-			st2, err := sqlstore.New(reopen(), b.dialect)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := st2.Get(ctx, "old"); !errors.Is(err, sqlstore.ErrNotMigrated) {
-				t.Fatalf("Get at version 8: %v, want ErrNotMigrated", err)
-			}
-			if err := st2.Migrate(ctx); err != nil {
-				t.Fatal(err)
-			}
+			st2 := migrateAgain(t, b, reopen, "old")
 			got, err := st2.Get(ctx, "old")
 			if err != nil || !reflect.DeepEqual(got, want) {
 				t.Fatalf("after migrating: %+v, %v; want %+v", got, err, want)

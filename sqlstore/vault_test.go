@@ -84,16 +84,7 @@ func TestVaultMigrateFromVersion2(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			st2, err := sqlstore.New(reopen(), b.dialect)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := st2.Get(ctx, "k1"); !errors.Is(err, sqlstore.ErrNotMigrated) {
-				t.Fatalf("Get at version 2: %v, want ErrNotMigrated", err)
-			}
-			if err := st2.Migrate(ctx); err != nil {
-				t.Fatal(err)
-			}
+			st2 := migrateAgain(t, b, reopen, "k1")
 			if _, err := st2.Get(ctx, "k1"); err != nil {
 				t.Fatalf("the key after migrating to 3: %v", err)
 			}
