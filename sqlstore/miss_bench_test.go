@@ -184,7 +184,7 @@ func (f *missFixture) rawGet(ctx context.Context, i int) error {
 // against its floor, measured side by side in one loop so that load from
 // elsewhere hits all alike: floor (the digest column, HMAC, compare),
 // raw (a key's 29 columns, scanned into any by database/sql, as Get reads
-// them on PostgreSQL and MySQL; on SQLite it reads the record instead),
+// them on MySQL; on SQLite and PostgreSQL it reads the record instead),
 // get (Store.Get, decoded into a Key) and verify
 // (Manager.Verify with the cache off), and verify-quiet (the same, with
 // the last uses it records flushed hourly, so not during the run: every

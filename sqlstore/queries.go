@@ -23,7 +23,7 @@ type queries struct {
 
 	// record is set when get, list and listOwner read the keys table's
 	// record column, one JSON array, and last_used_at instead of all its
-	// columns (SQLite; recordRow decodes the record).
+	// columns (SQLite and PostgreSQL; recordRow decodes the record).
 	record bool
 }
 
@@ -60,6 +60,12 @@ func buildQueries(d Dialect, p string) queries {
 		schemaVersion: `SELECT COALESCE(MAX(version), 0) FROM ` + p + `schema_version`,
 	}
 	q.pruneEvents, q.pruneEventsAll = pruneEventsSQL(p, true), pruneEventsSQL(p, false)
+	if d != MySQL { // schema version 9
+		q.record = true
+		q.get = `SELECT record, last_used_at FROM ` + t + ` WHERE id = $1`
+		q.list = `SELECT record, last_used_at FROM ` + t + ` WHERE id > $1 ORDER BY id LIMIT $2`
+		q.listOwner = `SELECT record, last_used_at FROM ` + t + ` WHERE owner = $1 AND id > $2 ORDER BY id LIMIT $3`
+	}
 	// quotaAdd's INSERT … SELECT … WHERE refuses a first add larger than
 	// the limit; its DO UPDATE … WHERE refuses one that would pass it. A
 	// refused add returns no row and writes nothing. Parameters: $1 the
@@ -67,10 +73,6 @@ func buildQueries(d Dialect, p string) queries {
 	// add, $5 the limit.
 	switch d {
 	case SQLite:
-		q.record = true
-		q.get = `SELECT record, last_used_at FROM ` + t + ` WHERE id = $1`
-		q.list = `SELECT record, last_used_at FROM ` + t + ` WHERE id > $1 ORDER BY id LIMIT $2`
-		q.listOwner = `SELECT record, last_used_at FROM ` + t + ` WHERE owner = $1 AND id > $2 ORDER BY id LIMIT $3`
 		q.quotaAdd = `INSERT INTO ` + p + `quota_usage AS u (counter_key, window_start, window_end, used)
 			SELECT $1, $2, $3, $4 WHERE $4 <= $5
 			ON CONFLICT (counter_key, window_start) DO UPDATE SET used = u.used + excluded.used

@@ -11,9 +11,10 @@ import (
 	"unicode/utf8"
 )
 
-// recordRow is a key's row as SQLite's record column holds it (schema
-// version 9): one JSON array of the row's columns in the order of
-// columns, made by json_array, with the digest in hex. Its Scan hands
+// recordRow is a key's row as its record column holds it on SQLite and
+// PostgreSQL (schema version 9): one JSON array of the row's columns in
+// the order of columns, made by json_array or json_build_array (which
+// puts a space after each comma), with the digest in hex. Its Scan hands
 // scanKey's destinations the values the driver would have handed them
 // for the columns themselves (nil, int64, float64 or string), so that a
 // row decodes, or fails to, as it would column by column; a value of the
@@ -30,16 +31,16 @@ func (r recordRow) Scan(dest ...any) error {
 	}
 	for i, d := range dest {
 		if i > 0 {
-			if s, ok = strings.CutPrefix(s, ","); !ok {
+			if s, ok = strings.CutPrefix(skipSpace(s), ","); !ok {
 				return fmt.Errorf("%w: record holds %d values, want %d", errBadColumn, i, len(dest))
 			}
 		}
 		var err error
-		if s, err = scanValue(d, s); err != nil {
+		if s, err = scanValue(d, skipSpace(s)); err != nil {
 			return fmt.Errorf("record value %d: %w", i+1, err)
 		}
 	}
-	if s != "]" {
+	if strings.TrimSpace(s) != "]" {
 		return fmt.Errorf("%w: record holds more than %d values", errBadColumn, len(dest))
 	}
 	return nil
@@ -136,6 +137,11 @@ func recordValue(s string) (v any, rest string, err error) {
 	}
 	i, err := strconv.ParseInt(num, 10, 64)
 	return i, rest, err
+}
+
+// skipSpace drops the JSON whitespace at the start of s.
+func skipSpace(s string) string {
+	return strings.TrimLeft(s, " \t\n\r")
 }
 
 // recordNumber splits the JSON number at the start of s from the rest.

@@ -101,12 +101,19 @@ func TestOpenPostgres(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	// Cleanups run last first: the tables go before the Store closes.
+	t.Cleanup(func() { st.Close() })
 	t.Cleanup(func() {
-		for _, tbl := range []string{"keys", "quota_usage", "vault_secrets", "schema_version"} {
-			st.DB().Exec("DROP TABLE IF EXISTS sqlopen_test_" + tbl)
+		for _, tbl := range []string{"keys", "quota_usage", "vault_secrets", "schema_version", "legacy_keys", "event_claims", "usage", "credits"} {
+			if _, err := st.DB().Exec("DROP TABLE IF EXISTS sqlopen_test_" + tbl + " CASCADE"); err != nil {
+				t.Errorf("drop %s: %v", tbl, err)
+			}
 		}
-		st.DB().Exec("DROP FUNCTION IF EXISTS sqlopen_test_notify_change()")
+		for _, fn := range []string{"notify_change", "delete_claims", "keys_record"} {
+			if _, err := st.DB().Exec("DROP FUNCTION IF EXISTS sqlopen_test_" + fn + "() CASCADE"); err != nil {
+				t.Errorf("drop %s(): %v", fn, err)
+			}
+		}
 	})
 	if st.Dialect() != sqlstore.Postgres {
 		t.Fatalf("dialect %v", st.Dialect())
@@ -146,10 +153,14 @@ func TestOpenMySQL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	// Cleanups run last first: the tables go before the Store closes.
+	t.Cleanup(func() { st.Close() })
 	t.Cleanup(func() {
-		for _, tbl := range []string{"keys", "changes", "changes_seq", "quota_usage", "vault_secrets", "schema_version"} {
-			st.DB().Exec("DROP TABLE IF EXISTS sqlopen_test_" + tbl)
+		// legacy_keys first: it refers to keys.
+		for _, tbl := range []string{"legacy_keys", "keys", "changes", "changes_seq", "quota_usage", "vault_secrets", "schema_version", "event_claims", "usage", "credits"} {
+			if _, err := st.DB().Exec("DROP TABLE IF EXISTS sqlopen_test_" + tbl); err != nil {
+				t.Errorf("drop %s: %v", tbl, err)
+			}
 		}
 	})
 	if st.Dialect() != sqlstore.MySQL {

@@ -1,2 +1,3 @@
--- apikey schema version 9 for mysql: nothing changes. (On SQLite, version 9
--- adds the record column that Get reads in place of the key's columns.)
+-- apikey schema version 9 for MySQL: nothing changes. (On SQLite and
+-- PostgreSQL, version 9 adds the record column that Get reads in place of
+-- the key's columns.)

@@ -2,6 +2,7 @@
 -- record, all its columns as one JSON array, which Get and List read in
 -- place of 29 columns: SQLite's driver spends more on each column of a
 -- result (its name, its type, its conversion) than on finding the row.
+-- (PostgreSQL's version 9 does the same with a trigger function.)
 --
 -- record_now computes the array (a virtual column, never stored); record
 -- is its stored copy, which the triggers below refresh after every INSERT
