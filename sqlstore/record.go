@@ -25,7 +25,7 @@ type recordRow string
 // string, *int64 an integer, *[]byte a string of hex (or null, a nil
 // slice), and an sql.Scanner any value.
 func (r recordRow) Scan(dest ...any) error {
-	s, ok := strings.CutPrefix(string(r), "[")
+	s, ok := strings.CutPrefix(skipSpace(string(r)), "[")
 	if !ok {
 		return fmt.Errorf("%w: record is not a JSON array", errBadColumn)
 	}
