@@ -22,8 +22,9 @@ type queries struct {
 	createVersionTable, insertVersion string
 
 	// record is set when get, list and listOwner read the keys table's
-	// record column, one JSON array, and last_used_at instead of all its
-	// columns (SQLite and PostgreSQL; recordRow decodes the record).
+	// id, its record column (one JSON array) and last_used_at instead of
+	// all its columns (SQLite and PostgreSQL; recordRow decodes the
+	// record).
 	record bool
 }
 
@@ -62,9 +63,9 @@ func buildQueries(d Dialect, p string) queries {
 	q.pruneEvents, q.pruneEventsAll = pruneEventsSQL(p, true), pruneEventsSQL(p, false)
 	if d != MySQL { // schema version 9
 		q.record = true
-		q.get = `SELECT record, last_used_at FROM ` + t + ` WHERE id = $1`
-		q.list = `SELECT record, last_used_at FROM ` + t + ` WHERE id > $1 ORDER BY id LIMIT $2`
-		q.listOwner = `SELECT record, last_used_at FROM ` + t + ` WHERE owner = $1 AND id > $2 ORDER BY id LIMIT $3`
+		q.get = `SELECT id, record, last_used_at FROM ` + t + ` WHERE id = $1`
+		q.list = `SELECT id, record, last_used_at FROM ` + t + ` WHERE id > $1 ORDER BY id LIMIT $2`
+		q.listOwner = `SELECT id, record, last_used_at FROM ` + t + ` WHERE owner = $1 AND id > $2 ORDER BY id LIMIT $3`
 	}
 	// quotaAdd's INSERT … SELECT … WHERE refuses a first add larger than
 	// the limit; its DO UPDATE … WHERE refuses one that would pass it. A

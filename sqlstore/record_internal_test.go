@@ -44,8 +44,10 @@ func recordStore(t testing.TB) *Store {
 func TestRecordCorrupt(t *testing.T) {
 	ctx := context.Background()
 	st := recordStore(t)
-	if err := st.Create(ctx, &apikey.Key{ID: "k", Owner: "o", Digest: []byte{1}}); err != nil {
-		t.Fatal(err)
+	for _, id := range []string{"k", "m"} { // m follows k in List
+		if err := st.Create(ctx, &apikey.Key{ID: id, Owner: "o", Digest: []byte{1}}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if _, err := st.DB().Exec(`UPDATE apikey_keys SET last_used_at = 'yesterday' WHERE id = 'k'`); err != nil {
 		t.Fatal(err)
@@ -70,6 +72,7 @@ func TestRecordCorrupt(t *testing.T) {
 		{"bad hex", strings.Replace(good, `"01"`, `"0g"`, 1)},
 		{"unterminated", `["k`},
 		{"trailing", good + ","},
+		{"another key's", strings.Replace(good, `["k",`, `["other",`, 1)},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if c.record == good {
@@ -85,6 +88,11 @@ func TestRecordCorrupt(t *testing.T) {
 			}
 			if k, err := st.Get(ctx, "k"); !errors.Is(err, apikey.ErrCorruptRecord) {
 				t.Fatalf("Get = %+v, %v; want ErrCorruptRecord", k, err)
+			}
+			// List names the key, and its cursor goes on from it.
+			keys, next, err := st.List(ctx, apikey.ListOptions{Limit: 1})
+			if !errors.Is(err, apikey.ErrCorruptRecord) || !strings.Contains(err.Error(), "(k)") || len(keys) != 0 || next != "k" {
+				t.Fatalf("List = %d keys, cursor %q, %v; want the corrupt key named, cursor k", len(keys), next, err)
 			}
 		})
 	}
@@ -163,7 +171,7 @@ func BenchmarkRecordRow(b *testing.B) {
 		b.Fatal(err)
 	}
 	var rec string
-	if err := st.DB().QueryRow(`SELECT record FROM apikey_keys`).Scan(&rec); err != nil {
+	if err := st.DB().QueryRow(`SELECT record FROM apikey_keys WHERE id = '0nO89aUKjHo1'`).Scan(&rec); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()

@@ -635,27 +635,37 @@ func (c timeCol) parse(s string) error {
 }
 
 // scanKey reads one row of the Store's get or list query: on a dialect
-// with a record column, the record and last_used_at, which the record
-// leaves out; else the columns.
+// with a record column, the key's ID, its record, and last_used_at, which
+// the record leaves out; else the columns. The ID is read apart so that a
+// row whose record does not decode is still named (List's error, and its
+// cursor, need it).
 func (s *Store) scanKey(row interface{ Scan(...any) error }) (*apikey.Key, error) {
 	if !s.q.record {
 		return scanKey(row)
 	}
+	var id string
 	var rec sql.NullString
 	var lastUsed any
-	if err := row.Scan(&rec, &lastUsed); err != nil {
+	if err := row.Scan(&id, &rec, &lastUsed); err != nil {
 		return nil, err
 	}
 	if !rec.Valid {
-		return &apikey.Key{}, fmt.Errorf("%w: sqlstore: a key's row has no record (was it written with the triggers of schema version 9 dropped?)", apikey.ErrCorruptRecord)
+		return &apikey.Key{ID: id}, fmt.Errorf("%w: sqlstore: key %s: its row has no record (was it written with the triggers of schema version 9 dropped?)", apikey.ErrCorruptRecord, id)
 	}
 	k, err := scanKey(recordRow(rec.String))
-	if err == nil {
-		if err = (timeCol{&k.LastUsedAt}).Scan(lastUsed); err != nil {
-			return &apikey.Key{ID: k.ID}, fmt.Errorf("%w: sqlstore: key %s: %w", apikey.ErrCorruptRecord, k.ID, err)
-		}
+	if err == nil && k.ID != id {
+		err = fmt.Errorf("%w: the record is key %.40q's", errBadColumn, k.ID)
 	}
-	return k, err
+	if err == nil {
+		err = timeCol{&k.LastUsedAt}.Scan(lastUsed)
+	}
+	if err != nil {
+		if !errors.Is(err, apikey.ErrCorruptRecord) {
+			err = fmt.Errorf("%w: sqlstore: key %s: %w", apikey.ErrCorruptRecord, id, err)
+		}
+		return &apikey.Key{ID: id}, err
+	}
+	return k, nil
 }
 
 // scanKey reads one row of columns. A row that does not decode is an
