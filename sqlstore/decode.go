@@ -15,11 +15,18 @@ import (
 // handles that shape and anything else (escapes, whitespace from an
 // operator's hand-written UPDATE) goes to encoding/json.
 
-// jsonCol scans a nullable JSON text column into *[]string,
-// *[]netip.Prefix or *map[string]string; NULL leaves the target nil.
-type jsonCol struct{ dst any }
+// jsonCol scans a nullable JSON text column into a []string, a
+// []netip.Prefix or a map[string]string; NULL leaves the target nil. It
+// holds only a pointer, so that passing it to Scan as an any does not
+// allocate.
+type jsonCol[T []string | []netip.Prefix | map[string]string] struct{ dst *T }
 
-func (c jsonCol) Scan(v any) error {
+// jsonOf returns the jsonCol that scans into *dst.
+func jsonOf[T []string | []netip.Prefix | map[string]string](dst *T) jsonCol[T] {
+	return jsonCol[T]{dst}
+}
+
+func (c jsonCol[T]) Scan(v any) error {
 	var s string
 	switch v := v.(type) {
 	case nil:
@@ -35,8 +42,8 @@ func (c jsonCol) Scan(v any) error {
 }
 
 // decode decodes s into the column's target.
-func (c jsonCol) decode(s string) error {
-	switch dst := c.dst.(type) {
+func (c jsonCol[T]) decode(s string) error {
+	switch dst := any(c.dst).(type) {
 	case *[]string:
 		if out, ok := fastStrings(s); ok {
 			*dst = out

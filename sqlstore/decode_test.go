@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"database/sql"
 	"encoding/json"
 	"net/netip"
 	"reflect"
@@ -22,13 +23,14 @@ func FuzzJSONColumns(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		for _, mk := range []func() any{
-			func() any { return new([]string) },
-			func() any { return new([]netip.Prefix) },
-			func() any { return new(map[string]string) },
+		for _, mk := range []func() (any, sql.Scanner){
+			func() (any, sql.Scanner) { p := new([]string); return p, jsonOf(p) },
+			func() (any, sql.Scanner) { p := new([]netip.Prefix); return p, jsonOf(p) },
+			func() (any, sql.Scanner) { p := new(map[string]string); return p, jsonOf(p) },
 		} {
-			got, want := mk(), mk()
-			gotErr := jsonCol{got}.Scan(s)
+			got, col := mk()
+			want, _ := mk()
+			gotErr := col.Scan(s)
 			wantErr := json.Unmarshal([]byte(s), want)
 			if (gotErr == nil) != (wantErr == nil) {
 				t.Fatalf("%T %q: error %v, encoding/json %v", got, s, gotErr, wantErr)
@@ -42,10 +44,10 @@ func FuzzJSONColumns(f *testing.F) {
 
 func TestJSONColumnsNull(t *testing.T) {
 	var scopes []string
-	if err := (jsonCol{&scopes}).Scan(nil); err != nil || scopes != nil {
+	if err := jsonOf(&scopes).Scan(nil); err != nil || scopes != nil {
 		t.Fatalf("NULL: %v, %v", scopes, err)
 	}
-	if err := (jsonCol{&scopes}).Scan([]byte(`[]`)); err != nil || scopes == nil || len(scopes) != 0 {
+	if err := jsonOf(&scopes).Scan([]byte(`[]`)); err != nil || scopes == nil || len(scopes) != 0 {
 		t.Fatalf("[]: %#v, %v", scopes, err)
 	}
 }

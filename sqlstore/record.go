@@ -75,6 +75,14 @@ func scanValue(dest any, s string) (rest string, err error) {
 		if h, rest, err = recordString(s); err == nil {
 			*d, err = hex.DecodeString(h)
 		}
+	case interface{ setInt(int64) }: // an intCol
+		num, rest := recordNumber(s)
+		n, err := strconv.ParseInt(num, 10, 64)
+		if err != nil {
+			return "", fmt.Errorf("%w: %.10q where an integer belongs", errBadColumn, s)
+		}
+		d.setInt(n)
+		return rest, nil
 	case timeCol: // a time the Store wrote: null or Unix microseconds
 		if rest, ok := strings.CutPrefix(s, "null"); ok {
 			return rest, d.Scan(nil)
@@ -86,7 +94,10 @@ func scanValue(dest any, s string) (rest string, err error) {
 			}
 		}
 		return scanAny(d, s) // text, or an error
-	case jsonCol: // JSON the Store wrote, as a string
+	case interface { // a jsonCol: JSON the Store wrote, as a string
+		sql.Scanner
+		decode(string) error
+	}:
 		if strings.HasPrefix(s, `"`) {
 			var str string
 			if str, rest, err = recordString(s); err == nil {
@@ -141,7 +152,10 @@ func recordValue(s string) (v any, rest string, err error) {
 
 // skipSpace drops the JSON whitespace at the start of s.
 func skipSpace(s string) string {
-	return strings.TrimLeft(s, " \t\n\r")
+	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t' || s[0] == '\n' || s[0] == '\r') {
+		s = s[1:]
+	}
+	return s
 }
 
 // recordNumber splits the JSON number at the start of s from the rest.

@@ -597,6 +597,27 @@ func (s *Store) timeArg(t time.Time) any {
 	return t
 }
 
+// intCol scans an integer column into a field of a Key (an int, an int64
+// or a time.Duration), converting what the driver returns as database/sql
+// converts into an *int64; NULL is errBadColumn, as the columns are NOT
+// NULL. It holds only a pointer, so that passing it to Scan as an any
+// does not allocate, where a local int64 would.
+type intCol[T ~int | ~int64] struct{ dst *T }
+
+func (c intCol[T]) Scan(v any) error {
+	var n sql.Null[int64]
+	if err := n.Scan(v); err != nil {
+		return fmt.Errorf("%w: %w", errBadColumn, err)
+	}
+	if !n.Valid {
+		return fmt.Errorf("%w: NULL where an integer belongs", errBadColumn)
+	}
+	c.setInt(n.V)
+	return nil
+}
+
+func (c intCol[T]) setInt(v int64) { *c.dst = T(v) }
+
 // timeCol scans a time column of either dialect; NULL is the zero time.
 // On SQLite the Store writes Unix microseconds, but it also reads the
 // text an operator's hand-written UPDATE may leave there
@@ -672,19 +693,15 @@ func (s *Store) scanKey(row interface{ Scan(...any) error }) (*apikey.Key, error
 // error wrapping apikey.ErrCorruptRecord, returned with a Key holding
 // only the row's ID.
 func scanKey(row interface{ Scan(...any) error }) (*apikey.Key, error) {
-	var (
-		k                       apikey.Key
-		rate, period, burst     int64
-		quotaLimit, quotaPeriod int64
-		quotaDay                int64
-		credits                 [3]int64 // grant, period, day
-	)
-	err := row.Scan(&k.ID, &k.Prefix, &k.Owner, &k.Name, jsonCol{&k.Scopes}, &k.Digest, &k.DigestVersion,
+	k := new(apikey.Key)
+	err := row.Scan(&k.ID, &k.Prefix, &k.Owner, &k.Name, jsonOf(&k.Scopes), &k.Digest, &k.DigestVersion,
 		timeCol{&k.CreatedAt}, timeCol{&k.ExpiresAt}, timeCol{&k.NotBefore}, timeCol{&k.RevokedAt},
 		timeCol{&k.SuspendedAt}, timeCol{&k.LastUsedAt},
-		&rate, &period, &burst, &quotaLimit, &quotaPeriod,
-		jsonCol{&k.AllowedIPs}, jsonCol{&k.Metadata}, &k.RotatedFrom, &k.ReplacedBy, &k.RevokedReason,
-		&quotaDay, &credits[0], &credits[1], &credits[2], &k.Lineage, &k.Revision)
+		intCol[int]{&k.RateLimit.Rate}, intCol[time.Duration]{&k.RateLimit.Period}, intCol[int]{&k.RateLimit.Burst},
+		intCol[int64]{&k.Quota.Limit}, intCol[time.Duration]{&k.Quota.Period},
+		jsonOf(&k.AllowedIPs), jsonOf(&k.Metadata), &k.RotatedFrom, &k.ReplacedBy, &k.RevokedReason,
+		intCol[int]{&k.Quota.Day}, intCol[int64]{&k.Credits.Grant}, intCol[time.Duration]{&k.Credits.Period},
+		intCol[int]{&k.Credits.Day}, &k.Lineage, &k.Revision)
 	if errors.Is(err, errBadColumn) {
 		// Scan fills columns in order, so the ID, the first, is there.
 		return &apikey.Key{ID: k.ID}, fmt.Errorf("%w: sqlstore: key %s: %w", apikey.ErrCorruptRecord, k.ID, err)
@@ -692,10 +709,7 @@ func scanKey(row interface{ Scan(...any) error }) (*apikey.Key, error) {
 	if err != nil {
 		return nil, err
 	}
-	k.RateLimit = apikey.Limit{Rate: int(rate), Period: time.Duration(period), Burst: int(burst)}
-	k.Quota = apikey.Quota{Limit: quotaLimit, Period: time.Duration(quotaPeriod), Day: int(quotaDay)}
-	k.Credits = apikey.Credits{Grant: credits[0], Period: time.Duration(credits[1]), Day: int(credits[2])}
-	return &k, nil
+	return k, nil
 }
 
 var (
