@@ -21,12 +21,7 @@ func undoVersion8(t *testing.T, db *sql.DB, d sqlstore.Dialect) {
 	if d == sqlstore.Postgres {
 		qs = []string{`DROP TRIGGER apikey_keys_delete_claims ON apikey_keys`, `DROP FUNCTION apikey_delete_claims()`}
 	}
-	qs = append(qs, `DELETE FROM apikey_schema_version WHERE version >= 8`)
-	for _, q := range qs {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
+	undoVersions(t, db, 8, qs...)
 }
 
 // claimsOf counts the claims the database holds for key id.

@@ -221,6 +221,17 @@ func newStore(t testing.TB, db *sql.DB, d sqlstore.Dialect, opts ...sqlstore.Opt
 // took back to an older schema, as a newer release of the library would,
 // checks that it refuses to read key id (sqlstore.ErrNotMigrated), and
 // migrates it.
+// undoVersions runs qs, which undo the schema from version on, and
+// forgets those versions, so that the next Migrate applies them again.
+func undoVersions(t testing.TB, db *sql.DB, version int, qs ...string) {
+	t.Helper()
+	for _, q := range append(qs, fmt.Sprintf("DELETE FROM apikey_schema_version WHERE version >= %d", version)) {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%.60s: %v", q, err)
+		}
+	}
+}
+
 func migrateAgain(t *testing.T, b backend, reopen func() *sql.DB, id string) *sqlstore.Store {
 	t.Helper()
 	ctx := context.Background()

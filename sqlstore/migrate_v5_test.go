@@ -19,12 +19,8 @@ func undoVersion5(t *testing.T, db *sql.DB, d sqlstore.Dialect) {
 	if d == sqlstore.SQLite || d == sqlstore.MySQL {
 		qs = append(qs, `DROP TRIGGER apikey_keys_changed_update`) // it names the column
 	}
-	qs = append(qs, `ALTER TABLE apikey_keys DROP COLUMN revoked_reason`, `DELETE FROM apikey_schema_version WHERE version >= 5`)
-	for _, q := range qs {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
+	qs = append(qs, `ALTER TABLE apikey_keys DROP COLUMN revoked_reason`)
+	undoVersions(t, db, 5, qs...)
 }
 
 // TestMigrateFromVersion4: a database at schema version 4, with a revoked

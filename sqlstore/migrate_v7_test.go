@@ -37,12 +37,7 @@ func undoVersion7(t *testing.T, db *sql.DB, d sqlstore.Dialect) {
 		}
 		qs = append(qs, strings.ReplaceAll("CREATE TRIGGER"+create, "{{prefix}}", "apikey_"))
 	}
-	qs = append(qs, `DELETE FROM apikey_schema_version WHERE version >= 7`)
-	for _, q := range qs {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatalf("%.60s: %v", q, err)
-		}
-	}
+	undoVersions(t, db, 7, qs...)
 }
 
 // TestMigrateFromVersion6: a database at schema version 6, with keys that

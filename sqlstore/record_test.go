@@ -29,12 +29,7 @@ func undoVersion9(t *testing.T, db *sql.DB, d sqlstore.Dialect) {
 		qs = []string{`DROP TRIGGER apikey_keys_record ON apikey_keys`, `DROP FUNCTION apikey_keys_record()`,
 			`ALTER TABLE apikey_keys DROP COLUMN record`}
 	}
-	qs = append(qs, `DELETE FROM apikey_schema_version WHERE version >= 9`)
-	for _, q := range qs {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
+	undoVersions(t, db, 9, qs...)
 }
 
 // TestMigrateFromVersion8: a database at schema version 8, with keys,
