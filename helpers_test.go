@@ -3,42 +3,24 @@ package apikey_test
 import (
 	"context"
 	"hash/crc32"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/apikeykit/apikey"
+	"github.com/apikeykit/apikey/internal/testclock"
 	"github.com/apikeykit/apikey/memstore"
 	"github.com/stretchr/testify/require"
 )
 
 var testPepper = []byte("test-pepper-0123456789abcdef0123")
 
-// fakeClock is a settable clock, safe for concurrent use.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
+func newFakeClock() *testclock.Clock {
+	return testclock.New(time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC))
 }
 
 // newTestManager returns a Manager on a fresh memstore with a fake clock.
-func newTestManager(t testing.TB, opts ...apikey.Option) (*apikey.Manager, *memstore.Store, *fakeClock) {
+func newTestManager(t testing.TB, opts ...apikey.Option) (*apikey.Manager, *memstore.Store, *testclock.Clock) {
 	t.Helper()
 	store := memstore.New()
 	clock := newFakeClock()

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/apikeykit/apikey"
+	"github.com/apikeykit/apikey/internal/testclock"
 	"github.com/apikeykit/apikey/memstore"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -88,7 +89,7 @@ func wrongLegacyKey(key string) string {
 
 // newLegacyManager is a Manager on a memstore and a fake clock that
 // accepts legacy keys found by legacyRule and legacyHMACSecret.
-func newLegacyManager(t testing.TB, store apikey.Store, clock *fakeClock, cfg apikey.LegacyConfig, opts ...apikey.Option) *apikey.Manager {
+func newLegacyManager(t testing.TB, store apikey.Store, clock *testclock.Clock, cfg apikey.LegacyConfig, opts ...apikey.Option) *apikey.Manager {
 	t.Helper()
 	if cfg.ID.IsZero() {
 		cfg.ID = legacyRule

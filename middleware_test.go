@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/apikeykit/apikey"
+	"github.com/apikeykit/apikey/internal/testclock"
 	"github.com/apikeykit/apikey/memstore"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -34,7 +35,7 @@ const (
 type mwFixture struct {
 	m      *apikey.Manager
 	store  *countingStore
-	clock  *fakeClock
+	clock  *testclock.Clock
 	events *eventLog
 
 	valid, live, revoked, expired, notYet, ipOnly string

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/apikeykit/apikey"
+	"github.com/apikeykit/apikey/internal/testclock"
 	"github.com/apikeykit/apikey/memstore"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -18,10 +19,10 @@ import (
 
 // usageManager returns a Manager on a memstore with a fake clock at at,
 // flushing only at Close unless opts say otherwise.
-func usageManager(t *testing.T, at time.Time, opts ...apikey.Option) (*apikey.Manager, *memstore.Store, *fakeClock) {
+func usageManager(t *testing.T, at time.Time, opts ...apikey.Option) (*apikey.Manager, *memstore.Store, *testclock.Clock) {
 	t.Helper()
 	clock := newFakeClock()
-	clock.now = at
+	clock.Set(at)
 	store := memstore.New()
 	m, err := apikey.NewManager(store, append([]apikey.Option{
 		apikey.WithPrefix("acme_test"), apikey.WithPepper("v1", testPepper), apikey.WithClock(clock.Now),

@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/apikeykit/apikey"
+	"github.com/apikeykit/apikey/internal/testclock"
 	"github.com/apikeykit/apikey/memstore"
 )
 
@@ -106,25 +107,7 @@ func (ks *keyServer) publish(t testing.TB, signers ...*signer) {
 	ks.mu.Unlock()
 }
 
-// clock is a settable clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Now()} }
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+func newClock() *testclock.Clock { return testclock.New(time.Now()) }
 
 func newManager(t testing.TB, store apikey.Store, opts ...apikey.Option) *apikey.Manager {
 	t.Helper()

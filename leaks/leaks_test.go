@@ -95,7 +95,7 @@ func TestUnknownIdentifierRefetchesOnce(t *testing.T) {
 	clk := newClock()
 	gh, next := newSigner(t, "key-1"), newSigner(t, "key-2")
 	ks := newKeyServer(t, gh)
-	h := newGitHub(t, m, ks, leaks.WithClock(clk.now))
+	h := newGitHub(t, m, ks, leaks.WithClock(clk.Now))
 	b := body(t)
 
 	assert.Equal(t, http.StatusOK, postGitHub(t, h, gh, b).Code)
@@ -103,7 +103,7 @@ func TestUnknownIdentifierRefetchesOnce(t *testing.T) {
 	assert.Equal(t, http.StatusOK, postGitHub(t, h, gh, b).Code)
 	assert.Equal(t, int64(1), ks.fetches.Load(), "a known key is cached")
 
-	clk.advance(2 * time.Minute)
+	clk.Advance(2 * time.Minute)
 	var wg sync.WaitGroup
 	for range 20 {
 		wg.Go(func() {
@@ -114,10 +114,10 @@ func TestUnknownIdentifierRefetchesOnce(t *testing.T) {
 	assert.Equal(t, int64(2), ks.fetches.Load(), "20 unknown identifiers: exactly one refetch")
 
 	ks.publish(t, gh, next) // GitHub rotates its key
-	clk.advance(30 * time.Second)
+	clk.Advance(30 * time.Second)
 	assert.Equal(t, http.StatusUnauthorized, postGitHub(t, h, next, b).Code, "within the interval")
 	assert.Equal(t, int64(2), ks.fetches.Load())
-	clk.advance(31 * time.Second)
+	clk.Advance(31 * time.Second)
 	assert.Equal(t, http.StatusOK, postGitHub(t, h, next, b).Code, "after the interval, the new key is fetched")
 	assert.Equal(t, int64(3), ks.fetches.Load())
 	assert.Equal(t, http.StatusOK, postGitHub(t, h, gh, b).Code, "the old key still verifies")
@@ -135,7 +135,7 @@ func TestKeyServerDown(t *testing.T) {
 	ks.down.Store(true)
 	var errs []error
 	var mu sync.Mutex
-	h := newGitHub(t, m, ks, leaks.WithClock(clk.now), leaks.WithErrors(func(err error) { mu.Lock(); errs = append(errs, err); mu.Unlock() }))
+	h := newGitHub(t, m, ks, leaks.WithClock(clk.Now), leaks.WithErrors(func(err error) { mu.Lock(); errs = append(errs, err); mu.Unlock() }))
 	secret, _ := issue(t, m)
 	b := body(t, report{Token: secret.Reveal(), Type: "acme_api_key", URL: leakURL})
 
@@ -156,7 +156,7 @@ func TestKeyServerDown(t *testing.T) {
 	mu.Unlock()
 
 	ks.down.Store(false)
-	clk.advance(time.Minute)
+	clk.Advance(time.Minute)
 	assert.Equal(t, "true_positive", decode(t, postGitHub(t, h, gh, b))[0].Label)
 	_, err = m.Verify(ctx, secret.Reveal())
 	assert.ErrorIs(t, err, apikey.ErrRevoked)

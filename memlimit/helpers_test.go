@@ -1,9 +1,6 @@
 package memlimit_test
 
-import (
-	"sync"
-	"time"
-)
+import "github.com/apikeykit/apikey/internal/testclock"
 
 // must returns v, panicking on err: for tests and benchmarks whose
 // options are known to be valid.
@@ -14,22 +11,4 @@ func must[T any](v T, err error) T {
 	return v
 }
 
-// fakeClock is a clock that moves only when told to.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{now: t0} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
+func newFakeClock() *testclock.Clock { return testclock.New(t0) }

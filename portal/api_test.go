@@ -32,17 +32,17 @@ func TestCreate(t *testing.T) {
 	assert.Equal(t, []string{"orders:read", "billing:read"}, v.Scopes)
 	assert.Equal(t, apikey.StatusActive, v.Status)
 	assert.Equal(t, "acme_live_"+v.ID+"_…", v.Masked)
-	assert.Equal(t, e.clock.now().Add(portal.DefaultLifetime), v.ExpiresAt, "keys expire by default")
+	assert.Equal(t, e.clock.Now().Add(portal.DefaultLifetime), v.ExpiresAt, "keys expire by default")
 	assert.Equal(t, []string{"203.0.113.0/24", "2001:db8::1/128"}, v.AllowedIPs)
 
 	ev := e.lastEvent()
-	assert.Equal(t, portal.AuditEvent{Time: e.clock.now(), Owner: "alice", Action: portal.ActionCreate, KeyID: v.ID,
+	assert.Equal(t, portal.AuditEvent{Time: e.clock.Now(), Owner: "alice", Action: portal.ActionCreate, KeyID: v.ID,
 		ClientIP: netip.MustParseAddr("192.0.2.1")}, ev)
 }
 
 func TestCreateChoices(t *testing.T) {
 	e := newEnv(t, portal.WithPrefixes("acme_live", "acme_test"), portal.WithLifetime(30*24*time.Hour, 60*24*time.Hour))
-	now := e.clock.now()
+	now := e.clock.Now()
 	tests := []struct {
 		body       string
 		prefix     string
@@ -218,7 +218,7 @@ func TestList(t *testing.T) {
 	var ids []string
 	for i := range 7 {
 		ids = append(ids, e.create("alice", fmt.Sprintf(`{"name":"k%d"}`, i)).Key.ID)
-		e.clock.advance(time.Minute)
+		e.clock.Advance(time.Minute)
 	}
 	e.create("bob", `{"name":"bob's"}`)
 
@@ -351,9 +351,9 @@ func TestRotate(t *testing.T) {
 	assert.Equal(t, kb.Key.ID, rot.OldKey.ID)
 	assert.Equal(t, rot.Key.ID, rot.OldKey.ReplacedBy)
 	assert.Equal(t, kb.Key.ID, rot.Key.RotatedFrom)
-	assert.Equal(t, e.clock.now().Add(2*time.Hour), rot.OldKey.ExpiresAt, "the old key stops at the end of the grace")
+	assert.Equal(t, e.clock.Now().Add(2*time.Hour), rot.OldKey.ExpiresAt, "the old key stops at the end of the grace")
 	assert.Equal(t, []string{"orders:read"}, rot.Key.Scopes)
-	assert.Equal(t, e.clock.now().Add(30*24*time.Hour), rot.Key.ExpiresAt, "the same lifetime")
+	assert.Equal(t, e.clock.Now().Add(30*24*time.Hour), rot.Key.ExpiresAt, "the same lifetime")
 	ev := e.lastEvent()
 	assert.Equal(t, portal.ActionRotate, ev.Action)
 	assert.Equal(t, kb.Key.ID, ev.KeyID)
@@ -361,7 +361,7 @@ func TestRotate(t *testing.T) {
 
 	require.NoError(t, e.verifies(kb.Token), "the old key works during the grace")
 	require.NoError(t, e.verifies(rot.Token))
-	e.clock.advance(2*time.Hour + time.Second)
+	e.clock.Advance(2*time.Hour + time.Second)
 	require.ErrorIs(t, e.verifies(kb.Token), apikey.ErrExpired)
 	require.NoError(t, e.verifies(rot.Token))
 
@@ -370,7 +370,7 @@ func TestRotate(t *testing.T) {
 	w = e.do("POST", "/api/keys/"+b.Key.ID+"/rotate", "alice", "")
 	require.Equal(t, 201, w.Code, w.Body.String())
 	require.NoError(t, json.Unmarshal(w.Body.Bytes(), &rot))
-	assert.Equal(t, e.clock.now().Add(portal.DefaultRotationGrace), rot.OldKey.ExpiresAt)
+	assert.Equal(t, e.clock.Now().Add(portal.DefaultRotationGrace), rot.OldKey.ExpiresAt)
 	c := e.create("alice", `{"name":"c"}`)
 	w = e.do("POST", "/api/keys/"+c.Key.ID+"/rotate", "alice", `{"grace":"0"}`)
 	require.Equal(t, 201, w.Code, w.Body.String())
@@ -389,7 +389,7 @@ func TestRotateBadInput(t *testing.T) {
 	suspended := e.create("alice", `{"name":"suspended"}`).Key.ID
 	require.NoError(t, e.m.Suspend(t.Context(), suspended))
 	expired := e.create("alice", `{"name":"expired","expires_in":"1h"}`).Key.ID
-	e.clock.advance(2 * time.Hour)
+	e.clock.Advance(2 * time.Hour)
 
 	tests := []struct {
 		name, id, body, field, detail string
@@ -428,12 +428,12 @@ func TestRevoke(t *testing.T) {
 	var got keyBody
 	require.NoError(t, json.Unmarshal(w.Body.Bytes(), &got))
 	assert.Equal(t, apikey.StatusRevoked, got.Key.Status)
-	assert.Equal(t, e.clock.now(), got.Key.RevokedAt)
+	assert.Equal(t, e.clock.Now(), got.Key.RevokedAt)
 	require.ErrorIs(t, e.verifies(kb.Token), apikey.ErrRevoked)
 	assert.Equal(t, portal.ActionRevoke, e.lastEvent().Action)
 
 	before, events := e.snapshot(), e.eventCount()
-	e.clock.advance(time.Hour)
+	e.clock.Advance(time.Hour)
 	w = e.do("POST", path, "alice", `{}`)
 	require.Equal(t, 200, w.Code, "revoking twice is idempotent")
 	var again keyBody
@@ -642,7 +642,7 @@ func TestAuditEvent(t *testing.T) {
 	var kb keyBody
 	require.NoError(t, json.Unmarshal(w.Body.Bytes(), &kb))
 	assert.Equal(t, portal.AuditEvent{
-		Time: e.clock.now(), Owner: "alice", Actor: "support:dana", Action: portal.ActionCreate,
+		Time: e.clock.Now(), Owner: "alice", Actor: "support:dana", Action: portal.ActionCreate,
 		KeyID: kb.Key.ID, ClientIP: netip.MustParseAddr("198.51.100.9"),
 	}, e.lastEvent())
 	// The event, however it is printed, holds no key.

@@ -12,35 +12,18 @@ import (
 	"time"
 
 	"github.com/apikeykit/apikey"
+	"github.com/apikeykit/apikey/internal/testclock"
 	"github.com/apikeykit/apikey/memstore"
 	"github.com/apikeykit/apikey/portal"
 	"github.com/stretchr/testify/require"
 )
-
-// clock is a settable clock shared by the Manager and the portal.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // env is a portal over a fresh memstore, with a clock, the audit events
 // it reported, and a host whose sign-in is the X-Test-Owner header.
 type env struct {
 	t      *testing.T
 	m      *apikey.Manager
-	clock  *clock
+	clock  *testclock.Clock // shared by the Manager and the portal
 	h      http.Handler
 	mu     sync.Mutex
 	events []portal.AuditEvent
@@ -50,14 +33,14 @@ const ownerHeader = "X-Test-Owner"
 
 func newEnv(t *testing.T, opts ...portal.Option) *env {
 	t.Helper()
-	c := &clock{t: time.Date(2030, 6, 1, 12, 0, 0, 0, time.UTC)}
+	c := testclock.New(time.Date(2030, 6, 1, 12, 0, 0, 0, time.UTC))
 	m, err := apikey.NewManager(memstore.New(), apikey.WithPrefix("acme_live"),
-		apikey.WithPepper("1", bytes.Repeat([]byte{7}, 32)), apikey.WithClock(c.now))
+		apikey.WithPepper("1", bytes.Repeat([]byte{7}, 32)), apikey.WithClock(c.Now))
 	require.NoError(t, err)
 	t.Cleanup(func() { m.Close() })
 	e := &env{t: t, m: m, clock: c}
 	base := []portal.Option{
-		portal.WithClock(c.now),
+		portal.WithClock(c.Now),
 		portal.WithGrantableScopes("orders:*", "billing:read"),
 		portal.WithAudit(func(ev portal.AuditEvent) {
 			e.mu.Lock()

@@ -84,7 +84,7 @@ func TestNoKeyInResponses(t *testing.T) {
 				require.NoError(t, json.Unmarshal(w.Body.Bytes(), &kb))
 				assert.Equal(t, []string{kb.Key.ID}, found, "%s %s: the new key, once", method, path)
 				ids = append(ids, kb.Key.ID)
-				e.clock.advance(time.Duration(rng.IntN(3600)) * time.Second)
+				e.clock.Advance(time.Duration(rng.IntN(3600)) * time.Second)
 			}
 		})
 	}

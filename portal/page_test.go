@@ -40,7 +40,7 @@ func TestPageBadges(t *testing.T) {
 	e := newEnv(t, portal.WithLifetime(30*24*time.Hour, 365*24*time.Hour))
 	ctx := context.Background()
 	old := e.create("alice", `{"name":"old unused","expires_in":"365d"}`).Key.ID
-	e.clock.advance(91 * 24 * time.Hour)
+	e.clock.Advance(91 * 24 * time.Hour)
 	soon := e.create("alice", `{"name":"soon","expires_in":"3d"}`).Key.ID
 	later := e.create("alice", `{"name":"later"}`).Key.ID
 	expired := e.create("alice", `{"name":"expired","expires_in":"1h"}`).Key.ID
@@ -48,7 +48,7 @@ func TestPageBadges(t *testing.T) {
 	suspended := e.create("alice", `{"name":"suspended"}`).Key.ID
 	require.NoError(t, e.m.Suspend(ctx, suspended))
 	require.Equal(t, 200, e.do("POST", "/api/keys/"+revoked+"/revoke", "alice", "").Code)
-	e.clock.advance(2 * time.Hour)
+	e.clock.Advance(2 * time.Hour)
 
 	w := e.do("GET", "/", "alice", "")
 	require.Equal(t, 200, w.Code)
@@ -79,7 +79,7 @@ func TestPageBadges(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, e.m.Close()) // flushes last-used times
 	page = e.do("GET", "/", "alice", "").Body.String()
-	assert.Contains(t, keyCard(t, page, tok.Key.ID), "Last used</dt><dd>"+e.clock.now().Format("2006-01-02 15:04 UTC"))
+	assert.Contains(t, keyCard(t, page, tok.Key.ID), "Last used</dt><dd>"+e.clock.Now().Format("2006-01-02 15:04 UTC"))
 }
 
 func TestPagePolicy(t *testing.T) {

@@ -99,7 +99,7 @@ func TestUsage(t *testing.T) {
 	require.Equal(t, http.StatusOK, w.Code)
 	assert.Zero(t, u.Requests)
 	assert.Len(t, u.Keys, 3)
-	e.clock.advance(30 * 24 * time.Hour) // 1 July 12:00
+	e.clock.Advance(30 * 24 * time.Hour) // 1 July 12:00
 	e.call(a.Token, "/light", 1)
 	u, _ = e.usage("alice", "")
 	assert.Equal(t, time.Date(2030, 7, 1, 0, 0, 0, 0, time.UTC), u.Month)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/apikeykit/apikey"
+	"github.com/apikeykit/apikey/internal/testclock"
 )
 
 // testEventPruner checks apikey.EventPruner, when the store implements it
@@ -135,24 +136,6 @@ func testEventPruner(t *testing.T, s apikey.Store) {
 	}
 }
 
-// stepClock is a settable clock, safe for concurrent use.
-type stepClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *stepClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *stepClock) set(t time.Time) {
-	c.mu.Lock()
-	c.t = t
-	c.mu.Unlock()
-}
-
 // testSweepsPrune runs a Manager's sweeps over the store every 5 days for
 // 300 days, with keys whose expiry moves, that expire and are extended
 // again, are revoked, suspended and resumed, or stay unused, while the
@@ -163,12 +146,12 @@ func (c *stepClock) set(t time.Time) {
 func testSweepsPrune(t *testing.T, s apikey.Store) {
 	ctx := context.Background()
 	t0 := time.Date(2031, 1, 6, 0, 0, 0, 0, time.UTC)
-	clock := &stepClock{t: t0}
+	clock := testclock.New(t0)
 	day := func(n int) time.Time { return t0.AddDate(0, 0, n) }
 	var mu sync.Mutex
 	var events []apikey.KeyEvent
 	m, err := apikey.NewManager(s, apikey.WithPrefix("storetest"),
-		apikey.WithPepper("v1", []byte("storetest-pepper-0123456789abcdef")), apikey.WithClock(clock.now),
+		apikey.WithPepper("v1", []byte("storetest-pepper-0123456789abcdef")), apikey.WithClock(clock.Now),
 		apikey.WithBackgroundErrors(func(error) {}), apikey.WithoutUsage(),
 		apikey.WithExpiringSweep(14*24*time.Hour), apikey.WithUnusedSweep(60*24*time.Hour),
 		apikey.WithSweepInterval(time.Hour, 1<<30), // each Sweep is a whole pass
@@ -201,7 +184,7 @@ func testSweepsPrune(t *testing.T, s apikey.Store) {
 		}
 	}
 	for n := 0; n <= 300; n += 5 {
-		clock.set(day(n))
+		clock.Set(day(n))
 		switch n {
 		case 5:
 			update(a.ID, day(100))
