@@ -19,6 +19,10 @@ import (
 // creditsView is what apikey credits prints: a balance, after the top-up
 // if one was asked for.
 type creditsView struct {
+	// Ledger names where the balance is: "database" or "redis". A
+	// service's default Ledger, the Manager's own in its memory, is
+	// neither, and the command cannot see it.
+	Ledger     string    `json:"ledger"`
 	LedgerKey  string    `json:"ledger_key"`
 	KeyID      string    `json:"key_id,omitempty"`
 	Owner      string    `json:"owner,omitempty"`
@@ -105,7 +109,7 @@ func runCredits(ctx context.Context, e *env, args []string) error {
 			}
 			v.LedgerKey = apikey.CreditsKey(k)
 		}
-		ledger = st.Ledger()
+		ledger, v.Ledger = st.Ledger(), "database"
 	}
 	if *redisURL != "" {
 		opt, err := redis.ParseURL(*redisURL)
@@ -121,6 +125,7 @@ func runCredits(ctx context.Context, e *env, args []string) error {
 		if ledger, err = redislimit.NewLedger(client); err != nil {
 			return err
 		}
+		v.Ledger = "redis"
 	}
 	v.Credits = c.String()
 
@@ -146,6 +151,7 @@ func runCredits(ctx context.Context, e *env, args []string) error {
 		return writeJSON(e.stdout, v)
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "ledger\t%s\n", ledgerName[v.Ledger])
 	fmt.Fprintf(tw, "ledger key\t%s\n", v.LedgerKey)
 	fmt.Fprintf(tw, "credits\t%s\n", v.Credits)
 	if v.ToppedUp > 0 {
@@ -159,6 +165,13 @@ func runCredits(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintf(tw, "next refill\t%s\n", refill)
 	return tw.Flush()
+}
+
+// ledgerName says in the table where the balance was read, and that a
+// service on its Manager's own ledger keeps its balances elsewhere.
+var ledgerName = map[string]string{
+	"database": "the database's (sqlstore's Ledger, st.Ledger(); not a Manager's own, in its memory)",
+	"redis":    "Redis (redislimit's Ledger)",
 }
 
 // stderrLogger sends go-redis's log lines to the command's standard

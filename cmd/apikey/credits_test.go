@@ -55,6 +55,7 @@ func TestCreditsCommand(t *testing.T) {
 	r = runCLI(t, cli, env, "", "credits", "--key", id)
 	require.Equal(t, exitOK, r.code, r.stderr)
 	assert.Regexp(t, `balance\s+1000\n`, r.stdout)
+	assert.Regexp(t, `ledger\s+the database's`, r.stdout)
 	assert.Regexp(t, `next refill\s+`+end.Format(time.RFC3339)+`\n`, r.stdout)
 
 	// What a service spends, the command sees.
@@ -74,7 +75,7 @@ func TestCreditsCommand(t *testing.T) {
 		return v
 	}
 	v := view("--key", id, "--top-up", "250")
-	assert.Equal(t, creditsView{LedgerKey: "credits:" + id, KeyID: id, Credits: "1000/month@15", Balance: 850, Limit: 1250,
+	assert.Equal(t, creditsView{Ledger: "database", LedgerKey: "credits:" + id, KeyID: id, Credits: "1000/month@15", Balance: 850, Limit: 1250,
 		NextRefill: end, ToppedUp: 250}, v)
 	d, err = st.Ledger().Spend(ctx, "credits:"+id, c, 850)
 	require.NoError(t, err)
@@ -166,6 +167,7 @@ func TestCreditsCommandRedis(t *testing.T) {
 	r = runCLI(t, cli, env, "", "credits", "--owner", owner, "--policy", "0", "--redis", url)
 	require.Equal(t, exitOK, r.code, r.stderr)
 	assert.Regexp(t, `balance\s+40\n`, r.stdout)
+	assert.Regexp(t, `ledger\s+Redis`, r.stdout)
 
 	r = runCLI(t, cli, env, "", "credits", "--owner", owner, "--policy", "0", "--redis", "redis://:Pw9secretZZ@127.0.0.1:1/0")
 	assert.Equal(t, exitError, r.code)
