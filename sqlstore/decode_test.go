@@ -3,9 +3,11 @@ package sqlstore
 import (
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"net/netip"
 	"reflect"
 	"testing"
+	"time"
 )
 
 var jsonSeeds = []string{
@@ -49,5 +51,37 @@ func TestJSONColumnsNull(t *testing.T) {
 	}
 	if err := jsonOf(&scopes).Scan([]byte(`[]`)); err != nil || scopes == nil || len(scopes) != 0 {
 		t.Fatalf("[]: %#v, %v", scopes, err)
+	}
+}
+
+// TestIntColumn: an integer column takes what database/sql would convert
+// into an *int64 (drivers hand integers as int64, or as text); NULL and
+// anything else are errBadColumn, and leave the field as it was.
+func TestIntColumn(t *testing.T) {
+	for _, tc := range []struct {
+		v    any
+		want time.Duration
+		bad  bool
+	}{
+		{v: int64(60_000_000_000), want: time.Minute},
+		{v: int64(-1), want: -1},
+		{v: []byte("42"), want: 42},
+		{v: "7", want: 7},
+		{v: nil, bad: true},
+		{v: "1.5", bad: true},
+		{v: []byte("x"), bad: true},
+		{v: "99999999999999999999", bad: true},
+		{v: 2.5, bad: true},
+	} {
+		d := time.Duration(123)
+		err := intCol[time.Duration]{&d}.Scan(tc.v)
+		switch {
+		case tc.bad && !errors.Is(err, errBadColumn):
+			t.Errorf("%#v: error %v, want errBadColumn", tc.v, err)
+		case tc.bad && d != 123:
+			t.Errorf("%#v: refused, but the field is now %d", tc.v, d)
+		case !tc.bad && (err != nil || d != tc.want):
+			t.Errorf("%#v: %d, %v; want %d", tc.v, d, err, tc.want)
+		}
 	}
 }
