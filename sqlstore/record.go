@@ -9,6 +9,8 @@ import (
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/apikeykit/apikey"
 )
 
 // recordRow is a key's row as its record column holds it on SQLite and
@@ -20,6 +22,33 @@ import (
 // row decodes, or fails to, as it would column by column; a value of the
 // wrong type, and a record that is not such an array, are errBadColumn.
 type recordRow string
+
+// keyFromRecord decodes a key's record. The Key's text fields are then
+// copied out of the record, into one allocation for them all: as
+// substrings they would keep the whole record (every column, in JSON)
+// alive for as long as the Key is cached.
+func keyFromRecord(rec string) (*apikey.Key, error) {
+	k, err := scanKey(recordRow(rec))
+	if err != nil {
+		return k, err
+	}
+	text := [...]*string{&k.ID, &k.Prefix, &k.Owner, &k.Name, &k.DigestVersion,
+		&k.RotatedFrom, &k.ReplacedBy, &k.RevokedReason, &k.Lineage}
+	n := 0
+	for _, f := range text {
+		n += len(*f)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for _, f := range text {
+		b.WriteString(*f)
+	}
+	all := b.String()
+	for _, f := range text {
+		*f, all = all[:len(*f)], all[len(*f):]
+	}
+	return k, nil
+}
 
 // Scan assigns the record's values to dest in order: *string takes a
 // string, *int64 an integer, *[]byte a string of hex (or null, a nil

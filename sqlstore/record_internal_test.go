@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	_ "modernc.org/sqlite"
 
@@ -176,8 +177,43 @@ func BenchmarkRecordRow(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := scanKey(recordRow(rec)); err != nil {
+		if _, err := keyFromRecord(rec); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestRecordDetached: none of a decoded Key's text fields points into its
+// record, which a cached Key would otherwise keep alive whole, and the
+// fields hold what the record does.
+func TestRecordDetached(t *testing.T) {
+	st := recordStore(t)
+	ctx := context.Background()
+	want := &apikey.Key{ID: "0nO89aUKjHo1", Prefix: "bench", Owner: "owner-0", Name: "bench key 0",
+		Scopes: []string{"orders:read"}, Digest: make([]byte, 32), DigestVersion: "hmac-sha256/v1",
+		CreatedAt: time.Now().UTC().Truncate(time.Microsecond), RotatedFrom: "0nO89aUKjHo0", ReplacedBy: "0nO89aUKjHo2",
+		RevokedReason: "compromised", Lineage: "0nO89aUKjHo0", Metadata: map[string]string{"plan": "pro"}}
+	if err := st.Create(ctx, want); err != nil {
+		t.Fatal(err)
+	}
+	var rec string
+	if err := st.DB().QueryRow(`SELECT record FROM apikey_keys WHERE id = ?`, want.ID).Scan(&rec); err != nil {
+		t.Fatal(err)
+	}
+	k, err := keyFromRecord(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := uintptr(unsafe.Pointer(unsafe.StringData(rec)))
+	for name, f := range map[string]string{"ID": k.ID, "Prefix": k.Prefix, "Owner": k.Owner, "Name": k.Name,
+		"DigestVersion": k.DigestVersion, "RotatedFrom": k.RotatedFrom, "ReplacedBy": k.ReplacedBy,
+		"RevokedReason": k.RevokedReason, "Lineage": k.Lineage} {
+		if p := uintptr(unsafe.Pointer(unsafe.StringData(f))); p >= start && p < start+uintptr(len(rec)) {
+			t.Errorf("%s %q points into the record", name, f)
+		}
+	}
+	k.Revision = want.Revision
+	if !reflect.DeepEqual(k, want) {
+		t.Errorf("decoded\n%+v\nwant\n%+v", k, want)
 	}
 }

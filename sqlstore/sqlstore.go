@@ -673,7 +673,7 @@ func (s *Store) scanKey(row interface{ Scan(...any) error }) (*apikey.Key, error
 	if !rec.Valid {
 		return &apikey.Key{ID: id}, fmt.Errorf("%w: sqlstore: key %s: its row has no record (was it written with the triggers of schema version 9 dropped?)", apikey.ErrCorruptRecord, id)
 	}
-	k, err := scanKey(recordRow(rec.String))
+	k, err := keyFromRecord(rec.String)
 	if err == nil && k.ID != id {
 		err = fmt.Errorf("%w: the record is key %.40q's", errBadColumn, k.ID)
 	}
