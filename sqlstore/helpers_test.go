@@ -215,12 +215,6 @@ func newStore(t testing.TB, db *sql.DB, d sqlstore.Dialect, opts ...sqlstore.Opt
 	return st
 }
 
-// newManager returns a Manager over st with a 10-minute cache, closed at
-// cleanup.
-// migrateAgain opens a second Store on a database that an undoVersionN
-// took back to an older schema, as a newer release of the library would,
-// checks that it refuses to read key id (sqlstore.ErrNotMigrated), and
-// migrates it.
 // undoVersions runs qs, which undo the schema from version on, and
 // forgets those versions, so that the next Migrate applies them again.
 func undoVersions(t testing.TB, db *sql.DB, version int, qs ...string) {
@@ -232,6 +226,10 @@ func undoVersions(t testing.TB, db *sql.DB, version int, qs ...string) {
 	}
 }
 
+// migrateAgain opens a second Store on a database that undoVersions (or
+// a test's own undoing) took back to an older schema, as a newer release
+// of the library would, checks that it refuses to read key id
+// (sqlstore.ErrNotMigrated), and migrates it.
 func migrateAgain(t *testing.T, b backend, reopen func() *sql.DB, id string) *sqlstore.Store {
 	t.Helper()
 	ctx := context.Background()
@@ -248,6 +246,8 @@ func migrateAgain(t *testing.T, b backend, reopen func() *sql.DB, id string) *sq
 	return st
 }
 
+// newManager returns a Manager over st with a 10-minute cache, closed at
+// cleanup.
 func newManager(t testing.TB, st apikey.Store, opts ...apikey.Option) *apikey.Manager {
 	t.Helper()
 	opts = append([]apikey.Option{
